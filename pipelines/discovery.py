@@ -1,0 +1,277 @@
+"""Discovery (org-registered → account-discovered): walk the OU tree, decide each account's fate.
+
+get: `walk` pages through roots, OUs and accounts parent by parent, so memory holds one page
+and the stack of OUs still to visit, never the organization. transform: `judge` is pure.
+load: `load_batch` upserts one page at a time. cleanup: `finish` removes accounts a *complete*
+walk did not see; after a failed walk nothing is removed.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from pipelines.events import AccountDiscovered, AccountValidated, Event
+from pipelines.orgs import Organization
+from pipelines.request_rules import Filters
+
+SUSPENDED_STATES = frozenset({"SUSPENDED", "PENDING_CLOSURE", "CLOSED"})
+PAGE_SIZE = 20  # the most AWS Organizations returns in one page
+
+
+@dataclass(frozen=True)
+class Parent:
+    parent_id: str
+    path: str
+    in_scope: bool
+
+
+@dataclass(frozen=True)
+class SeenAccount:
+    account_id: str
+    name: str
+    email: str | None
+    aws_state: str
+    org_path: str
+    parent_id: str
+    in_scope: bool
+
+
+@dataclass(frozen=True)
+class Verdict:
+    action: Literal["import", "suspend", "exclude"]
+    reason: str | None = None
+
+
+def account_state(raw: dict[str, Any]) -> str:
+    """AWS `State`, falling back to `Status`, which AWS retires in September 2026."""
+    return str(raw.get("State") or raw.get("Status") or "UNKNOWN").upper()
+
+
+def judge(account: SeenAccount, filters: Filters) -> Verdict:
+    """What discovery does with one account, by the organization's filters."""
+    if not account.in_scope:
+        return Verdict("exclude", "out_of_scope")
+    for prefix in filters.exclude_prefixes:
+        if account.name.startswith(prefix):
+            return Verdict("exclude", f"name_prefix:{prefix}")
+    if account.aws_state in SUSPENDED_STATES:
+        if filters.auto_remove_suspended:
+            return Verdict("exclude", "suspended")
+        return Verdict("suspend", f"account is {account.aws_state} in AWS")
+    return Verdict("import")
+
+
+def pages(client: Any, operation: str, key: str, **params: Any) -> Iterator[list[dict[str, Any]]]:
+    """Every page of a list call. AWS may send an empty page that still carries a token."""
+    paginator = client.get_paginator(operation)
+    for page in paginator.paginate(**params, PaginationConfig={"PageSize": PAGE_SIZE}):
+        yield page.get(key, [])
+
+
+def walk(client: Any, limit_ou_ids: tuple[str, ...]) -> Iterator[list[SeenAccount]]:
+    """Pages of accounts, parent by parent, from every root down."""
+    scope = set(limit_ou_ids)
+    stack = [
+        Parent(root["Id"], root.get("Name") or "Root", not scope or root["Id"] in scope)
+        for page in pages(client, "list_roots", "Roots")
+        for root in page
+    ]
+    while stack:
+        parent = stack.pop()
+        for page in pages(
+            client, "list_accounts_for_parent", "Accounts", ParentId=parent.parent_id
+        ):
+            if page:
+                yield [seen(raw, parent) for raw in page]
+        for page in pages(
+            client,
+            "list_organizational_units_for_parent",
+            "OrganizationalUnits",
+            ParentId=parent.parent_id,
+        ):
+            stack.extend(
+                Parent(
+                    ou["Id"], f"{parent.path}/{ou['Name']}", parent.in_scope or ou["Id"] in scope
+                )
+                for ou in page
+            )
+
+
+def seen(raw: dict[str, Any], parent: Parent) -> SeenAccount:
+    return SeenAccount(
+        account_id=str(raw["Id"]),
+        name=str(raw.get("Name") or ""),
+        email=raw.get("Email"),
+        aws_state=account_state(raw),
+        org_path=parent.path,
+        parent_id=parent.parent_id,
+        in_scope=parent.in_scope,
+    )
+
+
+UPSERT_ACCOUNT = """
+INSERT INTO accounts AS a (account_id, org_id, name, email, aws_state, org_path, parent_id,
+                           status, status_reason, managed_by_org, sync_id, stage, stage_at)
+VALUES (%(account_id)s, %(org_id)s, %(name)s, %(email)s, %(aws_state)s, %(org_path)s,
+        %(parent_id)s, %(status)s, %(status_reason)s, true, %(sync_id)s, %(stage)s, now())
+ON CONFLICT (account_id) DO UPDATE SET
+    org_id = EXCLUDED.org_id, name = EXCLUDED.name, email = EXCLUDED.email,
+    aws_state = EXCLUDED.aws_state, org_path = EXCLUDED.org_path, parent_id = EXCLUDED.parent_id,
+    -- an account the organization finds is managed by it: its own credentials give way
+    managed_by_org = true, credentials = NULL, credentials_key_id = NULL,
+    status = CASE WHEN EXCLUDED.status = 'suspended' THEN 'suspended'
+                  WHEN a.status IN ('removed', 'suspended') THEN 'pending'
+                  ELSE a.status END,
+    status_reason = CASE WHEN EXCLUDED.status = 'suspended' THEN EXCLUDED.status_reason
+                         WHEN a.status IN ('removed', 'suspended') THEN NULL
+                         ELSE a.status_reason END,
+    sync_id = EXCLUDED.sync_id, stage = EXCLUDED.stage, stage_at = now(), updated_at = now()
+-- a repeated walk of the same sync must not send accounts back to the start
+WHERE a.sync_id IS DISTINCT FROM EXCLUDED.sync_id
+"""
+
+UPSERT_EXCLUDED = """
+INSERT INTO excluded_accounts (org_id, account_id, name, org_path, aws_state, reason, sync_id)
+VALUES (%s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (org_id, account_id) DO UPDATE SET
+    name = EXCLUDED.name, org_path = EXCLUDED.org_path, aws_state = EXCLUDED.aws_state,
+    reason = EXCLUDED.reason, sync_id = EXCLUDED.sync_id, seen_at = now()
+"""
+
+REMOVE_EXCLUDED = """
+UPDATE accounts SET status = 'removed', status_reason = %s, sync_id = %s, stage = 'reconciled',
+                    stage_at = now(), updated_at = now()
+WHERE account_id = %s AND org_id = %s AND status <> 'removed'
+RETURNING account_id
+"""
+
+
+def load_batch(
+    conn: psycopg.Connection[dict[str, Any]],
+    org: Organization,
+    sync_id: str,
+    accounts: list[SeenAccount],
+    tally: Counter[str],
+) -> list[Event]:
+    """Store one page of accounts; returns the events that start their way downstream."""
+    rows: list[dict[str, Any]] = []
+    events: list[Event] = []
+    excluded: list[tuple[SeenAccount, str | None]] = []
+    imported_ids: list[str] = []
+    for account in accounts:
+        verdict = judge(account, org.filters)
+        tally["seen"] += 1
+        if verdict.action == "exclude":
+            tally[f"excluded:{verdict.reason}"] += 1
+            excluded.append((account, verdict.reason))
+            continue
+        suspended = verdict.action == "suspend"
+        tally["suspended" if suspended else "imported"] += 1
+        imported_ids.append(account.account_id)
+        rows.append(
+            {
+                "account_id": account.account_id,
+                "org_id": org.org_id,
+                "name": account.name,
+                "email": account.email,
+                "aws_state": account.aws_state,
+                "org_path": account.org_path,
+                "parent_id": account.parent_id,
+                "sync_id": sync_id,
+                "status": "suspended" if suspended else "pending",
+                "status_reason": verdict.reason,
+                "stage": "validated" if suspended else "discovered",
+            }
+        )
+        events.append(
+            AccountValidated(
+                org_id=org.org_id,
+                sync_id=sync_id,
+                account_id=account.account_id,
+                status="suspended",
+            )
+            if suspended
+            else AccountDiscovered(
+                org_id=org.org_id, sync_id=sync_id, account_id=account.account_id
+            )
+        )
+    with conn.cursor() as cur:
+        if rows:
+            cur.executemany(UPSERT_ACCOUNT, rows)
+        cur.execute(
+            "DELETE FROM excluded_accounts WHERE org_id = %s AND account_id = ANY(%s)",
+            (org.org_id, imported_ids),
+        )
+        for account, reason in excluded:
+            cur.execute(
+                UPSERT_EXCLUDED,
+                (
+                    org.org_id,
+                    account.account_id,
+                    account.name,
+                    account.org_path,
+                    account.aws_state,
+                    reason,
+                    sync_id,
+                ),
+            )
+            if cur.execute(
+                REMOVE_EXCLUDED, (reason, sync_id, account.account_id, org.org_id)
+            ).fetchone():
+                tally[f"removed:{reason}"] += 1
+    return events
+
+
+REMOVE_UNSEEN = """
+UPDATE accounts SET status = 'removed', status_reason = 'left_organization', sync_id = %(sync_id)s,
+                    stage = 'reconciled', stage_at = now(), updated_at = now()
+WHERE org_id = %(org_id)s AND managed_by_org AND status <> 'removed'
+  AND sync_id IS DISTINCT FROM %(sync_id)s
+RETURNING account_id
+"""
+
+
+def finish(
+    conn: psycopg.Connection[dict[str, Any]],
+    org_id: str,
+    sync_id: str,
+    tally: Counter[str],
+    error: str | None,
+) -> dict[str, Any]:
+    """Close the walk: clean up only when it was complete; record the sync's counts."""
+    if error is None:
+        removed = conn.execute(REMOVE_UNSEEN, {"org_id": org_id, "sync_id": sync_id}).fetchall()
+        tally["removed:left_organization"] += len(removed)
+        conn.execute(
+            "DELETE FROM excluded_accounts WHERE org_id = %s AND sync_id <> %s", (org_id, sync_id)
+        )
+    counts = summarize(tally)
+    conn.execute(
+        "UPDATE syncs SET walked_at = now(), complete = %s, error = %s, counts = %s"
+        " WHERE sync_id = %s",
+        (error is None, error, Jsonb(counts), sync_id),
+    )
+    return counts
+
+
+def summarize(tally: Counter[str]) -> dict[str, Any]:
+    counts: dict[str, Any] = {
+        "seen": 0,
+        "imported": 0,
+        "suspended": 0,
+        "excluded": {},
+        "removed": {},
+    }
+    for key, n in tally.items():
+        group, _, reason = key.partition(":")
+        if reason:
+            counts[group][reason] = n
+        else:
+            counts[key] = n
+    return counts

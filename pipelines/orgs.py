@@ -1,0 +1,71 @@
+"""Organizations as the stages see them: filters in the clear, credentials opened on demand."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import psycopg
+
+from pipelines.credentials import Keyring, Sealed, open_json, seal_json
+from pipelines.request_rules import Credentials, Filters
+
+SELECT = """
+SELECT org_id, nickname, partition, management_account_id, credentials_key_id, credentials,
+       exclude_prefixes, auto_remove_suspended, auto_badge, limit_ou_ids
+FROM organizations WHERE org_id = %s
+"""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Organization:
+    org_id: str
+    nickname: str
+    partition: str
+    management_account_id: str
+    filters: Filters
+    credentials: Credentials
+
+    def member_role_arn(self, account_id: str) -> str:
+        name = self.credentials.member_role_name.strip("/")
+        return f"arn:{self.partition}:iam::{account_id}:role/{name}"
+
+
+def bound_to(org_id: str) -> str:
+    return f"organization:{org_id}"
+
+
+def seal_credentials(keyring: Keyring, org_id: str, credentials: Credentials) -> Sealed:
+    return seal_json(keyring, asdict(credentials), bound_to(org_id))
+
+
+def load_organization(
+    conn: psycopg.Connection[dict[str, Any]], keyring: Keyring, org_id: str
+) -> Organization | None:
+    row = conn.execute(SELECT, (org_id,)).fetchone()
+    if row is None:
+        return None
+    sealed = Sealed(key_id=row["credentials_key_id"], blob=bytes(row["credentials"]))
+    return Organization(
+        org_id=row["org_id"],
+        nickname=row["nickname"],
+        partition=row["partition"],
+        management_account_id=row["management_account_id"],
+        filters=Filters(
+            exclude_prefixes=tuple(row["exclude_prefixes"]),
+            auto_remove_suspended=row["auto_remove_suspended"],
+            auto_badge=row["auto_badge"],
+            limit_ou_ids=tuple(row["limit_ou_ids"]),
+        ),
+        credentials=Credentials(**open_json(keyring, sealed, bound_to(org_id))),
+    )
+
+
+def resolve_org_id(conn: psycopg.Connection[dict[str, Any]], ref: str) -> str | None:
+    """The id of the organization named by its id or its nickname."""
+    row = conn.execute(
+        "SELECT org_id FROM organizations WHERE org_id = %s OR lower(nickname) = lower(%s)"
+        " ORDER BY org_id = %s DESC LIMIT 1",
+        (ref, ref, ref),
+    ).fetchone()
+    return None if row is None else str(row["org_id"])

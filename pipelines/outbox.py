@@ -1,0 +1,29 @@
+"""The transactional outbox: events are written in the same transaction as the state they follow.
+
+A relay publishes them after the commit; a crash between commit and publish leaves the row for
+the next relay pass, so no event is lost, and consumers are idempotent, so none is doubled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from pipelines.events import Event
+
+INSERT = """
+INSERT INTO outbox (message_id, queue_name, actor_name, payload)
+VALUES (%s, %s, %s, %s)
+ON CONFLICT (message_id) DO NOTHING
+"""
+
+
+def emit(conn: psycopg.Connection[dict[str, object]], events: Iterable[Event]) -> list[str]:
+    """Queue `events` for publication with the current transaction; returns their message ids."""
+    rows = [(e.message_id, e.queue, e.actor, Jsonb(e.payload())) for e in events]
+    if rows:
+        with conn.cursor() as cur:
+            cur.executemany(INSERT, rows)
+    return [row[0] for row in rows]

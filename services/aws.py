@@ -1,0 +1,88 @@
+"""boto3 for the whole process: one client per role, shared by every thread, never one per account.
+
+Creating a boto3 client costs tens of milliseconds of CPU, so the service's own STS client is
+made once, and each organization role is assumed once and its client kept until shortly
+before the credentials expire. `AWS_ENDPOINT_URL` (read by botocore itself) points every
+client at a simulated AWS.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from pipelines.orgs import Organization
+from pipelines.request_rules import Credentials
+
+# botocore's own retries absorb short throttling bursts (TooManyRequestsException included);
+# what outlasts them goes back to the queue with a longer, jittered backoff.
+CLIENT_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 4},
+    connect_timeout=5,
+    read_timeout=30,
+    max_pool_connections=64,
+)
+REFRESH_MARGIN = 300.0  # seconds before expiry at which a role is assumed again
+
+for _name in ("botocore", "boto3", "urllib3"):
+    # their DEBUG logs print request parameters and raw STS responses: credentials
+    logging.getLogger(_name).setLevel(max(logging.getLogger(_name).level, logging.INFO))
+
+
+@dataclass
+class AssumedRole:
+    organizations: Any
+    iam: Any
+    expires_at: float
+
+
+class Aws:
+    def __init__(self) -> None:
+        self.region = (
+            os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1"
+        )
+        self._session = boto3.session.Session(region_name=self.region)
+        self.sts = self._session.client("sts", config=CLIENT_CONFIG)
+        self._roles: dict[tuple[str, Credentials], AssumedRole] = {}
+        self._lock = threading.Lock()
+
+    def assume(self, creds: Credentials, use_external_id: bool = True) -> AssumedRole:
+        """Clients acting as the organization role, assumed with the service's own credentials."""
+        params: dict[str, Any] = {
+            "RoleArn": creds.org_role_arn,
+            "RoleSessionName": creds.org_session_name,
+            "DurationSeconds": creds.org_session_duration,
+        }
+        if use_external_id and creds.external_id:
+            params["ExternalId"] = creds.external_id
+        issued = self.sts.assume_role(**params)["Credentials"]
+        session = boto3.session.Session(
+            aws_access_key_id=issued["AccessKeyId"],
+            aws_secret_access_key=issued["SecretAccessKey"],
+            aws_session_token=issued["SessionToken"],
+            region_name=self.region,
+        )
+        margin = min(REFRESH_MARGIN, creds.org_session_duration / 3)
+        return AssumedRole(
+            organizations=session.client("organizations", config=CLIENT_CONFIG),
+            iam=session.client("iam", config=CLIENT_CONFIG),
+            expires_at=issued["Expiration"].timestamp() - margin,
+        )
+
+    def organizations(self, org: Organization) -> Any:
+        """The organization role's Organizations client, assumed again shortly before it expires."""
+        key = (org.org_id, org.credentials)
+        role = self._roles.get(key)
+        if role is None or role.expires_at <= time.time():
+            with self._lock:
+                role = self._roles.get(key)
+                if role is None or role.expires_at <= time.time():
+                    role = self._roles[key] = self.assume(org.credentials)
+        return role.organizations

@@ -1,0 +1,102 @@
+"""PostgreSQL: connections, the pool each process opens explicitly, and migrations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+from services.errors import ServiceUnavailable
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "schema" / "migrations"
+# Any fixed number: every `orgsync migrate` takes this advisory lock, so two at once are safe.
+_MIGRATION_LOCK = 0x6F726773
+
+HOW_TO_START = (
+    "start it (on Debian: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main "
+    "start; "
+    "with Docker: docker compose up -d postgres) or point ORGSYNC_DATABASE_URL at it"
+)
+
+
+def describe(url: str) -> str:
+    """host:port/dbname of a connection URL, without its password."""
+    params = conninfo_to_dict(url)
+    return (
+        f"{params.get('host', 'localhost')}:{params.get('port', 5432)}/{params.get('dbname', '')}"
+    )
+
+
+def unavailable(url: str, error: Exception) -> ServiceUnavailable:
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return ServiceUnavailable(
+        f"PostgreSQL at {describe(url)} is unreachable ({reason}); {HOW_TO_START}"
+    )
+
+
+def connect(url: str, **kwargs: object) -> psycopg.Connection[dict[str, object]]:
+    try:
+        return psycopg.connect(url, row_factory=dict_row, connect_timeout=5, **kwargs)  # type: ignore[arg-type]
+    except psycopg.OperationalError as error:
+        raise unavailable(url, error) from error
+
+
+def open_pool(url: str, *, max_size: int = 8) -> ConnectionPool:
+    pool = ConnectionPool(
+        url,
+        min_size=1,
+        max_size=max_size,
+        kwargs={"row_factory": dict_row, "connect_timeout": 5},
+        check=ConnectionPool.check_connection,
+        open=False,
+        name="orgsync",
+    )
+    try:
+        pool.open(wait=True, timeout=10)
+    except Exception as error:
+        pool.close()
+        raise unavailable(url, error) from error
+    return pool
+
+
+def ensure_database(url: str) -> bool:
+    """Create the database named in `url` when it does not exist yet. True if it was created."""
+    params = conninfo_to_dict(url)
+    name = str(params.get("dbname") or "")
+    admin = make_conninfo(url, dbname="postgres")
+    with connect(admin, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            return False
+        try:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        except psycopg.errors.DuplicateDatabase:
+            return False  # another process created it in the meantime
+        return True
+
+
+def migration_files() -> list[Path]:
+    return sorted(MIGRATIONS.glob("[0-9][0-9][0-9][0-9]_*.sql"))
+
+
+def migrate(url: str) -> list[str]:
+    """Apply the migrations not applied yet, in order, in one transaction. Returns their names."""
+    ensure_database(url)
+    applied: list[str] = []
+    with connect(url) as conn, conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {row["version"] for row in conn.execute("SELECT version FROM schema_migrations")}
+        for path in migration_files():
+            if path.stem in done:
+                continue
+            conn.execute(path.read_text())  # type: ignore[call-overload]
+            conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (path.stem,))
+            applied.append(path.stem)
+    return applied

@@ -1,0 +1,211 @@
+"""`orgsync demo`: the whole pipeline against an embedded simulated AWS organization.
+
+It starts the simulated AWS on a free loopback port, builds a sample organization in it,
+registers it through the `org-registration` queue, runs real workers, shows progress per stage,
+then shows failed member roles fixed and re-driven with `retry-failed`, and a tag change in AWS
+turning into changed badges after the next sync.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+from pipelines.events import AccountDiscovered
+from pipelines.orgs import resolve_org_id
+from services import client, db, keys, views
+from services.errors import UserError
+from services.output import table
+from services.sample_org import OrgSpec, SampleOrg, build_organization, change_tags
+from services.settings import Settings
+from services.simulated_aws import SimulatedAws
+
+NICKNAME = "demo"
+DENIED = 3  # member roles the demo breaks on purpose, then fixes
+LOG = Path(".orgsync") / "demo-worker.log"
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def run(settings: Settings, *, accounts: int, processes: int, threads: int, timeout: float) -> int:
+    say(f"orgsync demo: {accounts} accounts in a simulated AWS organization")
+    db.migrate(settings.database_url)
+    if not settings.encryption_keys:
+        path, key_id = keys.generate(settings, if_missing=True)
+        say(f"  credential keys: {path}{' (new key ' + key_id + ')' if key_id else ''}")
+    with SimulatedAws() as aws:
+        org = build_organization(aws.endpoint_url, OrgSpec(accounts=accounts))
+        say(
+            f"  simulated AWS at {aws.endpoint_url}: organization {org.org_id}, "
+            f"{len(org.ous)} OUs, {len(org.accounts)} member accounts"
+        )
+        denied = [a.id for a in org.accounts if not a.suspended][:DENIED]
+        aws.faults.update(deny_assume_role=denied)
+        worker = start_worker(settings, aws.endpoint_url, processes, threads)
+        try:
+            return walkthrough(settings, aws, org, denied, timeout)
+        finally:
+            worker.terminate()
+            worker.wait(timeout=30)
+
+
+def start_worker(settings: Settings, endpoint: str, processes: int, threads: int) -> Any:
+    env = dict(
+        os.environ,
+        AWS_ENDPOINT_URL=endpoint,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+    )
+    LOG.parent.mkdir(exist_ok=True)
+    say(f"  workers: {processes} process(es) x {threads} threads, JSON logs in {LOG}")
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "services.cli",
+            "worker",
+            "--processes",
+            str(processes),
+            "--threads",
+            str(threads),
+        ],
+        env=env,
+        stdout=LOG.open("a"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def walkthrough(
+    settings: Settings, aws: SimulatedAws, org: SampleOrg, denied: list[str], timeout: float
+) -> int:
+    say("\n1. register the organization through the org-registration queue")
+    with db.connect(settings.database_url) as conn:
+        existing = resolve_org_id(conn, NICKNAME)
+    request: dict[str, Any] = {
+        "request_id": f"demo-{uuid.uuid4().hex[:8]}",
+        "org_role_arn": org.org_role_arn,
+        "org_session_name": "orgsync-demo",
+        "org_session_duration": 3600,
+        "member_role_name": org.member_role_name,
+        "member_session_name": "orgsync-demo-member",
+        "member_session_duration": 3600,
+        "exclude_prefixes": ["sandbox-"],
+        "auto_remove_suspended": False,
+        "auto_badge": True,
+    }
+    request.update({"org_id": existing} if existing else {"nickname": NICKNAME})
+    client.submit(settings, request)
+    verdict = client.wait_verdict(settings, request["request_id"], timeout)
+    say(f"   verdict: {'accepted' if verdict.accepted else 'REJECTED'} as {verdict.org_id}")
+    for problem in verdict.reasons:
+        say(f"   reason: {problem.field}: {problem.message}")
+    for warning in verdict.warnings:
+        say(f"   warning: {warning}")
+    if not verdict.accepted or verdict.org_id is None:
+        raise UserError("the demo organization was rejected")
+    org_id = verdict.org_id
+    sync_id = client.wait_for(lambda: client.latest_sync(settings, org_id), timeout, "no sync")
+
+    say("\n2. sync: accounts flow through the stages")
+    follow(settings, sync_id, timeout)
+    show_accounts(settings, org_id)
+
+    say(f"\n3. {len(denied)} member roles were denied; fix them in AWS and retry-failed")
+    with db.connect(settings.database_url) as conn:
+        failed = views.failures(conn, org_id)
+    say(table(failed, ["account_id", "name", "code", "attempts"]))
+    aws.faults.update(deny_assume_role=[])
+    retry_sync = retry_failed(settings, org_id, failed)
+    follow(settings, retry_sync, timeout)
+    with db.connect(settings.database_url) as conn:
+        still = views.failures(conn, org_id)
+        ok = len(views.accounts(conn, org_id=org_id, status="ok"))
+    say(f"   after retry-failed: {ok} accounts ok, {len(still)} still failing")
+
+    say("\n4. change tags in AWS, sync again, see the badges follow")
+    changed = [a for a in org.accounts if not a.suspended and a.id not in denied][:3]
+    changes: dict[str, dict[str, str | None]] = {
+        changed[0].id: {"env": "retired"},
+        changed[1].id: {"owner": "platform-team"},
+        changed[2].id: dict.fromkeys(changed[2].tags),
+    }
+    change_tags(aws.endpoint_url, changes)
+    second = client.sync(settings, org_id)
+    follow(settings, second, timeout)
+    with db.connect(settings.database_url) as conn:
+        history = conn.execute(
+            "SELECT account_id, key, action, old_value, new_value FROM badge_history"
+            " WHERE sync_id = %s ORDER BY account_id, key",
+            (second,),
+        ).fetchall()
+    say(table(history, ["account_id", "key", "action", "old_value", "new_value"]))
+    say(
+        f"\ndemo finished: `orgsync accounts --org {NICKNAME}` shows the inventory; "
+        f"`orgsync orgs` the organization."
+    )
+    return 0
+
+
+def retry_failed(settings: Settings, org_id: str, failed: list[dict[str, Any]]) -> str:
+    attempt = f"retry-{uuid.uuid4().hex[:12]}"
+    with db.connect(settings.database_url) as conn:
+        with conn.transaction():
+            for row in failed:
+                conn.execute(
+                    "UPDATE accounts SET stage = 'discovered' WHERE account_id = %s",
+                    (row["account_id"],),
+                )
+        client.relay_now(
+            settings,
+            conn,
+            [
+                AccountDiscovered(
+                    org_id=org_id,
+                    sync_id=row["sync_id"],
+                    account_id=row["account_id"],
+                    attempt=attempt,
+                )
+                for row in failed
+            ],
+        )
+    say(f"   orgsync retry-failed --org {NICKNAME}: queued {len(failed)} account(s)")
+    return failed[0]["sync_id"] if failed else ""
+
+
+def follow(settings: Settings, sync_id: str, timeout: float) -> None:
+    last: list[str] = []
+
+    def show(state: dict[str, Any]) -> None:
+        stages = state["stages"]
+        line = "   " + "  ".join(
+            f"{s} {stages.get(s, 0):>4}"
+            for s in ("discovered", "validated", "harvested", "reconciled")
+        )
+        if [line] != last:
+            last[:] = [line]
+            say(line)
+
+    if sync_id:
+        client.wait_sync(settings, sync_id, timeout, on_progress=show)
+
+
+def show_accounts(settings: Settings, org_id: str) -> None:
+    with db.connect(settings.database_url) as conn:
+        rows = views.accounts(conn, org_id=org_id, include_removed=True)
+        excluded = views.excluded(conn, org_id)
+    for row in rows:
+        row["badges"] = ", ".join(
+            f"{b['key']}={b['value']}"
+            for b in row["badges"]
+            if b["key"] not in ("cloud_org_path", "system.cloud_organization")
+        )
+    say(table(rows, ["account_id", "name", "org_path", "status", "badges"]))
+    say(f"   {len(rows)} accounts imported; {len(excluded)} seen but not imported:")
+    say(table(excluded, ["account_id", "name", "reason"]))

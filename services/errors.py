@@ -1,0 +1,11 @@
+"""Errors a process reports to its operator in one line, never as a traceback."""
+
+from __future__ import annotations
+
+
+class ServiceUnavailable(RuntimeError):
+    """A service orgsync needs (PostgreSQL, RabbitMQ, AWS) cannot be reached."""
+
+
+class UserError(RuntimeError):
+    """A command was asked for something that cannot be done; the message says why."""

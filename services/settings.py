@@ -1,0 +1,69 @@
+"""Every setting orgsync reads, from the environment, in one place."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_DATABASE_URL = "postgresql://root@127.0.0.1:5432/orgsync"
+DEFAULT_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+DEFAULT_KEY_FILE = Path.home() / ".config" / "orgsync" / "keys"
+DEFAULT_SYNC_INTERVAL = 3600.0
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smh]?)", re.ASCII)
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600}
+
+
+class SettingsError(ValueError):
+    """A setting has a value orgsync cannot use."""
+
+
+def parse_duration(text: str, name: str) -> float:
+    """Seconds from `90`, `90s`, `15m` or `1h`."""
+    match = _DURATION.fullmatch(text.strip())
+    if not match or float(match[1]) <= 0:
+        raise SettingsError(
+            f"{name}={text!r}: expected a positive duration such as 300, 90s, 15m, 1h"
+        )
+    return float(match[1]) * _UNIT_SECONDS[match[2]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    broker_url: str = DEFAULT_BROKER_URL
+    encryption_keys: str | None = None
+    encryption_key_file: Path = DEFAULT_KEY_FILE
+    sync_interval: float = DEFAULT_SYNC_INTERVAL
+    rabbitmq_management_url: str | None = None
+    log_format: str = "json"
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
+        def get(name: str) -> str | None:
+            value = environ.get(name, "").strip()
+            return value or None
+
+        interval = get("ORGSYNC_SYNC_INTERVAL")
+        key_file = get("ORGSYNC_ENCRYPTION_KEY_FILE")
+        log_format = get("ORGSYNC_LOG_FORMAT") or "json"
+        if log_format not in ("json", "console"):
+            raise SettingsError(f"ORGSYNC_LOG_FORMAT={log_format!r}: expected json or console")
+        return cls(
+            database_url=get("ORGSYNC_DATABASE_URL") or DEFAULT_DATABASE_URL,
+            broker_url=get("ORGSYNC_BROKER_URL") or DEFAULT_BROKER_URL,
+            encryption_keys=get("ORGSYNC_ENCRYPTION_KEYS"),
+            encryption_key_file=Path(key_file) if key_file else DEFAULT_KEY_FILE,
+            sync_interval=(
+                parse_duration(interval, "ORGSYNC_SYNC_INTERVAL")
+                if interval
+                else DEFAULT_SYNC_INTERVAL
+            ),
+            rabbitmq_management_url=get("ORGSYNC_RABBITMQ_MANAGEMENT_URL"),
+            log_format=log_format,
+            log_level=(get("ORGSYNC_LOG_LEVEL") or "INFO").upper(),
+        )

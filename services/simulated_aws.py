@@ -1,0 +1,457 @@
+"""A simulated AWS (moto's server) that can throttle, fail, deny and slow down on purpose.
+
+moto never throttles and its AssumeRole always succeeds, so the fault harness, the demo and
+the end-to-end tests wrap moto's WSGI app in a middleware that injects AWS-shaped errors.
+The fault state is driven in-process through `SimulatedAws.faults`, or from other processes
+(workers, test drivers) through the `/_sim/` control plane served on the same port.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http
+import io
+import json
+import os
+import random
+import signal
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, cast
+from xml.sax.saxutils import escape
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+# The caller named in denial messages when the request does not pin an account.
+DEFAULT_CALLER_ACCOUNT = "123456789012"
+_COUNTED_SETTINGS = ("throttle_assume_role", "throttle", "fail_operations")
+
+
+@dataclass(frozen=True)
+class Fault:
+    status: int
+    code: str
+    message: str
+    sender: bool = True
+
+
+def _throttled() -> Fault:
+    return Fault(400, "Throttling", "Rate exceeded")
+
+
+# Query-protocol codes (sts, iam) and what JSON-protocol services (organizations) say instead.
+_JSON_CODES = {"Throttling": "TooManyRequestsException"}
+
+
+@dataclass(frozen=True)
+class AwsCall:
+    operation: str | None
+    target_account: str | None = None  # set only for AssumeRole
+    role_arn: str = ""
+    caller_account: str = DEFAULT_CALLER_ACCOUNT
+
+
+def identify_call(environ: dict[str, Any]) -> AwsCall:
+    """Name the AWS operation of a request without consuming its body."""
+    caller = environ.get("HTTP_X_MOTO_ACCOUNT_ID", DEFAULT_CALLER_ACCOUNT)
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    if target:
+        return AwsCall(target.rsplit(".", 1)[-1], caller_account=caller)
+    params = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    if length and environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
+        body = environ["wsgi.input"].read(length)
+        environ["wsgi.input"] = io.BytesIO(body)  # moto reads the body again
+        params.update(urllib.parse.parse_qs(body.decode("utf-8", "replace")))
+    operation = params.get("Action", [None])[0]
+    if operation != "AssumeRole":
+        return AwsCall(operation, caller_account=caller)
+    role_arn = params.get("RoleArn", [""])[0]
+    arn_fields = role_arn.split(":")
+    account = arn_fields[4] if len(arn_fields) > 4 else ""
+    return AwsCall(operation, account, role_arn, caller)
+
+
+class FaultState:
+    """Which faults to inject next, plus call counters; every read and write holds the lock.
+
+    Change settings through `update()`: editing a dict in place (`faults.throttle[op] = 2`)
+    would race with request threads that are consuming it.
+    """
+
+    def __init__(self, random_seed: int = 0) -> None:
+        self._lock = threading.Lock()
+        self._operations: Counter[str] = Counter()
+        self._assume_role: Counter[str] = Counter()
+        self.reset(random_seed)
+
+    def reset(self, random_seed: int = 0) -> None:
+        with self._lock:
+            self.latency_ms: float = 0.0
+            self.deny_assume_role: set[str] = set()
+            self.throttle_assume_role: dict[str, int] = {}
+            self.throttle: dict[str, int] = {}
+            self.throttle_ratio: float = 0.0
+            self.fail_operations: dict[str, int] = {}
+            self.random_seed = random_seed
+            self._rng = random.Random(random_seed)
+
+    def update(self, **settings: Any) -> None:
+        """Replace the given settings; collections may arrive as JSON lists and objects."""
+        parsed = {key: _parse_setting(key, value) for key, value in settings.items()}
+        with self._lock:
+            for key, value in parsed.items():
+                setattr(self, key, value)
+            if "random_seed" in parsed:
+                self._rng = random.Random(parsed["random_seed"])
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "latency_ms": self.latency_ms,
+                "deny_assume_role": sorted(self.deny_assume_role),
+                "throttle_assume_role": dict(self.throttle_assume_role),
+                "throttle": dict(self.throttle),
+                "throttle_ratio": self.throttle_ratio,
+                "fail_operations": dict(self.fail_operations),
+                "random_seed": self.random_seed,
+            }
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        with self._lock:
+            return {"operations": dict(self._operations), "assume_role": dict(self._assume_role)}
+
+    def reset_counts(self) -> None:
+        with self._lock:
+            self._operations.clear()
+            self._assume_role.clear()
+
+    def decide(self, call: AwsCall) -> tuple[float, Fault | None]:
+        """Count one AWS call and pick its fault, consuming one unit of any counted fault.
+
+        Server errors and throttles come before the denial because AWS rejects on rate at its
+        front door before it evaluates any policy.
+        """
+        operation, target_account = call.operation, call.target_account
+        with self._lock:
+            latency_s = self.latency_ms / 1000
+            if operation is None:
+                return latency_s, None
+            self._operations[operation] += 1
+            if target_account is not None:
+                self._assume_role[target_account] += 1
+            if _take(self.fail_operations, operation):
+                return latency_s, Fault(
+                    500, "InternalFailure", "We encountered an internal error.", sender=False
+                )
+            if _take(self.throttle, operation):
+                return latency_s, _throttled()
+            if target_account is not None and _take(self.throttle_assume_role, target_account):
+                return latency_s, _throttled()
+            if self.throttle_ratio > 0 and self._rng.random() < self.throttle_ratio:
+                return latency_s, _throttled()
+            if target_account is not None and target_account in self.deny_assume_role:
+                return latency_s, _denial(call)
+            return latency_s, None
+
+
+def _take(budget: dict[str, int], key: str) -> bool:
+    remaining = budget.get(key, 0)
+    if remaining <= 0:
+        return False
+    if remaining == 1:
+        del budget[key]
+    else:
+        budget[key] = remaining - 1
+    return True
+
+
+def _parse_setting(key: str, value: Any) -> Any:
+    if key == "latency_ms":
+        if not isinstance(value, int | float) or value < 0:
+            raise ValueError("latency_ms must be a number >= 0")
+        return float(value)
+    if key == "throttle_ratio":
+        if not isinstance(value, int | float) or not 0 <= value <= 1:
+            raise ValueError("throttle_ratio must be between 0 and 1")
+        return float(value)
+    if key == "random_seed":
+        if not isinstance(value, int):
+            raise ValueError("random_seed must be an integer")
+        return value
+    if key == "deny_assume_role":
+        if isinstance(value, str) or not isinstance(value, list | set | tuple | frozenset):
+            raise ValueError("deny_assume_role must be a list of account ids")
+        return {str(account) for account in value}
+    if key in _COUNTED_SETTINGS:
+        if not isinstance(value, dict) or not all(
+            isinstance(n, int) and n >= 0 for n in value.values()
+        ):
+            raise ValueError(f"{key} must map names to counts >= 0")
+        return {str(name): n for name, n in value.items() if n > 0}
+    raise ValueError(f"unknown fault setting {key!r}")
+
+
+def _error_body(environ: dict[str, Any], fault: Fault, request_id: str) -> tuple[str, bytes]:
+    if environ.get("HTTP_X_AMZ_TARGET"):
+        content_type = environ.get("CONTENT_TYPE") or "application/x-amz-json-1.1"
+        body = {"__type": _JSON_CODES.get(fault.code, fault.code), "message": fault.message}
+        return content_type, json.dumps(body).encode()
+    error_type = "Sender" if fault.sender else "Receiver"
+    xml = (
+        f"<ErrorResponse><Error><Type>{error_type}</Type><Code>{fault.code}</Code>"
+        f"<Message>{escape(fault.message)}</Message></Error><RequestId>{request_id}</RequestId>"
+        "</ErrorResponse>"
+    )
+    return "text/xml", xml.encode()
+
+
+def _denial(call: AwsCall) -> Fault:
+    return Fault(
+        403,
+        "AccessDenied",
+        f"User: arn:aws:iam::{call.caller_account}:user/moto is not authorized to perform: "
+        f"sts:AssumeRole on resource: {call.role_arn}",
+    )
+
+
+class FaultInjector:
+    """WSGI middleware: `/_sim/` is the control plane, `/moto-api/` passes straight through."""
+
+    def __init__(self, app: WsgiApp, faults: FaultState) -> None:
+        self.app = app
+        self.faults = faults
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/moto-api/"):
+            return self.app(environ, start_response)
+        if path.startswith("/_sim/"):
+            return self._control(environ, start_response, path)
+        latency_s, fault = self.faults.decide(identify_call(environ))
+        if latency_s:
+            time.sleep(latency_s)
+        if fault is None:
+            return self.app(environ, start_response)
+        request_id = str(uuid.uuid4())  # not moto's seeded random: ids must stay reproducible
+        content_type, body = _error_body(environ, fault, request_id)
+        return _respond(start_response, fault.status, body, content_type, request_id)
+
+    def _control(
+        self, environ: dict[str, Any], start_response: Callable[..., Any], path: str
+    ) -> Any:
+        method = environ["REQUEST_METHOD"]
+        try:
+            result = self._control_action(method, path, environ)
+        except ValueError as exc:
+            return _respond_json(start_response, 400, {"error": str(exc)})
+        if result is None:
+            return _respond_json(start_response, 404, {"error": f"no route {method} {path}"})
+        return _respond_json(start_response, 200, result)
+
+    def _control_action(self, method: str, path: str, environ: dict[str, Any]) -> Any:
+        if (method, path) == ("GET", "/_sim/faults"):
+            return self.faults.snapshot()
+        if (method, path) == ("POST", "/_sim/faults"):
+            raw = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            settings = json.loads(raw or b"{}")
+            if not isinstance(settings, dict):
+                raise ValueError("body must be a JSON object")
+            self.faults.update(**settings)
+            return self.faults.snapshot()
+        if (method, path) == ("POST", "/_sim/reset-faults"):
+            self.faults.reset()
+            return self.faults.snapshot()
+        if (method, path) == ("GET", "/_sim/counts"):
+            return self.faults.counts()
+        if (method, path) == ("POST", "/_sim/reset-counts"):
+            self.faults.reset_counts()
+            return self.faults.counts()
+        return None
+
+
+def _respond(
+    start_response: Callable[..., Any],
+    status: int,
+    body: bytes,
+    content_type: str,
+    request_id: str | None = None,
+) -> list[bytes]:
+    headers = [("Content-Type", content_type), ("Content-Length", str(len(body)))]
+    if request_id:
+        headers.append(("x-amzn-RequestId", request_id))
+    start_response(f"{status} {http.HTTPStatus(status).phrase}", headers)
+    return [body]
+
+
+def _respond_json(start_response: Callable[..., Any], status: int, payload: Any) -> list[bytes]:
+    return _respond(start_response, status, json.dumps(payload).encode(), "application/json")
+
+
+def build_app(faults: FaultState) -> FaultInjector:
+    # moto is imported here, not at module top, so processes that only use the control
+    # client (workers, test drivers) do not need the `sim` extra installed.
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    return FaultInjector(DomainDispatcherApplication(create_backend_app), faults)
+
+
+class SimulatedAws:
+    """moto behind the fault injector, served on 127.0.0.1 from a background thread.
+
+    moto keeps its backends in module globals, so every instance in one process shares
+    one simulated AWS; only the fault state and the counters are per instance.
+    """
+
+    def __init__(self, port: int = 0, faults: FaultState | None = None) -> None:
+        self.port = port
+        self.faults = faults or FaultState()
+        self.endpoint_url = ""
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> str:
+        from moto.moto_server.werkzeug_app import MotoRequestHandler
+        from werkzeug.serving import make_server
+
+        class QuietRequestHandler(MotoRequestHandler):
+            # One access-log line per request drowns test output at thousands of calls.
+            def log_request(self, *args: Any, **kwargs: Any) -> None:
+                pass
+
+        self._server = make_server(
+            "127.0.0.1",
+            self.port,
+            build_app(self.faults),
+            threaded=True,
+            request_handler=QuietRequestHandler,
+        )
+        self.port = self._server.server_port
+        self.endpoint_url = f"http://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="simulated-aws", daemon=True
+        )
+        self._thread.start()
+        return self.endpoint_url
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join()
+        self._server = self._thread = None
+
+    def __enter__(self) -> SimulatedAws:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class ControlPlaneError(RuntimeError):
+    """The control plane refused a request; the message carries its explanation."""
+
+
+class SimulatedAwsControl:
+    """Drives a SimulatedAws from any process over HTTP (urllib only, no moto needed)."""
+
+    def __init__(self, endpoint_url: str, timeout_s: float = 10.0) -> None:
+        self.endpoint_url = endpoint_url.rstrip("/")
+        self.timeout_s = timeout_s
+
+    def faults(self) -> dict[str, Any]:
+        return cast(dict[str, Any], self._call("GET", "/_sim/faults"))
+
+    def set_faults(self, **settings: Any) -> dict[str, Any]:
+        plain = {k: sorted(v) if isinstance(v, set | frozenset) else v for k, v in settings.items()}
+        return cast(dict[str, Any], self._call("POST", "/_sim/faults", json.dumps(plain).encode()))
+
+    def reset_faults(self) -> dict[str, Any]:
+        return cast(dict[str, Any], self._call("POST", "/_sim/reset-faults"))
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        return cast(dict[str, dict[str, int]], self._call("GET", "/_sim/counts"))
+
+    def reset_counts(self) -> None:
+        self._call("POST", "/_sim/reset-counts")
+
+    def seed(self, n: int) -> None:
+        """Make moto's generated ids (org, OU, account ids) the same on every run."""
+        self._call("POST", f"/moto-api/seed?a={int(n)}", b"", parse=False)
+
+    def reset(self) -> None:
+        """Wipe every moto backend; fault settings and counters are left alone."""
+        self._call("POST", "/moto-api/reset", b"", parse=False)
+
+    def _call(self, method: str, path: str, body: bytes | None = None, parse: bool = True) -> Any:
+        request = urllib.request.Request(
+            self.endpoint_url + path,
+            data=body if method == "POST" else None,
+            method=method,
+            # moto's reset endpoints answer a form content type with a 500 (moto-probe §2).
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                payload = response.read()
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode("utf-8", "replace")
+            raise ControlPlaneError(f"{method} {path}: HTTP {exc.code}: {detail}") from exc
+        return json.loads(payload) if parse and payload else None
+
+
+def _write_port_file(path: str, port: int) -> None:
+    # Write then rename, so a parent polling the file never reads a half-written port.
+    temporary = f"{path}.tmp"
+    with open(temporary, "w", encoding="utf-8") as handle:
+        handle.write(f"{port}\n")
+    os.replace(temporary, path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run a fault-injecting simulated AWS.")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--port-file", help="write the bound port here once listening")
+    parser.add_argument("--seed", type=int, help="seed moto's id generator")
+    parser.add_argument("--latency-ms", type=float, default=0.0)
+    args = parser.parse_args(argv)
+
+    stopping = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+
+    simulated = SimulatedAws(port=args.port)
+    endpoint_url = simulated.start()
+    try:
+        simulated.faults.update(latency_ms=args.latency_ms)
+        if args.seed is not None:
+            SimulatedAwsControl(endpoint_url).seed(args.seed)
+        if args.port_file:
+            _write_port_file(args.port_file, simulated.port)
+        print(f"simulated AWS listening on {endpoint_url}", flush=True)
+        while not stopping.wait(0.5):
+            pass
+    finally:
+        simulated.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

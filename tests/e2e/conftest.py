@@ -1,0 +1,61 @@
+"""End to end: the simulated AWS over HTTP and real workers in subprocesses."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from services.settings import Settings
+from services.simulated_aws import SimulatedAws, SimulatedAwsControl
+
+
+@pytest.fixture(scope="session")
+def simulated_aws() -> Iterator[SimulatedAws]:
+    with SimulatedAws() as aws:
+        yield aws
+
+
+@pytest.fixture
+def aws(simulated_aws: SimulatedAws) -> Iterator[SimulatedAws]:
+    """The simulated AWS, emptied, with no faults, for one test."""
+    SimulatedAwsControl(simulated_aws.endpoint_url).reset()
+    simulated_aws.faults.reset()
+    simulated_aws.faults.reset_counts()
+    yield simulated_aws
+
+
+def worker_env(settings: Settings, endpoint_url: str) -> dict[str, str]:
+    return dict(
+        os.environ,
+        ORGSYNC_DATABASE_URL=settings.database_url,
+        ORGSYNC_BROKER_URL=settings.broker_url,
+        ORGSYNC_ENCRYPTION_KEYS=settings.encryption_keys or "",
+        AWS_ENDPOINT_URL=endpoint_url,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+    )
+
+
+@pytest.fixture
+def worker(settings: Settings, aws: SimulatedAws, tmp_path: Path) -> Iterator[Path]:
+    """`orgsync worker` with every stage, in a subprocess; yields the path of its log."""
+    log = tmp_path / "worker.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "worker", "--processes", "1", "--threads", "8"],
+            env=worker_env(settings, aws.endpoint_url),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    yield log
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
