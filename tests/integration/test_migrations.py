@@ -1,0 +1,43 @@
+"""`orgsync migrate` creates the database, applies every migration once, and is safe in parallel."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import psycopg
+import pytest
+from psycopg.conninfo import make_conninfo
+
+from services import db
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def fresh_url(postgres_url: str) -> Iterator[str]:
+    name = f"orgsync_m_{uuid.uuid4().hex[:10]}"
+    yield make_conninfo(postgres_url, dbname=name)
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_migration_files_are_numbered_and_named() -> None:
+    names = [p.name for p in db.migration_files()]
+    assert names and all(re.fullmatch(r"\d{4}_[a-z0-9_]+\.sql", n) for n in names)
+    assert [n[:4] for n in names] == [f"{i:04d}" for i in range(1, len(names) + 1)]
+
+
+def test_migrate_creates_the_database_and_applies_every_migration_once(fresh_url: str) -> None:
+    first = db.migrate(fresh_url)
+    assert first == [p.stem for p in db.migration_files()]
+    assert db.migrate(fresh_url) == []
+
+
+def test_two_migrations_at_once_apply_each_file_exactly_once(fresh_url: str) -> None:
+    db.ensure_database(fresh_url)
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: db.migrate(fresh_url), range(2)))
+    assert sorted(map(len, results)) == [0, len(db.migration_files())]
