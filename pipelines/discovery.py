@@ -8,20 +8,27 @@ walk did not see; after a failed walk nothing is removed.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import psycopg
+from botocore.exceptions import BotoCoreError, ClientError, PaginationError
 from psycopg.types.json import Jsonb
 
+from pipelines.aws_errors import backoff_seconds, classify
 from pipelines.events import AccountDiscovered, AccountValidated, Event
 from pipelines.orgs import Organization
 from pipelines.request_rules import Filters
 
 SUSPENDED_STATES = frozenset({"SUSPENDED", "PENDING_CLOSURE", "CLOSED"})
 PAGE_SIZE = 20  # the most AWS Organizations returns in one page
+PAGE_ATTEMPTS = 6  # per page, each one after botocore's own retries
+PAGE_BACKOFF_BASE = 1.0  # seconds; full jitter, doubling per attempt ...
+PAGE_BACKOFF_CAP = 20.0  # ... at most 1+2+4+8+16 s of waiting before a page gives up
+Sleep = Callable[[float], None]
 
 
 @dataclass(frozen=True)
@@ -67,25 +74,57 @@ def judge(account: SeenAccount, filters: Filters) -> Verdict:
     return Verdict("import")
 
 
-def pages(client: Any, operation: str, key: str, **params: Any) -> Iterator[list[dict[str, Any]]]:
-    """Every page of a list call. AWS may send an empty page that still carries a token."""
-    paginator = client.get_paginator(operation)
-    for page in paginator.paginate(**params, PaginationConfig={"PageSize": PAGE_SIZE}):
+def pages(
+    client: Any, operation: str, key: str, sleep: Sleep = time.sleep, **params: Any
+) -> Iterator[list[dict[str, Any]]]:
+    """Every page of a list call, token by token; AWS may send an empty page that still carries
+    a token. Paging by hand, not with a botocore paginator, so any object with the three list
+    methods (a fake in a test or benchmark) can be walked."""
+    call = getattr(client, operation)
+    token: str | None = None
+    while True:
+        page = retried(call, sleep, **params, MaxResults=PAGE_SIZE, **_next(token))
         yield page.get(key, [])
+        previous, token = token, page.get("NextToken")
+        if not token:
+            return
+        if token == previous:
+            raise PaginationError(message=f"{operation} returned the same NextToken twice")
 
 
-def walk(client: Any, limit_ou_ids: tuple[str, ...]) -> Iterator[list[SeenAccount]]:
-    """Pages of accounts, parent by parent, from every root down."""
+def _next(token: str | None) -> dict[str, str]:
+    return {"NextToken": token} if token else {}
+
+
+def retried(call: Any, sleep: Sleep, **params: Any) -> dict[str, Any]:
+    """One page, retried with backoff while AWS throttles or fails transiently. This comes on
+    top of botocore's few quick retries, so that a busy organization does not send a
+    100,000-account walk back to the start over one page."""
+    for attempt in range(PAGE_ATTEMPTS):
+        try:
+            return dict(call(**params))
+        except (ClientError, BotoCoreError) as error:
+            if attempt + 1 == PAGE_ATTEMPTS or not classify(error).transient:
+                raise
+            sleep(backoff_seconds(attempt, base=PAGE_BACKOFF_BASE, cap=PAGE_BACKOFF_CAP))
+    raise AssertionError("not reached")
+
+
+def walk(
+    client: Any, limit_ou_ids: tuple[str, ...], sleep: Sleep = time.sleep
+) -> Iterator[list[SeenAccount]]:
+    """Pages of accounts, parent by parent, from every root down (depth first, so the stack
+    holds the OUs of one branch and their siblings, never the whole tree's accounts)."""
     scope = set(limit_ou_ids)
     stack = [
         Parent(root["Id"], root.get("Name") or "Root", not scope or root["Id"] in scope)
-        for page in pages(client, "list_roots", "Roots")
+        for page in pages(client, "list_roots", "Roots", sleep)
         for root in page
     ]
     while stack:
         parent = stack.pop()
         for page in pages(
-            client, "list_accounts_for_parent", "Accounts", ParentId=parent.parent_id
+            client, "list_accounts_for_parent", "Accounts", sleep, ParentId=parent.parent_id
         ):
             if page:
                 yield [seen(raw, parent) for raw in page]
@@ -93,6 +132,7 @@ def walk(client: Any, limit_ou_ids: tuple[str, ...]) -> Iterator[list[SeenAccoun
             client,
             "list_organizational_units_for_parent",
             "OrganizationalUnits",
+            sleep,
             ParentId=parent.parent_id,
         ):
             stack.extend(
@@ -246,8 +286,10 @@ def finish(
 ) -> dict[str, Any]:
     """Close the walk: clean up only when it was complete; record the sync's counts."""
     if error is None:
-        removed = conn.execute(REMOVE_UNSEEN, {"org_id": org_id, "sync_id": sync_id}).fetchall()
-        tally["removed:left_organization"] += len(removed)
+        if removed := conn.execute(
+            REMOVE_UNSEEN, {"org_id": org_id, "sync_id": sync_id}
+        ).fetchall():
+            tally["removed:left_organization"] += len(removed)
         conn.execute(
             "DELETE FROM excluded_accounts WHERE org_id = %s AND sync_id <> %s", (org_id, sync_id)
         )

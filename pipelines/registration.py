@@ -40,6 +40,10 @@ class AssumedRole(Protocol):
     iam: Any
 
 
+# The single argument of a registration message whose body could not be read at all: the
+# consumer (services/broker.py) puts the reason there so that it is recorded like any request.
+UNREADABLE = "orgsync:unreadable"
+
 # assume(credentials, use_external_id) -> clients acting as the organization role
 Assume = Callable[[Credentials, bool], AssumedRole]
 
@@ -102,14 +106,8 @@ def check_live(assume: Assume, creds: Credentials) -> LiveCheck:
         role = assume(creds, True)
     except Exception as error:
         e = classify(error)
-        return LiveCheck(
-            problems=[
-                Problem(
-                    "org_role_arn", f"cannot assume the organization role: {e.code}: {e.message}"
-                )
-            ]
-        )
-    problems: list[Problem] = []
+        reason = f"cannot assume the organization role: {e.code}: {e.message}"
+        return LiveCheck(problems=[Problem("org_role_arn", scrub(reason, creds))])
     warnings: list[str] = []
     denied = simulated_denials(role.iam, creds.org_role_arn)
     if denied is None:
@@ -117,26 +115,24 @@ def check_live(assume: Assume, creds: Credentials) -> LiveCheck:
             "the IAM policy simulator could not be called; the real read-only "
             "calls decided the role's permissions"
         )
+    orgs = role.organizations
+    # these two answer what the probes of the other actions need: the org id and a root id
     try:
-        org = role.organizations.describe_organization()["Organization"]
-        root_id = role.organizations.list_roots(MaxResults=1)["Roots"][0]["Id"]
+        org = orgs.describe_organization()["Organization"]
     except Exception as error:
-        e = classify(error)
-        return LiveCheck(
-            problems=[
-                Problem(
-                    "org_role_arn", f"the role cannot read the organization: {e.code}: {e.message}"
-                )
-            ]
-        )
-    for action, call in probes(role.organizations, root_id).items():
+        return LiveCheck(problems=[_may_not("organizations:DescribeOrganization", error, creds)])
+    try:
+        root_id = orgs.list_roots(MaxResults=1)["Roots"][0]["Id"]
+    except Exception as error:
+        return LiveCheck(problems=[_may_not("organizations:ListRoots", error, creds)])
+    problems: list[Problem] = []
+    for action, call in probes(orgs, root_id).items():
         if denied is not None and action not in denied:
             continue
         try:
             call()
         except Exception as error:
-            e = classify(error)
-            problems.append(Problem("org_role_arn", f"the role may not call {action}: {e.code}"))
+            problems.append(_may_not(action, error, creds))
             continue
         if denied is not None:
             warnings.append(
@@ -151,6 +147,28 @@ def check_live(assume: Assume, creds: Credentials) -> LiveCheck:
             "this service against it (confused deputy)"
         )
     return LiveCheck(aws_org_id=org["Id"], problems=problems, warnings=warnings)
+
+
+def _may_not(action: str, error: Exception, creds: Credentials) -> Problem:
+    e = classify(error)
+    return Problem(
+        "org_role_arn", scrub(f"the role may not call {action}: {e.code}: {e.message}", creds)
+    )
+
+
+def scrub(text: str, creds: Credentials) -> str:
+    """`text` (an AWS error message, say) without the request's role ARN, names or external id.
+
+    AWS denials quote the role ARN and the assumed-role session; verdicts are stored, listed
+    and logged, and credentials must appear in none of them.
+    """
+    arn = creds.org_role_arn
+    secrets = [arn, arn.split(":", 5)[-1], arn.rsplit("/", 1)[-1], creds.org_session_name]
+    if creds.external_id:
+        secrets.append(creds.external_id)
+    for secret in sorted(filter(None, secrets), key=len, reverse=True):
+        text = text.replace(secret, "[redacted]")
+    return text
 
 
 def _assumable_without_external_id(assume: Assume, creds: Credentials) -> bool:
@@ -204,12 +222,22 @@ def _record(
     return verdict
 
 
+def unreadable_reason(raw: object) -> str | None:
+    """Why the message could not be read, when `raw` is the consumer's stand-in for it."""
+    if isinstance(raw, dict) and len(raw) == 1 and isinstance(raw.get(UNREADABLE), str):
+        return str(raw[UNREADABLE])
+    return None
+
+
 def reject_malformed(
     conn: psycopg.Connection[dict[str, Any]], request_id: str, raw: object, problems: list[Problem]
 ) -> Verdict:
     # never the values: a malformed request may still carry credentials
+    # and field names escaped: PostgreSQL text cannot hold NUL, logs should not hold newlines
     shape = (
-        {"fields": sorted(map(str, raw))} if isinstance(raw, dict) else {"type": type(raw).__name__}
+        {"fields": sorted(k if k.isprintable() else ascii(k) for k in map(str, raw))}
+        if isinstance(raw, dict)
+        else {"type": type(raw).__name__}
     )
     verdict = Verdict(
         request_id=request_id, accepted=False, org_id=None, reasons=problems, warnings=[]
@@ -236,12 +264,28 @@ def register(
     assume: Assume,
 ) -> tuple[Verdict, list[Event]]:
     """Decide a registration or update request and store what it changes."""
-    request_id = raw.get("request_id") if isinstance(raw, dict) else None
-    if not isinstance(request_id, str) or not request_id:
-        request_id = fallback_request_id
+    if (reason := unreadable_reason(raw)) is not None:
+        if (earlier := decided(conn, fallback_request_id)) is not None:
+            return earlier, []
+        verdict = Verdict(
+            request_id=fallback_request_id,
+            accepted=False,
+            org_id=None,
+            reasons=[Problem("message", reason)],
+            warnings=[],
+        )
+        return _record(conn, verdict, "malformed", {"unreadable": True}), []
+    request, problems = check_request(raw)
+    # the request's own id, unless it breaks its rule: then it is no key to store a verdict under
+    request_id = fallback_request_id
+    if (
+        isinstance(raw, dict)
+        and "request_id" in raw
+        and not any(p.field == "request_id" for p in problems)
+    ):
+        request_id = raw["request_id"]
     if (earlier := decided(conn, request_id)) is not None:
         return earlier, []
-    request, problems = check_request(raw)
     if request is None:
         return reject_malformed(conn, request_id, raw, problems), []
     kind = "update" if request.is_update else "register"

@@ -64,6 +64,9 @@ dramatiq.set_broker(broker)
 
 MAX_RETRIES = 5
 RETRY = {"max_retries": MAX_RETRIES, "min_backoff": 1_000, "max_backoff": 60_000}
+# validation's budget is its own, and short: see pipelines/validation.py MAX_ATTEMPTS
+VALIDATION_MAX_RETRIES = validation.MAX_ATTEMPTS - 1
+VALIDATION_RETRY = {**RETRY, "max_retries": VALIDATION_MAX_RETRIES}
 E = TypeVar("E", bound=Event)
 
 
@@ -102,6 +105,8 @@ def decode(kind: type[E], args: tuple[Any, ...], kwargs: dict[str, Any]) -> E | 
     try:
         if len(args) != 1 or kwargs:
             raise MalformedEvent("expected the event as the message's single argument")
+        if unreadable := registration.unreadable_reason(args[0]):
+            raise MalformedEvent(unreadable)  # the consumer's stand-in for an unreadable body
         return kind.from_payload(args[0])  # type: ignore[return-value]
     except MalformedEvent as error:
         reject(kind.queue, str(error), {"args": args, "kwargs": kwargs})
@@ -209,7 +214,9 @@ def discover_accounts(*args: Any, **kwargs: Any) -> None:
         outcome["complete"] = error is None
 
 
-@dramatiq.actor(queue_name=AccountDiscovered.queue, actor_name=AccountDiscovered.actor, **RETRY)
+@dramatiq.actor(
+    queue_name=AccountDiscovered.queue, actor_name=AccountDiscovered.actor, **VALIDATION_RETRY
+)
 def validate_account(*args: Any, **kwargs: Any) -> None:
     event = decode(AccountDiscovered, args, kwargs)
     if event is None:
@@ -225,8 +232,12 @@ def validate_account(*args: Any, **kwargs: Any) -> None:
         try:
             result = validation.assume_member_role(r.aws.sts, org, event.account_id)
         except validation.TransientAwsError as error:
-            if attempt() <= MAX_RETRIES:
-                raise
+            if attempt() <= VALIDATION_MAX_RETRIES:
+                # dramatiq.Retry: counted against max_retries like any error, logged without
+                # a traceback, and delayed by our jittered backoff instead of dramatiq's
+                raise dramatiq.Retry(
+                    str(error), delay=validation.retry_delay_ms(attempt())
+                ) from error
             result = validation.gave_up(error, attempt())
         commit(lambda conn: validation.record(conn, event, result, attempt()))
         outcome.update(status=result.status.value, reason=result.reason)

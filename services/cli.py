@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import os
+import signal
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from pipelines.credentials import CredentialError
-from pipelines.events import AccountDiscovered
 from pipelines.orgs import resolve_org_id
 from pipelines.request_rules import CREDENTIAL_FIELDS
 from services import client, db, keys, queues, views
@@ -234,52 +237,30 @@ def cmd_failed(ctx: Context, args: argparse.Namespace) -> int:
     if args.json:
         print_json(rows)
         return 0
-    print(
-        table(
-            rows,
-            [
-                "account_id",
-                "name",
-                "org_id",
-                "code",
-                "message",
-                "attempts",
-                "first_failed_at",
-                "last_failed_at",
-            ],
-        )
-    )
+    columns = ["account_id", "name", "org_id", "code", "message", "attempts"]
+    print(table(rows, [*columns, "first_failed_at", "last_failed_at"]))
     print(f"{len(rows)} failed account(s)")
+    try:
+        dead = client.dead_letter_count(ctx.settings)
+    except ServiceUnavailable as error:
+        print(f"dead-lettered validations not counted: {error}")
+        return 0
+    if dead:
+        print(
+            f"{dead} validation message(s) dead-lettered in {client.DEAD_LETTERS} without an"
+            " outcome: `orgsync retry-failed` re-drives them"
+        )
     return 0
 
 
 def cmd_retry_failed(ctx: Context, args: argparse.Namespace) -> int:
     with ctx.connect() as conn:
         org_id = ctx.org_id(conn, args.org) if args.org else None
-        rows = views.failures(conn, org_id, args.account, args.code)
-        if args.dry_run:
-            print(f"would queue {len(rows)} account(s) for validation")
-            return 0
-        attempt = uuid.uuid4().hex[:12]
-        with conn.transaction():
-            for row in rows:
-                # back to the start of validation, with a fresh retry budget (a new message)
-                conn.execute(
-                    "UPDATE accounts SET stage = 'discovered', stage_at = now()"
-                    " WHERE account_id = %s",
-                    (row["account_id"],),
-                )
-        events = [
-            AccountDiscovered(
-                org_id=r["org_id"],
-                sync_id=r["sync_id"],
-                account_id=r["account_id"],
-                attempt=f"retry-{attempt}",
-            )
-            for r in rows
-        ]
-        client.relay_now(ctx.settings, conn, events)
-    print(f"queued {len(rows)} account(s) for validation")
+    result = client.retry_failed(ctx.settings, org_id, args.account, args.code, args.dry_run)
+    if args.json:
+        print_json({"queued": result.queued, **dataclasses.asdict(result)})
+    else:
+        print(result.describe())
     return 0
 
 
@@ -324,6 +305,44 @@ def cmd_keys(ctx: Context, args: argparse.Namespace) -> int:
         conn.autocommit = True
         key_id, count = keys.rotate(ctx.settings, conn)
     print(f"key {key_id} is now active; resealed {count} credential(s)")
+    return 0
+
+
+def cmd_scheduler(ctx: Context, args: argparse.Namespace) -> int:
+    from services import scheduler
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    print(
+        f"scheduler: a sync of each organization every {ctx.settings.sync_interval:.0f} s",
+        file=sys.stderr,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        scheduler.run(ctx.settings, stop)
+    return 0
+
+
+def cmd_account(ctx: Context, args: argparse.Namespace) -> int:
+    from services import standalone
+
+    with ctx.connect() as conn:
+        if args.account_command == "delete":
+            standalone.delete(conn, args.account_id)
+            print(f"deleted account {args.account_id}")
+            return 0
+        creds = standalone.AccountCredentials(
+            role_arn=args.role_arn,
+            session_name=args.session_name,
+            session_duration=args.session_duration,
+            external_id=args.external_id,
+        )
+        keyring = keys.load_keyring(ctx.settings)
+        if args.account_command == "add":
+            standalone.add(conn, keyring, args.account_id, creds, args.name)
+            print(f"added standalone account {args.account_id}")
+        else:
+            standalone.set_credentials(conn, keyring, args.account_id, creds)
+            print(f"replaced the credentials of account {args.account_id}")
     return 0
 
 
@@ -409,6 +428,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", action="store_true", help="wait until every account is reconciled")
     p.add_argument("--timeout", type=float, default=600)
 
+    command("scheduler", cmd_scheduler, "start a sync of every organization each interval")
     command(
         "orgs", cmd_orgs, "organizations, their filters, account counts and last sync", json=True
     )
@@ -428,7 +448,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=50)
     p = command("failed", cmd_failed, "accounts whose validation failed, and why", json=True)
     p.add_argument("--org")
-    p = command("retry-failed", cmd_retry_failed, "validate failed accounts again")
+    p = command(
+        "retry-failed",
+        cmd_retry_failed,
+        "validate failed accounts (and dead-lettered validations) again, with a fresh retry"
+        " budget; prints how many it queued",
+        json=True,
+    )
     p.add_argument("--org")
     p.add_argument("--account", help="only this account id")
     p.add_argument("--code", help="only failures with this AWS error code")
@@ -444,6 +470,23 @@ def parser() -> argparse.ArgumentParser:
     g = keys_sub.add_parser("generate", help="write a key file with a new key")
     g.add_argument("--if-missing", action="store_true", help="keep an existing key file")
     keys_sub.add_parser("rotate", help="add a newer key and reseal every credential under it")
+    p = command("account", cmd_account, "standalone (single) accounts with a role of their own")
+    account_sub = p.add_subparsers(dest="account_command", required=True, metavar="ACTION")
+    for action, help in (
+        ("add", "register one account outside any organization"),
+        ("set-credentials", "replace a standalone account's role"),
+        ("delete", "delete a standalone account"),
+    ):
+        a = account_sub.add_parser(action, help=help, description=help)
+        a.add_argument("account_id", metavar="ACCOUNT_ID")
+        if action == "delete":
+            continue
+        a.add_argument("--role-arn", required=True, help="arn:aws:iam::<ACCOUNT_ID>:role/<name>")
+        a.add_argument("--session-name", default="orgsync")
+        a.add_argument("--session-duration", type=int, default=3600, metavar="SECONDS")
+        a.add_argument("--external-id")
+        if action == "add":
+            a.add_argument("--name", help="the account's name (default: its id)")
     p = command(
         "demo", cmd_demo, "the whole pipeline against an embedded simulated AWS organization"
     )

@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+import json
 import time
+import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import dramatiq
 import dramatiq.errors
+import pika
+import pika.exceptions
 
-from pipelines.events import REGISTRATION_ACTOR, REGISTRATION_QUEUE, Event
+from pipelines import validation
+from pipelines.events import (
+    REGISTRATION_ACTOR,
+    REGISTRATION_QUEUE,
+    AccountDiscovered,
+    Event,
+    MalformedEvent,
+)
 from pipelines.outbox import emit
 from pipelines.registration import Verdict, decided, start_sync
 from services import db, relay, views
-from services.broker import make_broker, publish
+from services.broker import make_broker, publish, unavailable
 from services.errors import ServiceUnavailable, UserError
 from services.settings import Settings
 
@@ -115,3 +127,151 @@ def latest_sync(settings: Settings, org_id: str) -> str | None:
             (org_id,),
         ).fetchone()
     return None if row is None else row["id"]
+
+
+# ---- retry-failed: the one re-drive path, for `orgsync retry-failed` and the demo -------------
+
+DEAD_LETTERS = f"{AccountDiscovered.queue}.XQ"  # where dramatiq puts validations it gave up on
+
+
+@dataclass(frozen=True)
+class Redriven:
+    failed: int  # accounts from the failures table
+    dead_lettered: int  # validations taken back from the dead-letter queue
+    stale: int  # dead letters whose account has moved on: acked, since nothing waits for them
+    left: int  # dead letters left in the queue: unreadable, or outside the filters
+    dry_run: bool
+
+    @property
+    def queued(self) -> int:
+        return self.failed + self.dead_lettered
+
+    def describe(self) -> str:
+        text = f"{'would queue' if self.dry_run else 'queued'} {self.queued} account(s)"
+        text += " for validation"
+        if self.dead_lettered or self.stale or self.left:
+            text += (
+                f" ({self.dead_lettered} from {DEAD_LETTERS}); {DEAD_LETTERS}: "
+                f"{self.stale} stale dead letter(s) {'to drop' if self.dry_run else 'dropped'}"
+                f" (their account has moved on), {self.left} left in place"
+                " (unreadable, or outside --org/--account/--code)"
+            )
+        return text
+
+
+def retry_failed(
+    settings: Settings,
+    org_id: str | None,
+    account_id: str | None = None,
+    code: str | None = None,
+    dry_run: bool = False,
+) -> Redriven:
+    """Validate failed accounts again, each in a new message with a fresh retry budget.
+
+    Two sources: the failures table, and validation messages dead-lettered without an
+    outcome (a worker error that outlasted the retries). A dry run does the same work in a
+    transaction it rolls back, and leaves every dead letter where it was.
+    """
+    attempt = f"retry-{uuid.uuid4().hex[:12]}"
+    with db.connect(settings.database_url) as conn, DeadLetters(settings.broker_url) as letters:
+        with conn.transaction(force_rollback=dry_run):
+            # dead letters first: the failed accounts' stage resets would make them look due
+            events, settle, stale, left = _redrive_dead_letters(
+                conn, letters, attempt, org_id, account_id, code
+            )
+            failed = validation.redrive(conn, attempt, org_id, account_id, code)
+            emit(conn, [*events, *failed])
+        result = Redriven(len(failed), len(events), stale, left, dry_run)
+        if dry_run:
+            return result
+        letters.ack(settle)  # only once the re-driven events are committed
+        # emit() again is a no-op on the committed outbox rows; it hands their ids to the relay
+        relay_now(settings, conn, [*events, *failed])
+    return result
+
+
+def _redrive_dead_letters(
+    conn: Any,
+    letters: DeadLetters,
+    attempt: str,
+    org_id: str | None,
+    account_id: str | None,
+    code: str | None,
+) -> tuple[list[AccountDiscovered], list[int], int, int]:
+    events: dict[str, AccountDiscovered] = {}
+    settle: list[int] = []
+    stale = left = 0
+    for tag, body in letters.take():
+        dead = _dead_event(body)
+        # a dead letter carries no AWS error code, so --code never selects one
+        if dead is None or code or org_id not in (None, dead.org_id):
+            left += 1
+            continue
+        if account_id not in (None, dead.account_id):
+            left += 1
+            continue
+        settle.append(tag)
+        fresh = validation.redrive_dead_letter(conn, dead, attempt)
+        if fresh is None:
+            stale += 1
+        else:
+            events[fresh.message_id] = fresh
+    return list(events.values()), settle, stale, left
+
+
+def _dead_event(body: bytes) -> AccountDiscovered | None:
+    try:
+        args = json.loads(body)["args"]
+        event = AccountDiscovered.from_payload(args[0] if len(args) == 1 else None)
+    except (ValueError, KeyError, TypeError, IndexError, MalformedEvent):
+        return None
+    return event if isinstance(event, AccountDiscovered) else None
+
+
+class DeadLetters:
+    """The validation dead-letter queue, read with basic_get: every message taken stays unacked
+    until `ack`, and closing the connection puts the rest back where they were."""
+
+    def __init__(self, broker_url: str) -> None:
+        self.broker_url = broker_url
+        self.connection: Any = None
+        self.channel: Any = None
+
+    def __enter__(self) -> DeadLetters:
+        try:
+            self.connection = pika.BlockingConnection(pika.URLParameters(self.broker_url))
+        except pika.exceptions.AMQPError as error:
+            raise unavailable(self.broker_url, error) from error
+        self.channel = self.connection.channel()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.connection.is_open:
+            self.connection.close()
+
+    def count(self) -> int:
+        """Ready dead letters (a passive declare; 0 before any worker declared the queue)."""
+        try:
+            frame = self.channel.queue_declare(queue=DEAD_LETTERS, passive=True)
+        except pika.exceptions.ChannelClosedByBroker:
+            self.channel = self.connection.channel()
+            return 0
+        return int(frame.method.message_count)
+
+    def take(self) -> list[tuple[int, bytes]]:
+        taken = []
+        for _ in range(self.count()):  # bounded: never chase messages arriving meanwhile
+            method, _properties, body = self.channel.basic_get(DEAD_LETTERS, auto_ack=False)
+            if method is None:
+                break
+            taken.append((method.delivery_tag, body))
+        return taken
+
+    def ack(self, tags: list[int]) -> None:
+        for tag in tags:
+            self.channel.basic_ack(tag)
+
+
+def dead_letter_count(settings: Settings) -> int:
+    with DeadLetters(settings.broker_url) as letters:
+        return letters.count()

@@ -15,7 +15,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from pipelines.events import AccountDiscovered
 from pipelines.orgs import resolve_org_id
 from services import client, db, keys, views
 from services.errors import UserError
@@ -122,8 +121,10 @@ def walkthrough(
         failed = views.failures(conn, org_id)
     say(table(failed, ["account_id", "name", "code", "attempts"]))
     aws.faults.update(deny_assume_role=[])
-    retry_sync = retry_failed(settings, org_id, failed)
-    follow(settings, retry_sync, timeout)
+    redriven = client.retry_failed(settings, org_id)  # what `orgsync retry-failed` runs
+    say(f"   orgsync retry-failed --org {NICKNAME}: {redriven.describe()}")
+    for sync_id in sorted({row["sync_id"] for row in failed}):
+        follow(settings, sync_id, timeout)
     with db.connect(settings.database_url) as conn:
         still = views.failures(conn, org_id)
         ok = len(views.accounts(conn, org_id=org_id, status="ok"))
@@ -151,32 +152,6 @@ def walkthrough(
         f"`orgsync orgs` the organization."
     )
     return 0
-
-
-def retry_failed(settings: Settings, org_id: str, failed: list[dict[str, Any]]) -> str:
-    attempt = f"retry-{uuid.uuid4().hex[:12]}"
-    with db.connect(settings.database_url) as conn:
-        with conn.transaction():
-            for row in failed:
-                conn.execute(
-                    "UPDATE accounts SET stage = 'discovered' WHERE account_id = %s",
-                    (row["account_id"],),
-                )
-        client.relay_now(
-            settings,
-            conn,
-            [
-                AccountDiscovered(
-                    org_id=org_id,
-                    sync_id=row["sync_id"],
-                    account_id=row["account_id"],
-                    attempt=attempt,
-                )
-                for row in failed
-            ],
-        )
-    say(f"   orgsync retry-failed --org {NICKNAME}: queued {len(failed)} account(s)")
-    return failed[0]["sync_id"] if failed else ""
 
 
 def follow(settings: Settings, sync_id: str, timeout: float) -> None:

@@ -7,9 +7,19 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
-from pipelines.credentials import Keyring, MissingKeysError, Sealed, generate_key, reseal
+from pipelines.credentials import (
+    Key,
+    Keyring,
+    MissingKeysError,
+    Sealed,
+    decrypt,
+    generate_key,
+    reseal,
+)
 from services.errors import UserError
+from services.logs import get_logger
 from services.settings import Settings
 
 
@@ -49,44 +59,78 @@ def generate(settings: Settings, *, if_missing: bool = False) -> tuple[Path, str
     return path, key.key_id
 
 
+log = get_logger("orgsync.keys")  # key changes are logged (OWASP), never the keys
+
 SEALED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("organizations", "org_id", "organization:{}"),
     ("accounts", "account_id", "account:{}"),
 )
 
 
+def fresh_key(keyring: Keyring) -> Key:
+    """A new key whose id (the time, to the second) no key in `keyring` has already."""
+    key = generate_key()
+    suffix = 1
+    while key.key_id in keyring.key_ids:  # a second rotation within the same second
+        suffix += 1
+        key = Key(f"{key.key_id.split('-')[0]}-{suffix}", key.secret)
+    return key
+
+
 def rotate(settings: Settings, conn: psycopg.Connection[dict[str, Any]]) -> tuple[str, int]:
     """Add a new active key to the key file and reseal every credential under it.
 
-    Safe to interrupt and run again: each row is resealed in its own small transaction, the
-    old keys stay in the file, and rows already under the active key are left as they are.
+    Safe to interrupt and run again: the key file is replaced atomically before any row is
+    touched and keeps the old keys, each row is resealed in its own small transaction, and rows
+    already under the active key are left as they are. With ORGSYNC_ENCRYPTION_KEYS the operator
+    puts the new key first there; this then only reseals under it.
     """
-    if settings.encryption_keys:
-        raise UserError(
-            "ORGSYNC_ENCRYPTION_KEYS is set: put a new key first in it, then run "
-            "`orgsync keys rotate --reseal-only`"
-        )
-    keyring = load_keyring(settings).with_new_key(generate_key())
-    write_key_file(settings.encryption_key_file, keyring)
-    return keyring.active.key_id, reseal_all(keyring, conn)
+    keyring = load_keyring(settings)
+    # a wrong key fails here, in one line, before the key file changes
+    opened = reseal_all(keyring, conn, check_only=True)
+    if not settings.encryption_keys:
+        keyring = keyring.with_new_key(fresh_key(keyring))
+        write_key_file(settings.encryption_key_file, keyring)
+    resealed = reseal_all(keyring, conn)
+    log.info(
+        "credentials_resealed",
+        active_key_id=keyring.active.key_id,
+        checked=opened,
+        resealed=resealed,
+    )
+    return keyring.active.key_id, resealed
 
 
-def reseal_all(keyring: Keyring, conn: psycopg.Connection[dict[str, Any]]) -> int:
+def reseal_all(
+    keyring: Keyring, conn: psycopg.Connection[dict[str, Any]], *, check_only: bool = False
+) -> int:
+    """Reseal every organization and standalone-account credential under the active key.
+
+    With `check_only`, open every credential (under any key) and change nothing: a wrong or
+    missing key raises its CredentialError.
+    """
     count = 0
     for table, key, bound in SEALED_COLUMNS:
+        names = {"table": sql.Identifier(table), "key": sql.Identifier(key)}
         rows = conn.execute(
-            f"SELECT {key} AS id, credentials_key_id, credentials FROM {table}"
-            " WHERE credentials IS NOT NULL AND credentials_key_id <> %s",
-            (keyring.active.key_id,),
+            sql.SQL(
+                "SELECT {key} AS id, credentials_key_id, credentials FROM {table}"
+                " WHERE credentials IS NOT NULL AND (%s OR credentials_key_id <> %s)"
+            ).format(**names),
+            (check_only, keyring.active.key_id),
         ).fetchall()
+        update = sql.SQL(
+            "UPDATE {table} SET credentials_key_id = %s, credentials = %s"
+            " WHERE {key} = %s AND credentials_key_id = %s"
+        ).format(**names)
         for row in rows:
             sealed = Sealed(row["credentials_key_id"], bytes(row["credentials"]))
+            count += 1
+            if check_only:
+                decrypt(keyring, sealed, bound_to=bound.format(row["id"]))
+                continue
             new = reseal(keyring, sealed, bound_to=bound.format(row["id"]))
             with conn.transaction():
-                conn.execute(
-                    f"UPDATE {table} SET credentials_key_id = %s, credentials = %s"
-                    f" WHERE {key} = %s AND credentials_key_id = %s",
-                    (new.key_id, new.blob, row["id"], sealed.key_id),
-                )
-            count += 1
+                # a row another rotation resealed meanwhile no longer matches: left alone
+                conn.execute(update, (new.key_id, new.blob, row["id"], sealed.key_id))
     return count

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from typing import Any
 
@@ -26,10 +27,31 @@ SECRET_KEYS = frozenset(
 )
 
 
+# Values that are credentials wherever they appear, e.g. in a foreign log line such as
+# dramatiq's "Failed to process message register_organization({...})", which prints a whole
+# registration request, or an AWS denial that quotes the role it was about.
+ROLE_ARN = re.compile(r"(arn:aws[a-z-]*:(?:iam|sts)::\d{12}:(?:assumed-)?role)/[^\s'\",})\]]+")
+SECRET_ITEM = re.compile(
+    r"""(['"]?(?:external_id|ExternalId|SecretAccessKey|SessionToken|aws_secret_access_key)"""
+    r"""['"]?\s*[:=]\s*)(?:'[^']*'|"[^"]*"|[^\s,}]+)"""
+)
+
+
+def scrub(value: Any) -> Any:
+    """`value` with role ARNs and secret-named items masked, through nested lists and dicts."""
+    if isinstance(value, str):
+        return SECRET_ITEM.sub(r"\1'[redacted]'", ROLE_ARN.sub(r"\1/[redacted]", value))
+    if isinstance(value, dict):
+        return {key: scrub(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [scrub(item) for item in value]
+    return value
+
+
 def redact(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
     for key in SECRET_KEYS & event.keys():
         event[key] = "[redacted]"
-    return event
+    return {key: scrub(value) for key, value in event.items()}
 
 
 def configure(level: str = "INFO", fmt: str = "json") -> None:
@@ -60,6 +82,7 @@ def configure(level: str = "INFO", fmt: str = "json") -> None:
                 structlog.processors.ExceptionRenderer(
                     structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
                 ),
+                redact,  # again: the rendered traceback holds exception texts
                 renderer,
             ],
         )

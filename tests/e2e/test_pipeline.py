@@ -130,3 +130,39 @@ def test_a_malformed_request_is_recorded_and_the_worker_keeps_going(
     register_and_sync(settings, request_for(org, "after-bad"))
     registrations = orgsync(settings, aws, "registrations", "--json")
     assert {r["request_id"]: r["accepted"] for r in registrations}["bad-1"] is False
+
+
+def test_the_scheduler_turns_tags_changed_in_aws_into_badges_with_no_other_action(
+    settings: Settings, aws: SimulatedAws, worker: Path, tmp_path: Path
+) -> None:
+    org = build_organization(aws.endpoint_url, OrgSpec(accounts=6, suspended=0, excluded=0))
+    register_and_sync(settings, request_for(org, "scheduled"))
+    first, second = org.accounts[0], org.accounts[1]
+    removed_key = next(iter(second.tags))
+    change_tags(aws.endpoint_url, {first.id: {"added": "1"}, second.id: {removed_key: None}})
+
+    env = dict(worker_env(settings, aws.endpoint_url), ORGSYNC_SYNC_INTERVAL="1s")
+    with (tmp_path / "scheduler.log").open("w") as out:
+        schedulers = [
+            subprocess.Popen(
+                [sys.executable, "-m", "services.cli", "scheduler"],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+            for _ in range(2)
+        ]  # two run; only the one holding the lock acts
+    try:
+
+        def badges_followed() -> bool | None:
+            a = {b["key"] for b in orgsync(settings, aws, "badges", first.id, "--json")}
+            b = {b["key"] for b in orgsync(settings, aws, "badges", second.id, "--json")}
+            return True if "added" in a and removed_key not in b else None
+
+        assert client.wait_for(badges_followed, TIMEOUT, "badges did not follow the tags")
+    finally:
+        for process in schedulers:
+            process.terminate()
+            process.wait(timeout=30)
+    log = (tmp_path / "scheduler.log").read_text()
+    assert log.count('"scheduler_leading"') == 1

@@ -19,9 +19,14 @@ from pipelines.request_rules import Credentials
 
 pytestmark = pytest.mark.integration
 ORG = "o-reconcile01"
-CREDS = Credentials(org_role_arn="arn:aws:iam::123456789012:role/R", org_session_name="s1",
-                    org_session_duration=900, member_role_name="M", member_session_name="s2",
-                    member_session_duration=900)
+CREDS = Credentials(
+    org_role_arn="arn:aws:iam::123456789012:role/R",
+    org_session_name="s1",
+    org_session_duration=900,
+    member_role_name="M",
+    member_session_name="s2",
+    member_session_duration=900,
+)
 
 keys = st.sampled_from(["env", "team", "owner", "system.cloud_organization", "cloud_org_path", "x"])
 tag_sets = st.dictionaries(keys, st.sampled_from(["", "a", "b", "prod"]), max_size=5)
@@ -33,7 +38,9 @@ def org(conn: psycopg.Connection[dict[str, Any]], keyring: Keyring) -> str:
     conn.execute(
         "INSERT INTO organizations (org_id, nickname, management_account_id, partition,"
         " credentials_key_id, credentials, auto_badge) VALUES (%s, 'r', '123456789012', 'aws',"
-        " %s, %s, true)", (ORG, sealed.key_id, sealed.blob))
+        " %s, %s, true)",
+        (ORG, sealed.key_id, sealed.blob),
+    )
     conn.commit()
     return ORG
 
@@ -41,13 +48,15 @@ def org(conn: psycopg.Connection[dict[str, Any]], keyring: Keyring) -> str:
 def harvest(conn: psycopg.Connection[dict[str, Any]], account: str, tags: dict[str, str]) -> str:
     """A new sync in which the account's harvested tags are `tags`; returns the sync id."""
     sync_id = str(uuid.uuid4())
-    conn.execute("INSERT INTO syncs (sync_id, org_id, trigger) VALUES (%s, %s, 'test')",
-                 (sync_id, ORG))
+    conn.execute(
+        "INSERT INTO syncs (sync_id, org_id, trigger) VALUES (%s, %s, 'test')", (sync_id, ORG)
+    )
     conn.execute(
         "INSERT INTO accounts (account_id, org_id, name, org_path, tags, sync_id, stage)"
         " VALUES (%s, %s, 'n', 'Root/A', %s, %s, 'harvested') ON CONFLICT (account_id) DO UPDATE"
         " SET tags = EXCLUDED.tags, sync_id = EXCLUDED.sync_id, stage = 'harvested'",
-        (account, ORG, Jsonb(tags), sync_id))
+        (account, ORG, Jsonb(tags), sync_id),
+    )
     return sync_id
 
 
@@ -56,7 +65,9 @@ def harvest(conn: psycopg.Connection[dict[str, Any]], account: str, tags: dict[s
 )
 @given(history=st.lists(tag_sets, min_size=1, max_size=5), data=st.data())
 def test_badges_converge_whatever_the_order_and_repetition_of_events(
-    conn: psycopg.Connection[dict[str, Any]], org: str, history: list[dict[str, str]],
+    conn: psycopg.Connection[dict[str, Any]],
+    org: str,
+    history: list[dict[str, str]],
     data: st.DataObject,
 ) -> None:
     account = f"{uuid.uuid4().int % 10**12:012d}"
@@ -70,12 +81,15 @@ def test_badges_converge_whatever_the_order_and_repetition_of_events(
         conn.commit()
 
     final = badges.load(conn, account)
-    expected, _ = badges.desired_badges({}, history[-1], org_id=ORG, nickname="r",
-                                        org_path="Root/A", auto_badge=True)
+    expected, _ = badges.desired_badges(
+        {}, history[-1], org_id=ORG, nickname="r", org_path="Root/A", auto_badge=True
+    )
     assert final == expected
     replayed: dict[str, str] = {}
-    for row in conn.execute("SELECT key, action, new_value FROM badge_history"
-                            " WHERE account_id = %s ORDER BY id", (account,)):
+    for row in conn.execute(
+        "SELECT key, action, new_value FROM badge_history WHERE account_id = %s ORDER BY id",
+        (account,),
+    ):
         if row["action"] == "deleted":
             del replayed[row["key"]]
         else:

@@ -58,8 +58,9 @@ def test_the_schema_names_exactly_the_event_fields(kind: type[Event]) -> None:
 def test_the_same_event_always_has_the_same_message_id() -> None:
     again = AccountDiscovered(org_id="o-abcdefghij", sync_id=SYNC, account_id="123456789012")
     assert again.message_id == EXAMPLES[1].message_id
-    retried = AccountDiscovered(org_id="o-abcdefghij", sync_id=SYNC, account_id="123456789012",
-                                attempt="retry-1")
+    retried = AccountDiscovered(
+        org_id="o-abcdefghij", sync_id=SYNC, account_id="123456789012", attempt="retry-1"
+    )
     assert retried.message_id != again.message_id
 
 

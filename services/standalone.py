@@ -1,0 +1,116 @@
+"""Standalone accounts: one account reached through its own role, outside any organization.
+
+`orgsync account add / set-credentials / delete`. The role's configuration is sealed like an
+organization's, bound to the account's row. Once an organization's discovery finds the account
+it takes it over (`pipelines.discovery.UPSERT_ACCOUNT` drops these credentials and sets
+`managed_by_org`); from then on the account can be neither edited nor deleted on its own.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import psycopg
+
+from pipelines.credentials import Keyring, seal_json
+
+# The registration request's own field rules, so both kinds of role are checked alike.
+from pipelines.request_rules import _EXTERNAL_ID, _NAME, _duration, _role_arn, _token
+from services.errors import UserError
+
+Conn = psycopg.Connection[dict[str, Any]]
+_ACCOUNT_ID = re.compile(r"[0-9]{12}")
+
+
+@dataclass(frozen=True, kw_only=True, repr=False)
+class AccountCredentials:
+    role_arn: str
+    session_name: str = "orgsync"
+    session_duration: int = 3600
+    external_id: str | None = None
+
+    def __repr__(self) -> str:
+        return "AccountCredentials(<redacted>)"
+
+
+def bound_to(account_id: str) -> str:
+    return f"account:{account_id}"
+
+
+def problems(account_id: str, creds: AccountCredentials) -> list[str]:
+    """Every formatting problem at once, each naming its flag."""
+    found = [] if _ACCOUNT_ID.fullmatch(account_id) else ["ACCOUNT_ID must be 12 digits"]
+    found += [f"--role-arn {p}" for p in _role_arn(creds.role_arn)]
+    if not found and creds.role_arn.split(":")[4] != account_id:
+        found.append(f"--role-arn must name a role in account {account_id} itself")
+    found += [f"--session-name {p}" for p in _token(_NAME, 2, 64)(creds.session_name)]
+    found += [f"--session-duration {p}" for p in _duration(creds.session_duration)]
+    if creds.external_id is not None:
+        found += [f"--external-id {p}" for p in _token(_EXTERNAL_ID, 2, 1224)(creds.external_id)]
+    return found
+
+
+def add(
+    conn: Conn, keyring: Keyring, account_id: str, creds: AccountCredentials, name: str | None
+) -> None:
+    check(account_id, creds)
+    sealed = seal_json(keyring, asdict(creds), bound_to(account_id))
+    with conn.transaction():
+        inserted = conn.execute(
+            "INSERT INTO accounts (account_id, org_id, name, status, managed_by_org,"
+            " credentials_key_id, credentials) VALUES (%s, NULL, %s, 'pending', false, %s, %s)"
+            " ON CONFLICT (account_id) DO NOTHING RETURNING account_id",
+            (account_id, name or account_id, sealed.key_id, sealed.blob),
+        ).fetchone()
+        if inserted is None:
+            refuse_if_managed(conn, account_id)
+            raise UserError(
+                f"account {account_id} is registered already; "
+                "`orgsync account set-credentials` changes its role"
+            )
+
+
+def set_credentials(
+    conn: Conn, keyring: Keyring, account_id: str, creds: AccountCredentials
+) -> None:
+    check(account_id, creds)
+    sealed = seal_json(keyring, asdict(creds), bound_to(account_id))
+    with conn.transaction():
+        refuse_if_managed(conn, account_id)
+        # an account whose organization was deleted becomes standalone with its new role
+        conn.execute(
+            "UPDATE accounts SET credentials_key_id = %s, credentials = %s,"
+            " managed_by_org = false, updated_at = now() WHERE account_id = %s",
+            (sealed.key_id, sealed.blob, account_id),
+        )
+
+
+def delete(conn: Conn, account_id: str) -> None:
+    with conn.transaction():
+        refuse_if_managed(conn, account_id)
+        conn.execute("DELETE FROM accounts WHERE account_id = %s", (account_id,))
+
+
+def check(account_id: str, creds: AccountCredentials) -> None:
+    if found := problems(account_id, creds):
+        raise UserError("; ".join(found))
+
+
+def refuse_if_managed(conn: Conn, account_id: str) -> None:
+    """Raise unless the account exists and no registered organization manages it; the row
+    stays locked until the transaction ends, so discovery cannot adopt it halfway through."""
+    row = conn.execute(
+        "SELECT a.org_id, o.nickname FROM accounts a LEFT JOIN organizations o USING (org_id)"
+        " WHERE a.account_id = %s FOR UPDATE OF a",
+        (account_id,),
+    ).fetchone()
+    if row is None:
+        raise UserError(f"no account {account_id} (see `orgsync accounts`)")
+    if row["org_id"] is not None:
+        raise UserError(
+            f"account {account_id} is managed by organization {row['org_id']}"
+            f" ({row['nickname']}); its credentials come from the organization and it cannot"
+            " be edited or deleted on its own"
+        )

@@ -1,0 +1,127 @@
+"""Discovery through the real workers: scope, exclusions, suspended accounts and adoption.
+
+An organization four OU levels deep in the simulated AWS; the registration goes through
+RabbitMQ, the CLI (in subprocesses) shows what was imported, what was not and why.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services import client
+from services.sample_org import OrgSpec, SampleOrg, build_organization
+from services.settings import Settings
+from services.simulated_aws import SimulatedAws
+from tests.e2e.conftest import worker_env
+
+pytestmark = pytest.mark.e2e
+TIMEOUT = 120
+SCOPE = "Root/Engineering"
+
+
+def orgsync(settings: Settings, aws: SimulatedAws, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli", *args],
+        env=worker_env(settings, aws.endpoint_url),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def listed(settings: Settings, aws: SimulatedAws, *args: str) -> Any:
+    done = orgsync(settings, aws, *args, "--json")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def wait_for_sync(settings: Settings, org_id: str) -> dict[str, Any]:
+    sync_id = client.latest_sync(settings, org_id)
+    assert sync_id is not None
+    progress = client.wait_sync(settings, sync_id, TIMEOUT)
+    return dict(progress["sync"])
+
+
+def in_scope(org: SampleOrg) -> list[Any]:
+    return [a for a in org.accounts if a.path == SCOPE or a.path.startswith(SCOPE + "/")]
+
+
+def test_discovery_imports_the_scoped_subtree_explains_the_rest_and_adopts_a_standalone_account(
+    settings: Settings, aws: SimulatedAws, worker: Path
+) -> None:
+    org = build_organization(
+        aws.endpoint_url, OrgSpec(accounts=24, depth=4, branching=2, suspended=4, excluded=3)
+    )
+    scope_id = next(ou for ou, path in org.ous.items() if path == SCOPE)
+    wanted = {a.id: a for a in in_scope(org) if not a.name.startswith("sandbox-")}
+    deepest = max(wanted.values(), key=lambda a: a.path.count("/"))
+    assert deepest.path.count("/") == 4  # an account four OU levels under the root
+    added = orgsync(
+        settings,
+        aws,
+        "account",
+        "add",
+        deepest.id,
+        "--role-arn",
+        f"arn:aws:iam::{deepest.id}:role/Standalone",
+    )
+    assert added.returncode == 0, added.stderr
+
+    request = {
+        "request_id": f"disc-{uuid.uuid4().hex[:8]}",
+        "nickname": "disc",
+        "org_role_arn": org.org_role_arn,
+        "org_session_name": "orgsync-test",
+        "org_session_duration": 3600,
+        "member_role_name": org.member_role_name,
+        "member_session_name": "orgsync-test-member",
+        "member_session_duration": 900,
+        "exclude_prefixes": ["sandbox-"],
+        "limit_ou_ids": [scope_id],
+    }
+    client.submit(settings, request)
+    verdict = client.wait_verdict(settings, request["request_id"], TIMEOUT)
+    assert verdict.accepted and verdict.org_id is not None, verdict.reasons
+    sync = wait_for_sync(settings, verdict.org_id)
+
+    accounts = {a["account_id"]: a for a in listed(settings, aws, "accounts", "--org", "disc")}
+    assert accounts.keys() == wanted.keys()
+    for account_id, expected in wanted.items():
+        assert accounts[account_id]["org_path"] == expected.path
+        assert accounts[account_id]["status"] == ("suspended" if expected.suspended else "ok")
+    assert accounts[deepest.id]["managed_by_org"] is True
+
+    reasons = {
+        e["account_id"]: e["reason"]
+        for e in listed(settings, aws, "accounts", "--org", "disc", "--excluded")
+    }
+    for account in org.accounts:
+        if account.id not in wanted:
+            expected_reason = "name_prefix:sandbox-" if account in in_scope(org) else "out_of_scope"
+            assert reasons[account.id] == expected_reason
+    (row,) = listed(settings, aws, "orgs")
+    assert row["last_sync"]["counts"] == sync["counts"]
+    assert sync["complete"] is True
+    assert sync["counts"]["seen"] == len(org.accounts) + 1  # and the management account
+
+    refused = orgsync(settings, aws, "account", "delete", deepest.id)
+    assert refused.returncode == 2
+    assert f"is managed by organization {verdict.org_id} (disc)" in refused.stderr
+
+    suspended = {a.id for a in wanted.values() if a.suspended}
+    assert suspended  # the seeded organization has suspended accounts in scope
+    update = orgsync(settings, aws, "update", "disc", "--auto-remove-suspended", "--json")
+    assert update.returncode == 0, update.stderr
+    sync = wait_for_sync(settings, verdict.org_id)
+    assert sync["counts"]["removed"] == {"suspended": len(suspended)}
+    removed = listed(settings, aws, "accounts", "--org", "disc", "--status", "removed")
+    assert {(a["account_id"], a["status_reason"]) for a in removed} == {
+        (account_id, "suspended") for account_id in suspended
+    }

@@ -1,0 +1,100 @@
+"""Failing member roles end as failures with their AWS code; fixed, `retry-failed` heals them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipelines.validation import MAX_ATTEMPTS
+from services import client
+from services.aws import CLIENT_CONFIG
+from services.sample_org import OrgSpec, build_organization
+from services.settings import Settings
+from services.simulated_aws import SimulatedAws
+from tests.e2e.conftest import worker_env
+from tests.e2e.test_pipeline import TIMEOUT, orgsync, register_and_sync, request_for
+
+pytestmark = pytest.mark.e2e
+DELIVERIES = MAX_ATTEMPTS  # dramatiq's deliveries of one validation message
+HTTP_ATTEMPTS = CLIENT_CONFIG.retries["max_attempts"] + 1  # botocore counts retries only
+
+
+def retry_failed(settings: Settings, aws: SimulatedAws, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "services.cli", "retry-failed", *args],
+        env=worker_env(settings, aws.endpoint_url),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+def test_denied_roles_fail_throttled_ones_recover_and_retry_failed_heals_the_denied(
+    settings: Settings, aws: SimulatedAws, worker: Path
+) -> None:
+    org = build_organization(aws.endpoint_url, OrgSpec(accounts=50, suspended=0, excluded=0))
+    members = [a.id for a in org.accounts]
+    denied, throttled, plain = members[:5], members[5:15], members[15:]
+    aws.faults.update(deny_assume_role=denied, throttle_assume_role=dict.fromkeys(throttled, 2))
+
+    register_and_sync(settings, request_for(org, "roles"))
+
+    listed = {
+        a["account_id"]: a for a in orgsync(settings, aws, "accounts", "--org", "roles", "--json")
+    }
+    assert set(listed) == {*members, org.management_account_id}
+    statuses = {a: row["status"] for a, row in listed.items()}
+    assert {a for a, s in statuses.items() if s == "ok"} == {
+        *throttled,
+        *plain,
+        org.management_account_id,  # moto's "master" account is a member too
+    }
+    assert {a for a, s in statuses.items() if s == "assume_role_failed"} == set(denied)
+    assert all(listed[a]["status_reason"].startswith("AccessDenied: ") for a in denied)
+    failed = orgsync(settings, aws, "failed", "--org", "roles", "--json")
+    assert sorted(f["account_id"] for f in failed) == sorted(denied)
+    assert {(f["code"], f["attempts"]) for f in failed} == {("AccessDenied", 1)}
+    assert all("not authorized to perform: sts:AssumeRole" in f["message"] for f in failed)
+    assert all(f["first_failed_at"] and f["last_failed_at"] for f in failed)
+
+    assert retry_failed(settings, aws, "--org", "roles", "--dry-run") == (
+        "would queue 5 account(s) for validation"
+    )
+    aws.faults.update(deny_assume_role=[])
+    assert retry_failed(settings, aws, "--org", "roles") == "queued 5 account(s) for validation"
+    client.wait_sync(settings, failed[0]["sync_id"], TIMEOUT)
+
+    after = orgsync(settings, aws, "accounts", "--org", "roles", "--json")
+    assert {a["status"] for a in after} == {"ok"} and len(after) == 51
+    assert orgsync(settings, aws, "failed", "--org", "roles", "--json") == []
+    calls = aws.faults.counts()["assume_role"]
+    assert {a: calls.get(a) for a in plain} == dict.fromkeys(plain, 1)
+    assert {a: calls.get(a) for a in throttled} == dict.fromkeys(throttled, 3)  # botocore's retries
+    assert {a: calls.get(a) for a in denied} == dict.fromkeys(denied, 2)  # once, then the retry
+
+
+def test_a_throttling_storm_longer_than_the_retry_budget_ends_as_gave_up(
+    settings: Settings, aws: SimulatedAws, worker: Path
+) -> None:
+    org = build_organization(aws.endpoint_url, OrgSpec(accounts=2, suspended=0, excluded=0))
+    stormy, calm = org.accounts[0].id, org.accounts[1].id
+    aws.faults.update(throttle_assume_role={stormy: 1000})
+
+    register_and_sync(settings, request_for(org, "storm"))
+
+    listed = {
+        a["account_id"]: a for a in orgsync(settings, aws, "accounts", "--org", "storm", "--json")
+    }
+    assert listed[calm]["status"] == "ok"
+    assert listed[stormy]["status"] == "assume_role_failed"
+    assert listed[stormy]["status_reason"] == (
+        f"gave up after {DELIVERIES} attempts: Throttling: Rate exceeded"
+    )
+    [failure] = orgsync(settings, aws, "failed", "--org", "storm", "--json")
+    assert (failure["code"], failure["attempts"]) == ("Throttling", DELIVERIES)
+    assert aws.faults.counts()["assume_role"][stormy] == DELIVERIES * HTTP_ATTEMPTS
