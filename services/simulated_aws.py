@@ -335,6 +335,9 @@ class SimulatedAws:
             threaded=True,
             request_handler=QuietRequestHandler,
         )
+        # moto answers what it does not implement (SimulatePrincipalPolicy) with a 500 and a
+        # logged traceback; the 500 is the point, the traceback only noise.
+        self._server.log = lambda *args, **kwargs: None  # type: ignore[method-assign]
         self.port = self._server.server_port
         self.endpoint_url = f"http://127.0.0.1:{self.port}"
         self._thread = threading.Thread(
