@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from services.sample_org import OrgSpec, SampleOrg, build_organization
 from services.settings import Settings
 from services.simulated_aws import SimulatedAws
 from tests.e2e.conftest import worker_env
+from tests.e2e.test_pipeline import request_for
 
 pytestmark = pytest.mark.e2e
 TIMEOUT = 120
@@ -74,18 +74,7 @@ def test_discovery_imports_the_scoped_subtree_explains_the_rest_and_adopts_a_sta
     )
     assert added.returncode == 0, added.stderr
 
-    request = {
-        "request_id": f"disc-{uuid.uuid4().hex[:8]}",
-        "nickname": "disc",
-        "org_role_arn": org.org_role_arn,
-        "org_session_name": "orgsync-test",
-        "org_session_duration": 3600,
-        "member_role_name": org.member_role_name,
-        "member_session_name": "orgsync-test-member",
-        "member_session_duration": 900,
-        "exclude_prefixes": ["sandbox-"],
-        "limit_ou_ids": [scope_id],
-    }
+    request = request_for(org, "disc", limit_ou_ids=[scope_id], auto_badge=False)
     client.submit(settings, request)
     verdict = client.wait_verdict(settings, request["request_id"], TIMEOUT)
     assert verdict.accepted and verdict.org_id is not None, verdict.reasons
