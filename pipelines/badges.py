@@ -4,6 +4,9 @@
 badges it has. `apply` writes only the difference, in a few set-based statements, and keeps a
 history of every change. The reconciler reads the stored tags, not the event, so duplicated
 or reordered events converge on the same badges.
+
+`edit` is the other writer: `orgsync badges add / delete`, by hand, on standalone accounts.
+A managed account's badges mirror its AWS tags, so they are edited in AWS (`edit_refusals`).
 """
 
 from __future__ import annotations
@@ -132,6 +135,88 @@ def apply(
             [c.new.value if c.new else None for c in changes],
         ),
     )
+
+
+MAX_KEY, MAX_VALUE = 128, 256  # AWS's own limits on a tag, which a badge mirrors
+
+
+def edit_refusals(
+    account_id: str,
+    manager: str | None,
+    tags: dict[str, str],
+    existing: dict[str, Badge],
+    put: dict[str, str],
+    delete: list[str],
+) -> list[str]:
+    """Why a local edit may not happen, every reason at once; empty when it may.
+
+    ``manager`` names the organization that manages the account, None for a standalone one.
+    """
+    reasons = []
+    for key in [*put, *delete]:
+        if is_reserved(key):
+            reasons.append(
+                f"badge {key!r} belongs to orgsync: keys starting with system. and"
+                " cloud_org_path are set by discovery only"
+            )
+    for key, value in put.items():
+        if not 1 <= len(key) <= MAX_KEY or not key.isprintable():
+            reasons.append(f"badge key {key[:40]!r} must be 1 to {MAX_KEY} printable characters")
+        if len(value) > MAX_VALUE or not value.isprintable():
+            reasons.append(f"value of {key!r} must be at most {MAX_VALUE} printable characters")
+    if manager is not None and put:
+        reasons.append(
+            f"account {account_id} is managed by organization {manager}: its badges"
+            " mirror its AWS tags, so add the tag to the account in AWS"
+        )
+    for key in delete:
+        if manager is not None and key in tags and not is_reserved(key):
+            # the seed: tag badges cannot be deleted locally, they must be deleted in AWS
+            reasons.append(
+                f"badge {key!r} comes from the account's tag: delete the tag in AWS"
+                " and the next sync removes the badge"
+            )
+        elif key not in existing:
+            reasons.append(f"account {account_id} has no badge {key!r}")
+    return reasons
+
+
+EDITED = """
+SELECT a.tags, a.org_id, o.nickname FROM accounts a LEFT JOIN organizations o USING (org_id)
+WHERE a.account_id = %s FOR UPDATE OF a
+"""
+
+
+class EditRefused(Exception):
+    def __init__(self, reasons: list[str]) -> None:
+        super().__init__("; ".join(reasons))
+        self.reasons = reasons
+
+
+def edit(
+    conn: psycopg.Connection[dict[str, Any]],
+    account_id: str,
+    put: dict[str, str],
+    delete: list[str],
+) -> list[Change] | None:
+    """Add (or change) and delete badges by hand, all or nothing; None for an unknown account.
+
+    Locks the account row, so a reconciler cannot interleave; recorded in the history with no
+    sync id. Raises EditRefused, writing nothing, when `edit_refusals` gives any reason.
+    """
+    with conn.transaction():
+        row = conn.execute(EDITED, (account_id,)).fetchone()
+        if row is None:
+            return None
+        existing = load(conn, account_id)
+        manager = row["org_id"] and f"{row['org_id']} ({row['nickname']})"
+        if reasons := edit_refusals(account_id, manager, row["tags"], existing, put, delete):
+            raise EditRefused(reasons)
+        desired = {k: b for k, b in existing.items() if k not in delete}
+        desired.update({key: Badge(key, value, False) for key, value in put.items()})
+        changes = diff(existing, desired)
+        apply(conn, account_id, changes, None)
+    return changes
 
 
 ACCOUNT = """

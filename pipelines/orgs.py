@@ -12,7 +12,7 @@ from pipelines.request_rules import Credentials, Filters
 
 SELECT = """
 SELECT org_id, nickname, partition, management_account_id, credentials_key_id, credentials,
-       exclude_prefixes, auto_remove_suspended, auto_badge, limit_ou_ids
+       exclude_prefixes, auto_remove_suspended, auto_badge, limit_ou_ids, sync_interval_seconds
 FROM organizations WHERE org_id = %s
 """
 
@@ -56,6 +56,7 @@ def load_organization(
             auto_remove_suspended=row["auto_remove_suspended"],
             auto_badge=row["auto_badge"],
             limit_ou_ids=tuple(row["limit_ou_ids"]),
+            sync_interval_seconds=row["sync_interval_seconds"],
         ),
         credentials=Credentials(**open_json(keyring, sealed, bound_to(org_id))),
     )

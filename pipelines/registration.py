@@ -347,6 +347,7 @@ def register(
             "auto_remove_suspended": filters.auto_remove_suspended,
             "auto_badge": filters.auto_badge,
             "limit_ou_ids": list(filters.limit_ou_ids),
+            "sync_interval_seconds": filters.sync_interval_seconds,
         },
     )
     verdict = Verdict(
@@ -372,14 +373,16 @@ def _nickname_taken(
 UPSERT_ORG = """
 INSERT INTO organizations (org_id, nickname, management_account_id, partition,
                            credentials_key_id, credentials, exclude_prefixes,
-                           auto_remove_suspended, auto_badge, limit_ou_ids)
+                           auto_remove_suspended, auto_badge, limit_ou_ids,
+                           sync_interval_seconds)
 VALUES (%(org_id)s, %(nickname)s, %(management_account_id)s, %(partition)s, %(key_id)s,
         %(credentials)s, %(exclude_prefixes)s, %(auto_remove_suspended)s, %(auto_badge)s,
-        %(limit_ou_ids)s)
+        %(limit_ou_ids)s, %(sync_interval_seconds)s)
 ON CONFLICT (org_id) DO UPDATE SET
     nickname = EXCLUDED.nickname, management_account_id = EXCLUDED.management_account_id,
     partition = EXCLUDED.partition, credentials_key_id = EXCLUDED.credentials_key_id,
     credentials = EXCLUDED.credentials, exclude_prefixes = EXCLUDED.exclude_prefixes,
     auto_remove_suspended = EXCLUDED.auto_remove_suspended, auto_badge = EXCLUDED.auto_badge,
-    limit_ou_ids = EXCLUDED.limit_ou_ids, updated_at = now()
+    limit_ou_ids = EXCLUDED.limit_ou_ids, sync_interval_seconds = EXCLUDED.sync_interval_seconds,
+    updated_at = now()
 """

@@ -25,7 +25,14 @@ CREDENTIAL_FIELDS = (
     "external_id",
 )
 REQUIRED_CREDENTIAL_FIELDS = CREDENTIAL_FIELDS[:-1]  # external_id is optional
-FILTER_FIELDS = ("exclude_prefixes", "auto_remove_suspended", "auto_badge", "limit_ou_ids")
+# settings of the organization other than its credentials; an update may change any one alone
+FILTER_FIELDS = (
+    "exclude_prefixes",
+    "auto_remove_suspended",
+    "auto_badge",
+    "limit_ou_ids",
+    "sync_interval_seconds",
+)
 ALL_FIELDS = ("request_id", "org_id", "nickname", *CREDENTIAL_FIELDS, *FILTER_FIELDS)
 
 MIN_SESSION_DURATION = 900  # STS DurationSeconds
@@ -33,6 +40,8 @@ MAX_SESSION_DURATION = 43200  # IAM MaxSessionDuration ceiling, 12 hours
 MAX_ROLE_ARN = 2048  # STS RoleArn
 MAX_ROLE_PATH = 512  # IAM Path, counting its leading and trailing "/"
 MAX_ACCOUNT_NAME = 128  # Organizations AccountName, so no prefix can usefully be longer
+MIN_SYNC_INTERVAL = 60  # a per-organization interval; null falls back to ORGSYNC_SYNC_INTERVAL
+MAX_SYNC_INTERVAL = 7 * 24 * 3600
 
 _REQUEST_ID = "A-Za-z0-9._:-"
 _NAME = "A-Za-z0-9_+=,.@-"  # IAM RoleName, STS RoleSessionName: [\w+=,.@-] in ASCII
@@ -76,6 +85,7 @@ class Filters:
     auto_remove_suspended: bool = False
     auto_badge: bool = False
     limit_ou_ids: tuple[str, ...] = ()
+    sync_interval_seconds: int | None = None  # None: the scheduler's ORGSYNC_SYNC_INTERVAL
 
     def updated(self, changes: Mapping[str, object]) -> Filters:
         """These filters with the fields in ``changes`` replaced and every other field kept."""
@@ -267,6 +277,16 @@ def _duration(value: object) -> list[str]:
     return []
 
 
+def _sync_interval(value: object) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, bool) or not isinstance(value, int):
+        return [f"must be an integer (seconds) or null, got {_json_type(value)}"]
+    if not MIN_SYNC_INTERVAL <= value <= MAX_SYNC_INTERVAL:
+        return [f"must be {MIN_SYNC_INTERVAL} to {MAX_SYNC_INTERVAL} seconds, got {value}"]
+    return []
+
+
 def _boolean(value: object) -> list[str]:
     return [] if isinstance(value, bool) else [f"must be true or false, got {_json_type(value)}"]
 
@@ -330,6 +350,7 @@ _FIELD_RULES: dict[str, Callable[[object], list[str]]] = {
     "auto_remove_suspended": _boolean,
     "auto_badge": _boolean,
     "limit_ou_ids": _unique_list(_scope_id),
+    "sync_interval_seconds": _sync_interval,
 }
 
 

@@ -6,12 +6,14 @@ from typing import Any
 
 import psycopg
 
+from pipelines.request_rules import FILTER_FIELDS
+
 Conn = psycopg.Connection[dict[str, Any]]
 
 ORGS = """
 SELECT o.org_id, o.nickname, o.management_account_id, o.partition,
        o.exclude_prefixes, o.auto_remove_suspended, o.auto_badge, o.limit_ou_ids,
-       o.created_at, o.updated_at,
+       o.sync_interval_seconds, o.created_at, o.updated_at,
        coalesce((SELECT jsonb_object_agg(status, n) FROM (
            SELECT status, count(*) AS n FROM accounts a WHERE a.org_id = o.org_id GROUP BY status
        ) c), '{}') AS accounts,
@@ -24,10 +26,7 @@ FROM organizations o ORDER BY o.nickname
 def organizations(conn: Conn) -> list[dict[str, Any]]:
     rows = conn.execute(ORGS).fetchall()
     for row in rows:
-        row["filters"] = {
-            k: row.pop(k)
-            for k in ("exclude_prefixes", "auto_remove_suspended", "auto_badge", "limit_ou_ids")
-        }
+        row["filters"] = {k: row.pop(k) for k in FILTER_FIELDS}
     return rows
 
 

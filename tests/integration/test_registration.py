@@ -19,6 +19,7 @@ from pipelines.events import Event, OrgRegistered
 from pipelines.orgs import load_organization
 from pipelines.registration import UNREADABLE, Verdict
 from pipelines.request_rules import Credentials
+from services import scheduler
 
 pytestmark = pytest.mark.integration
 Conn = psycopg.Connection[dict[str, Any]]
@@ -198,6 +199,24 @@ def test_filters_change_alone_and_the_others_are_kept(conn: Conn, keyring: Keyri
     assert org.filters.limit_ou_ids == ("ou-ab12-cdefgh34",)
     assert org.filters.exclude_prefixes == ("sandbox-",) and org.filters.auto_badge is True
     assert org.filters.auto_remove_suspended is False
+
+
+def test_a_per_organization_sync_interval_overrides_the_scheduler_default_until_cleared(
+    conn: Conn, keyring: Keyring
+) -> None:
+    registered(conn, keyring, sync_interval_seconds=600)
+    conn.execute("UPDATE syncs SET started_at = now() - interval '20 minutes'")
+    assert scheduler.due(conn, interval=3600) == [ORG]  # its own 10 minutes have passed
+
+    verdict, _ = decide(
+        conn, keyring, {"request_id": "u1", "org_id": ORG, "sync_interval_seconds": None}
+    )
+    conn.execute("UPDATE syncs SET started_at = now() - interval '20 minutes'")
+
+    assert verdict.accepted
+    assert scheduler.due(conn, interval=3600) == []  # back on the default hour
+    org = load_organization(conn, keyring, ORG)
+    assert org is not None and org.filters.sync_interval_seconds is None
 
 
 def test_every_accepted_update_starts_a_sync(conn: Conn, keyring: Keyring) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.badges import Badge, Change, desired_badges, diff
+from pipelines.badges import Badge, Change, desired_badges, diff, edit_refusals
 
 ORG, NICK, PATH = "o-abcdefghij", "prod-org", "Root/Engineering/Prod"
 SYSTEM = {
@@ -114,3 +114,62 @@ def test_diff_lists_creations_updates_and_deletions_once() -> None:
         Change("c", "created", None, Badge("c", "4", True)),
     ]
     assert diff(wanted, wanted) == []
+
+
+# ---- local edits: `orgsync badges add / delete` ----------------------------------------------
+
+ACCOUNT, MANAGER = "123456789012", "o-abcdefghij (prod-org)"
+LOCAL = badges(("owner", "me", False))
+
+EDITS = [
+    # (manager, tags, put, delete, the part of the one reason expected; None: allowed)
+    pytest.param(None, {}, {"team": "blue"}, [], None, id="standalone-add"),
+    pytest.param(None, {}, {"owner": "you"}, [], None, id="standalone-change"),
+    pytest.param(None, {}, {}, ["owner"], None, id="standalone-delete"),
+    pytest.param(None, {}, {"empty": ""}, [], None, id="standalone-empty-value"),
+    pytest.param(None, {}, {}, ["nope"], "has no badge 'nope'", id="delete-missing"),
+    pytest.param(
+        None, {}, {"system.cloud_organization": "o-x"}, [], "belongs to orgsync", id="forge-org"
+    ),
+    pytest.param(None, {}, {"cloud_org_path": "Root"}, [], "belongs to orgsync", id="forge-path"),
+    pytest.param(None, {}, {"": "x"}, [], "1 to 128 printable", id="empty-key"),
+    pytest.param(None, {}, {"k" * 129: "x"}, [], "1 to 128 printable", id="long-key"),
+    pytest.param(None, {}, {"k": "v" * 257}, [], "at most 256", id="long-value"),
+    pytest.param(None, {}, {"k": "a\nb"}, [], "printable", id="newline-value"),
+    pytest.param(
+        MANAGER, {}, {"team": "blue"}, [], "add the tag to the account in AWS", id="m-add"
+    ),
+    pytest.param(
+        MANAGER, {"owner": "me"}, {}, ["owner"], "delete the tag in AWS", id="m-delete-tag-badge"
+    ),
+    pytest.param(MANAGER, {}, {}, ["owner"], None, id="managed-delete-stale-local-badge"),
+    pytest.param(
+        MANAGER,
+        {},
+        {},
+        ["system.cloud_organization"],
+        "belongs to orgsync",
+        id="managed-delete-system-badge",
+    ),
+]
+
+
+@pytest.mark.parametrize(("manager", "tags", "put", "delete", "reason"), EDITS)
+def test_a_local_edit_is_allowed_or_refused_with_its_reason(
+    manager: str | None,
+    tags: dict[str, str],
+    put: dict[str, str],
+    delete: list[str],
+    reason: str | None,
+) -> None:
+    existing = {**SYSTEM, **LOCAL} if manager else LOCAL
+    reasons = edit_refusals(ACCOUNT, manager, tags, existing, put, delete)
+    if reason is None:
+        assert reasons == []
+    else:
+        assert len(reasons) == 1 and reason in reasons[0], reasons
+
+
+def test_every_refusal_of_one_edit_is_given_at_once() -> None:
+    reasons = edit_refusals(ACCOUNT, MANAGER, {"owner": "me"}, LOCAL, {"a": "1"}, ["owner", "x"])
+    assert len(reasons) == 3

@@ -125,6 +125,9 @@ VALID = [
     ),
     pytest.param("org_id", ORG_ID, id="org_id-shortest"),
     pytest.param("org_id", "o-" + "a1" * 16, id="org_id-longest"),
+    pytest.param("sync_interval_seconds", 60, id="sync_interval_seconds-shortest"),
+    pytest.param("sync_interval_seconds", 604800, id="sync_interval_seconds-a-week"),
+    pytest.param("sync_interval_seconds", None, id="sync_interval_seconds-null-is-the-default"),
 ]
 
 # (field, value, part of the message): each makes NEW invalid with exactly one problem.
@@ -360,6 +363,13 @@ INVALID = [
     pytest.param("org_id", "o-abcdefghi\u0661", "not an organization id", id="org_id-unicode"),
     pytest.param("org_id", 5, "must be a string, got integer", id="org_id-integer"),
     pytest.param("org_id", None, "must be a string, got null", id="org_id-null"),
+    pytest.param(
+        "sync_interval_seconds", 59, "must be 60 to 604800 seconds, got 59", id="sync-interval-59"
+    ),
+    pytest.param("sync_interval_seconds", 604801, "got 604801", id="sync-interval-over-a-week"),
+    pytest.param("sync_interval_seconds", "3600", "got string", id="sync-interval-string"),
+    pytest.param("sync_interval_seconds", True, "got boolean", id="sync-interval-boolean"),
+    pytest.param("sync_interval_seconds", 3600.0, "got number", id="sync-interval-float"),
 ]
 
 # Invalid values the JSON Schema cannot reject: Python's jsonschema lets "$" match before a
@@ -379,6 +389,7 @@ SCHEMA_GAPS = {
     "external_id-trailing-newline",
     "limit_ou_ids-trailing-newline",
     "org_id-trailing-newline",
+    "sync-interval-float",
 }
 
 
