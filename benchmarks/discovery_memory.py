@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipelines import discovery
 from pipelines.credentials import Keyring, generate_key
-from pipelines.orgs import load_organization, seal_credentials
-from pipelines.registration import UPSERT_ORG
+from pipelines.orgs import load_organization
+from pipelines.registration import store_organization
 from pipelines.request_rules import Credentials, Filters
 
 ROOT = "r-bench"
@@ -158,22 +158,7 @@ def insert_organization(conn: Any, keyring: Keyring, filters: Filters) -> None:
         member_session_name="bench",
         member_session_duration=900,
     )
-    sealed = seal_credentials(keyring, ORG_ID, credentials)
-    conn.execute(
-        UPSERT_ORG,
-        {
-            "org_id": ORG_ID,
-            "nickname": "bench",
-            "management_account_id": "123456789012",
-            "partition": "aws",
-            "key_id": sealed.key_id,
-            "credentials": sealed.blob,
-            "exclude_prefixes": list(filters.exclude_prefixes),
-            "auto_remove_suspended": filters.auto_remove_suspended,
-            "auto_badge": False,
-            "limit_ou_ids": [],
-        },
-    )
+    store_organization(conn, keyring, ORG_ID, "bench", credentials, filters)
 
 
 def main() -> int:

@@ -23,7 +23,7 @@ from pipelines.aws_errors import classify
 from pipelines.credentials import Keyring
 from pipelines.events import Event, OrgRegistered
 from pipelines.orgs import load_organization, seal_credentials
-from pipelines.request_rules import Credentials, Problem, check_request, redacted
+from pipelines.request_rules import Credentials, Filters, Problem, check_request, redacted
 
 # Exactly the Organizations actions that registration, discovery and harvesting call.
 REQUIRED_ACTIONS: tuple[str, ...] = (
@@ -333,23 +333,9 @@ def register(
     credentials = request.credentials or (existing.credentials if existing else None)
     assert credentials is not None
     filters = request.filters(existing.filters if existing else None)
-    sealed = seal_credentials(keyring, org_id, credentials)
-    conn.execute(
-        UPSERT_ORG,
-        {
-            "org_id": org_id,
-            "nickname": request.nickname or (existing.nickname if existing else None),
-            "management_account_id": credentials.management_account_id,
-            "partition": credentials.partition,
-            "key_id": sealed.key_id,
-            "credentials": sealed.blob,
-            "exclude_prefixes": list(filters.exclude_prefixes),
-            "auto_remove_suspended": filters.auto_remove_suspended,
-            "auto_badge": filters.auto_badge,
-            "limit_ou_ids": list(filters.limit_ou_ids),
-            "sync_interval_seconds": filters.sync_interval_seconds,
-        },
-    )
+    nickname = request.nickname or (existing.nickname if existing else None)
+    assert nickname is not None
+    store_organization(conn, keyring, org_id, nickname, credentials, filters)
     verdict = Verdict(
         request_id=request_id, accepted=True, org_id=org_id, reasons=[], warnings=live.warnings
     )
@@ -367,6 +353,34 @@ def _nickname_taken(
             (nickname, org_id),
         ).fetchone()
         is not None
+    )
+
+
+def store_organization(
+    conn: psycopg.Connection[dict[str, Any]],
+    keyring: Keyring,
+    org_id: str,
+    nickname: str,
+    credentials: Credentials,
+    filters: Filters,
+) -> None:
+    """Insert or replace the organization's row, its credentials sealed to it."""
+    sealed = seal_credentials(keyring, org_id, credentials)
+    conn.execute(
+        UPSERT_ORG,
+        {
+            "org_id": org_id,
+            "nickname": nickname,
+            "management_account_id": credentials.management_account_id,
+            "partition": credentials.partition,
+            "key_id": sealed.key_id,
+            "credentials": sealed.blob,
+            "exclude_prefixes": list(filters.exclude_prefixes),
+            "auto_remove_suspended": filters.auto_remove_suspended,
+            "auto_badge": filters.auto_badge,
+            "limit_ou_ids": list(filters.limit_ou_ids),
+            "sync_interval_seconds": filters.sync_interval_seconds,
+        },
     )
 
 

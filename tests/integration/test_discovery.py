@@ -23,9 +23,9 @@ from pipelines import discovery
 from pipelines.aws_errors import classify
 from pipelines.credentials import Keyring, Sealed, open_json
 from pipelines.events import AccountDiscovered, AccountValidated, Event
-from pipelines.orgs import load_organization, seal_credentials
-from pipelines.registration import UPSERT_ORG, start_sync
-from pipelines.request_rules import Credentials
+from pipelines.orgs import load_organization
+from pipelines.registration import start_sync, store_organization
+from pipelines.request_rules import Credentials, Filters
 from services import cli, standalone, views
 from services.aws import CLIENT_CONFIG
 from services.errors import UserError
@@ -144,21 +144,17 @@ def register(conn: Conn, keyring: Keyring, org: AwsOrg, **filters: Any) -> None:
         member_session_name="orgsync-test-member",
         member_session_duration=900,
     )
-    sealed = seal_credentials(keyring, org.org_id, credentials)
-    conn.execute(
-        UPSERT_ORG,
-        {
-            "org_id": org.org_id,
-            "nickname": "acme",
-            "management_account_id": MANAGEMENT_ACCOUNT_ID,
-            "partition": "aws",
-            "key_id": sealed.key_id,
-            "credentials": sealed.blob,
-            "exclude_prefixes": list(filters.get("exclude_prefixes", [])),
-            "auto_remove_suspended": filters.get("auto_remove_suspended", False),
-            "auto_badge": False,
-            "limit_ou_ids": list(filters.get("limit_ou_ids", [])),
-        },
+    store_organization(
+        conn,
+        keyring,
+        org.org_id,
+        "acme",
+        credentials,
+        Filters(
+            exclude_prefixes=tuple(filters.get("exclude_prefixes", [])),
+            auto_remove_suspended=filters.get("auto_remove_suspended", False),
+            limit_ou_ids=tuple(filters.get("limit_ou_ids", [])),
+        ),
     )
     conn.commit()
 
