@@ -341,6 +341,19 @@ def cmd_queues(ctx: Context, args: argparse.Namespace) -> int:
         print()
 
 
+def cmd_exporter(ctx: Context, args: argparse.Namespace) -> int:
+    from services import exporter
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    host = args.host or ctx.settings.exporter_host
+    port = ctx.settings.exporter_port if args.port is None else args.port
+    print(f"exporter: http://{host}:{port}/metrics and /healthz", file=sys.stderr)
+    with contextlib.suppress(KeyboardInterrupt):
+        exporter.run(ctx.settings, host, port, stop)
+    return 0
+
+
 def cmd_keys(ctx: Context, args: argparse.Namespace) -> int:
     if args.keys_command == "generate":
         path, key_id = keys.generate(ctx.settings, if_missing=args.if_missing)
@@ -534,6 +547,9 @@ def parser() -> argparse.ArgumentParser:
     p = command("queues", cmd_queues, "each queue's depth and consumers", json=True)
     p.add_argument("--watch", action="store_true", help="print again every --interval seconds")
     p.add_argument("--interval", type=float, default=2.0)
+    p = command("exporter", cmd_exporter, "serve Prometheus /metrics and /healthz for the pipeline")
+    p.add_argument("--host", help="address to listen on (default ORGSYNC_EXPORTER_HOST)")
+    p.add_argument("--port", type=int, help="port (default ORGSYNC_EXPORTER_PORT, 9464)")
     p = command("keys", cmd_keys, "credential encryption keys")
     keys_sub = p.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
     g = keys_sub.add_parser("generate", help="write a key file with a new key")

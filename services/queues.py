@@ -33,46 +33,71 @@ def depths(broker_url: str, management_url: str | None = None) -> list[dict[str,
         connection = pika.BlockingConnection(pika.URLParameters(broker_url))
     except pika.exceptions.AMQPError as error:
         raise unavailable(broker_url, error) from error
-    rows = []
     try:
-        channel = connection.channel()
-        for queue in QUEUES:
-            row: dict[str, Any] = {"queue": queue}
-            for kind, name in (
-                ("ready", queue),
-                ("delayed", f"{queue}.DQ"),
-                ("dead_lettered", f"{queue}.XQ"),
-            ):
-                if channel.is_closed:  # a passive declare of a missing queue closes the channel
-                    channel = connection.channel()
-                count, consumers = _ready(channel, name)
-                row[kind] = count or 0
-                if kind == "ready":
-                    row["consumers"] = consumers or 0
-                    row["declared"] = count is not None
-            row["in_flight"] = None
-            rows.append(row)
+        rows = count(connection)
     finally:
         connection.close()
     if management_url:
-        _add_in_flight(rows, broker_url, management_url)
+        add_management(rows, broker_url, management_url)
     return rows
 
 
-def _add_in_flight(rows: list[dict[str, Any]], broker_url: str, management_url: str) -> None:
+def count(connection: pika.BlockingConnection) -> list[dict[str, Any]]:
+    """Each queue's ready, delayed and dead-lettered messages and consumers (passive declares)."""
+    rows = []
+    channel = connection.channel()
+    for queue in QUEUES:
+        row: dict[str, Any] = {"queue": queue}
+        for kind, name in (
+            ("ready", queue),
+            ("delayed", f"{queue}.DQ"),
+            ("dead_lettered", f"{queue}.XQ"),
+        ):
+            if channel.is_closed:  # a passive declare of a missing queue closes the channel
+                channel = connection.channel()
+            count, consumers = _ready(channel, name)
+            row[kind] = count or 0
+            if kind == "ready":
+                row["consumers"] = consumers or 0
+                row["declared"] = count is not None
+        row["in_flight"] = None
+        rows.append(row)
+    if channel.is_open:
+        channel.close()
+    return rows
+
+
+# per queue, in one request for the whole vhost; the API refreshes them about every 5 s
+MANAGEMENT_COLUMNS = (
+    "name,messages,messages_unacknowledged,"
+    "message_stats.publish_details.rate,message_stats.deliver_get_details.rate,"
+    "message_stats.ack_details.rate"
+)
+
+
+def add_management(rows: list[dict[str, Any]], broker_url: str, management_url: str) -> bool:
+    """Add what only the management API knows to `rows`: messages in flight (delivered, not
+    yet acked), rates, and delayed messages a worker holds until they are due (a passive
+    declare counts ready ones only). False when the API did not answer."""
     vhost = unquote(urlsplit(broker_url).path[1:]) or "/"
     parts = urlsplit(management_url)
     base = f"{parts.scheme}://{parts.hostname}:{parts.port or 15672}"
     auth = b64encode(f"{parts.username or 'guest'}:{parts.password or 'guest'}".encode()).decode()
+    request = urllib.request.Request(
+        f"{base}/api/queues/{quote(vhost, safe='')}?columns={MANAGEMENT_COLUMNS}",
+        headers={"Authorization": f"Basic {auth}"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            queues = {info["name"]: info for info in json.load(response)}
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
     for row in rows:
-        request = urllib.request.Request(
-            f"{base}/api/queues/{quote(vhost, safe='')}/{quote(row['queue'], safe='')}",
-            headers={"Authorization": f"Basic {auth}"},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=5) as response:
-                info = json.load(response)
-        except OSError:
-            continue
-        row["in_flight"] = info.get("messages_unacknowledged")
-        row["publish_rate"] = info.get("message_stats", {}).get("publish_details", {}).get("rate")
+        info = queues.get(row["queue"], {})
+        stats = info.get("message_stats", {})
+        row["in_flight"] = info.get("messages_unacknowledged", 0)
+        held = queues.get(f"{row['queue']}.DQ", {}).get("messages", 0)
+        row["delayed"] = max(row["delayed"], held)
+        for rate in ("publish", "deliver_get", "ack"):
+            row[f"{rate}_rate"] = stats.get(f"{rate}_details", {}).get("rate", 0.0)
+    return True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,9 @@ DEFAULT_DATABASE_URL = "postgresql://root@127.0.0.1:5432/orgsync"
 DEFAULT_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 DEFAULT_KEY_FILE = Path.home() / ".config" / "orgsync" / "keys"
 DEFAULT_SYNC_INTERVAL = 3600.0
+# a sync with nothing moving for this long is re-driven (pipelines/stuck.py)
+DEFAULT_STUCK_AFTER = 900.0
+DEFAULT_WORKER_METRICS_DIR = Path(tempfile.gettempdir()) / "orgsync-worker-metrics"
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smh]?)", re.ASCII)
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600}
@@ -38,9 +42,15 @@ class Settings:
     encryption_keys: str | None = None
     encryption_key_file: Path = DEFAULT_KEY_FILE
     sync_interval: float = DEFAULT_SYNC_INTERVAL
+    stuck_after: float = DEFAULT_STUCK_AFTER
     rabbitmq_management_url: str | None = None
     log_format: str = "json"
     log_level: str = "INFO"
+    exporter_host: str = "127.0.0.1"
+    exporter_port: int = 9464
+    worker_metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int = 9191  # 0: no worker metrics
+    worker_metrics_dir: Path = DEFAULT_WORKER_METRICS_DIR
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -49,6 +59,7 @@ class Settings:
             return value or None
 
         interval = get("ORGSYNC_SYNC_INTERVAL")
+        stuck_after = get("ORGSYNC_STUCK_AFTER")
         key_file = get("ORGSYNC_ENCRYPTION_KEY_FILE")
         log_format = get("ORGSYNC_LOG_FORMAT") or "json"
         if log_format not in ("json", "console"):
@@ -63,7 +74,29 @@ class Settings:
                 if interval
                 else DEFAULT_SYNC_INTERVAL
             ),
+            stuck_after=(
+                parse_duration(stuck_after, "ORGSYNC_STUCK_AFTER")
+                if stuck_after
+                else DEFAULT_STUCK_AFTER
+            ),
             rabbitmq_management_url=get("ORGSYNC_RABBITMQ_MANAGEMENT_URL"),
             log_format=log_format,
             log_level=(get("ORGSYNC_LOG_LEVEL") or "INFO").upper(),
+            exporter_host=get("ORGSYNC_EXPORTER_HOST") or "127.0.0.1",
+            exporter_port=_port(get("ORGSYNC_EXPORTER_PORT"), "ORGSYNC_EXPORTER_PORT", 9464),
+            worker_metrics_host=get("ORGSYNC_WORKER_METRICS_HOST") or "127.0.0.1",
+            worker_metrics_port=_port(
+                get("ORGSYNC_WORKER_METRICS_PORT"), "ORGSYNC_WORKER_METRICS_PORT", 9191
+            ),
+            worker_metrics_dir=Path(
+                get("ORGSYNC_WORKER_METRICS_DIR") or DEFAULT_WORKER_METRICS_DIR
+            ),
         )
+
+
+def _port(text: str | None, name: str, default: int) -> int:
+    if text is None:
+        return default
+    if not text.isdigit() or int(text) > 65535:
+        raise SettingsError(f"{name}={text!r}: expected a TCP port number (0 turns it off)")
+    return int(text)

@@ -1,0 +1,356 @@
+"""`orgsync exporter` against real PostgreSQL and RabbitMQ: gauges against rows and queues,
+and /healthz while a service goes away and comes back (cut by a TCP proxy of the test's own)."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
+from urllib.parse import urlsplit, urlunsplit
+
+import pika
+import psycopg
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from pipelines.events import QUEUES
+from services import exporter
+from services.broker import make_broker
+from services.settings import Settings
+
+pytestmark = pytest.mark.integration
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def scrape(base: str) -> Samples:
+    with urllib.request.urlopen(f"{base}/metrics", timeout=30) as response:
+        text = response.read().decode()
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def sample(samples: Samples, name: str, **labels: str) -> float | None:
+    return samples.get((name, frozenset(labels.items())))
+
+
+def healthz(base: str) -> tuple[int, dict[str, Any]]:
+    try:
+        with urllib.request.urlopen(f"{base}/healthz", timeout=30) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as error:
+        return error.code, json.load(error)
+
+
+def poll(check: Any, timeout: float = 20) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (result := check()):
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.2)
+    return result
+
+
+def start(settings: Settings) -> tuple[str, Any]:
+    server, collector = exporter.make_server(settings, "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_port}", (server, collector)
+
+
+@pytest.fixture
+def exporter_url(settings: Settings, own_broker_url: str) -> Iterator[str]:
+    base, (server, collector) = start(dataclasses.replace(settings, broker_url=own_broker_url))
+    yield base
+    server.shutdown()
+    collector.close()
+
+
+def add_org(conn: psycopg.Connection[Any], org_id: str, nickname: str) -> str:
+    conn.execute(
+        "INSERT INTO organizations (org_id, nickname, management_account_id, partition,"
+        " credentials_key_id, credentials) VALUES (%s, %s, '111111111111', 'aws', 'k', '\\x00')",
+        (org_id, nickname),
+    )
+    sync_id = str(uuid.uuid4())
+    conn.execute(
+        "INSERT INTO syncs (sync_id, org_id, trigger, started_at, walked_at, complete, counts)"
+        " VALUES (%s, %s, 'test', now() - interval '15 minutes', now() - interval '14 minutes',"
+        ' true, \'{"seen": 7, "imported": 6, "excluded": {"name_prefix:sandbox-": 1}}\')',
+        (sync_id, org_id),
+    )
+    return sync_id
+
+
+def add_accounts(
+    conn: psycopg.Connection[Any], org_id: str, sync_id: str, status: str, stage: str, n: int
+) -> None:
+    conn.execute(
+        "INSERT INTO accounts (account_id, org_id, name, status, sync_id, stage, stage_at)"
+        " SELECT lpad((random() * 1e12)::bigint::text, 12, '0'), %s, 'a' || g, %s, %s, %s,"
+        " now() - g * interval '1 minute' FROM generate_series(1, %s) g",
+        (org_id, status, sync_id, stage, n),
+    )
+
+
+def test_account_gauges_match_the_rows_in_the_database(
+    conn: psycopg.Connection[Any], exporter_url: str
+) -> None:
+    first = add_org(conn, "o-first", "first")
+    second = add_org(conn, "o-second", "second")
+    add_accounts(conn, "o-first", first, "ok", "reconciled", 5)
+    add_accounts(conn, "o-first", first, "pending", "discovered", 3)  # up to 3 min waiting
+    add_accounts(conn, "o-first", first, "assume_role_failed", "validated", 2)
+    add_accounts(conn, "o-second", second, "ok", "harvested", 4)
+    add_accounts(conn, "o-second", second, "removed", "reconciled", 1)
+    conn.execute(
+        "INSERT INTO failures (account_id, org_id, stage, code, message)"
+        " SELECT account_id, org_id, 'validation', 'AccessDenied', 'no'"
+        " FROM accounts WHERE status = 'assume_role_failed'"
+    )
+    conn.commit()
+
+    samples = scrape(exporter_url)
+
+    rows = conn.execute(
+        "SELECT a.org_id, o.nickname, a.status, count(*) AS n FROM accounts a"
+        " JOIN organizations o USING (org_id) GROUP BY 1, 2, 3"
+    ).fetchall()
+    exported = {
+        (dict(labels)["org_id"], dict(labels)["org"], dict(labels)["status"]): value
+        for (name, labels), value in samples.items()
+        if name == "orgsync_accounts"
+    }
+    assert exported == {(r["org_id"], r["nickname"], r["status"]): r["n"] for r in rows}
+    assert sample(samples, "orgsync_pipeline_waiting", stage="validation") == 3
+    assert sample(samples, "orgsync_pipeline_waiting", stage="harvest") == 2
+    assert sample(samples, "orgsync_pipeline_waiting", stage="reconcile") == 4
+    oldest = sample(samples, "orgsync_pipeline_oldest_waiting_seconds", stage="validation")
+    assert oldest is not None and 180 <= oldest < 240
+    assert sample(samples, "orgsync_pipeline_oldest_waiting_seconds", stage="discovery") == 0
+    failed = sample(
+        samples, "orgsync_failed_accounts", org_id="o-first", org="first", code="AccessDenied"
+    )
+    assert failed == 2
+    # o-first's last sync still has accounts on their way; it has run 15 minutes so far
+    first_org = {"org_id": "o-first", "org": "first"}
+    assert sample(samples, "orgsync_sync_last_running", **first_org) == 1
+    duration = sample(samples, "orgsync_sync_last_duration_seconds", **first_org)
+    assert duration is not None and 900 <= duration < 960
+    assert sample(samples, "orgsync_sync_last_complete", **first_org) == 1
+    assert sample(samples, "orgsync_sync_last_accounts", **first_org, count="imported") == 6
+    assert sample(samples, "orgsync_sync_last_accounts", **first_org, count="excluded") == 1
+    assert sample(samples, "orgsync_syncs_total", **first_org) == 1
+    assert sample(samples, "orgsync_exporter_up", service="postgresql") == 1
+
+
+def test_a_finished_sync_reports_its_duration_to_the_last_account_reconciled(
+    conn: psycopg.Connection[Any], exporter_url: str
+) -> None:
+    sync_id = add_org(conn, "o-done", "done")
+    add_accounts(conn, "o-done", sync_id, "ok", "reconciled", 3)  # the last 1 min ago
+    conn.commit()
+
+    samples = scrape(exporter_url)
+
+    org = {"org_id": "o-done", "org": "done"}
+    assert sample(samples, "orgsync_sync_last_running", **org) == 0
+    duration = sample(samples, "orgsync_sync_last_duration_seconds", **org)
+    assert duration is not None and abs(duration - 14 * 60) < 5
+
+
+def test_queue_gauges_count_ready_delayed_and_dead_lettered_messages(
+    own_broker_url: str, exporter_url: str
+) -> None:
+    broker = make_broker(own_broker_url)
+    for queue in QUEUES:
+        broker.declare_queue(queue, ensure=True)
+    broker.close()
+    connection = pika.BlockingConnection(pika.URLParameters(own_broker_url))
+    channel = connection.channel()
+    for routing_key, n in (("tags-harvested", 2), ("org-registered.DQ", 1)):
+        for _ in range(n):
+            channel.basic_publish("", routing_key, b"{}", pika.BasicProperties(delivery_mode=2))
+    # dead-lettered the way RabbitMQ does it: rejected without requeue, routed to Q.XQ
+    for _ in range(3):
+        channel.basic_publish("", "account-validated", b"{}")
+    for _ in range(3):
+        method, _, _ = channel.basic_get("account-validated")
+        channel.basic_nack(method.delivery_tag, requeue=False)
+
+    def counted() -> Samples | None:
+        samples = scrape(exporter_url)
+        dead = sample(
+            samples, "orgsync_queue_messages", queue="account-validated", kind="dead_lettered"
+        )
+        return samples if dead == 3 else None
+
+    samples = poll(counted)
+    connection.close()
+    assert sample(samples, "orgsync_queue_messages", queue="tags-harvested", kind="ready") == 2
+    assert sample(samples, "orgsync_queue_messages", queue="org-registered", kind="delayed") == 1
+    assert sample(samples, "orgsync_queue_messages", queue="account-validated", kind="ready") == 0
+    assert sample(samples, "orgsync_queue_consumers", queue="tags-harvested") == 0
+    assert sample(samples, "orgsync_exporter_up", service="rabbitmq") == 1
+
+
+class TcpProxy:
+    """Forwards 127.0.0.1:<port> to a service; `cut()` drops every connection and refuses new
+    ones until `restore()`, as a service that went away would."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.port = 0
+        self.sockets: list[socket.socket] = []
+        self.listener: socket.socket | None = None
+        self.restore()
+
+    def restore(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen()
+        self.port = listener.getsockname()[1]
+        self.listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def cut(self) -> None:
+        assert self.listener is not None
+        self.listener.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept()
+        self.listener.close()
+        for sock in self.sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+        self.sockets.clear()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            self.sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+
+@pytest.fixture
+def proxied(settings: Settings, own_broker_url: str) -> Iterator[tuple[str, TcpProxy, TcpProxy]]:
+    params = conninfo_to_dict(settings.database_url)
+    pg = TcpProxy((str(params.get("host", "127.0.0.1")), int(params.get("port", 5432))))
+    amqp_url = urlsplit(own_broker_url)
+    amqp = TcpProxy((amqp_url.hostname or "127.0.0.1", amqp_url.port or 5672))
+    through = dataclasses.replace(
+        settings,
+        database_url=make_conninfo(settings.database_url, host="127.0.0.1", port=pg.port),
+        broker_url=urlunsplit(amqp_url._replace(netloc=f"guest:guest@127.0.0.1:{amqp.port}")),
+    )
+    base, (server, collector) = start(through)
+    yield base, pg, amqp
+    server.shutdown()
+    collector.close()
+    pg.cut()
+    amqp.cut()
+
+
+@pytest.mark.parametrize(
+    ("service", "named"), [("postgresql", "PostgreSQL"), ("rabbitmq", "RabbitMQ")]
+)
+def test_healthz_says_which_service_is_gone_and_recovers_when_it_is_back(
+    proxied: tuple[str, TcpProxy, TcpProxy], service: str, named: str
+) -> None:
+    base, pg, amqp = proxied
+    proxy = pg if service == "postgresql" else amqp
+    assert healthz(base) == (200, {"ok": True, "postgresql": "ok", "rabbitmq": "ok"})
+    assert sample(scrape(base), "orgsync_exporter_up", service=service) == 1
+
+    proxy.cut()
+    status, body = healthz(base)
+    assert status == 503 and not body["ok"]
+    assert named in body[service] and "unreachable" in body[service]
+    samples = scrape(base)  # /metrics still answers, with what it could read
+    assert sample(samples, "orgsync_exporter_up", service=service) == 0
+    other = "rabbitmq" if service == "postgresql" else "postgresql"
+    assert sample(samples, "orgsync_exporter_up", service=other) == 1
+
+    proxy.restore()
+    assert poll(lambda: healthz(base)[0] == 200)
+    assert sample(scrape(base), "orgsync_exporter_up", service=service) == 1
+
+
+class ManagementApi(BaseHTTPRequestHandler):
+    """RabbitMQ's management API, as far as the exporter reads it (GET /api/queues/<vhost>),
+    with the fields RabbitMQ returns; the machine's RabbitMQ runs without the plugin."""
+
+    queues: ClassVar[list[dict[str, Any]]] = []
+
+    def do_GET(self) -> None:
+        assert self.headers["Authorization"].startswith("Basic ")
+        body = json.dumps(self.queues).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_the_management_api_adds_messages_in_flight_and_delayed_ones_a_worker_holds(
+    settings: Settings, own_broker_url: str
+) -> None:
+    broker = make_broker(own_broker_url)
+    for queue in QUEUES:
+        broker.declare_queue(queue, ensure=True)
+    broker.close()
+    ManagementApi.queues = [
+        {
+            "name": "account-discovered",
+            "messages": 9,
+            "messages_unacknowledged": 4,
+            "message_stats": {"publish_details": {"rate": 2.5}},
+        },
+        # delayed retries sit unacked in a worker until due: only the API counts them
+        {"name": "account-discovered.DQ", "messages": 6, "messages_unacknowledged": 6},
+    ]
+    api = ThreadingHTTPServer(("127.0.0.1", 0), ManagementApi)
+    threading.Thread(target=api.serve_forever, daemon=True).start()
+    management = f"http://guest:guest@127.0.0.1:{api.server_port}"
+    base, (server, collector) = start(
+        dataclasses.replace(settings, broker_url=own_broker_url, rabbitmq_management_url=management)
+    )
+    try:
+        samples = scrape(base)
+    finally:
+        server.shutdown()
+        collector.close()
+        api.shutdown()
+    queue = {"queue": "account-discovered"}
+    assert sample(samples, "orgsync_queue_messages", **queue, kind="in_flight") == 4
+    assert sample(samples, "orgsync_queue_messages", **queue, kind="delayed") == 6
+    assert sample(samples, "orgsync_queue_messages", queue="tags-harvested", kind="in_flight") == 0
+    assert sample(samples, "orgsync_exporter_up", service="rabbitmq_management") == 1
