@@ -110,24 +110,47 @@ def retried(call: Any, sleep: Sleep, **params: Any) -> dict[str, Any]:
     raise AssertionError("not reached")
 
 
+class MalformedAnswer(ValueError):
+    """AWS answered without a field the walk cannot do without."""
+
+
 def walk(
-    client: Any, limit_ou_ids: tuple[str, ...], sleep: Sleep = time.sleep
+    client: Any,
+    limit_ou_ids: tuple[str, ...],
+    sleep: Sleep = time.sleep,
+    *,
+    malformed: list[str] | None = None,
 ) -> Iterator[list[SeenAccount]]:
     """Pages of accounts, parent by parent, from every root down (depth first, so the stack
-    holds the OUs of one branch and their siblings, never the whole tree's accounts)."""
+    holds the OUs of one branch and their siblings, never the whole tree's accounts).
+
+    An account or OU that AWS lists without a field the walk needs (an id, a name, a state)
+    raises MalformedAnswer; with a `malformed` list it is noted there and skipped instead, so
+    the rest of the organization is still walked and the caller marks the walk incomplete."""
     scope = set(limit_ou_ids)
-    stack = [
-        Parent(root["Id"], root.get("Name") or "Root", not scope or root["Id"] in scope)
-        for page in pages(client, "list_roots", "Roots", sleep)
-        for root in page
-    ]
+    roots = [root for page in pages(client, "list_roots", "Roots", sleep) for root in page]
+    if not roots:
+        # a complete walk of nothing would remove every account
+        raise MalformedAnswer("ListRoots returned no root")
+    stack = []
+    for root in roots:
+        if _noted(malformed, _missing(root, "ListRoots", "a root", "Id")):
+            continue
+        stack.append(
+            Parent(root["Id"], root.get("Name") or "Root", not scope or root["Id"] in scope)
+        )
     while stack:
         parent = stack.pop()
         for page in pages(
             client, "list_accounts_for_parent", "Accounts", sleep, ParentId=parent.parent_id
         ):
-            if page:
-                yield [seen(raw, parent) for raw in page]
+            batch = [
+                seen(raw, parent)
+                for raw in page
+                if not _noted(malformed, _missing_account_fields(raw, parent))
+            ]
+            if batch:
+                yield batch
         for page in pages(
             client,
             "list_organizational_units_for_parent",
@@ -140,7 +163,46 @@ def walk(
                     ou["Id"], f"{parent.path}/{ou['Name']}", parent.in_scope or ou["Id"] in scope
                 )
                 for ou in page
+                if not _noted(malformed, _missing(ou, _ou_call(parent), "an OU", "Id", "Name"))
             )
+
+
+def _missing(raw: dict[str, Any], call: str, what: str, *names: str) -> str | None:
+    missing = [name for name in names if not isinstance(raw.get(name), str) or not raw[name]]
+    if not missing:
+        return None
+    ident = raw.get("Id") if isinstance(raw.get("Id"), str) else None
+    named = f" {ident[:40]}" if ident else ""
+    return f"{call} returned {what}{named} without {', '.join(missing)}"
+
+
+def _ou_call(parent: Parent) -> str:
+    return f"ListOrganizationalUnitsForParent({parent.parent_id})"
+
+
+def _missing_account_fields(raw: dict[str, Any], parent: Parent) -> str | None:
+    call = f"ListAccountsForParent({parent.parent_id})"
+    problem = _missing(raw, call, "an account", "Id", "Name")
+    if problem is None and not (raw.get("State") or raw.get("Status")):
+        problem = f"{call} returned an account {str(raw['Id'])[:40]} without State or Status"
+    return problem
+
+
+def _noted(malformed: list[str] | None, problem: str | None) -> bool:
+    """True when `problem` is to be skipped (noted in `malformed`); raises without a list."""
+    if problem is None:
+        return False
+    if malformed is None:
+        raise MalformedAnswer(problem)
+    malformed.append(problem)
+    return True
+
+
+def malformed_error(malformed: list[str]) -> str:
+    """The sync's error for a walk that skipped malformed entries: the first few, and a count."""
+    shown = "; ".join(malformed[:3])
+    more = f" (and {len(malformed) - 3} more)" if len(malformed) > 3 else ""
+    return f"MalformedAnswer: {len(malformed)} skipped: {shown}{more}"
 
 
 def seen(raw: dict[str, Any], parent: Parent) -> SeenAccount:

@@ -14,10 +14,17 @@ from psycopg.types.json import Jsonb
 from pipelines.events import AccountValidated, Event, TagsHarvested
 
 
+class MalformedTags(ValueError):
+    """ListTagsForResource answered with a tag that has no key."""
+
+
 def fetch_tags(orgs: Any, account_id: str) -> dict[str, str]:
     tags: dict[str, str] = {}
     for page in orgs.get_paginator("list_tags_for_resource").paginate(ResourceId=account_id):
-        tags.update({tag["Key"]: tag.get("Value", "") for tag in page.get("Tags", [])})
+        for tag in page.get("Tags") or []:
+            if not isinstance(tag, dict) or not isinstance(tag.get("Key"), str):
+                raise MalformedTags(f"ListTagsForResource({account_id}) returned a tag without Key")
+            tags[tag["Key"]] = str(tag.get("Value") or "")
     return tags
 
 

@@ -21,11 +21,12 @@ from pipelines.orgs import Organization
 Conn = psycopg.Connection[dict[str, Any]]
 
 # Deliveries of one validation message. Each already makes botocore's own 5 HTTP attempts with
-# up to 15 s of jittered sleeps (services/aws.py), so two deliveries, RETRY_BASE_SECONDS apart
-# at most (full jitter, capped by aws_errors far under RabbitMQ's 30-minute consumer_timeout),
-# ride out 10-35 s of throttling. A longer storm becomes "gave up after 2 attempts", kept in
+# up to 15 s of jittered sleeps (services/aws.py), so three deliveries, a few RETRY_BASE_SECONDS
+# apart at most (full jitter, capped by aws_errors far under RabbitMQ's 30-minute
+# consumer_timeout), ride out 15-50 s of throttling: with a third of all calls throttled, one
+# account in 10^7 would give up. A longer storm becomes "gave up after 3 attempts", kept in
 # `failures`: the next sync or `retry-failed` validates the account again.
-MAX_ATTEMPTS = 2
+MAX_ATTEMPTS = 3
 RETRY_BASE_SECONDS = 2.0
 
 

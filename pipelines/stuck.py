@@ -1,0 +1,106 @@
+"""The stuck-sync sweeper: re-drives a sync that stopped moving before it finished.
+
+Publisher confirms, the outbox and redelivery of unacked messages leave one way for an account
+to stop half way: its message dead-lettered (a database outage outlasting the retries, a bug
+fixed since). A sync is *stalled* when it is its organization's current sync, it has not
+finished, no event of it waits in the outbox, and nothing of it moved for `bound` seconds:
+not its start, its walk, a re-drive, nor any of its accounts' stages. Watching the whole sync
+rather than each account means a long backlog that is still draining is never mistaken for a
+stall. A stalled sync gets, through the outbox, the event of the stage each of its accounts
+waits for (or `org-registered` again when its walk never finished). Message ids are the
+stages' own and every stage acts only on accounts waiting for it, so a re-drive that races a
+late original changes nothing; `redriven_at` spaces re-drives one bound apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from pipelines.events import (
+    AccountDiscovered,
+    AccountValidated,
+    Event,
+    OrgRegistered,
+    TagsHarvested,
+)
+
+# any fixed number: the one process holding it sweeps, the others skip the round
+LOCK = 0x6F727374
+WAITING_STAGES = ("discovered", "validated", "harvested")
+
+STALLED = """
+WITH current AS (
+    SELECT DISTINCT ON (s.org_id) s.sync_id, s.org_id, s.started_at, s.walked_at, s.redriven_at
+    FROM syncs s JOIN organizations o USING (org_id)
+    ORDER BY s.org_id, s.started_at DESC
+)
+SELECT c.sync_id::text AS sync_id, c.org_id, c.walked_at IS NOT NULL AS walked
+FROM current c
+WHERE greatest(c.started_at, c.walked_at, c.redriven_at,
+               (SELECT max(a.stage_at) FROM accounts a WHERE a.sync_id = c.sync_id))
+      < now() - make_interval(secs => %(bound)s)
+  AND (c.walked_at IS NULL OR EXISTS (
+        SELECT 1 FROM accounts a WHERE a.sync_id = c.sync_id AND a.stage = ANY(%(stages)s)))
+  AND NOT EXISTS (SELECT 1 FROM outbox WHERE payload->>'sync_id' = c.sync_id::text)
+ORDER BY c.org_id
+"""
+
+WAITING = """
+SELECT account_id, stage, status FROM accounts
+WHERE sync_id = %s AND stage = ANY(%s)
+ORDER BY account_id
+"""
+
+MARK = "UPDATE syncs SET redriven_at = now(), redrives = redrives + 1 WHERE sync_id = %s"
+
+
+@dataclass(frozen=True)
+class Redrive:
+    org_id: str
+    sync_id: str
+    events: list[Event]
+
+    @property
+    def walk(self) -> bool:
+        return any(isinstance(e, OrgRegistered) for e in self.events)
+
+
+def waiting_event(org_id: str, sync_id: str, row: dict[str, Any]) -> Event:
+    """The event an account at `row['stage']` waits for."""
+    ids = {"org_id": org_id, "sync_id": sync_id, "account_id": row["account_id"]}
+    if row["stage"] == "discovered":
+        return AccountDiscovered(**ids)
+    if row["stage"] == "validated":
+        return AccountValidated(**ids, status=row["status"])
+    # whether the tags changed is not kept; the reconciler reads the stored tags anyway
+    return TagsHarvested(**ids, changed=True)
+
+
+def stalled(conn: psycopg.Connection[dict[str, Any]], bound: float) -> list[Redrive]:
+    """Every stalled sync with the events that would move it on (reads only)."""
+    redrives = []
+    for sync in conn.execute(STALLED, {"bound": bound, "stages": list(WAITING_STAGES)}):
+        org_id, sync_id = sync["org_id"], sync["sync_id"]
+        events: list[Event] = []
+        if not sync["walked"]:
+            events.append(OrgRegistered(org_id=org_id, sync_id=sync_id))
+        rows = conn.execute(WAITING, (sync_id, list(WAITING_STAGES))).fetchall()
+        events += [waiting_event(org_id, sync_id, row) for row in rows]
+        redrives.append(Redrive(org_id, sync_id, events))
+    return redrives
+
+
+def sweep(conn: psycopg.Connection[dict[str, Any]], bound: float) -> list[Redrive] | None:
+    """Find stalled syncs and mark them re-driven, inside the caller's transaction, whose
+    commit must also carry the events (`pipelines.outbox.emit`). None when another process
+    holds the sweeper's lock; the lock is the transaction's and goes with it."""
+    locked = conn.execute("SELECT pg_try_advisory_xact_lock(%s) AS ok", (LOCK,)).fetchone()
+    if not locked or not locked["ok"]:
+        return None
+    redrives = stalled(conn, bound)
+    for redrive in redrives:
+        conn.execute(MARK, (redrive.sync_id,))
+    return redrives

@@ -1,0 +1,64 @@
+"""`make test-faults`: nothing lost, duplicated or wrong under crashes, restarts, duplicates
+and throttling, counted over a 300-account organization (see tests/faults/harness.py).
+
+ORGSYNC_FAULT_SEED=<n> replays the random choices (kill moments and targets, restart points,
+which AWS calls are throttled) of an earlier run; the seed is printed with the table.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+
+import pytest
+
+from tests.faults.harness import (
+    KILLS,
+    Harness,
+    Result,
+    deliver_twice,
+    kill_workers,
+    restart_postgres,
+    restart_rabbitmq,
+    table,
+    throttle,
+    throttled,
+    twice_argv,
+)
+
+pytestmark = [pytest.mark.faults, pytest.mark.timeout(900)]
+
+
+def test_no_fault_loses_duplicates_or_corrupts_anything(capsys: pytest.CaptureFixture[str]) -> None:
+    seed = int(os.environ.get("ORGSYNC_FAULT_SEED") or random.SystemRandom().randrange(10**6))
+    started = time.monotonic()
+    results: list[Result] = []
+
+    def record(result: Result) -> None:
+        results.append(result)
+        with capsys.disabled():
+            print(f"\n{result.name}: {result.seconds:.0f} s, {result.counts}", flush=True)
+
+    with Harness(seed) as harness:
+        setup = time.monotonic() - started
+        record(harness.run("clean"))
+        reference = harness.reference
+        assert reference is not None and reference.accounts >= 290, "the clean run is incomplete"
+        record(harness.run("kill-9", kill_workers, slots=4, threads=2))
+        record(harness.run("restart-rabbitmq", restart_rabbitmq))
+        record(harness.run("restart-postgres", restart_postgres))
+        record(harness.run("deliver-twice", deliver_twice, argv=twice_argv()))
+        with throttled(harness, 1 / 3):
+            record(harness.run("throttle-third", throttle))
+    report = table(results, seed)
+    report += f"\nsetup {setup:.0f} s, total {time.monotonic() - started:.0f} s"
+    with capsys.disabled():
+        print("\n" + report, flush=True)
+    failing = [r.name for r in results if not r.counts.clean]
+    assert not failing, f"faults with lost/duplicated/wrong state: {failing} (seed {seed})"
+    kills = next(r for r in results if r.name == "kill-9")
+    assert kills.notes[0].startswith(f"{KILLS} kill -9"), kills.notes
+    for name in ("restart-rabbitmq", "restart-postgres"):
+        healed = next(r for r in results if r.name == name)
+        assert healed.worker_starts == 2, f"{name}: workers had to be restarted to heal"

@@ -1,0 +1,67 @@
+"""Nothing we do keeps a message unacked near RabbitMQ's 30-minute delivery timeout.
+
+RabbitMQ closes a channel whose delivery stays unacked past `consumer_timeout` (30 minutes by
+default) and requeues everything on it, so our longest hold must stay far below: a message
+prefetched behind a running one (prefetch = threads: at most one waits per thread), then run
+to its time limit; a retry held by the delay-queue consumer until its eta.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from pipelines import discovery, validation
+from pipelines.aws_errors import MAX_BACKOFF_SECONDS
+
+CONSUMER_TIMEOUT_MS = 30 * 60 * 1000
+FAR_UNDER = CONSUMER_TIMEOUT_MS * 0.75
+
+ACTOR_OPTIONS = """
+import json, dramatiq
+import services.actors
+from dramatiq.middleware import TimeLimit
+broker = dramatiq.get_broker()
+default = next(m.time_limit for m in broker.middleware if isinstance(m, TimeLimit))
+print(json.dumps({
+    name: {"time_limit": a.options.get("time_limit", default),
+           "max_backoff": a.options.get("max_backoff", 0)}
+    for name, a in broker.actors.items()
+}))
+"""
+
+
+def actor_options() -> dict[str, dict[str, int]]:
+    """Read in a child process: importing the actors sets dramatiq's global broker."""
+    done = subprocess.run(
+        [sys.executable, "-c", ACTOR_OPTIONS], capture_output=True, text=True, check=True
+    )
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def test_no_actor_can_hold_a_message_near_the_consumer_timeout() -> None:
+    options = actor_options()
+    assert set(options) >= {
+        "register_organization",
+        "discover_accounts",
+        "validate_account",
+        "harvest_tags",
+        "reconcile_badges",
+    }
+    for name, option in options.items():
+        waits_behind_one_then_runs = 2 * option["time_limit"]
+        held_for_retry = option["max_backoff"]
+        assert waits_behind_one_then_runs < FAR_UNDER, name
+        assert held_for_retry < FAR_UNDER, name
+
+
+def test_our_own_retry_delays_are_minutes_at_most() -> None:
+    assert MAX_BACKOFF_SECONDS * 1000 < FAR_UNDER
+    worst_validation_delay = max(
+        validation.retry_delay_ms(n) for n in range(1, validation.MAX_ATTEMPTS + 1)
+    )
+    assert worst_validation_delay <= MAX_BACKOFF_SECONDS * 1000
+    # a discovery page's own backoff is slept inside the actor, so it counts against its time
+    # limit, which the first test bounds
+    assert discovery.PAGE_BACKOFF_CAP * (discovery.PAGE_ATTEMPTS - 1) * 1000 < FAR_UNDER
