@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
+import weakref
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -45,13 +48,29 @@ def connect(url: str, **kwargs: object) -> psycopg.Connection[dict[str, object]]
         raise unavailable(url, error) from error
 
 
+# A pooled connection handed out within the last second is known to work; one idle for longer
+# makes a round trip first (a PostgreSQL restart leaves broken connections in the pool). A
+# round trip on every checkout cost more than many of the statements it guarded.
+RECHECK_IDLE_SECONDS = 1.0
+_handed_out_at: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def check_if_idle(conn: psycopg.Connection[Any]) -> None:
+    now = time.monotonic()
+    if now - _handed_out_at.get(conn, float("-inf")) > RECHECK_IDLE_SECONDS:
+        ConnectionPool.check_connection(conn)
+    _handed_out_at[conn] = now
+
+
 def open_pool(url: str, *, max_size: int = 8) -> ConnectionPool:
     pool = ConnectionPool(
         url,
         min_size=1,
         max_size=max_size,
         kwargs={"row_factory": dict_row, "connect_timeout": 5},
-        check=ConnectionPool.check_connection,
+        check=check_if_idle,
         open=False,
         name="orgsync",
     )

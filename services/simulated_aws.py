@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, cast
+from typing import Any, Self, cast
 from xml.sax.saxutils import escape
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -251,32 +251,34 @@ class FaultInjector:
     ) -> Any:
         method = environ["REQUEST_METHOD"]
         try:
-            result = self._control_action(method, path, environ)
+            body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            result = fault_control(self.faults, method, path, body)
         except ValueError as exc:
             return _respond_json(start_response, 400, {"error": str(exc)})
         if result is None:
             return _respond_json(start_response, 404, {"error": f"no route {method} {path}"})
         return _respond_json(start_response, 200, result)
 
-    def _control_action(self, method: str, path: str, environ: dict[str, Any]) -> Any:
-        if (method, path) == ("GET", "/_sim/faults"):
-            return self.faults.snapshot()
-        if (method, path) == ("POST", "/_sim/faults"):
-            raw = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
-            settings = json.loads(raw or b"{}")
-            if not isinstance(settings, dict):
-                raise ValueError("body must be a JSON object")
-            self.faults.update(**settings)
-            return self.faults.snapshot()
-        if (method, path) == ("POST", "/_sim/reset-faults"):
-            self.faults.reset()
-            return self.faults.snapshot()
-        if (method, path) == ("GET", "/_sim/counts"):
-            return self.faults.counts()
-        if (method, path) == ("POST", "/_sim/reset-counts"):
-            self.faults.reset_counts()
-            return self.faults.counts()
-        return None
+
+def fault_control(faults: FaultState, method: str, path: str, body: bytes) -> Any:
+    """The `/_sim/` control plane over a fault state; None for a path it does not serve."""
+    if (method, path) == ("GET", "/_sim/faults"):
+        return faults.snapshot()
+    if (method, path) == ("POST", "/_sim/faults"):
+        settings = json.loads(body or b"{}")
+        if not isinstance(settings, dict):
+            raise ValueError("body must be a JSON object")
+        faults.update(**settings)
+        return faults.snapshot()
+    if (method, path) == ("POST", "/_sim/reset-faults"):
+        faults.reset()
+        return faults.snapshot()
+    if (method, path) == ("GET", "/_sim/counts"):
+        return faults.counts()
+    if (method, path) == ("POST", "/_sim/reset-counts"):
+        faults.reset_counts()
+        return faults.counts()
+    return None
 
 
 def _respond(
@@ -305,7 +307,48 @@ def build_app(faults: FaultState) -> FaultInjector:
     return FaultInjector(DomainDispatcherApplication(create_backend_app), faults)
 
 
-class SimulatedAws:
+class ServedInThread:
+    """A server (`self._server`, made by the subclass's `start`) run by a daemon thread of
+    this process; `with` starts and stops it."""
+
+    port: int
+    endpoint_url: str
+    _server: Any = None
+    _thread: threading.Thread | None = None
+
+    def start(self) -> str:
+        raise NotImplementedError
+
+    def serve_in_thread(self, name: str) -> str:
+        self.port = self._server.server_port
+        self.endpoint_url = f"http://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, name=name, daemon=True)
+        self._thread.start()
+        return self.endpoint_url
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join()
+        self._server = self._thread = None
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class SimulatedAws(ServedInThread):
     """moto behind the fault injector, served on 127.0.0.1 from a background thread.
 
     moto keeps its backends in module globals, so every instance in one process shares
@@ -316,8 +359,6 @@ class SimulatedAws:
         self.port = port
         self.faults = faults or FaultState()
         self.endpoint_url = ""
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
 
     def start(self) -> str:
         from moto.moto_server.werkzeug_app import MotoRequestHandler
@@ -337,35 +378,8 @@ class SimulatedAws:
         )
         # moto answers what it does not implement (SimulatePrincipalPolicy) with a 500 and a
         # logged traceback; the 500 is the point, the traceback only noise.
-        self._server.log = lambda *args, **kwargs: None  # type: ignore[method-assign]
-        self.port = self._server.server_port
-        self.endpoint_url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="simulated-aws", daemon=True
-        )
-        self._thread.start()
-        return self.endpoint_url
-
-    def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join()
-        self._server = self._thread = None
-
-    def __enter__(self) -> SimulatedAws:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        self._server.log = lambda *args, **kwargs: None
+        return self.serve_in_thread("simulated-aws")
 
 
 class ControlPlaneError(RuntimeError):

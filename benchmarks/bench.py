@@ -1,0 +1,616 @@
+"""orgsync at organization scale, side by side with the bare AWS calls (`make bench`).
+
+One run: a generated organization of `--accounts` members is served by the scale simulator
+(`services/scale_aws.py`, in a process of its own, `--latency-ms` per call); `orgsync worker`
+runs in subprocesses against the local PostgreSQL and RabbitMQ, in a database and a vhost of
+the run's own (dropped afterwards). It measures:
+
+1. the first sync, from the registration message to the last badge;
+2. a re-sync after the tags of a sample of accounts changed in AWS: its wall time and CPU, and
+   per changed account the time from its harvest to its badges (database timestamps);
+3. the same AWS calls in a bare boto3 loop at the same processes x threads
+   (`benchmarks/bare_loop.py`): no broker, no database.
+
+CPU and peak RSS are read from /proc for every worker process, before and after each phase,
+so interpreter start-up is not counted. Prints a table and one JSON document (also written to
+`--json-out`), with the targets beside the figures.
+
+    .venv/bin/python benchmarks/bench.py [--accounts 1000] [--processes 2] [--threads 16]
+    .venv/bin/python benchmarks/bench.py --smoke      # ~30-60 s, for CI
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import psycopg
+from psycopg.conninfo import make_conninfo
+
+from pipelines.credentials import Keyring, generate_key
+from services import client, db, queues, scale_aws, views
+from services.sample_org import aws_client
+from services.settings import Settings
+from services.simulated_aws import SimulatedAwsControl
+
+ROOT = Path(__file__).resolve().parent.parent
+TICKS = os.sysconf("SC_CLK_TCK")
+TARGETS = {
+    "accounts_per_s": 10_000 / 60,  # 10,000 accounts at 50 ms a call within 60 s
+    "cpu_ratio": 1.5,  # orgsync's CPU per account within 1.5x the bare loop's
+    "peak_rss_mb": 250.0,  # each worker process
+    "tag_to_badge_p99_s": 1.0,  # a tag change reflected within 1 s of its harvest
+}
+
+
+# ---- processes -------------------------------------------------------------------------------
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and all its descendants, from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children.get(current, []))
+    return tree
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of one process (all its threads), from /proc/<pid>/stat."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def peak_rss_mb(pid: int) -> float:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def cpu_of(pids: list[int]) -> dict[int, float]:
+    return {pid: cpu_seconds(pid) for pid in pids}
+
+
+@contextmanager
+def subprocess_running(argv: list[str], env: dict[str, str], log: Path) -> Iterator[Any]:
+    """`argv` in a process group of its own, so that its children go down with it."""
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            argv, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True
+        )
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        # a worker process that outlived its parent's shutdown goes now
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def wait_for(poll: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    while (result := poll()) is None:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+    return result
+
+
+# ---- the services of the run's own ----------------------------------------------------------
+
+
+@contextmanager
+def scratch_database(server_url: str) -> Iterator[str]:
+    name = f"orgsync_bench_{uuid.uuid4().hex[:8]}"
+    url = make_conninfo(server_url, dbname=name)
+    db.migrate(url)
+    try:
+        yield url
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def scratch_vhost(base_url: str) -> Iterator[str]:
+    vhost = f"orgsync-bench-{uuid.uuid4().hex[:8]}"
+
+    def ctl(*args: str) -> None:
+        subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+
+    ctl("add_vhost", vhost)
+    try:
+        ctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        yield f"{base_url}/{quote(vhost, safe='')}"
+    finally:
+        ctl("delete_vhost", vhost)
+
+
+def aws_env(endpoint_url: str) -> dict[str, str]:
+    return {
+        "AWS_ENDPOINT_URL": endpoint_url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+
+
+@contextmanager
+def simulator(args: argparse.Namespace, workdir: Path) -> Iterator[str]:
+    """The scale simulator in a process of its own; yields its endpoint URL."""
+    port_file = workdir / "scale-aws.port"
+    port_file.unlink(missing_ok=True)
+    argv = [sys.executable, "-m", "services.scale_aws", "--port-file", str(port_file)]
+    argv += ["--accounts", str(args.accounts), "--depth", str(args.depth)]
+    argv += ["--branching", str(args.branching), "--tags-per-account", str(args.tags)]
+    argv += ["--suspended", str(args.suspended), "--excluded", str(args.excluded)]
+    argv += ["--latency-ms", str(args.latency_ms), "--throttle-ratio", str(args.throttle_ratio)]
+    with subprocess_running(argv, dict(os.environ), workdir / "scale-aws.log"):
+        port = wait_for(
+            lambda: port_file.read_text().strip() if port_file.exists() else None,
+            60 + args.accounts / 2000,
+            "the simulator",
+        )
+        yield f"http://127.0.0.1:{port}"
+
+
+# ---- phases ----------------------------------------------------------------------------------
+
+
+def registration_request(org: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "request_id": f"bench-{uuid.uuid4().hex[:8]}",
+        "nickname": "bench",
+        "org_role_arn": org["org_role_arn"],
+        "org_session_name": "orgsync-bench",
+        "org_session_duration": 3600,
+        "member_role_name": org["member_role_name"],
+        "member_session_name": "orgsync-bench-member",
+        "member_session_duration": 900,
+        "exclude_prefixes": ["sandbox-"],
+        "auto_badge": True,
+    }
+
+
+def wait_synced(settings: Settings, sync_id: str, timeout: float) -> float:
+    """Wait for the sync's last badge; returns when it was written (epoch seconds)."""
+
+    def poll() -> float | None:
+        with db.connect(settings.database_url) as conn:
+            if not views.sync_finished(views.sync_progress(conn, sync_id)):
+                return None
+            row = conn.execute(
+                "SELECT extract(epoch FROM max(stage_at))::float8 AS at FROM accounts"
+                " WHERE sync_id = %s",
+                (sync_id,),
+            ).fetchone()
+            return float(row["at"]) if row and row["at"] is not None else time.time()
+
+    return float(wait_for(poll, timeout, f"sync {sync_id}", interval=0.2))
+
+
+class Workers:
+    def __init__(self, root_pid: int) -> None:
+        self.root_pid = root_pid
+
+    def pids(self) -> list[int]:
+        return process_tree(self.root_pid)
+
+    def cpu(self) -> dict[int, float]:
+        return cpu_of(self.pids())
+
+    def peak_rss(self) -> dict[int, float]:
+        return {pid: peak_rss_mb(pid) for pid in self.pids()}
+
+
+def measure(workers: Workers, sim: SimulatedAwsControl, run: Callable[[], float]) -> dict[str, Any]:
+    """Wall time, the workers' CPU and the simulator's calls over one phase."""
+    sim.reset_counts()
+    before = workers.cpu()
+    started = time.time()
+    finished = run()
+    after = workers.cpu()
+    calls = sum(sim.counts()["operations"].values())
+    return {
+        "wall_s": finished - started,
+        "cpu_s": sum(after[p] - before.get(p, 0.0) for p in after),
+        "aws_calls": calls,
+    }
+
+
+def first_sync(settings: Settings, org: dict[str, Any], timeout: float) -> tuple[str, float]:
+    request = registration_request(org)
+    client.submit(settings, request)
+    verdict = client.wait_verdict(settings, request["request_id"], timeout)
+    if not verdict.accepted or verdict.org_id is None:
+        raise RuntimeError(f"registration rejected: {verdict.as_json()}")
+    sync_id = client.latest_sync(settings, verdict.org_id)
+    assert sync_id is not None
+    return verdict.org_id, wait_synced(settings, sync_id, timeout)
+
+
+def change_sample_tags(
+    settings: Settings, endpoint_url: str, org_id: str, sample: int
+) -> list[str]:
+    with db.connect(settings.database_url) as conn:
+        rows = conn.execute(
+            "SELECT account_id FROM accounts WHERE org_id = %s AND status = 'ok'"
+            " ORDER BY account_id",
+            (org_id,),
+        ).fetchall()
+    ids = [r["account_id"] for r in rows]
+    chosen = ids[:: max(1, len(ids) // sample)][:sample]
+    orgs = aws_client(endpoint_url, "organizations")
+    with ThreadPoolExecutor(16) as pool:
+        list(
+            pool.map(
+                lambda a: orgs.tag_resource(
+                    ResourceId=a, Tags=[{"Key": "bench-changed", "Value": uuid.uuid4().hex[:8]}]
+                ),
+                chosen,
+            )
+        )
+    return chosen
+
+
+def tag_latencies(settings: Settings, sync_id: str, accounts: list[str]) -> list[float]:
+    """Harvest → badge per changed account: the harvest wrote `updated_at` with the tags; the
+    reconciler wrote the badge history (both are their transaction's start time)."""
+    with db.connect(settings.database_url) as conn:
+        rows = conn.execute(
+            "SELECT extract(epoch FROM (min(h.at) - a.updated_at))::float8 AS s"
+            " FROM accounts a JOIN badge_history h USING (account_id)"
+            " WHERE a.account_id = ANY(%s) AND h.sync_id = %s AND h.key = 'bench-changed'"
+            " GROUP BY a.account_id, a.updated_at",
+            (accounts, sync_id),
+        ).fetchall()
+    return sorted(float(r["s"]) for r in rows)
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[round(q) - 1]
+
+
+def bare_loop(args: argparse.Namespace, endpoint: str, org: dict[str, Any]) -> dict[str, Any]:
+    sim = SimulatedAwsControl(endpoint)
+    sim.reset_counts()
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "bare_loop.py"),
+            "--endpoint-url",
+            endpoint,
+            "--org-role-arn",
+            org["org_role_arn"],
+            "--member-role-name",
+            org["member_role_name"],
+            "--exclude-prefix",
+            "sandbox-",
+            "--processes",
+            str(args.processes),
+            "--threads",
+            str(args.threads),
+        ],
+        env=dict(os.environ, **aws_env(endpoint)),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=args.timeout,
+    )
+    result: dict[str, Any] = json.loads(done.stdout)
+    result["aws_calls"] = sum(sim.counts()["operations"].values())
+    return result
+
+
+# ---- the run ---------------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="orgsync-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    server_url = os.environ.get(
+        "ORGSYNC_TEST_DATABASE_URL", "postgresql://root@127.0.0.1:5432/postgres"
+    )
+    broker_base = os.environ.get("ORGSYNC_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672")
+    keyring = Keyring([generate_key("bench")])
+    with (
+        simulator(args, workdir) as endpoint,
+        scratch_database(server_url) as database_url,
+        scratch_vhost(broker_base) as broker,
+    ):
+        settings = Settings(
+            database_url=database_url, broker_url=broker, encryption_keys=keyring.format()
+        )
+        return measure_pipeline(args, settings, endpoint, workdir)
+
+
+def measure_pipeline(
+    args: argparse.Namespace, settings: Settings, endpoint: str, workdir: Path
+) -> dict[str, Any]:
+    sim = SimulatedAwsControl(endpoint)
+    org = scale_aws.describe(endpoint)
+    env = dict(
+        os.environ,
+        **aws_env(endpoint),
+        ORGSYNC_DATABASE_URL=settings.database_url,
+        ORGSYNC_BROKER_URL=settings.broker_url,
+        ORGSYNC_ENCRYPTION_KEYS=settings.encryption_keys or "",
+    )
+    argv = [sys.executable, "-m", "services.cli", "worker"]
+    argv += ["--processes", str(args.processes), "--threads", str(args.threads)]
+    log = workdir / "worker.log"
+    with subprocess_running(argv, env, log) as process:
+        workers = Workers(process.pid)
+        wait_for(
+            lambda: (
+                True
+                if all(q["consumers"] >= args.processes for q in queues.depths(settings.broker_url))
+                else None
+            ),
+            120,
+            "the workers' consumers",
+            interval=0.5,
+        )
+        time.sleep(1.0)  # let the workers finish booting (pool, sweeper) before counting CPU
+        org_id: list[str] = []
+
+        def sync_first() -> float:
+            found, finished = first_sync(settings, org, args.timeout)
+            org_id.append(found)
+            return finished
+
+        first = measure(workers, sim, sync_first)
+        with db.connect(settings.database_url) as conn:
+            counts = conn.execute(
+                "SELECT status, count(*)::int AS n FROM accounts WHERE org_id = %s GROUP BY status",
+                (org_id[0],),
+            ).fetchall()
+        imported = sum(r["n"] for r in counts)
+        changed = change_sample_tags(settings, endpoint, org_id[0], args.tag_changes)
+        sync_ids: list[str] = []
+
+        def resync() -> float:
+            sync_ids.append(client.sync(settings, org_id[0], trigger="bench"))
+            return wait_synced(settings, sync_ids[0], args.timeout)
+
+        second = measure(workers, sim, resync)
+        latencies = tag_latencies(settings, sync_ids[0], changed)
+        rss = workers.peak_rss()
+    bare = bare_loop(args, endpoint, org)
+    return report(args, org, imported, counts, first, second, latencies, rss, bare, log)
+
+
+def per_account(phase: dict[str, Any], accounts: int) -> dict[str, Any]:
+    return {
+        **phase,
+        "accounts_per_s": accounts / phase["wall_s"] if phase["wall_s"] > 0 else None,
+        "cpu_ms_per_account": 1000 * phase["cpu_s"] / accounts,
+        "aws_calls_per_account": phase["aws_calls"] / accounts,
+    }
+
+
+def report(
+    args: argparse.Namespace,
+    org: dict[str, Any],
+    imported: int,
+    counts: list[dict[str, Any]],
+    first: dict[str, Any],
+    second: dict[str, Any],
+    latencies: list[float],
+    rss: dict[int, float],
+    bare: dict[str, Any],
+    log: Path,
+) -> dict[str, Any]:
+    first = per_account(first, imported)
+    second = per_account(second, imported)
+    bare = per_account(bare, bare["accounts"])
+    p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
+    peak = max(rss.values(), default=0.0)
+    ratio = first["cpu_ms_per_account"] / bare["cpu_ms_per_account"]
+    return {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "load_avg_1m": os.getloadavg()[0],
+        },
+        "config": {
+            "accounts": args.accounts,
+            "depth": args.depth,
+            "branching": args.branching,
+            "ous": org["ous"],
+            "latency_ms": args.latency_ms,
+            "throttle_ratio": args.throttle_ratio,
+            "processes": args.processes,
+            "threads": args.threads,
+            "tag_changes": args.tag_changes,
+        },
+        "imported": imported,
+        "statuses": {r["status"]: r["n"] for r in counts},
+        "first_sync": first,
+        "resync": second,
+        "bare_loop": bare,
+        "cpu_ratio": ratio,
+        "resync_cpu_ratio": second["cpu_ms_per_account"] / bare["cpu_ms_per_account"],
+        "peak_rss_mb": {"max": peak, "per_process": sorted(rss.values(), reverse=True)},
+        "tag_to_badge_s": {"p50": p50, "p99": p99, "n": len(latencies)},
+        "targets": TARGETS,
+        "met": {
+            "accounts_per_s": (first["accounts_per_s"] or 0) >= TARGETS["accounts_per_s"],
+            "cpu_ratio": ratio <= TARGETS["cpu_ratio"],
+            "peak_rss_mb": peak < TARGETS["peak_rss_mb"],
+            "tag_to_badge_p99_s": p99 is not None and p99 <= TARGETS["tag_to_badge_p99_s"],
+        },
+        "worker_log": str(log),
+    }
+
+
+def table(result: dict[str, Any]) -> str:
+    first, second, bare = result["first_sync"], result["resync"], result["bare_loop"]
+    cfg, targets, met = result["config"], result["targets"], result["met"]
+    lat = result["tag_to_badge_s"]
+
+    def mark(key: str) -> str:
+        return "met" if met[key] else "NOT met"
+
+    def num(value: float | None, fmt: str = ".2f") -> str:
+        return "-" if value is None else format(value, fmt)
+
+    rows = [
+        ("figure", "first sync", "re-sync", "bare loop", "target"),
+        ("wall time (s)", num(first["wall_s"]), num(second["wall_s"]), num(bare["wall_s"]), ""),
+        (
+            "accounts/s",
+            num(first["accounts_per_s"], ".1f"),
+            num(second["accounts_per_s"], ".1f"),
+            num(bare["accounts_per_s"], ".1f"),
+            f">= {targets['accounts_per_s']:.0f} ({mark('accounts_per_s')})",
+        ),
+        (
+            "CPU ms/account",
+            num(first["cpu_ms_per_account"]),
+            num(second["cpu_ms_per_account"]),
+            num(bare["cpu_ms_per_account"]),
+            "",
+        ),
+        (
+            "CPU ratio to bare",
+            num(result["cpu_ratio"]),
+            num(result["resync_cpu_ratio"]),
+            "1.00",
+            f"<= {targets['cpu_ratio']} ({mark('cpu_ratio')})",
+        ),
+        (
+            "AWS calls/account",
+            num(first["aws_calls_per_account"]),
+            num(second["aws_calls_per_account"]),
+            num(bare["aws_calls_per_account"]),
+            "",
+        ),
+        (
+            "peak RSS/process (MB)",
+            num(result["peak_rss_mb"]["max"], ".0f"),
+            "",
+            num(max(p["peak_rss_mb"] for p in bare["processes"]), ".0f"),
+            f"< {targets['peak_rss_mb']:.0f} ({mark('peak_rss_mb')})",
+        ),
+        (
+            "tag -> badge p50 / p99 (s)",
+            "",
+            f"{num(lat['p50'], '.3f')} / {num(lat['p99'], '.3f')} (n={lat['n']})",
+            "",
+            f"p99 <= {targets['tag_to_badge_p99_s']} ({mark('tag_to_badge_p99_s')})",
+        ),
+    ]
+    widths = [max(len(str(r[i])) for r in rows) for i in range(5)]
+    lines = [
+        f"orgsync bench: {cfg['accounts']} accounts ({result['imported']} imported, "
+        f"{cfg['ous']} OUs), {cfg['latency_ms']:g} ms/call, throttle {cfg['throttle_ratio']:g}, "
+        f"{cfg['processes']} x {cfg['threads']} workers, {result['machine']['cpus']} CPUs, "
+        f"load {result['machine']['load_avg_1m']:.2f}"
+    ]
+    for i, row in enumerate(rows):
+        lines.append("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
+        if i == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--accounts", type=int, default=1000)
+    parser.add_argument("--smoke", action="store_true", help="a small run for CI (~30-60 s)")
+    parser.add_argument("--depth", type=int, default=3, help="levels of OUs under the root")
+    parser.add_argument("--branching", type=int, default=4, help="OUs per parent")
+    parser.add_argument("--tags", type=int, default=4, help="tags per account")
+    parser.add_argument("--suspended", type=int, help="default: 1%% of the accounts")
+    parser.add_argument("--excluded", type=int, help="sandbox- accounts; default: 1%%")
+    parser.add_argument("--latency-ms", type=float, default=50.0)
+    parser.add_argument("--throttle-ratio", type=float, default=0.0)
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=16)
+    parser.add_argument("--tag-changes", type=int, default=100, help="accounts re-tagged")
+    parser.add_argument("--timeout", type=float, help="per phase, seconds")
+    parser.add_argument("--workdir", help="logs go here (default: a new temporary directory)")
+    parser.add_argument("--json-out", help="also write the JSON here")
+    args = parser.parse_args(argv)
+    if args.smoke:  # a shallower tree too: the walk's page calls are sequential
+        args.accounts, args.tag_changes = min(args.accounts, 200), min(args.tag_changes, 20)
+        args.depth, args.branching = min(args.depth, 2), min(args.branching, 3)
+    args.suspended = args.accounts // 100 if args.suspended is None else args.suspended
+    args.excluded = args.accounts // 100 if args.excluded is None else args.excluded
+    args.timeout = args.timeout or max(300.0, args.accounts / 20)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    # a terminated run still drops its database and vhost and stops its processes
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if shutil.which("rabbitmqctl") is None:
+        print("bench: rabbitmqctl is needed to give the run a vhost of its own", file=sys.stderr)
+        return 2
+    result = run(args)
+    print(table(result))
+    document = json.dumps(result, indent=2, default=str)
+    print(document)
+    if args.json_out:
+        Path(args.json_out).write_text(document + "\n")
+    # the figures are reported, never asserted; the inventory must be right, though
+    expected = {
+        "ok": args.accounts - args.suspended - args.excluded + 1,
+        "suspended": args.suspended,
+    }
+    if result["statuses"] != {k: n for k, n in expected.items() if n}:
+        print(f"bench: statuses {result['statuses']}, expected {expected}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

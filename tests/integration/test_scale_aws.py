@@ -1,0 +1,182 @@
+"""The scale simulator answers boto3 as AWS would and builds the organization moto builds."""
+
+from __future__ import annotations
+
+import tracemalloc
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from pipelines import discovery
+from services.sample_org import OrgSpec, build_organization, change_tags
+from services.scale_aws import ScaleAws, describe, generate
+from services.simulated_aws import SimulatedAws, SimulatedAwsControl
+
+pytestmark = pytest.mark.integration
+
+SPEC = OrgSpec(accounts=120, depth=3, branching=3, suspended=3, excluded=2, tags_per_account=3)
+
+
+@pytest.fixture(scope="module")
+def scale() -> Iterator[ScaleAws]:
+    with ScaleAws(SPEC) as aws:
+        yield aws
+
+
+@pytest.fixture(autouse=True)
+def clean_faults(scale: ScaleAws) -> None:
+    scale.faults.reset()
+    scale.faults.reset_counts()
+
+
+def client(aws: ScaleAws, service: str, **config: Any) -> Any:
+    return boto3.client(
+        service,  # type: ignore[call-overload]
+        endpoint_url=aws.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(**config) if config else None,
+    )
+
+
+def plan(accounts: list[Any]) -> list[tuple[Any, ...]]:
+    return sorted((a.name, a.email, a.path, sorted(a.tags.items()), a.suspended) for a in accounts)
+
+
+def test_one_spec_builds_the_same_accounts_ous_and_tags_in_moto_and_in_the_simulator(
+    scale: ScaleAws,
+) -> None:
+    with SimulatedAws() as moto:
+        SimulatedAwsControl(moto.endpoint_url).reset()  # moto's backends are per process
+        built = build_organization(moto.endpoint_url, SPEC)
+    generated = scale.org.sample_org()
+
+    assert plan(generated.accounts) == plan(built.accounts)
+    assert sorted(generated.ous.values()) == sorted(built.ous.values())
+    assert generated.org_role_arn == built.org_role_arn
+
+
+def test_discovery_walks_every_account_once_through_20_item_pages(scale: ScaleAws) -> None:
+    orgs = client(scale, "organizations")
+    seen = [a for page in discovery.walk(orgs, ()) for a in page]
+
+    listed = [a for p in orgs.get_paginator("list_accounts").paginate() for a in p["Accounts"]]
+    assert len(seen) == len({a.account_id for a in seen}) == SPEC.accounts + 1  # + management
+    assert {a.account_id for a in seen} == {a["Id"] for a in listed}
+    expected = {a.id: a.path for a in scale.org.sample_org().accounts}
+    assert {a.account_id: a.org_path for a in seen if a.account_id in expected} == expected
+    assert sum(a.aws_state == "SUSPENDED" for a in seen) == SPEC.suspended
+
+
+def test_more_than_20_a_page_or_a_foreign_token_is_invalid_input_as_in_aws(
+    scale: ScaleAws,
+) -> None:
+    orgs = client(scale, "organizations")
+    root = orgs.list_roots()["Roots"][0]["Id"]
+    page = orgs.list_accounts_for_parent(ParentId=root, MaxResults=1)
+
+    with pytest.raises(ClientError) as too_many:
+        orgs.list_accounts(MaxResults=21)
+    with pytest.raises(ClientError) as foreign:
+        orgs.list_accounts(NextToken=page["NextToken"])
+    assert too_many.value.response["Error"]["Code"] == "InvalidInputException"
+    assert foreign.value.response["Error"]["Code"] == "InvalidInputException"
+
+
+def test_tags_changed_at_run_time_are_what_list_tags_for_resource_returns(
+    scale: ScaleAws,
+) -> None:
+    account = scale.org.sample_org().accounts[0]
+    removed = next(iter(account.tags))
+    change_tags(scale.endpoint_url, {account.id: {"added": "yes", removed: None}})
+
+    tags = client(scale, "organizations").list_tags_for_resource(ResourceId=account.id)["Tags"]
+    assert {t["Key"]: t["Value"] for t in tags} == {
+        **{k: v for k, v in account.tags.items() if k != removed},
+        "added": "yes",
+    }
+
+
+def test_assumed_member_credentials_act_as_the_member_account(scale: ScaleAws) -> None:
+    member = scale.org.sample_org().accounts[1].id
+    issued = client(scale, "sts").assume_role(
+        RoleArn=f"arn:aws:iam::{member}:role/OrgSyncMember", RoleSessionName="probe"
+    )["Credentials"]
+    as_member = boto3.client(
+        "sts",
+        endpoint_url=scale.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id=issued["AccessKeyId"],
+        aws_secret_access_key=issued["SecretAccessKey"],
+        aws_session_token=issued["SessionToken"],
+    )
+
+    identity = as_member.get_caller_identity()
+    assert identity["Account"] == member
+    assert identity["Arn"] == f"arn:aws:sts::{member}:assumed-role/OrgSyncMember/probe"
+
+
+def test_the_policy_simulator_allows_every_action_it_is_asked_about(scale: ScaleAws) -> None:
+    actions = ["organizations:ListRoots", "organizations:ListTagsForResource"]
+    results = client(scale, "iam").simulate_principal_policy(
+        PolicySourceArn=scale.org.org_role_arn, ActionNames=actions
+    )["EvaluationResults"]
+
+    assert [(r["EvalActionName"], r["EvalDecision"]) for r in results] == [
+        (a, "allowed") for a in actions
+    ]
+
+
+def test_throttled_calls_are_aws_throttling_errors_and_are_counted(scale: ScaleAws) -> None:
+    control = SimulatedAwsControl(scale.endpoint_url)
+    control.set_faults(throttle_ratio=1.0)
+    no_retries = {"retries": {"total_max_attempts": 1}}
+
+    with pytest.raises(ClientError) as orgs_error:
+        client(scale, "organizations", **no_retries).list_roots()
+    with pytest.raises(ClientError) as sts_error:
+        client(scale, "sts", **no_retries).assume_role(
+            RoleArn="arn:aws:iam::100000000001:role/OrgSyncMember", RoleSessionName="probe"
+        )
+    assert orgs_error.value.response["Error"]["Code"] == "TooManyRequestsException"
+    assert sts_error.value.response["Error"]["Code"] == "Throttling"
+    assert control.counts()["operations"] == {"ListRoots": 1, "AssumeRole": 1}
+
+
+def test_a_denied_member_role_is_access_denied_and_others_are_not(scale: ScaleAws) -> None:
+    denied, allowed = (a.id for a in scale.org.sample_org().accounts[:2])
+    scale.faults.update(deny_assume_role=[denied])
+    sts = client(scale, "sts")
+
+    with pytest.raises(ClientError) as error:
+        sts.assume_role(
+            RoleArn=f"arn:aws:iam::{denied}:role/OrgSyncMember", RoleSessionName="probe"
+        )
+    sts.assume_role(RoleArn=f"arn:aws:iam::{allowed}:role/OrgSyncMember", RoleSessionName="probe")
+    assert error.value.response["Error"]["Code"] == "AccessDenied"
+
+
+def test_the_control_plane_describes_the_organization(scale: ScaleAws) -> None:
+    described = describe(scale.endpoint_url)
+
+    assert described["org_id"] == scale.org.org_id
+    assert described["accounts"] == SPEC.accounts
+    assert described["ous"] == 3 + 9 + 27
+
+
+def test_a_100000_account_organization_takes_tens_of_megabytes_not_gigabytes() -> None:
+    tracemalloc.start()
+    try:
+        org = generate(OrgSpec(accounts=100_000, depth=4, branching=4, tags_per_account=4))
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert org.size == 100_000
+    assert org.name(99_999).endswith("-100000")
+    assert held < 32 * 1024 * 1024  # about 10 MB measured: arrays and shared tag values
