@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote
 
@@ -113,15 +114,30 @@ def rabbitmq_server() -> Iterator[tuple[str, Any]]:
     yield base, _rabbitmqctl
 
 
-@pytest.fixture(scope="session")
-def broker_url(rabbitmq_server: tuple[str, Any]) -> Iterator[str]:
-    """A vhost of this test run's own, so runs never see each other's messages."""
+@contextmanager
+def new_vhost(rabbitmq_server: tuple[str, Any], prefix: str) -> Iterator[str]:
+    """The URL of a vhost made for the block and deleted after it."""
     base, ctl = rabbitmq_server
-    vhost = f"orgsync-test-{uuid.uuid4().hex[:8]}"
+    vhost = f"{prefix}-{uuid.uuid4().hex[:8]}"
     ctl("add_vhost", vhost)
     ctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
     yield f"{base}/{quote(vhost, safe='')}"
     ctl("delete_vhost", vhost)
+
+
+@pytest.fixture(scope="session")
+def broker_url(rabbitmq_server: tuple[str, Any]) -> Iterator[str]:
+    """A vhost of this test run's own, so runs never see each other's messages."""
+    with new_vhost(rabbitmq_server, "orgsync-test") as url:
+        yield url
+
+
+@pytest.fixture
+def own_broker_url(rabbitmq_server: tuple[str, Any]) -> Iterator[str]:
+    """A vhost for this test alone: no other test's worker consumes what it publishes, and
+    what it forces into a queue stays there."""
+    with new_vhost(rabbitmq_server, "orgsync-own") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

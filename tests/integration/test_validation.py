@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
-from urllib.parse import quote
 
 import dramatiq
 import pika
@@ -131,17 +129,6 @@ def test_redrive_selects_by_org_account_and_code_with_new_message_ids(org: Conn)
     }
     assert discovered("301").message_id not in {e.message_id for e in rest}
     assert all(account(org, a)["stage"] == "discovered" for a in ("301", "302", "303", "304"))
-
-
-@pytest.fixture
-def own_broker_url(rabbitmq_server: tuple[str, Any]) -> Iterator[str]:
-    """A vhost for this test alone: no other test's worker may consume what it publishes."""
-    base, ctl = rabbitmq_server
-    vhost = f"orgsync-validation-{uuid.uuid4().hex[:8]}"
-    ctl("add_vhost", vhost)
-    ctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-    yield f"{base}/{quote(vhost, safe='')}"
-    ctl("delete_vhost", vhost)
 
 
 def dead_letter(broker_url: str, *events: AccountDiscovered) -> None:
