@@ -14,7 +14,9 @@ from hypothesis import strategies as st
 from psycopg.types.json import Jsonb
 
 from pipelines import badges
+from pipelines import harvest as harvester
 from pipelines.credentials import Keyring
+from pipelines.events import AccountValidated, TagsHarvested
 from pipelines.orgs import seal_credentials
 from pipelines.request_rules import Credentials
 from services import cli
@@ -178,3 +180,25 @@ def test_a_badge_added_by_hand_gives_way_to_the_tags_once_an_organization_adopts
     found = badges.load(conn, "123456789012")
     assert "owner" not in found  # no tag: deleted, as the seed says
     assert found["env"] == badges.Badge("env", "prod", True)
+
+
+# ---- stage 1, the harvester: tags overwritten only when AWS's differ -------------------------
+
+
+def test_the_harvester_says_whether_the_tags_changed_and_acts_once_per_sync(
+    conn: psycopg.Connection[dict[str, Any]], org: str
+) -> None:
+    account, stored = "123456789012", {"env": "prod"}
+    events = []
+    for aws_tags in ({"env": "prod"}, {"env": "dev", "team": "a"}):
+        sync_id = harvest(conn, account, stored)
+        conn.execute("UPDATE accounts SET stage = 'validated' WHERE account_id = %s", (account,))
+        event = AccountValidated(org_id=ORG, sync_id=sync_id, account_id=account, status="ok")
+        events += harvester.store_tags(conn, event, stored, aws_tags)
+        assert harvester.store_tags(conn, event, stored, aws_tags) == []  # a duplicate: nothing
+        assert harvester.stored_tags(conn, event) is None  # this sync has harvested it
+        row = conn.execute("SELECT tags FROM accounts WHERE account_id = %s", (account,)).fetchone()
+        assert row is not None and row["tags"] == aws_tags
+        stored = aws_tags
+
+    assert [e.changed for e in events if isinstance(e, TagsHarvested)] == [False, True]
