@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -42,20 +43,29 @@ def worker_env(settings: Settings, endpoint_url: str) -> dict[str, str]:
     )
 
 
-@pytest.fixture
-def worker(settings: Settings, aws: SimulatedAws, tmp_path: Path) -> Iterator[Path]:
-    """`orgsync worker` with every stage, in a subprocess; yields the path of its log."""
-    log = tmp_path / "worker.log"
+@contextmanager
+def running_worker(settings: Settings, endpoint_url: str, log: Path) -> Iterator[None]:
+    """`orgsync worker` with every stage, in a subprocess logging to `log`, for the block."""
     with log.open("w") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "services.cli", "worker", "--processes", "1", "--threads", "8"],
-            env=worker_env(settings, aws.endpoint_url),
+            env=worker_env(settings, endpoint_url),
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    yield log
-    process.terminate()
     try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture
+def worker(settings: Settings, aws: SimulatedAws, tmp_path: Path) -> Iterator[Path]:
+    """`orgsync worker` against the simulated AWS; yields the path of its log."""
+    log = tmp_path / "worker.log"
+    with running_worker(settings, aws.endpoint_url, log):
+        yield log

@@ -3,10 +3,6 @@ the same inventory (accounts, statuses, paths, tags, badges, exclusions)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,31 +12,12 @@ from services.sample_org import OrgSpec, build_organization
 from services.scale_aws import ScaleAws
 from services.settings import Settings
 from services.simulated_aws import SimulatedAws
-from tests.e2e.conftest import worker_env
+from tests.e2e.conftest import running_worker
 from tests.e2e.test_pipeline import orgsync, register_and_sync, request_for
 
 pytestmark = pytest.mark.e2e
 
 SPEC = OrgSpec(accounts=200, depth=3, branching=3, suspended=4, excluded=3, tags_per_account=3)
-
-
-@contextmanager
-def worker(settings: Settings, endpoint_url: str, log: Path) -> Iterator[None]:
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "worker", "--processes", "1", "--threads", "8"],
-            env=worker_env(settings, endpoint_url),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        yield
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def inventory(settings: Settings, aws: Any, nickname: str, org_id: str) -> dict[str, Any]:
@@ -74,14 +51,14 @@ def test_one_organization_synced_through_moto_and_the_scale_simulator_is_the_sam
     settings: Settings, aws: SimulatedAws, tmp_path: Path
 ) -> None:
     built = build_organization(aws.endpoint_url, SPEC)
-    with worker(settings, aws.endpoint_url, tmp_path / "moto-worker.log"):
+    with running_worker(settings, aws.endpoint_url, tmp_path / "moto-worker.log"):
         moto_org = register_and_sync(settings, request_for(built, "via-moto"))
     # taken now: both organizations hold the management account, and the second sync takes it
     through_moto = inventory(settings, aws, "via-moto", moto_org)
 
     with (
         ScaleAws(SPEC) as scale,
-        worker(settings, scale.endpoint_url, tmp_path / "scale-worker.log"),
+        running_worker(settings, scale.endpoint_url, tmp_path / "scale-worker.log"),
     ):
         scale_org = register_and_sync(settings, request_for(scale.org.sample_org(), "via-scale"))
     through_scale = inventory(settings, aws, "via-scale", scale_org)

@@ -169,13 +169,18 @@ def test_a_finished_sync_reports_its_duration_to_the_last_account_reconciled(
     assert duration is not None and abs(duration - 14 * 60) < 5
 
 
-def test_queue_gauges_count_ready_delayed_and_dead_lettered_messages(
-    own_broker_url: str, exporter_url: str
-) -> None:
-    broker = make_broker(own_broker_url)
+def declare_queues(broker_url: str) -> None:
+    """The five queues with their .DQ and .XQ, as a worker would declare them."""
+    broker = make_broker(broker_url)
     for queue in QUEUES:
         broker.declare_queue(queue, ensure=True)
     broker.close()
+
+
+def test_queue_gauges_count_ready_delayed_and_dead_lettered_messages(
+    own_broker_url: str, exporter_url: str
+) -> None:
+    declare_queues(own_broker_url)
     connection = pika.BlockingConnection(pika.URLParameters(own_broker_url))
     channel = connection.channel()
     for routing_key, n in (("tags-harvested", 2), ("org-registered.DQ", 1)):
@@ -323,10 +328,7 @@ class ManagementApi(BaseHTTPRequestHandler):
 def test_the_management_api_adds_messages_in_flight_and_delayed_ones_a_worker_holds(
     settings: Settings, own_broker_url: str
 ) -> None:
-    broker = make_broker(own_broker_url)
-    for queue in QUEUES:
-        broker.declare_queue(queue, ensure=True)
-    broker.close()
+    declare_queues(own_broker_url)
     ManagementApi.queues = [
         {
             "name": "account-discovered",
