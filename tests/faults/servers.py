@@ -141,11 +141,24 @@ class PrivateRabbitmq:
         (self.dir / "rabbitmq.conf").write_text("")
         self.start()
 
-    def start(self) -> None:
-        subprocess.run(
-            [self.SERVER, "-detached"], env=self.env, check=True, timeout=60, capture_output=True
-        )
-        wait_until(self.ready, 120, f"RabbitMQ node {self.node}")
+    def start(self, attempts: int = 3) -> None:
+        """A node started right after its predecessor stopped can exit at once (its name not
+        yet free); it is started again. A second start while the first still boots exits
+        harmlessly on the name clash."""
+        for attempt in range(1, attempts + 1):
+            subprocess.run(
+                [self.SERVER, "-detached"],
+                env=self.env,
+                check=True,
+                timeout=60,
+                capture_output=True,
+            )
+            try:
+                wait_until(self.ready, 60, f"RabbitMQ node {self.node}")
+                return
+            except TimeoutError:
+                if attempt == attempts:
+                    raise
 
     def stop(self) -> None:
         subprocess.run(
