@@ -1,9 +1,9 @@
 """orgsync at organization scale, side by side with the bare AWS calls (`make bench`).
 
 One run: a generated organization of `--accounts` members is served by the scale simulator
-(`services/scale_aws.py`, in a process of its own, `--latency-ms` per call); `orgsync worker`
-runs in subprocesses against the local PostgreSQL and RabbitMQ, in a database and a vhost of
-the run's own (dropped afterwards). It measures:
+(`services/simulators/scale_aws.py`, in a process of its own, `--latency-ms` per call);
+`orgsync worker` runs in subprocesses against the local PostgreSQL and RabbitMQ, in a database
+and a vhost of the run's own (dropped afterwards). It measures:
 
 1. the first sync, from the registration message to the last badge;
 2. a re-sync after the tags of a sample of accounts changed in AWS: its wall time and CPU, and
@@ -47,10 +47,11 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 
 from pipelines.credentials import Keyring, generate_key
-from services import client, db, queues, scale_aws, views
-from services.sample_org import aws_client
+from services import client, db, queues, views
 from services.settings import Settings
-from services.simulated_aws import SimulatedAwsControl
+from services.simulators import scale_aws
+from services.simulators.moto_aws import SimulatedAwsControl
+from services.simulators.sample_org import aws_client
 
 ROOT = Path(__file__).resolve().parent.parent
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -181,7 +182,7 @@ def simulator(args: argparse.Namespace, workdir: Path) -> Iterator[str]:
     """The scale simulator in a process of its own; yields its endpoint URL."""
     port_file = workdir / "scale-aws.port"
     port_file.unlink(missing_ok=True)
-    argv = [sys.executable, "-m", "services.scale_aws", "--port-file", str(port_file)]
+    argv = [sys.executable, "-m", "services.simulators.scale_aws", "--port-file", str(port_file)]
     argv += ["--accounts", str(args.accounts), "--depth", str(args.depth)]
     argv += ["--branching", str(args.branching), "--tags-per-account", str(args.tags)]
     argv += ["--suspended", str(args.suspended), "--excluded", str(args.excluded)]

@@ -19,9 +19,9 @@ from pipelines.orgs import resolve_org_id
 from services import client, db, keys, views
 from services.errors import UserError
 from services.output import table
-from services.sample_org import OrgSpec, SampleOrg, build_organization, change_tags
 from services.settings import Settings
-from services.simulated_aws import SimulatedAws
+from services.simulators.moto_aws import SimulatedAws
+from services.simulators.sample_org import OrgSpec, SampleOrg, build_organization, change_tags
 
 NICKNAME = "demo"
 DENIED = 3  # member roles the demo breaks on purpose, then fixes

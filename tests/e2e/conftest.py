@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from services.settings import Settings
-from services.simulated_aws import SimulatedAws, SimulatedAwsControl
+from services.simulators.moto_aws import SimulatedAws, SimulatedAwsControl
 
 
 @pytest.fixture(scope="session")

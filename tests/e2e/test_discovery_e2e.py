@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from services import client
-from services.sample_org import OrgSpec, SampleOrg, build_organization
 from services.settings import Settings
-from services.simulated_aws import SimulatedAws
+from services.simulators.moto_aws import SimulatedAws
+from services.simulators.sample_org import OrgSpec, SampleOrg, build_organization
 from tests.e2e.conftest import worker_env
 from tests.e2e.test_pipeline import request_for
 

@@ -26,9 +26,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from services import client, exporter
-from services.sample_org import OrgSpec, build_organization
 from services.settings import Settings
-from services.simulated_aws import SimulatedAws
+from services.simulators.moto_aws import SimulatedAws
+from services.simulators.sample_org import OrgSpec, build_organization
 from tests.e2e.conftest import worker_env
 from tests.e2e.test_pipeline import orgsync, request_for
 

@@ -13,9 +13,9 @@ import pika
 import pytest
 
 from services import client
-from services.sample_org import OrgSpec, SampleOrg, build_organization, change_tags
 from services.settings import Settings
-from services.simulated_aws import SimulatedAws
+from services.simulators.moto_aws import SimulatedAws
+from services.simulators.sample_org import OrgSpec, SampleOrg, build_organization, change_tags
 from tests.e2e.conftest import worker_env
 
 pytestmark = pytest.mark.e2e

@@ -20,9 +20,14 @@ from hypothesis import strategies as st
 from pipelines.events import REGISTRATION_ACTOR, REGISTRATION_QUEUE
 from pipelines.request_rules import ALL_FIELDS
 from services import client, db
-from services.sample_org import MANAGEMENT_ACCOUNT_ID, OrgSpec, aws_client, build_organization
 from services.settings import Settings
-from services.simulated_aws import SimulatedAws
+from services.simulators.moto_aws import SimulatedAws
+from services.simulators.sample_org import (
+    MANAGEMENT_ACCOUNT_ID,
+    OrgSpec,
+    aws_client,
+    build_organization,
+)
 from tests.e2e.test_pipeline import orgsync, register_and_sync, request_for
 
 pytestmark = pytest.mark.e2e

@@ -11,9 +11,9 @@ import pytest
 from pipelines.validation import MAX_ATTEMPTS
 from services import client
 from services.aws import CLIENT_CONFIG
-from services.sample_org import OrgSpec, build_organization
 from services.settings import Settings
-from services.simulated_aws import SimulatedAws
+from services.simulators.moto_aws import SimulatedAws
+from services.simulators.sample_org import OrgSpec, build_organization
 from tests.e2e.conftest import worker_env
 from tests.e2e.test_pipeline import TIMEOUT, orgsync, register_and_sync, request_for
 

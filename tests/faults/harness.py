@@ -32,9 +32,9 @@ from pipelines.events import OrgRegistered
 from services import client, db, views
 from services.broker import make_broker
 from services.cli import STAGE_QUEUES
-from services.sample_org import OrgSpec, SampleOrg, build_organization
 from services.settings import Settings
-from services.simulated_aws import SimulatedAws, SimulatedAwsControl
+from services.simulators.moto_aws import SimulatedAws, SimulatedAwsControl
+from services.simulators.sample_org import OrgSpec, SampleOrg, build_organization
 from tests.e2e.conftest import worker_env
 from tests.faults.servers import PrivatePostgres, PrivateRabbitmq
 from tests.faults.state import Counts, Snapshot, compare, snapshot

@@ -35,9 +35,9 @@ from pipelines.events import (
     TagsHarvested,
 )
 from services import client
-from services.sample_org import MANAGEMENT_ACCOUNT_ID, OrgSpec, build_organization
 from services.settings import Settings
-from services.simulated_aws import SimulatedAws, SimulatedAwsControl
+from services.simulators.moto_aws import SimulatedAws, SimulatedAwsControl
+from services.simulators.sample_org import MANAGEMENT_ACCOUNT_ID, OrgSpec, build_organization
 from tests.e2e.conftest import aws, simulated_aws, worker  # noqa: F401 (fixtures)
 from tests.e2e.test_pipeline import TIMEOUT, register_and_sync, request_for
 

@@ -29,8 +29,8 @@ from pipelines.request_rules import Credentials, Filters
 from services import cli, standalone, views
 from services.aws import CLIENT_CONFIG
 from services.errors import UserError
-from services.sample_org import MANAGEMENT_ACCOUNT_ID, aws_client
-from services.simulated_aws import SimulatedAws, SimulatedAwsControl
+from services.simulators.moto_aws import SimulatedAws, SimulatedAwsControl
+from services.simulators.sample_org import MANAGEMENT_ACCOUNT_ID, aws_client
 
 Conn = psycopg.Connection[dict[str, Any]]
 DEEP = "Root/Engineering/Prod/Apps/Core"  # four OU levels under the root

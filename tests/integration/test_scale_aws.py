@@ -12,9 +12,9 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from pipelines import discovery
-from services.sample_org import OrgSpec, build_organization, change_tags
-from services.scale_aws import ScaleAws, describe, generate
-from services.simulated_aws import SimulatedAws, SimulatedAwsControl
+from services.simulators.moto_aws import SimulatedAws, SimulatedAwsControl
+from services.simulators.sample_org import OrgSpec, build_organization, change_tags
+from services.simulators.scale_aws import ScaleAws, describe, generate
 
 pytestmark = pytest.mark.integration
 

@@ -42,7 +42,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from xml.sax.saxutils import escape
 
-from services.sample_org import (
+from services.simulators.moto_aws import (
+    AwsCall,
+    Fault,
+    FaultState,
+    ServedInThread,
+    _write_port_file,
+    fault_control,
+)
+from services.simulators.sample_org import (
     MANAGEMENT_ACCOUNT_ID,
     MEMBER_ROLE_NAME,
     ORG_ROLE_NAME,
@@ -57,14 +65,6 @@ from services.sample_org import (
     _email,
     _ou_name,
     _spread_over,
-)
-from services.simulated_aws import (
-    AwsCall,
-    Fault,
-    FaultState,
-    ServedInThread,
-    _write_port_file,
-    fault_control,
 )
 
 PAGE_LIMIT = 20  # AWS Organizations returns at most 20 items a page
