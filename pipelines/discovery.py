@@ -1,9 +1,10 @@
 """Discovery (org-registered → account-discovered): walk the OU tree, decide each account's fate.
 
-get: `walk` pages through roots, OUs and accounts parent by parent, so memory holds one page
-and the stack of OUs still to visit, never the organization. transform: `judge` is pure.
-load: `load_batch` upserts one page at a time. cleanup: `finish` removes accounts a *complete*
-walk did not see; after a failed walk nothing is removed.
+`discover` is the stage. get: `walk` pages through roots, OUs and accounts parent by parent, so
+memory holds one page and the stack of OUs still to visit, never the organization. transform:
+`judge` is pure. load: `load_page` upserts one page of accounts at a time, set-based, and the
+page goes on downstream as one event per next stage. cleanup: `finish` removes accounts a
+*complete* walk did not see; after a failed walk nothing is removed.
 """
 
 from __future__ import annotations
@@ -14,14 +15,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import psycopg
 from botocore.exceptions import BotoCoreError, ClientError, PaginationError
 from psycopg.types.json import Jsonb
 
 from pipelines.aws_errors import backoff_seconds, classify
-from pipelines.events import AccountDiscovered, AccountValidated, Event
-from pipelines.orgs import Organization
+from pipelines.events import PAGE_MAX, AccountsDiscovered, AccountsValidated, Event, OrgRegistered
+from pipelines.orgs import Organization, load_organization
+from pipelines.outbox import emit
+from pipelines.references import look_up
 from pipelines.request_rules import Filters
+from pipelines.stage import Conn, Deps, Outcome, StageResult, rejected
 
 SUSPENDED_STATES = frozenset({"SUSPENDED", "PENDING_CLOSURE", "CLOSED"})
 PAGE_SIZE = 20  # the most AWS Organizations returns in one page
@@ -217,11 +220,15 @@ def seen(raw: dict[str, Any], parent: Parent) -> SeenAccount:
     )
 
 
-UPSERT_ACCOUNT = """
+UPSERT_ACCOUNTS = """
 INSERT INTO accounts AS a (account_id, org_id, name, email, aws_state, org_path, parent_id,
                            status, status_reason, managed_by_org, sync_id, stage, stage_at)
-VALUES (%(account_id)s, %(org_id)s, %(name)s, %(email)s, %(aws_state)s, %(org_path)s,
-        %(parent_id)s, %(status)s, %(status_reason)s, true, %(sync_id)s, %(stage)s, now())
+SELECT v.account_id, %(org_id)s, v.name, v.email, v.aws_state, v.org_path, v.parent_id,
+       v.status, v.status_reason, true, %(sync_id)s::uuid, v.stage, now()
+FROM unnest(%(account_id)s::text[], %(name)s::text[], %(email)s::text[], %(aws_state)s::text[],
+            %(org_path)s::text[], %(parent_id)s::text[], %(status)s::text[],
+            %(status_reason)s::text[], %(stage)s::text[])
+     AS v(account_id, name, email, aws_state, org_path, parent_id, status, status_reason, stage)
 ON CONFLICT (account_id) DO UPDATE SET
     org_id = EXCLUDED.org_id, name = EXCLUDED.name, email = EXCLUDED.email,
     aws_state = EXCLUDED.aws_state, org_path = EXCLUDED.org_path, parent_id = EXCLUDED.parent_id,
@@ -240,94 +247,105 @@ WHERE a.sync_id IS DISTINCT FROM EXCLUDED.sync_id
 
 UPSERT_EXCLUDED = """
 INSERT INTO excluded_accounts (org_id, account_id, name, org_path, aws_state, reason, sync_id)
-VALUES (%s, %s, %s, %s, %s, %s, %s)
+SELECT %s, v.account_id, v.name, v.org_path, v.aws_state, v.reason, %s::uuid
+FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[])
+     AS v(account_id, name, org_path, aws_state, reason)
 ON CONFLICT (org_id, account_id) DO UPDATE SET
     name = EXCLUDED.name, org_path = EXCLUDED.org_path, aws_state = EXCLUDED.aws_state,
     reason = EXCLUDED.reason, sync_id = EXCLUDED.sync_id, seen_at = now()
 """
 
 REMOVE_EXCLUDED = """
-UPDATE accounts SET status = 'removed', status_reason = %s, sync_id = %s, stage = 'reconciled',
-                    stage_at = now(), updated_at = now()
-WHERE account_id = %s AND org_id = %s AND status <> 'removed'
-RETURNING account_id
+UPDATE accounts a SET status = 'removed', status_reason = v.reason, sync_id = %s::uuid,
+                      stage = 'reconciled', stage_at = now(), updated_at = now()
+FROM unnest(%s::text[], %s::text[]) AS v(account_id, reason)
+WHERE a.account_id = v.account_id AND a.org_id = %s AND a.status <> 'removed'
+RETURNING a.account_id, v.reason
 """
 
+IMPORTED_FIELDS = ("account_id", "name", "email", "aws_state", "org_path", "parent_id")
 
-def load_batch(
-    conn: psycopg.Connection[dict[str, Any]],
-    org: Organization,
-    sync_id: str,
-    accounts: list[SeenAccount],
-    tally: Counter[str],
+
+def load_page(
+    conn: Conn, org: Organization, sync_id: str, accounts: list[SeenAccount], tally: Counter[str]
 ) -> list[Event]:
-    """Store one page of accounts; returns the events that start their way downstream."""
-    rows: list[dict[str, Any]] = []
-    events: list[Event] = []
-    excluded: list[tuple[SeenAccount, str | None]] = []
-    imported_ids: list[str] = []
+    """Store one page of accounts in a few set-based statements; returns the events that start
+    them on their way downstream: the active ones to validation, the suspended ones straight to
+    harvesting."""
+    accounts = list({a.account_id: a for a in accounts}.values())  # one row per account
+    imported: list[tuple[SeenAccount, Verdict]] = []
+    excluded: list[tuple[SeenAccount, str]] = []
     for account in accounts:
         verdict = judge(account, org.filters)
         tally["seen"] += 1
         if verdict.action == "exclude":
             tally[f"excluded:{verdict.reason}"] += 1
-            excluded.append((account, verdict.reason))
-            continue
-        suspended = verdict.action == "suspend"
-        tally["suspended" if suspended else "imported"] += 1
-        imported_ids.append(account.account_id)
-        rows.append(
-            {
-                "account_id": account.account_id,
-                "org_id": org.org_id,
-                "name": account.name,
-                "email": account.email,
-                "aws_state": account.aws_state,
-                "org_path": account.org_path,
-                "parent_id": account.parent_id,
-                "sync_id": sync_id,
-                "status": "suspended" if suspended else "pending",
-                "status_reason": verdict.reason,
-                "stage": "validated" if suspended else "discovered",
-            }
-        )
-        events.append(
-            AccountValidated(
-                org_id=org.org_id,
-                sync_id=sync_id,
-                account_id=account.account_id,
-                status="suspended",
-            )
-            if suspended
-            else AccountDiscovered(
-                org_id=org.org_id, sync_id=sync_id, account_id=account.account_id
-            )
-        )
+            excluded.append((account, verdict.reason or "excluded"))
+        else:
+            tally["suspended" if verdict.action == "suspend" else "imported"] += 1
+            imported.append((account, verdict))
     with conn.cursor() as cur:
-        if rows:
-            cur.executemany(UPSERT_ACCOUNT, rows)
+        if imported:
+            columns: dict[str, list[Any]] = {
+                name: [getattr(a, name) for a, _ in imported] for name in IMPORTED_FIELDS
+            }
+            suspended = [v.action == "suspend" for _, v in imported]
+            columns["status"] = ["suspended" if s else "pending" for s in suspended]
+            columns["status_reason"] = [v.reason for _, v in imported]
+            columns["stage"] = ["validated" if s else "discovered" for s in suspended]
+            cur.execute(UPSERT_ACCOUNTS, {**columns, "org_id": org.org_id, "sync_id": sync_id})
         cur.execute(
             "DELETE FROM excluded_accounts WHERE org_id = %s AND account_id = ANY(%s)",
-            (org.org_id, imported_ids),
+            (org.org_id, [a.account_id for a, _ in imported]),
         )
-        for account, reason in excluded:
+        if excluded:
+            ids = [a.account_id for a, _ in excluded]
+            reasons = [reason for _, reason in excluded]
             cur.execute(
                 UPSERT_EXCLUDED,
                 (
                     org.org_id,
-                    account.account_id,
-                    account.name,
-                    account.org_path,
-                    account.aws_state,
-                    reason,
                     sync_id,
+                    ids,
+                    [a.name for a, _ in excluded],
+                    [a.org_path for a, _ in excluded],
+                    [a.aws_state for a, _ in excluded],
+                    reasons,
                 ),
             )
-            if cur.execute(
-                REMOVE_EXCLUDED, (reason, sync_id, account.account_id, org.org_id)
-            ).fetchone():
-                tally[f"removed:{reason}"] += 1
+            for row in cur.execute(REMOVE_EXCLUDED, (sync_id, ids, reasons, org.org_id)):
+                tally[f"removed:{row['reason']}"] += 1
+    active = tuple(a.account_id for a, v in imported if v.action == "import")
+    suspended_ids = tuple(a.account_id for a, v in imported if v.action == "suspend")
+    events: list[Event] = []
+    if active:
+        events.append(AccountsDiscovered(org_id=org.org_id, sync_id=sync_id, account_ids=active))
+    if suspended_ids:
+        events.append(
+            AccountsValidated(org_id=org.org_id, sync_id=sync_id, account_ids=suspended_ids)
+        )
     return events
+
+
+def regrouped(batches: Iterator[list[SeenAccount]], size: int) -> Iterator[list[SeenAccount]]:
+    """The walk's pages (one parent's accounts each, 20 at most) gathered into pages of up to
+    `size` accounts, so a small OU does not cost a message per stage of its own."""
+    page: list[SeenAccount] = []
+    try:
+        for batch in batches:
+            if page and len(page) + len(batch) > size:
+                yield page
+                page = []
+            page += batch
+            while len(page) >= size:
+                yield page[:size]
+                page = page[size:]
+    except Exception:
+        if page:  # what was read before the walk failed is stored all the same
+            yield page
+        raise
+    if page:
+        yield page
 
 
 REMOVE_UNSEEN = """
@@ -340,7 +358,7 @@ RETURNING account_id
 
 
 def finish(
-    conn: psycopg.Connection[dict[str, Any]],
+    conn: Conn,
     org_id: str,
     sync_id: str,
     tally: Counter[str],
@@ -362,6 +380,53 @@ def finish(
         (error is None, error, Jsonb(counts), sync_id),
     )
     return counts
+
+
+def discover(deps: Deps, event: OrgRegistered, *, may_retry: bool = False) -> StageResult:
+    """Walk the organization, storing and sending on one page of accounts at a time, then
+    close the walk. A transient AWS failure that outlasts the page retries gives RETRY while
+    `may_retry` (the actor runs the walk again: pages already stored are not sent back to the
+    start); after that, and on any other failure, the walk is closed as incomplete with the
+    error, and nothing is removed."""
+    with deps.connect() as conn:
+        found = look_up(conn, event)
+        org = None if found.problem else load_organization(conn, deps.keyring, event.org_id)
+    if org is None:
+        return rejected(found.problem or f"no organization {event.org_id}")
+    tally: Counter[str] = Counter()
+    malformed: list[str] = []  # AWS answers missing a field: skipped, the walk incomplete
+    error = code = None
+    sent = 0
+    try:
+        client = deps.organizations(org)
+        batches = walk(client, org.filters.limit_ou_ids, deps.sleep, malformed=malformed)
+        for page in deps.read_ahead(regrouped(batches, PAGE_MAX)):
+            with deps.connect() as conn:
+                ids = emit(conn, load_page(conn, org, event.sync_id, page, tally))
+            deps.relay(ids)
+            sent += len(ids)
+    except MalformedAnswer as failure:
+        error, code = f"MalformedAnswer: {failure}", "MalformedAnswer"
+    except (ClientError, BotoCoreError, KeyError) as failure:
+        verdict = classify(failure)
+        if verdict.transient and may_retry:
+            return StageResult(
+                Outcome.RETRY,
+                counts={"events": sent},
+                error_code=verdict.code,
+                reason=f"{verdict.code}: {verdict.message}",
+            )
+        error, code = f"{verdict.code}: {verdict.message}", verdict.code
+    if malformed and error is None:
+        error, code = malformed_error(malformed), "MalformedAnswer"
+    with deps.connect() as conn:
+        counts = finish(conn, org.org_id, event.sync_id, tally, error)
+    return StageResult(
+        Outcome.DONE,
+        counts={"counts": counts, "complete": error is None, "events": sent},
+        error_code=code,
+        reason=error,
+    )
 
 
 def summarize(tally: Counter[str]) -> dict[str, Any]:

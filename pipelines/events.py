@@ -1,17 +1,31 @@
 """The events that flow between the stages, one queue each, named after the event it carries.
 
-Messages carry ids only, never credentials or whole objects. Each event knows its queue, the
-actor that consumes it and a deterministic message id, so a stage that runs twice emits the
-same message twice and the consumer recognises it.
+Messages carry ids only, never credentials or whole objects. An account event carries a *page*:
+up to `PAGE_MAX` account ids of one organization and one sync, so a stage does its SQL
+set-based and its AWS calls concurrently, and a sync costs one message per page and stage
+instead of one per account. Each event knows its queue, the actor that consumes it and a
+deterministic message id, so a stage that runs twice emits the same message twice and the
+consumer recognises it. `STAGES` is the one table of the stages that the CLI, the metrics and
+the exporter derive their names from.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import MISSING, asdict, dataclass, fields
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 REGISTRATION_QUEUE = "org-registration"
 REGISTRATION_ACTOR = "register_organization"
+PAGE_MAX = 50  # account ids per event: a couple of AWS discovery pages (20 accounts each)
+
+ORG_ID = re.compile(r"o-[a-z0-9]{10,32}")
+ACCOUNT_ID = re.compile(r"[0-9]{12}")
+REDRIVE = re.compile(r"[A-Za-z0-9-]{1,40}")
+MAX_ATTEMPT = 100
 
 
 class MalformedEvent(ValueError):
@@ -34,30 +48,80 @@ class Event:
         return asdict(self)
 
     @classmethod
-    def from_payload(cls, payload: object) -> Event:
-        """The event in `payload`, or MalformedEvent naming every problem."""
+    def from_payload(cls: type[E], payload: object) -> E:
+        """The event in `payload`, or MalformedEvent naming every problem.
+
+        The same rules as the event's JSON Schema in schema/messages/; nothing from the broker
+        reaches PostgreSQL before they hold."""
         if not isinstance(payload, dict):
             raise MalformedEvent(f"expected a JSON object, got {type(payload).__name__}")
-        expected = {f.name: f.type for f in fields(cls)}
-        problems = [f"unknown field {k!r}" for k in payload if k not in expected]
-        problems += [
-            f"missing field {f.name!r}"
-            for f in fields(cls)
-            if f.name not in payload and f.default is MISSING
-        ]
-        for name, kind in expected.items():
-            value = payload.get(name)
-            if name in payload and not _is(value, str(kind)):
-                problems.append(f"{name} must be {kind}, got {type(value).__name__}")
+        known = {f.name: f for f in fields(cls)}
+        problems = [f"unknown field {_quote(k)}" for k in payload if k not in known]
+        for name, field in known.items():
+            if name not in payload:
+                if field.default is MISSING and field.default_factory is MISSING:
+                    problems.append(f"missing field {name!r}")
+                continue
+            if problem := _field_problem(name, payload[name]):
+                problems.append(problem)
         if problems:
             raise MalformedEvent("; ".join(problems))
-        return cls(**payload)
+        values: dict[str, Any] = {
+            k: tuple(v) if k == "account_ids" else v for k, v in payload.items()
+        }
+        return cls(**values)
 
 
-def _is(value: object, kind: str) -> bool:
-    if kind == "bool":
-        return isinstance(value, bool)
-    return isinstance(value, str) and 0 < len(value) <= 256
+E = TypeVar("E", bound=Event)
+
+
+def _field_problem(name: str, value: object) -> str | None:
+    if name == "org_id":
+        ok = isinstance(value, str) and ORG_ID.fullmatch(value) is not None
+        return None if ok else "org_id must be an organization id (o- and 10 to 32 of a-z0-9)"
+    if name == "sync_id":
+        return None if _is_uuid(value) else "sync_id must be a UUID"
+    if name == "account_ids":
+        if not isinstance(value, list) or not 1 <= len(value) <= PAGE_MAX:
+            return f"account_ids must be a list of 1 to {PAGE_MAX} account ids"
+        bad = [v for v in value if not isinstance(v, str) or not ACCOUNT_ID.fullmatch(v)]
+        if bad:
+            return f"account_ids: {_quote(bad[0])} is not a 12-digit account id"
+        if len(set(value)) != len(value):
+            return "account_ids must not repeat an account"
+        return None
+    if name == "attempt":
+        ok = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_ATTEMPT
+        return None if ok else f"attempt must be 1 to {MAX_ATTEMPT}"
+    if name == "redrive":
+        ok = isinstance(value, str) and REDRIVE.fullmatch(value) is not None
+        return None if ok else "redrive must be 1 to 40 of A-Z, a-z, 0-9 and -"
+    return f"{name} is not a field of this event"  # not reached: unknown fields are named above
+
+
+def _is_uuid(value: object) -> bool:
+    if not isinstance(value, str) or len(value) != 36:
+        return False
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _quote(value: object) -> str:
+    text = str(value)
+    return ascii(text[:40]) + ("..." if len(text) > 40 else "")
+
+
+def page_key(account_ids: Iterable[str]) -> str:
+    """A short name for a set of accounts: the same page gets the same message id."""
+    return hashlib.sha256(",".join(sorted(account_ids)).encode()).hexdigest()[:16]
+
+
+def pages(account_ids: Sequence[str], size: int = PAGE_MAX) -> Iterator[tuple[str, ...]]:
+    for start in range(0, len(account_ids), size):
+        yield tuple(account_ids[start : start + size])
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -73,54 +137,71 @@ class OrgRegistered(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
-class AccountDiscovered(Event):
-    """Discovery imported an in-scope, active account; it waits for validation."""
+class AccountPage(Event):
+    """A page of accounts of one organization and one sync, waiting for the next stage.
+
+    `attempt` counts this stage's tries for these accounts (a transient AWS error sends the
+    accounts it hit round again as a smaller page); `redrive` is `0`, or the token of an
+    `orgsync retry-failed` run, so a re-drive is a new message with a fresh budget."""
+
+    account_ids: tuple[str, ...]
+    attempt: int = 1
+    redrive: str = "0"
+
+    def payload(self) -> dict[str, Any]:
+        return {**asdict(self), "account_ids": list(self.account_ids)}
+
+    @property
+    def message_id(self) -> str:
+        page = page_key(self.account_ids)
+        return f"{self.queue}:{self.sync_id}:{page}:{self.redrive}:{self.attempt}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AccountsDiscovered(AccountPage):
+    """Discovery imported these in-scope, active accounts; they wait for validation."""
 
     queue: ClassVar[str] = "account-discovered"
     actor: ClassVar[str] = "validate_account"
 
-    account_id: str
-    attempt: str = "0"
-
-    @property
-    def message_id(self) -> str:
-        return f"account-discovered:{self.sync_id}:{self.account_id}:{self.attempt}"
-
 
 @dataclass(frozen=True, kw_only=True)
-class AccountValidated(Event):
-    """The member role was tried (or skipped for a suspended account); tags come next."""
+class AccountsValidated(AccountPage):
+    """The member role was tried (or skipped for suspended accounts); tags come next."""
 
     queue: ClassVar[str] = "account-validated"
     actor: ClassVar[str] = "harvest_tags"
 
-    account_id: str
-    status: str
-
-    @property
-    def message_id(self) -> str:
-        return f"account-validated:{self.sync_id}:{self.account_id}:{self.status}"
-
 
 @dataclass(frozen=True, kw_only=True)
-class TagsHarvested(Event):
-    """The account's ResourceTags are stored; `changed` says whether they differed."""
+class TagsHarvested(AccountPage):
+    """The accounts' ResourceTags are stored; their badges come next."""
 
     queue: ClassVar[str] = "tags-harvested"
     actor: ClassVar[str] = "reconcile_badges"
 
-    account_id: str
-    changed: bool
 
-    @property
-    def message_id(self) -> str:
-        return f"tags-harvested:{self.sync_id}:{self.account_id}"
+@dataclass(frozen=True)
+class Stage:
+    """One stage: its name (logs, metrics, `orgsync worker --stages`), what it consumes, and
+    the `accounts.stage` value of an account waiting for it (None: not an account stage)."""
+
+    name: str
+    queue: str
+    actor: str
+    event: type[Event] | None
+    waits_at: str | None = None
 
 
-STAGE_EVENTS: tuple[type[Event], ...] = (
-    OrgRegistered,
-    AccountDiscovered,
-    AccountValidated,
-    TagsHarvested,
+STAGES: tuple[Stage, ...] = (
+    Stage("registration", REGISTRATION_QUEUE, REGISTRATION_ACTOR, None),
+    Stage("discovery", OrgRegistered.queue, OrgRegistered.actor, OrgRegistered),
+    Stage("validation", AccountsDiscovered.queue, AccountsDiscovered.actor, AccountsDiscovered,
+          "discovered"),
+    Stage("harvest", AccountsValidated.queue, AccountsValidated.actor, AccountsValidated,
+          "validated"),
+    Stage("reconcile", TagsHarvested.queue, TagsHarvested.actor, TagsHarvested, "harvested"),
 )
-QUEUES: tuple[str, ...] = (REGISTRATION_QUEUE, *(e.queue for e in STAGE_EVENTS))
+STAGE_BY_NAME = {s.name: s for s in STAGES}
+STAGE_BY_QUEUE = {s.queue: s for s in STAGES}
+QUEUES: tuple[str, ...] = tuple(s.queue for s in STAGES)

@@ -1,17 +1,30 @@
 """Harvesting, stage 1 of auto-badging (account-validated → tags-harvested).
 
-The account's tags come from Organizations ListTagsForResource and overwrite its stored
-ResourceTags only when they differ; `tags-harvested` says whether they did.
+`harvest` takes a page of accounts: one read (references, which accounts still wait, their
+stored tags), the ListTagsForResource calls concurrently, one transaction that overwrites each
+account's stored ResourceTags only where AWS's differ. An account whose call failed
+transiently goes round again in a smaller page; tags that cannot be read (a permanent error,
+a malformed answer, a transient one that outlasts the attempts) are kept as they were, never
+wiped.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-import psycopg
+from botocore.exceptions import BotoCoreError, ClientError
 from psycopg.types.json import Jsonb
 
-from pipelines.events import AccountValidated, Event, TagsHarvested
+from pipelines.aws_errors import ErrorClass, backoff_seconds, classify
+from pipelines.events import AccountsValidated, TagsHarvested
+from pipelines.orgs import load_organization
+from pipelines.outbox import emit
+from pipelines.references import look_up
+from pipelines.stage import Conn, Deps, Outcome, StageResult, rejected
+
+MAX_ATTEMPTS = 6  # per account, each after botocore's own retries
+RETRY_BASE_SECONDS = 1.0
 
 
 class MalformedTags(ValueError):
@@ -28,38 +41,110 @@ def fetch_tags(orgs: Any, account_id: str) -> dict[str, str]:
     return tags
 
 
-def stored_tags(
-    conn: psycopg.Connection[dict[str, Any]], event: AccountValidated
-) -> dict[str, str] | None:
-    """The stored tags, or None when this sync already harvested the account (or moved on)."""
-    row = conn.execute(
-        "SELECT tags FROM accounts WHERE account_id = %s AND sync_id = %s AND stage = 'validated'",
-        (event.account_id, event.sync_id),
-    ).fetchone()
-    return None if row is None else dict(row["tags"])
+@dataclass(frozen=True)
+class Unread:
+    """Why an account's tags could not be read; `transient` when trying again may help."""
+
+    error: str
+    transient: bool = False
+    malformed: bool = False
+
+
+def try_tags(orgs: Any, account_id: str) -> dict[str, str] | Unread:
+    try:
+        return fetch_tags(orgs, account_id)
+    except (ClientError, BotoCoreError) as error:
+        verdict: ErrorClass = classify(error)
+        return Unread(f"{verdict.code}: {verdict.message}", transient=verdict.transient)
+    except MalformedTags as error:
+        return Unread(str(error), malformed=True)
+
+
+def harvest(deps: Deps, event: AccountsValidated) -> StageResult:
+    with deps.connect() as conn:
+        found = look_up(conn, event, "validated")
+        org = load_organization(conn, deps.keyring, event.org_id) if found.due else None
+    if found.problem:
+        return rejected(found.problem)
+    if org is None:
+        return StageResult(Outcome.SKIPPED)
+    orgs = deps.organizations(org)
+    due = list(found.due)
+    answers = deps.concurrently(lambda account: try_tags(orgs, account), due)
+    tags: dict[str, dict[str, str]] = {}
+    again: list[str] = []
+    unread: list[Unread] = []
+    for account_id, answer in zip(due, answers, strict=True):
+        if isinstance(answer, Unread) and answer.transient and event.attempt < MAX_ATTEMPTS:
+            again.append(account_id)
+            continue
+        if isinstance(answer, Unread):
+            unread.append(answer)
+        tags[account_id] = found.due[account_id] if isinstance(answer, Unread) else answer
+    changed = [a for a, new in tags.items() if new != found.due[a]]
+    with deps.connect() as conn:
+        ids = store_tags(conn, event, tags, changed)
+        ids += retry_later(conn, event, again)
+    deps.relay(ids)
+    return StageResult(
+        Outcome.DONE,
+        counts={
+            "accounts": len(event.account_ids),
+            "harvested": len(tags),
+            "changed": len(changed),
+            "unread": len(unread),
+            "again": len(again),
+            "attempt": event.attempt,
+        },
+        message_ids=ids,
+        error_code=unread[0].error.partition(":")[0] if unread else None,
+        reason=f"tags kept as they were: {unread[0].error}" if unread else None,
+        rejections=[f"{u.error}; the stored tags are kept" for u in unread if u.malformed],
+    )
+
+
+def retry_later(conn: Conn, event: AccountsValidated, account_ids: list[str]) -> list[str]:
+    if not account_ids:
+        return []
+    again = AccountsValidated(
+        org_id=event.org_id,
+        sync_id=event.sync_id,
+        account_ids=tuple(account_ids),
+        attempt=event.attempt + 1,
+        redrive=event.redrive,
+    )
+    delay = backoff_seconds(event.attempt - 1, base=RETRY_BASE_SECONDS)
+    return emit(conn, [again], delay_s=delay)
 
 
 STORE = """
-UPDATE accounts SET tags = %s, stage = 'harvested', stage_at = now(), updated_at = now()
-WHERE account_id = %s AND sync_id = %s AND stage = 'validated'
-RETURNING account_id
+UPDATE accounts a SET tags = CASE WHEN v.changed THEN v.tags ELSE a.tags END,
+                      stage = 'harvested', stage_at = now(),
+                      updated_at = CASE WHEN v.changed THEN now() ELSE a.updated_at END
+FROM unnest(%s::text[], %s::jsonb[], %s::boolean[]) AS v(account_id, tags, changed)
+WHERE a.account_id = v.account_id AND a.sync_id = %s AND a.stage = 'validated'
+RETURNING a.account_id
 """
 
 
 def store_tags(
-    conn: psycopg.Connection[dict[str, Any]],
-    event: AccountValidated,
-    old: dict[str, str],
-    new: dict[str, str],
-) -> list[Event]:
-    changed = old != new
-    stored = conn.execute(
-        STORE, (Jsonb(new if changed else old), event.account_id, event.sync_id)
-    ).fetchone()
-    if stored is None:
+    conn: Conn, event: AccountsValidated, tags: dict[str, dict[str, str]], changed: list[str]
+) -> list[str]:
+    """Store the page's tags once; returns the message id of the page that goes on to the
+    reconciler (nothing when a duplicate delivery finds every account moved on)."""
+    if not tags:
         return []
-    return [
-        TagsHarvested(
-            org_id=event.org_id, sync_id=event.sync_id, account_id=event.account_id, changed=changed
-        )
-    ]
+    ids = sorted(tags)
+    stored = conn.execute(
+        STORE,
+        (ids, [Jsonb(tags[a]) for a in ids], [a in changed for a in ids], event.sync_id),
+    ).fetchall()
+    if not stored:
+        return []
+    harvested = TagsHarvested(
+        org_id=event.org_id,
+        sync_id=event.sync_id,
+        account_ids=tuple(sorted(r["account_id"] for r in stored)),
+        redrive=event.redrive,
+    )
+    return emit(conn, [harvested])

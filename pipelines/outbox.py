@@ -2,6 +2,8 @@
 
 A relay publishes them after the commit; a crash between commit and publish leaves the row for
 the next relay pass, so no event is lost, and consumers are idempotent, so none is doubled.
+An event emitted with a delay is published to its stage's delay queue and delivered once the
+delay has passed, counted from the commit, however late the relay runs.
 """
 
 from __future__ import annotations
@@ -14,15 +16,17 @@ from psycopg.types.json import Jsonb
 from pipelines.events import Event
 
 INSERT = """
-INSERT INTO outbox (message_id, queue_name, actor_name, payload)
-VALUES (%s, %s, %s, %s)
+INSERT INTO outbox (message_id, queue_name, actor_name, payload, deliver_at)
+VALUES (%s, %s, %s, %s, now() + make_interval(secs => %s))
 ON CONFLICT (message_id) DO NOTHING
 """
 
 
-def emit(conn: psycopg.Connection[dict[str, object]], events: Iterable[Event]) -> list[str]:
+def emit(
+    conn: psycopg.Connection[dict[str, object]], events: Iterable[Event], delay_s: float = 0.0
+) -> list[str]:
     """Queue `events` for publication with the current transaction; returns their message ids."""
-    rows = [(e.message_id, e.queue, e.actor, Jsonb(e.payload())) for e in events]
+    rows = [(e.message_id, e.queue, e.actor, Jsonb(e.payload()), delay_s) for e in events]
     if rows:
         with conn.cursor() as cur:
             cur.executemany(INSERT, rows)

@@ -1,53 +1,57 @@
-"""Does an event name things that exist? Checked before a stage acts on it.
+"""Does an event name things that exist? Checked in each stage's first read.
 
 An event is well-formed JSON with the right fields and still names an organization, a sync or
-an account that is not there (a hand-written message, a database restored from an older
-backup). Such an event is recorded as rejected with the reason, rather than skipped in
-silence or, worse, acted on: discovery would walk an organization into a sync that does not
-exist.
+accounts that are not there (a hand-written message, a database restored from an older
+backup). Such an event is rejected with the reason, rather than skipped in silence or, worse,
+acted on: discovery would walk an organization into a sync that does not exist. The same
+statement tells which of a page's accounts still wait for the stage, so the check costs no
+round trip of its own.
 """
 
 from __future__ import annotations
 
-import uuid
+from dataclasses import dataclass
 from typing import Any
 
-import psycopg
-
-from pipelines.events import Event
+from pipelines.events import AccountPage, Event
+from pipelines.stage import Conn
 
 LOOKUP = """
 SELECT EXISTS (SELECT 1 FROM organizations WHERE org_id = %(org)s) AS org,
-       (SELECT org_id FROM syncs WHERE sync_id = %(sync)s) AS sync_org,
-       (SELECT org_id FROM accounts WHERE account_id = %(account)s) AS account_org,
-       EXISTS (SELECT 1 FROM accounts WHERE account_id = %(account)s) AS account
+       (SELECT org_id FROM syncs WHERE sync_id = %(sync)s::uuid) AS sync_org,
+       ARRAY(SELECT account_id FROM accounts
+             WHERE account_id = ANY(%(ids)s) AND org_id = %(org)s) AS known,
+       (SELECT coalesce(jsonb_object_agg(account_id, tags), '{}') FROM accounts
+        WHERE account_id = ANY(%(ids)s) AND org_id = %(org)s
+          AND sync_id = %(sync)s::uuid AND stage = %(stage)s) AS due
 """
 
 
-def unknown(conn: psycopg.Connection[dict[str, Any]], event: Event) -> str | None:
-    """Why `event` names something that does not exist; None when everything it names does."""
-    try:
-        sync_id = uuid.UUID(event.sync_id)
-    except ValueError:
-        return f"sync_id {_quote(event.sync_id)} is not a UUID"
-    account_id = getattr(event, "account_id", None)
-    row = conn.execute(
-        LOOKUP, {"org": event.org_id, "sync": sync_id, "account": account_id}
+@dataclass(frozen=True)
+class Lookup:
+    problem: str | None  # why the event cannot be acted on; None when all it names exists
+    due: dict[str, dict[str, str]]  # account id -> stored tags, of the accounts still waiting
+
+
+def look_up(conn: Conn, event: Event, waits_at: str | None = None) -> Lookup:
+    """Check what `event` names, and which of its accounts wait at `waits_at`."""
+    ids = list(event.account_ids) if isinstance(event, AccountPage) else []
+    row: dict[str, Any] | None = conn.execute(
+        LOOKUP, {"org": event.org_id, "sync": event.sync_id, "ids": ids, "stage": waits_at}
     ).fetchone()
     assert row is not None
     if not row["org"]:
-        return f"no organization {_quote(event.org_id)}"
+        return Lookup(f"no organization {_quote(event.org_id)}", {})
     if row["sync_org"] is None:
-        return f"no sync {event.sync_id}"
+        return Lookup(f"no sync {event.sync_id}", {})
     if row["sync_org"] != event.org_id:
-        return f"sync {event.sync_id} belongs to another organization"
-    if account_id is None:
-        return None
-    if not row["account"]:
-        return f"no account {_quote(account_id)}"
-    if row["account_org"] != event.org_id:
-        return f"account {_quote(account_id)} is not in organization {_quote(event.org_id)}"
-    return None
+        return Lookup(f"sync {event.sync_id} belongs to another organization", {})
+    if missing := sorted(set(ids) - set(row["known"])):
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        return Lookup(
+            f"no account {_quote(missing[0])} in organization {_quote(event.org_id)}{more}", {}
+        )
+    return Lookup(None, {k: dict(v) for k, v in sorted(row["due"].items())})
 
 
 def _quote(value: str) -> str:

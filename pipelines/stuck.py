@@ -3,14 +3,13 @@
 Publisher confirms, the outbox and redelivery of unacked messages leave one way for an account
 to stop half way: its message dead-lettered (a database outage outlasting the retries, a bug
 fixed since). A sync is *stalled* when it is its organization's current sync, it has not
-finished, no event of it waits in the outbox, and nothing of it moved for `bound` seconds:
-not its start, its walk, a re-drive, nor any of its accounts' stages. Watching the whole sync
+finished, no event of it waits in the outbox, and nothing of it moved for `bound` seconds: not
+its start, its walk, a re-drive, nor any of its accounts' stages. Watching the whole sync
 rather than each account means a long backlog that is still draining is never mistaken for a
 stall. A stalled sync gets, through the outbox, the event of the stage each of its accounts
-waits for (or `org-registered` again when its walk never finished). Message ids are the
-stages' own and every stage acts only on accounts waiting for it, so a re-drive that races a
-late original changes nothing; `redriven_at` spaces re-drives one bound apart.
-"""
+waits for, a page at a time (or `org-registered` again when its walk never finished). Message
+ids are the stages' own and every stage acts only on accounts waiting for it, so a re-drive
+that races a late original changes nothing; `redriven_at` spaces re-drives one bound apart."""
 
 from __future__ import annotations
 
@@ -19,17 +18,13 @@ from typing import Any
 
 import psycopg
 
-from pipelines.events import (
-    AccountDiscovered,
-    AccountValidated,
-    Event,
-    OrgRegistered,
-    TagsHarvested,
-)
+from pipelines.events import STAGES, Event, OrgRegistered, pages
 
 # any fixed number: the one process holding it sweeps, the others skip the round
 LOCK = 0x6F727374
-WAITING_STAGES = ("discovered", "validated", "harvested")
+# accounts.stage of an account waiting for a stage -> the event that stage consumes
+WAITING_FOR = {s.waits_at: s.event for s in STAGES if s.waits_at and s.event}
+WAITING_STAGES = tuple(WAITING_FOR)
 
 STALLED = """
 WITH current AS (
@@ -49,9 +44,9 @@ ORDER BY c.org_id
 """
 
 WAITING = """
-SELECT account_id, stage, status FROM accounts
+SELECT stage, array_agg(account_id ORDER BY account_id) AS account_ids FROM accounts
 WHERE sync_id = %s AND stage = ANY(%s)
-ORDER BY account_id
+GROUP BY stage ORDER BY stage
 """
 
 MARK = "UPDATE syncs SET redriven_at = now(), redrives = redrives + 1 WHERE sync_id = %s"
@@ -68,15 +63,13 @@ class Redrive:
         return any(isinstance(e, OrgRegistered) for e in self.events)
 
 
-def waiting_event(org_id: str, sync_id: str, row: dict[str, Any]) -> Event:
-    """The event an account at `row['stage']` waits for."""
-    ids = {"org_id": org_id, "sync_id": sync_id, "account_id": row["account_id"]}
-    if row["stage"] == "discovered":
-        return AccountDiscovered(**ids)
-    if row["stage"] == "validated":
-        return AccountValidated(**ids, status=row["status"])
-    # whether the tags changed is not kept; the reconciler reads the stored tags anyway
-    return TagsHarvested(**ids, changed=True)
+def waiting_events(org_id: str, sync_id: str, stage: str, account_ids: list[str]) -> list[Event]:
+    """The pages of events that accounts waiting at `stage` wait for."""
+    event = WAITING_FOR[stage]
+    return [
+        event(org_id=org_id, sync_id=sync_id, account_ids=page)  # type: ignore[call-arg]
+        for page in pages(account_ids)
+    ]
 
 
 def stalled(conn: psycopg.Connection[dict[str, Any]], bound: float) -> list[Redrive]:
@@ -87,8 +80,8 @@ def stalled(conn: psycopg.Connection[dict[str, Any]], bound: float) -> list[Redr
         events: list[Event] = []
         if not sync["walked"]:
             events.append(OrgRegistered(org_id=org_id, sync_id=sync_id))
-        rows = conn.execute(WAITING, (sync_id, list(WAITING_STAGES))).fetchall()
-        events += [waiting_event(org_id, sync_id, row) for row in rows]
+        for row in conn.execute(WAITING, (sync_id, list(WAITING_STAGES))).fetchall():
+            events += waiting_events(org_id, sync_id, row["stage"], row["account_ids"])
         redrives.append(Redrive(org_id, sync_id, events))
     return redrives
 

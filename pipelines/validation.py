@@ -1,9 +1,12 @@
-"""Validation (account-discovered → account-validated): assume the member role.
+"""Validation (account-discovered → account-validated): assume the member role of each account.
 
-The outcome is the account's status. Transient AWS errors are raised for the actor to retry;
-permanent ones are the verdict, and so is a transient error that outlasts the retry budget.
-Failures are kept in PostgreSQL, where `orgsync failed` lists them and `orgsync retry-failed`
-re-drives them (`redrive`), with a new message id so each re-drive gets a fresh retry budget.
+`validate` takes a page of accounts: one read (references and which accounts still wait), the
+AssumeRole calls concurrently, one transaction for the outcomes. The outcome is each account's
+status. An account whose call failed transiently goes round again in a smaller page after a
+jittered delay, with its own attempt count; permanent failures are the verdict, and so is a
+transient error that outlasts `MAX_ATTEMPTS`. Failures are kept in PostgreSQL, where
+`orgsync failed` lists them and `orgsync retry-failed` re-drives them (`redrive`), with a new
+message id so each re-drive gets a fresh budget.
 """
 
 from __future__ import annotations
@@ -12,20 +15,19 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-import psycopg
-
 from pipelines.aws_errors import ErrorClass, backoff_seconds, classify
-from pipelines.events import AccountDiscovered, AccountValidated, Event
-from pipelines.orgs import Organization
+from pipelines.events import AccountsDiscovered, AccountsValidated, pages
+from pipelines.orgs import Organization, load_organization
+from pipelines.outbox import emit
+from pipelines.references import look_up
+from pipelines.stage import Conn, Deps, Outcome, StageResult, rejected
 
-Conn = psycopg.Connection[dict[str, Any]]
-
-# Deliveries of one validation message. Each already makes botocore's own 5 HTTP attempts with
-# up to 15 s of jittered sleeps (services/aws.py), so three deliveries, a few RETRY_BASE_SECONDS
-# apart at most (full jitter, capped by aws_errors far under RabbitMQ's 30-minute
-# consumer_timeout), ride out 15-50 s of throttling: with a third of all calls throttled, one
-# account in 10^7 would give up. A longer storm becomes "gave up after 3 attempts", kept in
-# `failures`: the next sync or `retry-failed` validates the account again.
+# Attempts at one account's AssumeRole. Each already makes botocore's own HTTP attempts with
+# jittered sleeps (services/aws.py), so three attempts, a few RETRY_BASE_SECONDS apart at most
+# (full jitter, capped by aws_errors far under RabbitMQ's 30-minute consumer_timeout), ride out
+# 15-50 s of throttling: with a third of all calls throttled, one account in 10^7 would give
+# up. A longer storm becomes "gave up after 3 attempts", kept in `failures`: the next sync or
+# `retry-failed` validates the account again.
 MAX_ATTEMPTS = 3
 RETRY_BASE_SECONDS = 2.0
 
@@ -98,58 +100,126 @@ def retry_delay_ms(attempt: int) -> int:
     return round(backoff_seconds(attempt - 1, base=RETRY_BASE_SECONDS) * 1000)
 
 
-def is_due(conn: Conn, event: AccountDiscovered) -> bool:
-    """False when a newer sync took the account over or this sync already validated it."""
-    return (
-        conn.execute(
-            "SELECT 1 FROM accounts"
-            " WHERE account_id = %s AND sync_id = %s AND stage = 'discovered'",
-            (event.account_id, event.sync_id),
-        ).fetchone()
-        is not None
+def try_member_role(sts: Any, org: Organization, account_id: str) -> Validation | ErrorClass:
+    """The account's verdict, or the transient error that leaves it undecided."""
+    try:
+        return assume_member_role(sts, org, account_id)
+    except TransientAwsError as error:
+        return error.error
+
+
+def validate(deps: Deps, event: AccountsDiscovered) -> StageResult:
+    with deps.connect() as conn:
+        found = look_up(conn, event, "discovered")
+        org = load_organization(conn, deps.keyring, event.org_id) if found.due else None
+    if found.problem:
+        return rejected(found.problem)
+    if org is None:
+        return StageResult(Outcome.SKIPPED)
+    due = list(found.due)
+    answers = deps.concurrently(lambda account: try_member_role(deps.sts, org, account), due)
+    verdicts: dict[str, Validation] = {}
+    again: list[str] = []
+    for account_id, answer in zip(due, answers, strict=True):
+        if isinstance(answer, Validation):
+            verdicts[account_id] = answer
+        elif event.attempt < MAX_ATTEMPTS:
+            again.append(account_id)
+        else:
+            verdicts[account_id] = gave_up(TransientAwsError(answer), event.attempt)
+    with deps.connect() as conn:
+        ids = record(conn, event, verdicts)
+        ids += retry_later(conn, event, again)
+    deps.relay(ids)
+    failed = [v for v in verdicts.values() if v.status is not ValidationStatus.OK]
+    return StageResult(
+        Outcome.DONE,
+        counts={
+            "accounts": len(event.account_ids),
+            "ok": len(verdicts) - len(failed),
+            "failed": len(failed),
+            "again": len(again),
+            "attempt": event.attempt,
+        },
+        message_ids=ids,
+        error_code=failed[0].code if failed else None,
     )
 
 
+def retry_later(conn: Conn, event: AccountsDiscovered, account_ids: list[str]) -> list[str]:
+    """These accounts of the page try again, as a page of their own, after a jittered delay."""
+    if not account_ids:
+        return []
+    again = AccountsDiscovered(
+        org_id=event.org_id,
+        sync_id=event.sync_id,
+        account_ids=tuple(account_ids),
+        attempt=event.attempt + 1,
+        redrive=event.redrive,
+    )
+    return emit(conn, [again], delay_s=retry_delay_ms(event.attempt) / 1000)
+
+
 RECORD = """
-UPDATE accounts SET status = %s, status_reason = %s, stage = 'validated', stage_at = now(),
-                    updated_at = now()
-WHERE account_id = %s AND sync_id = %s AND stage = 'discovered'
-RETURNING account_id
+UPDATE accounts a SET status = v.status, status_reason = v.reason, stage = 'validated',
+                      stage_at = now(), updated_at = now()
+FROM unnest(%s::text[], %s::text[], %s::text[]) AS v(account_id, status, reason)
+WHERE a.account_id = v.account_id AND a.sync_id = %s AND a.stage = 'discovered'
+RETURNING a.account_id
 """
 
-RECORD_FAILURE = """
+RECORD_FAILURES = """
 INSERT INTO failures (account_id, org_id, stage, code, message, attempts)
-VALUES (%s, %s, 'validation', %s, %s, %s)
+SELECT v.account_id, %s, 'validation', v.code, v.message, %s
+FROM unnest(%s::text[], %s::text[], %s::text[]) AS v(account_id, code, message)
 ON CONFLICT (account_id) DO UPDATE SET
     code = EXCLUDED.code, message = EXCLUDED.message, stage = EXCLUDED.stage,
     attempts = failures.attempts + EXCLUDED.attempts, last_failed_at = now()
 """
 
 
-def record(
-    conn: Conn, event: AccountDiscovered, validation: Validation, attempts: int
-) -> list[Event]:
-    """Store the outcome once; a duplicate delivery finds the stage moved on and emits nothing."""
-    stored = conn.execute(
-        RECORD, (validation.status, validation.reason, event.account_id, event.sync_id)
-    ).fetchone()
-    if stored is None:
+def record(conn: Conn, event: AccountsDiscovered, verdicts: dict[str, Validation]) -> list[str]:
+    """Store the outcomes once: an account a duplicate delivery already moved on is left alone.
+    Returns the message id of the page of stored accounts that goes on to harvesting."""
+    if not verdicts:
         return []
-    if validation.status is ValidationStatus.OK:
-        conn.execute("DELETE FROM failures WHERE account_id = %s", (event.account_id,))
-    else:
+    ids = sorted(verdicts)
+    stored = {
+        row["account_id"]
+        for row in conn.execute(
+            RECORD,
+            (
+                ids,
+                [verdicts[a].status.value for a in ids],
+                [verdicts[a].reason for a in ids],
+                event.sync_id,
+            ),
+        )
+    }
+    ok = [a for a in ids if a in stored and verdicts[a].status is ValidationStatus.OK]
+    failed = [a for a in ids if a in stored and a not in ok]
+    if ok:
+        conn.execute("DELETE FROM failures WHERE account_id = ANY(%s)", (ok,))
+    if failed:
         conn.execute(
-            RECORD_FAILURE,
-            (event.account_id, event.org_id, validation.code, validation.detail, attempts),
+            RECORD_FAILURES,
+            (
+                event.org_id,
+                event.attempt,
+                failed,
+                [verdicts[a].code for a in failed],
+                [verdicts[a].detail for a in failed],
+            ),
         )
-    return [
-        AccountValidated(
-            org_id=event.org_id,
-            sync_id=event.sync_id,
-            account_id=event.account_id,
-            status=validation.status.value,
-        )
-    ]
+    if not stored:
+        return []
+    validated = AccountsValidated(
+        org_id=event.org_id,
+        sync_id=event.sync_id,
+        account_ids=tuple(a for a in ids if a in stored),
+        redrive=event.redrive,
+    )
+    return emit(conn, [validated])
 
 
 # An account still 'discovered' has a validation message on its way (or dead-lettered, which
@@ -167,24 +237,35 @@ RETURNING a.account_id, a.org_id, a.sync_id::text AS sync_id
 
 
 def redrive(
-    conn: Conn, attempt: str, org_id: str | None, account_id: str | None, code: str | None
-) -> list[AccountDiscovered]:
-    """Send failed accounts back to validation; `attempt` makes their message ids new."""
+    conn: Conn, token: str, org_id: str | None, account_id: str | None, code: str | None
+) -> list[AccountsDiscovered]:
+    """Send failed accounts back to validation, a page per organization and sync; `token`
+    makes their message ids new."""
     rows = conn.execute(REDRIVE, {"org": org_id, "acct": account_id, "code": code}).fetchall()
+    by_sync: dict[tuple[str, str], list[str]] = {}
+    for r in sorted(rows, key=lambda r: r["account_id"]):
+        by_sync.setdefault((r["org_id"], r["sync_id"]), []).append(r["account_id"])
     return [
-        AccountDiscovered(
-            org_id=r["org_id"], sync_id=r["sync_id"], account_id=r["account_id"], attempt=attempt
-        )
-        for r in sorted(rows, key=lambda r: r["account_id"])
+        AccountsDiscovered(org_id=org, sync_id=sync, account_ids=page, redrive=token)
+        for (org, sync), ids in sorted(by_sync.items())
+        for page in pages(ids)
     ]
 
 
+DUE = """
+SELECT account_id FROM accounts
+WHERE account_id = ANY(%s) AND sync_id = %s AND stage = 'discovered' ORDER BY account_id
+"""
+
+
 def redrive_dead_letter(
-    conn: Conn, dead: AccountDiscovered, attempt: str
-) -> AccountDiscovered | None:
-    """A dead-lettered validation again, if its account still waits for it; None when stale."""
-    if not is_due(conn, dead):
+    conn: Conn, dead: AccountsDiscovered, token: str
+) -> AccountsDiscovered | None:
+    """A dead-lettered validation again, for those of its accounts that still wait for it;
+    None when none does."""
+    due = [r["account_id"] for r in conn.execute(DUE, (list(dead.account_ids), dead.sync_id))]
+    if not due:
         return None
-    return AccountDiscovered(
-        org_id=dead.org_id, sync_id=dead.sync_id, account_id=dead.account_id, attempt=attempt
+    return AccountsDiscovered(
+        org_id=dead.org_id, sync_id=dead.sync_id, account_ids=tuple(due), redrive=token
     )

@@ -16,6 +16,7 @@ from typing import Any
 
 from pipelines import badges
 from pipelines.credentials import CredentialError
+from pipelines.events import STAGES
 from pipelines.orgs import resolve_org_id
 from pipelines.request_rules import CREDENTIAL_FIELDS
 from services import client, db, keys, queues, views
@@ -24,13 +25,7 @@ from services.output import print_json, table
 from services.settings import Settings, SettingsError, parse_duration
 
 BADGE_ARGS = {"add": "KEY=VALUE", "delete": "KEY"}
-STAGE_QUEUES = {
-    "registration": "org-registration",
-    "discovery": "org-registered",
-    "validation": "account-discovered",
-    "harvest": "account-validated",
-    "reconcile": "tags-harvested",
-}
+STAGE_QUEUES = {stage.name: stage.queue for stage in STAGES}
 
 
 class Context:
@@ -78,7 +73,7 @@ def cmd_worker(ctx: Context, args: argparse.Namespace) -> int:
         sys.executable,
         "-m",
         "dramatiq",
-        "services.actors",
+        "services.worker",
         "--skip-logging",
         "--processes",
         str(args.processes),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import uuid
@@ -18,7 +19,7 @@ from pipelines import validation
 from pipelines.events import (
     REGISTRATION_ACTOR,
     REGISTRATION_QUEUE,
-    AccountDiscovered,
+    AccountsDiscovered,
     Event,
     MalformedEvent,
 )
@@ -131,13 +132,13 @@ def latest_sync(settings: Settings, org_id: str) -> str | None:
 
 # ---- retry-failed: the one re-drive path, for `orgsync retry-failed` and the demo -------------
 
-DEAD_LETTERS = f"{AccountDiscovered.queue}.XQ"  # where dramatiq puts validations it gave up on
+DEAD_LETTERS = f"{AccountsDiscovered.queue}.XQ"  # where dramatiq puts validations it gave up on
 
 
 @dataclass(frozen=True)
 class Redriven:
     failed: int  # accounts from the failures table
-    dead_lettered: int  # validations taken back from the dead-letter queue
+    dead_lettered: int  # accounts taken back from validations in the dead-letter queue
     stale: int  # dead letters whose account has moved on: acked, since nothing waits for them
     left: int  # dead letters left in the queue: unreadable, or outside the filters
     dry_run: bool
@@ -172,16 +173,16 @@ def retry_failed(
     outcome (a worker error that outlasted the retries). A dry run does the same work in a
     transaction it rolls back, and leaves every dead letter where it was.
     """
-    attempt = f"retry-{uuid.uuid4().hex[:12]}"
+    token = f"retry-{uuid.uuid4().hex[:12]}"
     with db.connect(settings.database_url) as conn, DeadLetters(settings.broker_url) as letters:
         with conn.transaction(force_rollback=dry_run):
             # dead letters first: the failed accounts' stage resets would make them look due
             events, settle, stale, left = _redrive_dead_letters(
-                conn, letters, attempt, org_id, account_id, code
+                conn, letters, token, org_id, account_id, code
             )
-            failed = validation.redrive(conn, attempt, org_id, account_id, code)
+            failed = validation.redrive(conn, token, org_id, account_id, code)
             emit(conn, [*events, *failed])
-        result = Redriven(len(failed), len(events), stale, left, dry_run)
+        result = Redriven(_accounts(failed), _accounts(events), stale, left, dry_run)
         if dry_run:
             return result
         letters.ack(settle)  # only once the re-driven events are committed
@@ -190,15 +191,19 @@ def retry_failed(
     return result
 
 
+def _accounts(events: list[AccountsDiscovered]) -> int:
+    return sum(len(e.account_ids) for e in events)
+
+
 def _redrive_dead_letters(
     conn: Any,
     letters: DeadLetters,
-    attempt: str,
+    token: str,
     org_id: str | None,
     account_id: str | None,
     code: str | None,
-) -> tuple[list[AccountDiscovered], list[int], int, int]:
-    events: dict[str, AccountDiscovered] = {}
+) -> tuple[list[AccountsDiscovered], list[int], int, int]:
+    events: dict[str, AccountsDiscovered] = {}
     settle: list[int] = []
     stale = left = 0
     for tag, body in letters.take():
@@ -207,11 +212,16 @@ def _redrive_dead_letters(
         if dead is None or code or org_id not in (None, dead.org_id):
             left += 1
             continue
-        if account_id not in (None, dead.account_id):
+        if account_id is not None:
+            if account_id not in dead.account_ids:
+                left += 1
+                continue
+            # that account alone goes; the letter stays for the rest of its page
+            dead = dataclasses.replace(dead, account_ids=(account_id,))
             left += 1
-            continue
-        settle.append(tag)
-        fresh = validation.redrive_dead_letter(conn, dead, attempt)
+        else:
+            settle.append(tag)
+        fresh = validation.redrive_dead_letter(conn, dead, token)
         if fresh is None:
             stale += 1
         else:
@@ -219,13 +229,13 @@ def _redrive_dead_letters(
     return list(events.values()), settle, stale, left
 
 
-def _dead_event(body: bytes) -> AccountDiscovered | None:
+def _dead_event(body: bytes) -> AccountsDiscovered | None:
     try:
         args = json.loads(body)["args"]
-        event = AccountDiscovered.from_payload(args[0] if len(args) == 1 else None)
+        event = AccountsDiscovered.from_payload(args[0] if len(args) == 1 else None)
     except (ValueError, KeyError, TypeError, IndexError, MalformedEvent):
         return None
-    return event if isinstance(event, AccountDiscovered) else None
+    return event if isinstance(event, AccountsDiscovered) else None
 
 
 class DeadLetters:

@@ -29,6 +29,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from psycopg.rows import dict_row
 
+from pipelines.events import STAGES
 from services import db, queues
 from services.broker import describe as describe_broker
 from services.logs import get_logger
@@ -119,8 +120,10 @@ LEFT JOIN organizations o USING (org_id)
 """
 
 # accounts.stage is the last stage an account passed in its sync: it waits for the next one
+# (STAGES' waits_at); requests without a verdict wait for registration, unwalked syncs for
+# discovery
 WAITING = """
-SELECT 'registration' AS stage, count(*) AS n,
+SELECT 'registration' AS waits_at, count(*) AS n,
        coalesce(extract(epoch FROM now() - min(received_at)), 0) AS oldest
 FROM registrations WHERE decided_at IS NULL
 UNION ALL
@@ -129,12 +132,11 @@ FROM (SELECT DISTINCT ON (org_id) started_at, walked_at FROM syncs
       ORDER BY org_id, started_at DESC) last
 WHERE walked_at IS NULL
 UNION ALL
-SELECT CASE stage WHEN 'discovered' THEN 'validation' WHEN 'validated' THEN 'harvest'
-                  WHEN 'harvested' THEN 'reconcile' ELSE stage END,
-       count(*), extract(epoch FROM now() - min(stage_at))
+SELECT stage, count(*), extract(epoch FROM now() - min(stage_at))
 FROM accounts WHERE stage <> 'reconciled'
 GROUP BY stage
 """
+WAITING_STAGE = {s.waits_at or s.name: s.name for s in STAGES}
 
 # pending: one pass over the partial index accounts_stage (only accounts on their way);
 # last_at: the index accounts_sync_stage_at
@@ -361,9 +363,11 @@ def add_database(out: dict[str, Family], results: dict[str, list[dict[str, Any]]
     for row in results["failed"]:
         labels = [row["org_id"], row["org"], row["code"]]
         out["orgsync_failed_accounts"].add_metric(labels, row["n"])
-    waiting = {"registration": (0, 0.0), "discovery": (0, 0.0)}
-    waiting |= {stage: (0, 0.0) for stage in ("validation", "harvest", "reconcile")}
-    waiting |= {row["stage"]: (row["n"], float(row["oldest"])) for row in results["waiting"]}
+    waiting = {stage.name: (0, 0.0) for stage in STAGES}
+    waiting |= {
+        WAITING_STAGE.get(row["waits_at"], row["waits_at"]): (row["n"], float(row["oldest"]))
+        for row in results["waiting"]
+    }
     for stage, (n, oldest) in waiting.items():
         out["orgsync_pipeline_waiting"].add_metric([stage], n)
         out["orgsync_pipeline_oldest_waiting_seconds"].add_metric([stage], oldest)

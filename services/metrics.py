@@ -32,27 +32,14 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, valu
 from prometheus_client import multiprocess as prometheus_multiprocess
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
-from pipelines.events import (
-    REGISTRATION_QUEUE,
-    AccountDiscovered,
-    AccountValidated,
-    OrgRegistered,
-    TagsHarvested,
-)
+from pipelines.events import STAGE_BY_QUEUE
 from services.logs import configure as configure_logging
 from services.logs import get_logger
 from services.settings import Settings
 
 log = get_logger("orgsync.metrics")
 
-# queue -> the stage that consumes it (the names `stage()` logs and `orgsync worker --stages` takes)
-STAGES = {
-    REGISTRATION_QUEUE: "registration",
-    OrgRegistered.queue: "discovery",
-    AccountDiscovered.queue: "validation",
-    AccountValidated.queue: "harvest",
-    TagsHarvested.queue: "reconcile",
-}
+
 # a validation is an AssumeRole (tens of ms); a discovery walks a whole organization (minutes)
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 600)
 OUTCOMES = ("succeeded", "retried", "failed", "skipped")
@@ -93,7 +80,8 @@ class WorkerMetrics:
 
 
 def stage_of(message: dramatiq.Message[Any]) -> str:
-    return STAGES.get(message.queue_name.removesuffix(".DQ"), message.queue_name)
+    stage = STAGE_BY_QUEUE.get(message.queue_name.removesuffix(".DQ"))
+    return stage.name if stage else message.queue_name
 
 
 class StageMetrics(dramatiq.Middleware):

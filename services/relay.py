@@ -23,12 +23,13 @@ from services.logs import get_logger
 
 log = get_logger(__name__)
 
-CLAIM_IDS = """
-SELECT id, message_id, queue_name, actor_name, payload FROM outbox
+DELAY_MS = "greatest(0, extract(epoch FROM deliver_at - now()) * 1000)::bigint AS delay_ms"
+CLAIM_IDS = f"""
+SELECT id, message_id, queue_name, actor_name, payload, {DELAY_MS} FROM outbox
 WHERE message_id = ANY(%s) ORDER BY id FOR UPDATE SKIP LOCKED
 """
-CLAIM_STALE = """
-SELECT id, message_id, queue_name, actor_name, payload FROM outbox
+CLAIM_STALE = f"""
+SELECT id, message_id, queue_name, actor_name, payload, {DELAY_MS} FROM outbox
 WHERE created_at < now() - make_interval(secs => %s) ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED
 """
 
@@ -51,13 +52,16 @@ def _publish(pool: ConnectionPool, broker: RabbitmqBroker, query: str, params: t
         _enqueue_all(
             broker,
             [
-                dramatiq.Message(
-                    queue_name=row["queue_name"],
-                    actor_name=row["actor_name"],
-                    args=(row["payload"],),
-                    kwargs={},
-                    options={},
-                    message_id=row["message_id"],
+                (
+                    dramatiq.Message(
+                        queue_name=row["queue_name"],
+                        actor_name=row["actor_name"],
+                        args=(row["payload"],),
+                        kwargs={},
+                        options={},
+                        message_id=row["message_id"],
+                    ),
+                    row["delay_ms"] or None,
                 )
                 for row in rows
             ],
@@ -76,16 +80,20 @@ _publishers: ThreadPoolExecutor | None = None
 _publishers_lock = threading.Lock()
 
 
-def _enqueue_all(broker: RabbitmqBroker, messages: list[dramatiq.Message[object]]) -> None:
+def _enqueue_all(
+    broker: RabbitmqBroker, messages: list[tuple[dramatiq.Message[object], int | None]]
+) -> None:
+    """Publish (message, delay in ms or None) pairs; a delayed one goes to its delay queue."""
     global _publishers
     if len(messages) <= 1:
-        for message in messages:
-            broker.enqueue(message)
+        for message, delay in messages:
+            broker.enqueue(message, delay=delay)
         return
     with _publishers_lock:
         if _publishers is None:  # created after the worker's fork, on first use
             _publishers = ThreadPoolExecutor(PUBLISH_THREADS, "outbox-publish")
-    for future in [_publishers.submit(broker.enqueue, message) for message in messages]:
+    publishing = [_publishers.submit(broker.enqueue, m, delay=delay) for m, delay in messages]
+    for future in publishing:
         future.result()  # the first failure raises: nothing is deleted, the sweeper retries
 
 

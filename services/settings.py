@@ -16,6 +16,9 @@ DEFAULT_SYNC_INTERVAL = 3600.0
 # a sync with nothing moving for this long is re-driven (pipelines/stuck.py)
 DEFAULT_STUCK_AFTER = 900.0
 DEFAULT_WORKER_METRICS_DIR = Path(tempfile.gettempdir()) / "orgsync-worker-metrics"
+# AWS calls in flight at once in one worker process, whatever its number of threads: a page's
+# calls share them, so two cores and the connection pool are never oversubscribed
+DEFAULT_AWS_CONCURRENCY = 16
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smh]?)", re.ASCII)
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600}
@@ -51,6 +54,7 @@ class Settings:
     worker_metrics_host: str = "127.0.0.1"
     worker_metrics_port: int = 9191  # 0: no worker metrics
     worker_metrics_dir: Path = DEFAULT_WORKER_METRICS_DIR
+    aws_concurrency: int = DEFAULT_AWS_CONCURRENCY
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -91,6 +95,9 @@ class Settings:
             worker_metrics_dir=Path(
                 get("ORGSYNC_WORKER_METRICS_DIR") or DEFAULT_WORKER_METRICS_DIR
             ),
+            aws_concurrency=_count(
+                get("ORGSYNC_AWS_CONCURRENCY"), "ORGSYNC_AWS_CONCURRENCY", DEFAULT_AWS_CONCURRENCY
+            ),
         )
 
 
@@ -99,4 +106,12 @@ def _port(text: str | None, name: str, default: int) -> int:
         return default
     if not text.isdigit() or int(text) > 65535:
         raise SettingsError(f"{name}={text!r}: expected a TCP port number (0 turns it off)")
+    return int(text)
+
+
+def _count(text: str | None, name: str, default: int, most: int = 256) -> int:
+    if text is None:
+        return default
+    if not text.isdigit() or not 1 <= int(text) <= most:
+        raise SettingsError(f"{name}={text!r}: expected a whole number from 1 to {most}")
     return int(text)

@@ -350,7 +350,7 @@ def twice_argv(threads: int = 4) -> list[str]:
         sys.executable,
         "-m",
         "dramatiq",
-        "services.actors",
+        "services.worker",
         "tests.faults.twice",
         "--skip-logging",
         "--processes",

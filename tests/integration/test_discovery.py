@@ -1,13 +1,12 @@
 """Discovery on real PostgreSQL against a moto organization with OUs four levels deep.
 
-Each test drives `walk` + `load_batch` + `finish` the way the discovery actor does, so the
-cases the issue lists (scope, exclusions, suspended states, moves, departures, failed and
-throttled walks, standalone accounts) are proved on the stage itself, without a broker.
+Each test runs the stage function `discover` itself, as the actor does, so the cases the issue
+lists (scope, exclusions, suspended states, moves, departures, failed and throttled walks,
+standalone accounts) are proved on the stage, without a broker.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,21 +15,21 @@ import boto3
 import psycopg
 import pytest
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 from moto.organizations.models import organizations_backends
 
 from pipelines import discovery
-from pipelines.aws_errors import classify
 from pipelines.credentials import Keyring, Sealed, open_json
-from pipelines.events import AccountDiscovered, AccountValidated, Event
-from pipelines.orgs import load_organization
+from pipelines.events import AccountsDiscovered, AccountsValidated, Event, OrgRegistered
 from pipelines.registration import start_sync, store_organization
 from pipelines.request_rules import Credentials, Filters
+from pipelines.stage import Outcome
 from services import cli, standalone, views
 from services.aws import CLIENT_CONFIG
 from services.errors import UserError
 from services.simulators.moto_aws import SimulatedAws, SimulatedAwsControl
 from services.simulators.sample_org import MANAGEMENT_ACCOUNT_ID, aws_client
+from tests.conftest import outbox_events, stage_deps
 
 Conn = psycopg.Connection[dict[str, Any]]
 DEEP = "Root/Engineering/Prod/Apps/Core"  # four OU levels under the root
@@ -167,32 +166,23 @@ class Sync:
     sleeps: list[float] = field(default_factory=list)
 
     def discovered(self) -> set[str]:
-        return {e.account_id for e in self.events if isinstance(e, AccountDiscovered)}
+        return {a for e in self.events if isinstance(e, AccountsDiscovered) for a in e.account_ids}
 
     def suspended(self) -> set[str]:
-        return {
-            e.account_id
-            for e in self.events
-            if isinstance(e, AccountValidated) and e.status == "suspended"
-        }
+        """Suspended accounts skip validation: discovery sends them straight to harvesting."""
+        return {a for e in self.events if isinstance(e, AccountsValidated) for a in e.account_ids}
 
 
 def sync(conn: Conn, keyring: Keyring, client: Any, org_id: str) -> Sync:
-    """One discovery, committed page by page, ended by `finish` with the walk's error if any."""
-    org = load_organization(conn, keyring, org_id)
-    assert org is not None
+    """One discovery by the stage function, its events read back from the outbox."""
     run = Sync(start_sync(conn, org_id, "test").sync_id, {})
+    conn.execute("DELETE FROM outbox")
     conn.commit()
-    tally: Counter[str] = Counter()
-    error = None
-    try:
-        for batch in discovery.walk(client, org.filters.limit_ou_ids, sleep=run.sleeps.append):
-            run.events += discovery.load_batch(conn, org, run.sync_id, batch, tally)
-            conn.commit()
-    except (ClientError, BotoCoreError) as failure:
-        verdict = classify(failure)
-        error = f"{verdict.code}: {verdict.message}"
-    run.counts = discovery.finish(conn, org_id, run.sync_id, tally, error)
+    deps = stage_deps(conn, keyring, organizations=lambda org: client, sleep=run.sleeps.append)
+    result = discovery.discover(deps, OrgRegistered(org_id=org_id, sync_id=run.sync_id))
+    assert result.outcome is Outcome.DONE
+    run.counts = result.counts["counts"]
+    run.events = outbox_events(conn)
     conn.commit()
     return run
 

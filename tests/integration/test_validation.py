@@ -1,4 +1,7 @@
-"""Validation outcomes and re-drives on real PostgreSQL, and dead letters on real RabbitMQ."""
+"""Validation of pages of accounts on real PostgreSQL, and dead letters on real RabbitMQ.
+
+Every test runs the stage function `validate`, as the actor does, with an STS that answers
+each member role from a script."""
 
 from __future__ import annotations
 
@@ -14,124 +17,237 @@ import pytest
 from botocore.exceptions import ClientError
 
 from pipelines import validation
-from pipelines.aws_errors import classify
-from pipelines.events import AccountDiscovered, AccountValidated
-from pipelines.validation import Validation, ValidationStatus
+from pipelines.credentials import Keyring
+from pipelines.events import AccountsDiscovered, AccountsValidated
+from pipelines.registration import store_organization
+from pipelines.request_rules import Credentials, Filters
+from pipelines.stage import Outcome
 from services import client
 from services.broker import make_broker
 from services.settings import Settings
+from tests.conftest import outbox_events, stage_deps
 
 pytestmark = pytest.mark.integration
 
 Conn = psycopg.Connection[dict[str, Any]]
-ORG, OTHER_ORG = "o-validation", "o-other"
+ORG, OTHER_ORG = "o-validation1", "o-otherorg01"
 SYNC = str(uuid.uuid4())
-DENIED = Validation(ValidationStatus.ASSUME_ROLE_FAILED, "AccessDenied", "not authorized")
-QUEUE = AccountDiscovered.queue
+QUEUE = AccountsDiscovered.queue
+CREDENTIALS = Credentials(
+    org_role_arn="arn:aws:iam::123456789012:role/OrgSyncReadOnly",
+    org_session_name="orgsync-test",
+    org_session_duration=3600,
+    member_role_name="OrgSyncMember",
+    member_session_name="orgsync-member",
+    member_session_duration=900,
+)
 
 
-def add_org(conn: Conn, org_id: str) -> None:
-    conn.execute(
-        "INSERT INTO organizations (org_id, nickname, management_account_id, partition,"
-        " credentials_key_id, credentials) VALUES (%s, %s, '123456789012', 'aws', 'k', 'x')",
-        (org_id, org_id),
-    )
+def acct(n: int) -> str:
+    return f"{n:012d}"
 
 
-def add_account(conn: Conn, account_id: str, org_id: str = ORG, stage: str = "discovered") -> None:
+def aws_error(code: str, status: int = 400, message: str = "nope") -> ClientError:
+    response: Any = {
+        "Error": {"Code": code, "Message": message},
+        "ResponseMetadata": {"HTTPStatusCode": status},
+    }
+    return ClientError(response, "AssumeRole")
+
+
+DENIED = aws_error("AccessDenied", 403, "not authorized")
+THROTTLED = aws_error("Throttling", 400, "Rate exceeded")
+
+
+class ScriptedSts:
+    """AssumeRole answers per account: the next scripted error for it, else success."""
+
+    def __init__(self, **errors: list[Exception]) -> None:
+        self.errors = {acct(int(k.removeprefix("a"))): list(v) for k, v in errors.items()}
+        self.calls: list[str] = []
+
+    def assume_role(self, **params: Any) -> dict[str, Any]:
+        account_id = params["RoleArn"].split(":")[4]
+        self.calls.append(account_id)
+        script = self.errors.get(account_id) or []
+        if script:
+            raise script.pop(0)
+        return {"Credentials": {}}
+
+
+def add_account(conn: Conn, n: int, org_id: str = ORG, stage: str = "discovered") -> str:
     conn.execute(
         "INSERT INTO accounts (account_id, org_id, name, sync_id, stage)"
         " VALUES (%s, %s, %s, %s, %s)",
-        (account_id, org_id, f"acct-{account_id}", SYNC, stage),
+        (acct(n), org_id, f"acct-{n}", SYNC, stage),
     )
+    return acct(n)
 
 
-def discovered(account_id: str, org_id: str = ORG) -> AccountDiscovered:
-    return AccountDiscovered(org_id=org_id, sync_id=SYNC, account_id=account_id)
+def page(*numbers: int, org_id: str = ORG, **more: Any) -> AccountsDiscovered:
+    ids = tuple(acct(n) for n in numbers)
+    return AccountsDiscovered(org_id=org_id, sync_id=SYNC, account_ids=ids, **more)
 
 
-def account(conn: Conn, account_id: str) -> dict[str, Any]:
+def account(conn: Conn, n: int) -> dict[str, Any]:
     row = conn.execute(
         "SELECT a.status, a.status_reason, a.stage, f.code, f.message, f.attempts"
         " FROM accounts a LEFT JOIN failures f USING (account_id) WHERE account_id = %s",
-        (account_id,),
+        (acct(n),),
     ).fetchone()
     assert row is not None
     return row
 
 
 @pytest.fixture
-def org(conn: Conn) -> Conn:
-    add_org(conn, ORG)
-    add_org(conn, OTHER_ORG)
+def org(conn: Conn, keyring: Keyring) -> Conn:
+    for org_id in (ORG, OTHER_ORG):
+        store_organization(conn, keyring, org_id, org_id, CREDENTIALS, Filters())
+        conn.execute(
+            "INSERT INTO syncs (sync_id, org_id, trigger) VALUES (%s, %s, 'test')"
+            " ON CONFLICT DO NOTHING",
+            (SYNC if org_id == ORG else str(uuid.uuid4()), org_id),
+        )
     conn.commit()
     return conn
 
 
-def test_a_failure_is_recorded_once_per_delivery_and_cleared_by_a_later_success(org: Conn) -> None:
-    add_account(org, "111")
-    event = discovered("111")
+def run(conn: Conn, keyring: Keyring, sts: ScriptedSts, event: AccountsDiscovered) -> Any:
+    conn.execute("DELETE FROM outbox")
+    conn.commit()
+    result = validation.validate(stage_deps(conn, keyring, sts=sts), event)
+    conn.commit()
+    return result
 
-    assert validation.record(org, event, DENIED, 1) == [
-        AccountValidated(org_id=ORG, sync_id=SYNC, account_id="111", status="assume_role_failed")
+
+def test_a_page_is_validated_in_one_go_and_goes_on_as_one_page(org: Conn, keyring: Keyring) -> None:
+    for n in (1, 2, 3):
+        add_account(org, n)
+    org.commit()
+    sts = ScriptedSts(a2=[DENIED])
+
+    result = run(org, keyring, sts, page(1, 2, 3))
+
+    assert result.outcome is Outcome.DONE
+    assert (result.counts["ok"], result.counts["failed"], result.counts["again"]) == (2, 1, 0)
+    assert result.error_code == "AccessDenied"
+    assert sorted(sts.calls) == [acct(1), acct(2), acct(3)]
+    assert outbox_events(org) == [
+        AccountsValidated(org_id=ORG, sync_id=SYNC, account_ids=(acct(1), acct(2), acct(3)))
     ]
-    assert validation.record(org, event, DENIED, 1) == []  # a duplicate delivery
-    row = account(org, "111")
+    assert (account(org, 1)["status"], account(org, 2)["status"]) == ("ok", "assume_role_failed")
+    assert account(org, 2)["status_reason"] == "AccessDenied: not authorized"
+
+
+def test_a_failure_is_recorded_once_per_delivery_and_cleared_by_a_later_success(
+    org: Conn, keyring: Keyring
+) -> None:
+    add_account(org, 11)
+    org.commit()
+    run(org, keyring, ScriptedSts(a11=[DENIED]), page(11))
+    again = run(org, keyring, ScriptedSts(a11=[DENIED]), page(11))  # a duplicate delivery
+    assert again.outcome is Outcome.SKIPPED and outbox_events(org) == []
+    row = account(org, 11)
     assert (row["status"], row["stage"], row["code"], row["attempts"]) == (
         "assume_role_failed",
         "validated",
         "AccessDenied",
         1,
     )
-    assert row["status_reason"] == "AccessDenied: not authorized"
 
-    [again] = validation.redrive(org, "retry-1", ORG, None, None)
-    assert validation.record(org, again, DENIED, 1)
-    assert account(org, "111")["attempts"] == 2  # attempts add up across re-drives
+    [redriven] = validation.redrive(org, "retry-1", ORG, None, None)
+    org.commit()
+    run(org, keyring, ScriptedSts(a11=[DENIED]), redriven)
+    assert account(org, 11)["attempts"] == 2  # attempts add up across re-drives
 
     [last] = validation.redrive(org, "retry-2", ORG, None, None)
-    assert validation.record(org, last, Validation(ValidationStatus.OK), 1)
-    row = account(org, "111")
+    org.commit()
+    run(org, keyring, ScriptedSts(), last)
+    row = account(org, 11)
     assert (row["status"], row["status_reason"], row["code"]) == ("ok", None, None)
 
 
-def test_a_storm_that_outlasts_the_retries_is_stored_as_gave_up(org: Conn) -> None:
-    add_account(org, "222")
-    throttled = ClientError(
-        {"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, "AssumeRole"
+def test_throttled_accounts_go_round_again_as_a_smaller_page_after_a_delay(
+    org: Conn, keyring: Keyring
+) -> None:
+    for n in (21, 22, 23):
+        add_account(org, n)
+    org.commit()
+
+    result = run(org, keyring, ScriptedSts(a22=[THROTTLED]), page(21, 22, 23))
+
+    assert result.counts["again"] == 1
+    validated, retry = outbox_events(org)
+    assert validated == AccountsValidated(
+        org_id=ORG, sync_id=SYNC, account_ids=(acct(21), acct(23))
     )
-    error = validation.TransientAwsError(classify(throttled))
-    validation.record(org, discovered("222"), validation.gave_up(error, 4), 4)
-    row = account(org, "222")
-    assert row["status_reason"] == "gave up after 4 attempts: Throttling: Rate exceeded"
+    assert retry == page(22, attempt=2)
+    delay = org.execute(
+        "SELECT extract(epoch FROM deliver_at - created_at) AS s FROM outbox WHERE queue_name = %s",
+        (QUEUE,),
+    ).fetchone()
+    assert delay is not None and 0 <= delay["s"] <= validation.RETRY_BASE_SECONDS
+    assert account(org, 22)["stage"] == "discovered"  # still waiting, nothing recorded
+
+    run(org, keyring, ScriptedSts(), retry)
+    assert account(org, 22)["status"] == "ok"
+
+
+def test_a_storm_that_outlasts_the_attempts_is_stored_as_gave_up(
+    org: Conn, keyring: Keyring
+) -> None:
+    add_account(org, 31)
+    org.commit()
+    last = page(31, attempt=validation.MAX_ATTEMPTS)
+
+    run(org, keyring, ScriptedSts(a31=[THROTTLED]), last)
+
+    row = account(org, 31)
+    reason = f"gave up after {validation.MAX_ATTEMPTS} attempts: Throttling: Rate exceeded"
+    assert row["status_reason"] == reason
     assert (row["code"], row["message"], row["attempts"]) == (
         "Throttling",
-        "gave up after 4 attempts: Throttling: Rate exceeded",
-        4,
+        reason,
+        validation.MAX_ATTEMPTS,
     )
 
 
-def test_redrive_selects_by_org_account_and_code_with_new_message_ids(org: Conn) -> None:
-    for account_id, org_id in (("301", ORG), ("302", ORG), ("303", OTHER_ORG)):
-        add_account(org, account_id, org_id)
-        validation.record(org, discovered(account_id, org_id), DENIED, 1)
-    add_account(org, "304")
-    throttled = replace(DENIED, code="Throttling", gave_up_after=4)
-    validation.record(org, discovered("304"), throttled, 4)
+def test_a_page_naming_an_account_of_another_organization_is_rejected_whole(
+    org: Conn, keyring: Keyring
+) -> None:
+    add_account(org, 41)
+    add_account(org, 42, org_id=OTHER_ORG)
+    org.commit()
+    sts = ScriptedSts()
 
-    assert [e.account_id for e in validation.redrive(org, "r1", None, "302", None)] == ["302"]
-    assert [e.account_id for e in validation.redrive(org, "r2", ORG, None, "Throttling")] == ["304"]
-    rest = validation.redrive(org, "r3", None, None, None)
-    assert [e.account_id for e in rest] == ["301", "303"]  # 302 and 304 are already on their way
-    assert {e.message_id for e in rest} == {
-        f"account-discovered:{SYNC}:301:r3",
-        f"account-discovered:{SYNC}:303:r3",
-    }
-    assert discovered("301").message_id not in {e.message_id for e in rest}
-    assert all(account(org, a)["stage"] == "discovered" for a in ("301", "302", "303", "304"))
+    result = run(org, keyring, sts, page(41, 42))
+
+    assert result.outcome is Outcome.REJECTED
+    assert result.rejections == [f"no account '{acct(42)}' in organization '{ORG}'"]
+    assert sts.calls == [] and account(org, 41)["stage"] == "discovered"
 
 
-def dead_letter(broker_url: str, *events: AccountDiscovered) -> None:
+def test_redrive_selects_by_org_account_and_code_with_new_message_ids(
+    org: Conn, keyring: Keyring
+) -> None:
+    for n in (301, 302, 304):
+        add_account(org, n)
+    org.commit()
+    run(org, keyring, ScriptedSts(a301=[DENIED], a302=[DENIED]), page(301, 302))
+    run(org, keyring, ScriptedSts(a304=[THROTTLED]), page(304, attempt=validation.MAX_ATTEMPTS))
+
+    [one] = validation.redrive(org, "r1", None, acct(302), None)
+    assert one.account_ids == (acct(302),)
+    [throttled] = validation.redrive(org, "r2", ORG, None, "Throttling")
+    assert throttled.account_ids == (acct(304),)
+    [rest] = validation.redrive(org, "r3", None, None, None)
+    assert rest.account_ids == (acct(301),)  # 302 and 304 are already on their way
+    assert rest.message_id.endswith(":r3:1")
+    assert page(301).message_id != rest.message_id
+    assert all(account(org, n)["stage"] == "discovered" for n in (301, 302, 304))
+
+
+def dead_letter(broker_url: str, *events: AccountsDiscovered) -> None:
     """Dead-letter messages the way dramatiq does: delivered from the queue, then nacked."""
     broker = make_broker(broker_url)
     broker.declare_queue(QUEUE, ensure=True)  # the queue trio, with dramatiq's arguments
@@ -167,28 +283,32 @@ def queued(broker_url: str, queue: str) -> list[dict[str, Any]]:
 
 
 def test_retry_failed_re_drives_dead_letters_and_failures_and_reports_what_it_left(
-    org: Conn, settings: Settings, own_broker_url: str
+    org: Conn, keyring: Keyring, settings: Settings, own_broker_url: str
 ) -> None:
     settings = replace(settings, broker_url=own_broker_url)
-    add_account(org, "401")  # dead-lettered while its validation was due
-    add_account(org, "402", stage="reconciled")  # dead-lettered, then a later message won
-    add_account(org, "403")
-    validation.record(org, discovered("403"), DENIED, 1)
+    add_account(org, 401)  # dead-lettered while its validation was due
+    add_account(org, 402, stage="reconciled")  # dead-lettered, then a later message won
+    add_account(org, 403)
     org.commit()
-    dead_letter(own_broker_url, discovered("401"), discovered("402"))
+    run(org, keyring, ScriptedSts(a403=[DENIED]), page(403))
+    dead_letter(own_broker_url, page(401), page(402))
     assert client.dead_letter_count(settings) == 3
 
     dry = client.retry_failed(settings, ORG, dry_run=True)
     assert (dry.queued, dry.failed, dry.dead_lettered, dry.stale, dry.left) == (2, 1, 1, 1, 1)
     assert client.dead_letter_count(settings) == 3
-    assert account(org, "403")["stage"] == "validated"
+    assert account(org, 403)["stage"] == "validated"
 
     done = client.retry_failed(settings, ORG)
     assert (done.queued, done.failed, done.dead_lettered, done.stale, done.left) == (2, 1, 1, 1, 1)
     assert "queued 2 account(s) for validation (1 from account-discovered.XQ)" in done.describe()
     assert [m["raw"] for m in queued(own_broker_url, f"{QUEUE}.XQ")] == [b"{not json"]
     republished = queued(own_broker_url, QUEUE)
-    assert sorted(m["args"][0]["account_id"] for m in republished) == ["401", "403"]
+    assert sorted(a for m in republished for a in m["args"][0]["account_ids"]) == [
+        acct(401),
+        acct(403),
+    ]
     assert all(m["options"] == {} for m in republished)  # a fresh retry budget
-    assert all(m["message_id"].endswith(m["args"][0]["attempt"]) for m in republished)
-    assert {m["args"][0]["attempt"] for m in republished} != {"0"}
+    tokens = {m["args"][0]["redrive"] for m in republished}
+    assert len(tokens) == 1 and tokens != {"0"}
+    assert all(m["message_id"].endswith(f":{tokens.pop()}:1") for m in republished[:1])

@@ -10,26 +10,30 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from pipelines.events import (
-    AccountDiscovered,
-    AccountValidated,
+    PAGE_MAX,
+    STAGES,
+    AccountsDiscovered,
+    AccountsValidated,
     Event,
     MalformedEvent,
     OrgRegistered,
     TagsHarvested,
+    pages,
 )
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schema" / "messages"
 SYNC = "5b0c1f5e-8a43-4a43-9d1c-6f1d7b1e2a10"
+PAGE = ("123456789012", "210987654321")
 EXAMPLES: list[Event] = [
     OrgRegistered(org_id="o-abcdefghij", sync_id=SYNC),
-    AccountDiscovered(org_id="o-abcdefghij", sync_id=SYNC, account_id="123456789012"),
-    AccountValidated(org_id="o-abcdefghij", sync_id=SYNC, account_id="123456789012", status="ok"),
-    TagsHarvested(org_id="o-abcdefghij", sync_id=SYNC, account_id="123456789012", changed=True),
+    AccountsDiscovered(org_id="o-abcdefghij", sync_id=SYNC, account_ids=PAGE),
+    AccountsValidated(org_id="o-abcdefghij", sync_id=SYNC, account_ids=PAGE, attempt=2),
+    TagsHarvested(org_id="o-abcdefghij", sync_id=SYNC, account_ids=PAGE, redrive="retry-1a"),
 ]
 SCHEMA_FILES = {
     OrgRegistered: "org_registered.json",
-    AccountDiscovered: "account_discovered.json",
-    AccountValidated: "account_validated.json",
+    AccountsDiscovered: "account_discovered.json",
+    AccountsValidated: "account_validated.json",
     TagsHarvested: "tags_harvested.json",
 }
 
@@ -55,13 +59,38 @@ def test_the_schema_names_exactly_the_event_fields(kind: type[Event]) -> None:
     assert schema["title"] == kind.queue
 
 
-def test_the_same_event_always_has_the_same_message_id() -> None:
-    again = AccountDiscovered(org_id="o-abcdefghij", sync_id=SYNC, account_id="123456789012")
+def test_a_page_holds_at_most_the_bound_its_schema_states() -> None:
+    for kind in (AccountsDiscovered, AccountsValidated, TagsHarvested):
+        schema = json.loads((SCHEMAS / SCHEMA_FILES[kind]).read_text())
+        assert schema["properties"]["account_ids"]["maxItems"] == PAGE_MAX
+    assert [len(p) for p in pages([f"{i:012d}" for i in range(120)])] == [50, 50, 20]
+
+
+def test_the_same_page_always_has_the_same_message_id_in_any_order() -> None:
+    again = AccountsDiscovered(org_id="o-abcdefghij", sync_id=SYNC, account_ids=PAGE[::-1])
     assert again.message_id == EXAMPLES[1].message_id
-    retried = AccountDiscovered(
-        org_id="o-abcdefghij", sync_id=SYNC, account_id="123456789012", attempt="retry-1"
+    retried = AccountsDiscovered(
+        org_id="o-abcdefghij", sync_id=SYNC, account_ids=PAGE, redrive="retry-1"
     )
-    assert retried.message_id != again.message_id
+    tried_again = AccountsDiscovered(
+        org_id="o-abcdefghij", sync_id=SYNC, account_ids=PAGE, attempt=2
+    )
+    assert len({again.message_id, retried.message_id, tried_again.message_id}) == 3
+
+
+def test_the_stage_table_names_every_queue_once() -> None:
+    assert [s.name for s in STAGES] == [
+        "registration",
+        "discovery",
+        "validation",
+        "harvest",
+        "reconcile",
+    ]
+    assert len({s.queue for s in STAGES}) == len(STAGES)
+    assert all(s.event is None or s.event.queue == s.queue for s in STAGES)
+
+
+GOOD = {"org_id": "o-abcdefghij", "sync_id": SYNC, "account_ids": list(PAGE)}
 
 
 @pytest.mark.parametrize(
@@ -69,18 +98,41 @@ def test_the_same_event_always_has_the_same_message_id() -> None:
     [
         ("not an object", "expected a JSON object"),
         ({"org_id": "o-abcdefghij"}, "missing field 'sync_id'"),
-        ({"org_id": "o-abcdefghij", "sync_id": SYNC, "extra": 1}, "unknown field 'extra'"),
-        ({"org_id": 7, "sync_id": SYNC}, "org_id must be str"),
-        ({"org_id": "", "sync_id": SYNC}, "org_id must be str"),
+        ({**GOOD, "extra": 1}, "unknown field 'extra'"),
+        ({**GOOD, "org_id": 7}, "org_id must be an organization id"),
+        ({**GOOD, "org_id": "o-\u0000x"}, "org_id must be an organization id"),
+        ({**GOOD, "sync_id": "not-a-uuid"}, "sync_id must be a UUID"),
+        ({**GOOD, "account_ids": []}, "account_ids must be a list of 1 to 50"),
+        ({**GOOD, "account_ids": ["1"] * 51}, "account_ids must be a list of 1 to 50"),
+        ({**GOOD, "account_ids": ["12345678901x"]}, "is not a 12-digit account id"),
+        ({**GOOD, "account_ids": [PAGE[0], PAGE[0]]}, "must not repeat an account"),
+        ({**GOOD, "attempt": True}, "attempt must be 1 to 100"),
+        ({**GOOD, "attempt": 0}, "attempt must be 1 to 100"),
+        ({**GOOD, "redrive": "x" * 41}, "redrive must be 1 to 40"),
     ],
-    ids=["not-object", "missing", "unknown", "wrong-type", "empty"],
+    ids=[
+        "not-object",
+        "missing",
+        "unknown",
+        "wrong-type",
+        "nul",
+        "not-uuid",
+        "empty-page",
+        "page-too-long",
+        "bad-account",
+        "repeated-account",
+        "boolean-attempt",
+        "zero-attempt",
+        "long-redrive",
+    ],
 )
 def test_a_malformed_payload_names_its_problem(payload: object, problem: str) -> None:
+    kind = OrgRegistered if isinstance(payload, dict) and "account_ids" not in payload else None
     with pytest.raises(MalformedEvent, match=problem):
-        OrgRegistered.from_payload(payload)
+        (kind or AccountsDiscovered).from_payload(payload)
 
 
-def test_a_boolean_field_accepts_only_booleans() -> None:
-    payload = {**EXAMPLES[3].payload(), "changed": "yes"}
-    with pytest.raises(MalformedEvent, match="changed must be bool"):
-        TagsHarvested.from_payload(payload)
+def test_every_malformed_payload_is_refused_by_the_json_schema_too() -> None:
+    schema = schema_for(AccountsDiscovered)
+    for bad in ({**GOOD, "account_ids": []}, {**GOOD, "account_ids": ["x"]}, {**GOOD, "a": 1}):
+        assert not schema.is_valid(bad)

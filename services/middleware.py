@@ -1,0 +1,127 @@
+"""What every stage message goes through around its actor: decoding, rejections, one log line.
+
+`StageMessages` decodes each message into its stage's event before the actor runs; a message
+that is not that event is recorded in `rejected_messages` with the reason and skipped (acked,
+never dead-lettered). After the actor, what its stage function reported to be recorded (an
+event naming what does not exist, an AWS answer that could not be read) is recorded the same
+way, and one log line says what happened to the message: ids, stage, outcome, counts and
+duration. The registration queue's actor records its own verdicts, so it is only logged here.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import dramatiq
+from dramatiq.common import q_name
+from dramatiq.middleware import SkipMessage
+from psycopg.types.json import Jsonb
+
+from pipelines.events import STAGE_BY_QUEUE, Event, MalformedEvent
+from pipelines.registration import unreadable_reason
+from pipelines.stage import StageResult, rejected
+from services.logs import get_logger
+
+log = get_logger("orgsync.worker")
+
+Record = Callable[[str, str, str, object], None]  # queue, message id, reason, body
+
+REJECT = """
+INSERT INTO rejected_messages (queue_name, message_id, reason, body) VALUES (%s, %s, %s, %s)
+"""
+
+
+def decode(kind: type[Event], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Event:
+    """The event a message carries, or MalformedEvent saying why it carries none."""
+    if len(args) != 1 or kwargs:
+        raise MalformedEvent("expected the event as the message's single argument")
+    if unreadable := unreadable_reason(args[0]):
+        raise MalformedEvent(unreadable)  # the consumer's stand-in for an unreadable body
+    return kind.from_payload(args[0])
+
+
+class StageMessages(dramatiq.Middleware):
+    def __init__(self, record: Record) -> None:
+        self.record = record
+        self.local = threading.local()
+
+    def event(self) -> Any:
+        """The event of the message this thread is running (set before its actor runs)."""
+        return self.local.event
+
+    def report(self, result: StageResult) -> None:
+        """Called by an actor with what its stage function returned."""
+        self.local.result = result
+
+    def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
+        self.local.started = time.perf_counter()
+        self.local.event = self.local.result = None
+        stage = STAGE_BY_QUEUE.get(q_name(message.queue_name))
+        if stage is None or stage.event is None:
+            return
+        try:
+            self.local.event = decode(stage.event, message.args, message.kwargs)
+        except MalformedEvent as error:
+            self.local.result = rejected(str(error))
+            raise SkipMessage(str(error)) from error
+
+    def after_process_message(
+        self,
+        broker: dramatiq.Broker,
+        message: Any,
+        *,
+        result: Any = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        self._settle(message, exception)
+
+    def after_skip_message(self, broker: dramatiq.Broker, message: Any) -> None:
+        self._settle(message, None)
+
+    def _settle(self, message: Any, exception: BaseException | None) -> None:
+        stage = STAGE_BY_QUEUE.get(q_name(message.queue_name))
+        if stage is None or stage.event is None:
+            return
+        result: StageResult | None = self.local.result
+        event: Event | None = self.local.event
+        body = event.payload() if event else {"args": message.args, "kwargs": message.kwargs}
+        for reason in result.rejections if result else ():
+            try:
+                self.record(stage.queue, message.message_id, reason, body)
+            except Exception as error:  # PostgreSQL down: the log line below still says why
+                log.warning("rejection_not_recorded", error=str(error)[:300])
+        fields: dict[str, Any] = result.log_fields() if result else {"outcome": "done"}
+        if isinstance(exception, dramatiq.Retry):
+            fields.update(outcome="retry", error=str(exception)[:300])
+        elif exception is not None:
+            fields.update(outcome="error", error=f"{type(exception).__name__}: {exception}"[:300])
+        ids = event.payload() if event else {}
+        log.info(
+            "stage",
+            stage=stage.name,
+            duration_ms=round((time.perf_counter() - self.local.started) * 1000, 1),
+            delivery=message.options.get("retries", 0) + 1,
+            message_id=message.message_id,
+            **{"org_id": None, "sync_id": None, **ids},
+            **fields,
+        )
+        if result and result.rejections:
+            log.warning(
+                "message_rejected",
+                queue=stage.queue,
+                message_id=message.message_id,
+                reason=result.rejections[0],
+            )
+
+
+def recorder(connect: Callable[[], Any]) -> Record:
+    """Records a rejection in `rejected_messages` through `connect`."""
+
+    def record(queue: str, message_id: str, reason: str, body: object) -> None:
+        with connect() as conn:
+            conn.execute(REJECT, (queue, message_id, reason, str(Jsonb(body).obj)[:10_000]))
+
+    return record
