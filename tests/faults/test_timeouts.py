@@ -8,36 +8,29 @@ to its time limit; a retry held by the delay-queue consumer until its eta.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
+from dramatiq.brokers.stub import StubBroker
+from dramatiq.middleware import TimeLimit
 
 from pipelines import discovery, validation
 from pipelines.aws_errors import MAX_BACKOFF_SECONDS
+from services.actors import build
+from services.settings import Settings
 
 CONSUMER_TIMEOUT_MS = 30 * 60 * 1000
 FAR_UNDER = CONSUMER_TIMEOUT_MS * 0.75
 
-ACTOR_OPTIONS = """
-import json, dramatiq
-import services.actors
-from dramatiq.middleware import TimeLimit
-broker = dramatiq.get_broker()
-default = next(m.time_limit for m in broker.middleware if isinstance(m, TimeLimit))
-print(json.dumps({
-    name: {"time_limit": a.options.get("time_limit", default),
-           "max_backoff": a.options.get("max_backoff", 0)}
-    for name, a in broker.actors.items()
-}))
-"""
-
 
 def actor_options() -> dict[str, dict[str, int]]:
-    """Read in a child process: importing the actors sets dramatiq's global broker."""
-    done = subprocess.run(
-        [sys.executable, "-c", ACTOR_OPTIONS], capture_output=True, text=True, check=True
-    )
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    """The actors as `orgsync worker` declares them, on dramatiq's StubBroker."""
+    broker = build(Settings(), StubBroker())
+    default = next(m.time_limit for m in broker.middleware if isinstance(m, TimeLimit))
+    return {
+        name: {
+            "time_limit": a.options.get("time_limit", default),
+            "max_backoff": a.options.get("max_backoff", 0),
+        }
+        for name, a in broker.actors.items()
+    }
 
 
 def test_no_actor_can_hold_a_message_near_the_consumer_timeout() -> None:

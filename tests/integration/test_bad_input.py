@@ -25,11 +25,10 @@ from moto.organizations.models import organizations_backends
 from pipelines import discovery, harvest
 from pipelines.events import (
     QUEUES,
-    REGISTRATION_ACTOR,
     REGISTRATION_QUEUE,
-    STAGE_EVENTS,
-    AccountDiscovered,
-    AccountValidated,
+    STAGES,
+    AccountsDiscovered,
+    AccountsValidated,
     Event,
     OrgRegistered,
     TagsHarvested,
@@ -43,7 +42,7 @@ from tests.e2e.test_pipeline import TIMEOUT, register_and_sync, request_for
 
 pytestmark = pytest.mark.integration
 Conn = psycopg.Connection[dict[str, Any]]
-ACTORS = {REGISTRATION_QUEUE: REGISTRATION_ACTOR, **{e.queue: e.actor for e in STAGE_EVENTS}}
+ACTORS = {s.queue: s.actor for s in STAGES}
 NO_ACCOUNT = "000000000000"
 
 
@@ -76,16 +75,17 @@ def events_naming_nothing(org_id: str, sync_id: str) -> dict[str, Event]:
     real = {"org_id": org_id, "sync_id": sync_id}
     cases: dict[str, Event] = {
         "no organization": OrgRegistered(**ghost_org),
-        "is not a UUID": OrgRegistered(**bad_sync),
+        "must be a UUID": OrgRegistered(**bad_sync),
     }
     for reason, ids in (
-        ("no organization", {**ghost_org, "account_id": NO_ACCOUNT}),
-        ("is not a UUID", {**bad_sync, "account_id": NO_ACCOUNT}),
-        ("no account", {**real, "account_id": NO_ACCOUNT}),
+        ("no organization", ghost_org),
+        ("must be a UUID", bad_sync),
+        ("no account", real),
     ):
-        cases[f"{reason}|discovered"] = AccountDiscovered(**ids)
-        cases[f"{reason}|validated"] = AccountValidated(**ids, status="ok")
-        cases[f"{reason}|harvested"] = TagsHarvested(**ids, changed=True)
+        page = {**ids, "account_ids": (NO_ACCOUNT,)}
+        cases[f"{reason}|discovered"] = AccountsDiscovered(**page)
+        cases[f"{reason}|validated"] = AccountsValidated(**page)
+        cases[f"{reason}|harvested"] = TagsHarvested(**page)
     return cases
 
 

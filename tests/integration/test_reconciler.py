@@ -16,10 +16,11 @@ from psycopg.types.json import Jsonb
 from pipelines import badges
 from pipelines import harvest as harvester
 from pipelines.credentials import Keyring
-from pipelines.events import AccountValidated, TagsHarvested
+from pipelines.events import AccountsValidated, TagsHarvested
 from pipelines.orgs import seal_credentials
 from pipelines.request_rules import Credentials
 from services import cli
+from tests.conftest import outbox_events, stage_deps
 
 pytestmark = pytest.mark.integration
 ORG = "o-reconcile01"
@@ -49,6 +50,14 @@ def org(conn: psycopg.Connection[dict[str, Any]], keyring: Keyring) -> str:
     return ORG
 
 
+def reconciled(
+    conn: psycopg.Connection[dict[str, Any]], keyring: Keyring, account: str, sync_id: str
+) -> None:
+    conn.commit()
+    event = TagsHarvested(org_id=ORG, sync_id=sync_id, account_ids=(account,))
+    badges.reconcile(stage_deps(conn, keyring), event)
+
+
 def harvest(conn: psycopg.Connection[dict[str, Any]], account: str, tags: dict[str, str]) -> str:
     """A new sync in which the account's harvested tags are `tags`; returns the sync id."""
     sync_id = str(uuid.uuid4())
@@ -71,6 +80,7 @@ def harvest(conn: psycopg.Connection[dict[str, Any]], account: str, tags: dict[s
 @given(history=st.lists(tag_sets, min_size=1, max_size=5), data=st.data())
 def test_badges_converge_whatever_the_order_and_repetition_of_events(
     conn: psycopg.Connection[dict[str, Any]],
+    keyring: Keyring,
     org: str,
     history: list[dict[str, str]],
     data: st.DataObject,
@@ -81,11 +91,12 @@ def test_badges_converge_whatever_the_order_and_repetition_of_events(
         syncs.append(harvest(conn, account, tags))
         # every event so far may arrive again, in any order, duplicated
         deliveries = data.draw(st.lists(st.sampled_from(syncs), max_size=6))
-        for sync_id in [*deliveries, syncs[-1], syncs[-1]]:
-            badges.reconcile(conn, account, sync_id)
         conn.commit()
+        for sync_id in [*deliveries, syncs[-1], syncs[-1]]:
+            event = TagsHarvested(org_id=ORG, sync_id=sync_id, account_ids=(account,))
+            badges.reconcile(stage_deps(conn, keyring), event)
 
-    final = badges.load(conn, account)
+    final = badges.load(conn, [account])[account]
     expected, _ = badges.desired_badges(
         {}, history[-1], org_id=ORG, nickname="r", org_path="Root/A", auto_badge=True
     )
@@ -149,12 +160,12 @@ def test_a_standalone_accounts_badges_are_edited_by_hand_with_history(
 
 
 def test_a_tag_badge_of_a_managed_account_cannot_be_deleted_or_added_by_hand(
-    conn: psycopg.Connection[dict[str, Any]], org: str, orgsync: Any
+    conn: psycopg.Connection[dict[str, Any]], keyring: Keyring, org: str, orgsync: Any
 ) -> None:
     account = "123456789012"
-    badges.reconcile(conn, account, harvest(conn, account, {"env": "prod"}))
+    reconciled(conn, keyring, account, harvest(conn, account, {"env": "prod"}))
     conn.commit()
-    before = badges.load(conn, account)
+    before = badges.load(conn, [account])[account]
 
     code, _, err = orgsync("badges", "delete", account, "env", "cloud_org_path")
     assert code == 2
@@ -162,22 +173,22 @@ def test_a_tag_badge_of_a_managed_account_cannot_be_deleted_or_added_by_hand(
     assert "badge 'cloud_org_path' belongs to orgsync" in err
     code, _, err = orgsync("badges", "add", account, "team=blue")
     assert code == 2 and f"managed by organization {ORG} (r)" in err
-    assert badges.load(conn, account) == before
+    assert badges.load(conn, [account])[account] == before
     assert orgsync("badges", "add", "999999999999", "a=b")[2] == (
         "orgsync: no account 999999999999 (see `orgsync accounts`)\n"
     )
 
 
 def test_a_badge_added_by_hand_gives_way_to_the_tags_once_an_organization_adopts_the_account(
-    conn: psycopg.Connection[dict[str, Any]], org: str, orgsync: Any
+    conn: psycopg.Connection[dict[str, Any]], keyring: Keyring, org: str, orgsync: Any
 ) -> None:
     conn.execute("INSERT INTO accounts (account_id, name) VALUES ('123456789012', 'adopted')")
     conn.commit()
     assert orgsync("badges", "add", "123456789012", "owner=me", "env=dev")[0] == 0
 
-    badges.reconcile(conn, "123456789012", harvest(conn, "123456789012", {"env": "prod"}))
+    reconciled(conn, keyring, "123456789012", harvest(conn, "123456789012", {"env": "prod"}))
 
-    found = badges.load(conn, "123456789012")
+    found = badges.load(conn, ["123456789012"])["123456789012"]
     assert "owner" not in found  # no tag: deleted, as the seed says
     assert found["env"] == badges.Badge("env", "prod", True)
 
@@ -185,20 +196,36 @@ def test_a_badge_added_by_hand_gives_way_to_the_tags_once_an_organization_adopts
 # ---- stage 1, the harvester: tags overwritten only when AWS's differ -------------------------
 
 
-def test_the_harvester_says_whether_the_tags_changed_and_acts_once_per_sync(
-    conn: psycopg.Connection[dict[str, Any]], org: str
+class Tagged:
+    """ListTagsForResource answering each account's tags from a dict."""
+
+    def __init__(self, tags: dict[str, dict[str, str]]) -> None:
+        self.tags = tags
+
+    def get_paginator(self, name: str) -> Any:
+        return self
+
+    def paginate(self, ResourceId: str) -> list[dict[str, Any]]:
+        return [{"Tags": [{"Key": k, "Value": v} for k, v in self.tags[ResourceId].items()]}]
+
+
+def test_the_harvester_stores_tags_only_when_they_differ_and_acts_once_per_sync(
+    conn: psycopg.Connection[dict[str, Any]], keyring: Keyring, org: str
 ) -> None:
     account, stored = "123456789012", {"env": "prod"}
-    events = []
-    for aws_tags in ({"env": "prod"}, {"env": "dev", "team": "a"}):
+    for aws_tags, changed in (({"env": "prod"}, 0), ({"env": "dev", "team": "a"}, 1)):
         sync_id = harvest(conn, account, stored)
         conn.execute("UPDATE accounts SET stage = 'validated' WHERE account_id = %s", (account,))
-        event = AccountValidated(org_id=ORG, sync_id=sync_id, account_id=account, status="ok")
-        events += harvester.store_tags(conn, event, stored, aws_tags)
-        assert harvester.store_tags(conn, event, stored, aws_tags) == []  # a duplicate: nothing
-        assert harvester.stored_tags(conn, event) is None  # this sync has harvested it
+        conn.execute("DELETE FROM outbox")
+        conn.commit()
+        deps = stage_deps(conn, keyring, organizations=lambda o, t=aws_tags: Tagged({account: t}))
+        event = AccountsValidated(org_id=ORG, sync_id=sync_id, account_ids=(account,))
+        result = harvester.harvest(deps, event)
+        assert result.counts["changed"] == changed
+        assert harvester.harvest(deps, event).outcome.value == "skipped"  # a duplicate: nothing
+        assert outbox_events(conn) == [
+            TagsHarvested(org_id=ORG, sync_id=sync_id, account_ids=(account,))
+        ]
         row = conn.execute("SELECT tags FROM accounts WHERE account_id = %s", (account,)).fetchone()
         assert row is not None and row["tags"] == aws_tags
         stored = aws_tags
-
-    assert [e.changed for e in events if isinstance(e, TagsHarvested)] == [False, True]

@@ -15,11 +15,12 @@ from psycopg.types.json import Jsonb
 
 from pipelines import badges, registration
 from pipelines.credentials import Keyring
-from pipelines.events import Event, OrgRegistered
+from pipelines.events import Event, OrgRegistered, TagsHarvested
 from pipelines.orgs import load_organization
 from pipelines.registration import UNREADABLE, Verdict
 from pipelines.request_rules import Credentials
 from services import scheduler
+from tests.conftest import stage_deps
 
 pytestmark = pytest.mark.integration
 Conn = psycopg.Connection[dict[str, Any]]
@@ -261,7 +262,9 @@ def test_a_rename_changes_the_nickname_and_the_badge_follows_at_the_next_sync(
                 " stage = 'harvested'",
                 (ORG, Jsonb({}), sync_id),
             )
-            badges.reconcile(conn, "333333333333", sync_id)
+        conn.commit()  # the stage reads and writes on connections of its own
+        page = TagsHarvested(org_id=ORG, sync_id=sync_id, account_ids=("333333333333",))
+        badges.reconcile(stage_deps(conn, keyring), page)
         rows = conn.execute("SELECT key, value FROM badges WHERE account_id = '333333333333'")
         return {row["key"]: row["value"] for row in rows}
 

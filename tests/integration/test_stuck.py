@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from pipelines import stuck
-from pipelines.events import AccountDiscovered, AccountValidated, OrgRegistered, TagsHarvested
+from pipelines.events import AccountsDiscovered, AccountsValidated, OrgRegistered, TagsHarvested
 from pipelines.outbox import emit
 from services import db, relay
 from services.broker import make_broker
@@ -58,7 +58,7 @@ def org(conn: Conn) -> Conn:
     return conn
 
 
-def test_a_stalled_sync_gets_the_event_each_waiting_account_waits_for(org: Conn) -> None:
+def test_a_stalled_sync_gets_the_page_each_waiting_account_waits_for(org: Conn) -> None:
     sync = add_sync(org, age=600)
     add_account(org, sync, "111111111111", "discovered", 300)
     add_account(org, sync, "222222222222", "validated", 300, status="ok")
@@ -70,9 +70,9 @@ def test_a_stalled_sync_gets_the_event_each_waiting_account_waits_for(org: Conn)
     assert redrives is not None and len(redrives) == 1
     ids = {"org_id": ORG, "sync_id": sync}
     assert redrives[0].events == [
-        AccountDiscovered(**ids, account_id="111111111111"),
-        AccountValidated(**ids, account_id="222222222222", status="ok"),
-        TagsHarvested(**ids, account_id="333333333333", changed=True),
+        AccountsDiscovered(**ids, account_ids=("111111111111",)),
+        TagsHarvested(**ids, account_ids=("333333333333",)),
+        AccountsValidated(**ids, account_ids=("222222222222",)),
     ]
     row = org.execute("SELECT redrives FROM syncs WHERE sync_id = %s", (sync,)).fetchone()
     assert row == {"redrives": 1}
@@ -83,7 +83,8 @@ def test_a_resent_event_has_the_stage_s_own_message_id(org: Conn) -> None:
     add_account(org, sync, "111111111111", "discovered", 300)
     redrives = stuck.sweep(org, BOUND)
     assert redrives is not None
-    assert redrives[0].events[0].message_id == f"account-discovered:{sync}:111111111111:0"
+    again = AccountsDiscovered(org_id=ORG, sync_id=sync, account_ids=("111111111111",))
+    assert redrives[0].events[0].message_id == again.message_id
 
 
 def test_a_re_driven_sync_waits_one_bound_before_the_next_re_drive(org: Conn) -> None:
@@ -111,7 +112,7 @@ def test_only_the_organization_s_current_sync_is_re_driven(org: Conn) -> None:
 def test_a_sync_with_an_event_in_the_outbox_is_not_stalled(org: Conn) -> None:
     sync = add_sync(org, age=600)
     add_account(org, sync, "111111111111", "discovered", 300)
-    emit(org, [AccountDiscovered(org_id=ORG, sync_id=sync, account_id="111111111111")])
+    emit(org, [AccountsDiscovered(org_id=ORG, sync_id=sync, account_ids=("111111111111",))])
     assert stuck.sweep(org, BOUND) == []
 
 
@@ -158,7 +159,8 @@ def test_the_worker_sweeper_publishes_the_re_drive_through_the_outbox(
         pool.close()
         broker.close()
     assert org.execute("SELECT count(*) AS n FROM outbox").fetchone() == {"n": 0}
-    assert f"account-validated:{sync}:111111111111:ok" in queued(broker_url, AccountValidated.queue)
+    again = AccountsValidated(org_id=ORG, sync_id=sync, account_ids=("111111111111",))
+    assert again.message_id in queued(broker_url, AccountsValidated.queue)
 
 
 def queued(broker_url: str, queue: str) -> str:
@@ -179,3 +181,12 @@ def test_the_bound_comes_from_orgsync_stuck_after() -> None:
     assert Settings.from_env({"ORGSYNC_STUCK_AFTER": "90s"}).stuck_after == 90
     with pytest.raises(SettingsError, match="ORGSYNC_STUCK_AFTER"):
         Settings.from_env({"ORGSYNC_STUCK_AFTER": "soon"})
+
+
+def test_many_waiting_accounts_are_re_driven_a_page_at_a_time(org: Conn) -> None:
+    sync = add_sync(org, age=600)
+    for n in range(120):
+        add_account(org, sync, f"{n:012d}", "discovered", 300)
+    redrives = stuck.sweep(org, BOUND)
+    assert redrives is not None
+    assert [len(e.account_ids) for e in redrives[0].events] == [50, 50, 20]  # type: ignore[attr-defined]
