@@ -196,10 +196,16 @@ class Stage:
 STAGES: tuple[Stage, ...] = (
     Stage("registration", REGISTRATION_QUEUE, REGISTRATION_ACTOR, None),
     Stage("discovery", OrgRegistered.queue, OrgRegistered.actor, OrgRegistered),
-    Stage("validation", AccountsDiscovered.queue, AccountsDiscovered.actor, AccountsDiscovered,
-          "discovered"),
-    Stage("harvest", AccountsValidated.queue, AccountsValidated.actor, AccountsValidated,
-          "validated"),
+    Stage(
+        "validation",
+        AccountsDiscovered.queue,
+        AccountsDiscovered.actor,
+        AccountsDiscovered,
+        "discovered",
+    ),
+    Stage(
+        "harvest", AccountsValidated.queue, AccountsValidated.actor, AccountsValidated, "validated"
+    ),
     Stage("reconcile", TagsHarvested.queue, TagsHarvested.actor, TagsHarvested, "harvested"),
 )
 STAGE_BY_NAME = {s.name: s for s in STAGES}

@@ -162,9 +162,7 @@ def build(settings: Settings, broker: dramatiq.Broker | None = None) -> dramatiq
     }
     for name, (fn, options) in actors.items():
         stage = STAGE_BY_NAME[name]
-        dramatiq.actor(
-            fn, actor_name=stage.actor, queue_name=stage.queue, broker=broker, **options
-        )
+        dramatiq.actor(fn, actor_name=stage.actor, queue_name=stage.queue, broker=broker, **options)
     assert STAGE_BY_NAME["registration"].actor == REGISTRATION_ACTOR
     return broker
 
