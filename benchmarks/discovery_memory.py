@@ -28,9 +28,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipelines import discovery
 from pipelines.credentials import Keyring, generate_key
+from pipelines.events import OrgRegistered
 from pipelines.orgs import load_organization
 from pipelines.registration import store_organization
 from pipelines.request_rules import Credentials, Filters
+from pipelines.stage import Deps
 
 ROOT = "r-bench"
 ORG_ID = "o-benchmark0001"
@@ -141,11 +143,15 @@ def run(client: GeneratedOrganization, database_url: str | None) -> Counter[str]
             "INSERT INTO syncs (sync_id, org_id, trigger) VALUES (%s, %s, 'bench')",
             (sync_id, ORG_ID),
         )
-        for batch in discovery.walk(client, org.filters.limit_ou_ids):
-            discovery.load_batch(conn, org, sync_id, batch, tally)
-            conn.commit()
-        discovery.finish(conn, ORG_ID, sync_id, tally, None)
         conn.commit()
+    deps = Deps(
+        connect=lambda: db.connect(database_url),
+        keyring=keyring,
+        organizations=lambda org: client,
+        sts=None,
+    )
+    result = discovery.discover(deps, OrgRegistered(org_id=ORG_ID, sync_id=sync_id))
+    tally.update({k: v for k, v in result.counts["counts"].items() if isinstance(v, int)})
     return tally
 
 

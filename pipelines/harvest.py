@@ -94,7 +94,6 @@ def harvest(deps: Deps, event: AccountsValidated) -> StageResult:
             "changed": len(changed),
             "unread": len(unread),
             "again": len(again),
-            "attempt": event.attempt,
         },
         message_ids=ids,
         error_code=unread[0].error.partition(":")[0] if unread else None,

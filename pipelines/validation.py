@@ -139,7 +139,6 @@ def validate(deps: Deps, event: AccountsDiscovered) -> StageResult:
             "ok": len(verdicts) - len(failed),
             "failed": len(failed),
             "again": len(again),
-            "attempt": event.attempt,
         },
         message_ids=ids,
         error_code=failed[0].code if failed else None,

@@ -98,16 +98,17 @@ class StageMessages(dramatiq.Middleware):
             fields.update(outcome="retry", error=str(exception)[:300])
         elif exception is not None:
             fields.update(outcome="error", error=f"{type(exception).__name__}: {exception}"[:300])
-        ids = event.payload() if event else {}
-        log.info(
-            "stage",
-            stage=stage.name,
-            duration_ms=round((time.perf_counter() - self.local.started) * 1000, 1),
-            delivery=message.options.get("retries", 0) + 1,
-            message_id=message.message_id,
-            **{"org_id": None, "sync_id": None, **ids},
+        line = {
+            "stage": stage.name,
+            "duration_ms": round((time.perf_counter() - self.local.started) * 1000, 1),
+            "delivery": message.options.get("retries", 0) + 1,
+            "message_id": message.message_id,
+            "org_id": None,
+            "sync_id": None,
+            **(event.payload() if event else {}),
             **fields,
-        )
+        }
+        log.info("stage", **line)
         if result and result.rejections:
             log.warning(
                 "message_rejected",

@@ -25,6 +25,7 @@ import pika
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from pipelines.events import PAGE_MAX
 from services import client, exporter
 from services.settings import Settings
 from services.simulators.moto_aws import SimulatedAws
@@ -74,6 +75,12 @@ def walk_finished(settings: Settings, sync_id: str) -> int | None:
     if not (progress["sync"] and progress["sync"]["walked_at"]):
         return None
     return int(progress["stages"].get("discovered", 0))
+
+
+def discovery_pages(workers: Workers) -> int | None:
+    """How many pages discovery sent, once its log line says it is done."""
+    lines = [x for x in workers.log_lines() if x.get("stage") == "discovery"]
+    return lines[0]["events"] if lines else None
 
 
 class Workers:
@@ -152,17 +159,20 @@ def test_metrics_follow_a_200_account_sync_from_queue_depth_to_account_gauges(
         watcher.start()
         sync_id = client.latest_sync(settings, verdict.org_id)
         assert sync_id is not None
-        # with no validator, discovery's messages (one per account) wait in account-discovered
+        # with no validator, discovery's messages (a page of accounts each) wait in
+        # account-discovered
         walked = wait_until(lambda: walk_finished(settings, sync_id))
         assert walked == ACCOUNTS + 1  # the members and the management account
-        wait_until(lambda: seen and seen[-1] == walked)
+        pages = wait_until(lambda: discovery_pages(workers))
+        assert -(-walked // PAGE_MAX) <= pages < walked
+        wait_until(lambda: seen and seen[-1] == pages)
 
         back = workers.start("validation,harvest,reconcile")
         client.wait_sync(settings, sync_id, TIMEOUT)
         wait_until(lambda: seen[-1] == 0)
         stop.set()
         watcher.join()
-        assert max(seen) == walked and seen[-1] == 0
+        assert max(seen) == pages and seen[-1] == 0
 
         # the account gauges say what `orgsync accounts --json` lists
         listed = orgsync(settings, aws, "accounts", "--org", "metrics", "--json")
@@ -195,11 +205,11 @@ def test_metrics_follow_a_200_account_sync_from_queue_depth_to_account_gauges(
             "orgsync_stage_messages_total",
             {"stage": "validation", "outcome": "succeeded"},
         )
-        assert validated[(succeeded[0], frozenset(succeeded[1].items()))] == ACCOUNTS + 1
+        assert validated[(succeeded[0], frozenset(succeeded[1].items()))] == pages
         count = validated[
             ("orgsync_stage_duration_seconds_count", frozenset({"stage": "validation"}.items()))
         ]
-        assert count == ACCOUNTS + 1
+        assert count == pages
         discovered = scrape(front)
         discovery = ("orgsync_stage_messages_total", {"stage": "discovery", "outcome": "succeeded"})
         assert discovered[(discovery[0], frozenset(discovery[1].items()))] == 1
@@ -211,9 +221,10 @@ def test_metrics_follow_a_200_account_sync_from_queue_depth_to_account_gauges(
 
     # one JSON line per event, with the ids, stage, outcome and duration an operator searches
     stage_lines = [line for line in workers.log_lines() if line.get("event") == "stage"]
-    required = {"org_id", "sync_id", "account_id", "stage", "outcome", "duration_ms"}
+    required = {"org_id", "sync_id", "stage", "outcome", "duration_ms", "message_id"}
     assert stage_lines and all(required <= line.keys() for line in stage_lines)
     validations = [line for line in stage_lines if line["stage"] == "validation"]
-    assert len({line["account_id"] for line in validations}) == ACCOUNTS + 1
+    assert len(validations) == pages
+    assert len({a for line in validations for a in line["account_ids"]}) == ACCOUNTS + 1
     assert {line["sync_id"] for line in validations} == {sync_id}
     assert all(line["outcome"] == "done" for line in validations)
