@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-faults test-unit test-integration test-e2e lint typecheck worker migrate clean bench bench-smoke
+.PHONY: demo test test-faults test-unit test-integration test-e2e test-browser lint typecheck worker migrate clean bench bench-smoke bench-web web screenshots chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,10 @@ bench: $(STAMP)
 ## bench-smoke: the same at a size CI can afford (~30-60 s)
 bench-smoke: $(STAMP)
 	$(BIN)/python benchmarks/bench.py --smoke $(BENCH_ARGS)
+
+## bench-web: the web console's listing page at 100,000 accounts: p50 and p95 (target p95 <= 300 ms)
+bench-web: $(STAMP)
+	$(BIN)/python benchmarks/web_listing.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info
