@@ -10,6 +10,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
+from services.output import cell
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -19,6 +21,7 @@ def templates() -> Jinja2Templates:
         autoescape=True,
         undefined=jinja2.StrictUndefined,
     )
+    env.filters["show"] = cell  # timestamps and counts as the CLI's tables print them
     return Jinja2Templates(env=env)
 
 
