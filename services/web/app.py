@@ -98,7 +98,7 @@ def logout(request: Request) -> Response:
     return response
 
 
-def _token(session: dict[str, Any]) -> dict[str, str]:
+def _token(session: dict[str, Any]) -> dict[str, Any]:
     return {"csrf_token": session.get("csrf", "")}
 
 

@@ -132,7 +132,9 @@ class Guard:
     @staticmethod
     def csrf_ok(session: dict[str, Any], given: object) -> bool:
         expected = session.get("csrf")
-        return isinstance(given, str) and bool(expected) and hmac.compare_digest(given, expected)
+        if not isinstance(given, str) or not isinstance(expected, str) or not expected:
+            return False
+        return hmac.compare_digest(given.encode(), expected.encode())
 
     # ---- API --------------------------------------------------------------------------------
 
@@ -144,7 +146,7 @@ class Guard:
         return hmac.compare_digest(token.strip().encode(), expected.encode())
 
 
-Handler = Callable[[Request], Any]
+Handler = Callable[[Request], Response]
 
 
 def page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
@@ -167,7 +169,7 @@ def page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
                 return PlainTextResponse("CSRF token missing or wrong", status_code=403)
             request.state.form = form
         request.state.session = session
-        return await run_in_threadpool(handler, request)  # type: ignore[no-any-return]
+        return await run_in_threadpool(handler, request)
 
     return endpoint
 
@@ -186,6 +188,6 @@ def api(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
             )
         body = await request.body() if request.method == "POST" else b""
         request.state.body = body
-        return await run_in_threadpool(handler, request)  # type: ignore[no-any-return]
+        return await run_in_threadpool(handler, request)
 
     return endpoint

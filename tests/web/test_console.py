@@ -245,3 +245,19 @@ def test_a_password_hash_signs_in_with_its_password_only() -> None:
     guard = Guard(Settings(web_password_hash=made))
     assert guard.password_ok("s3cret") and not guard.password_ok("s3cret ")
     assert Guard(Settings(web_password_hash=hash_password("x"))).password_ok("x")
+
+
+def test_the_settings_never_show_the_console_secrets() -> None:
+    settings = Settings.from_env(
+        {
+            "ORGSYNC_WEB_PASSWORD": "pw-secret",
+            "ORGSYNC_WEB_PASSWORD_HASH": "hash-secret",
+            "ORGSYNC_WEB_SESSION_SECRET": "session-secret",
+            "ORGSYNC_API_TOKEN": "token-secret",
+            "ORGSYNC_WEB_PORT": "8181",
+            "ORGSYNC_WEB_SECURE_COOKIES": "true",
+        }
+    )
+    assert settings.web_port == 8181 and settings.web_secure_cookies is True
+    assert settings.api_token == "token-secret"
+    assert "secret" not in repr(settings)
