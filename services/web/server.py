@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import getpass
+import logging
 import sys
 
 import uvicorn
 
+from services import db
 from services.errors import UserError
 from services.settings import Settings
 from services.web.app import create_app
@@ -26,8 +28,13 @@ def hash_from_stdin() -> str:
 
 def run(settings: Settings, host: str | None, port: int | None) -> int:
     app = create_app(settings)  # refuses in one line without a password
+    with db.connect(settings.database_url):  # and when PostgreSQL is down
+        pass
     host = host or settings.web_host
     port = settings.web_port if port is None else port
+    # the pipeline page counts queues every 2 s with passive declares; pika warns of each
+    # queue that no worker has declared yet, which says nothing an operator can act on
+    logging.getLogger("pika").setLevel(logging.ERROR)
     print(f"web console: http://{host}:{port}/ (API under /api/)", file=sys.stderr)
     # X-Forwarded-Proto is read by services/web/auth.py from ORGSYNC_WEB_TRUSTED_PROXIES only
     uvicorn.run(app, host=host, port=port, proxy_headers=False, log_level="warning")
