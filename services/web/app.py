@@ -93,6 +93,7 @@ async def _check(guard: auth.Guard, password: str) -> bool:
 
 @auth.page
 def logout(request: Request) -> Response:
+    request.app.state.guard.sign_out(request.state.session)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(auth.COOKIE, path="/")
     return response

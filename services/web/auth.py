@@ -33,6 +33,7 @@ SESSION_SECONDS = 12 * 3600
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 # the n) failed sign-in from one address waits BASE * 2**(n-1) seconds, at most MAX
 FAILED_SIGN_IN_DELAY, FAILED_SIGN_IN_MAX_DELAY = 1.0, 16.0
+MAX_TRACKED = 10_000  # addresses with failed sign-ins, and signed-out sessions, kept in memory
 
 
 def hash_password(password: str) -> str:
@@ -62,6 +63,8 @@ class Guard:
     settings: Settings
     failed_delay: float = FAILED_SIGN_IN_DELAY
     failures: dict[str, int] = field(default_factory=dict)
+    # sessions signed out, by CSRF token, until they would have expired anyway
+    signed_out: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         settings = self.settings
@@ -87,6 +90,8 @@ class Guard:
     async def slow_down(self, request: Request) -> None:
         """Wait longer after each failed sign-in from the same address."""
         client = request.client.host if request.client else "-"
+        if len(self.failures) > MAX_TRACKED:  # bounded memory under a spray of addresses
+            self.failures.clear()
         self.failures[client] = count = self.failures.get(client, 0) + 1
         await asyncio.sleep(min(self.failed_delay * 2 ** (count - 1), FAILED_SIGN_IN_MAX_DELAY))
 
@@ -103,7 +108,16 @@ class Guard:
             data = self.signer.loads(cookie, max_age=SESSION_SECONDS)
         except BadSignature:
             return {}
-        return data if isinstance(data, dict) else {}
+        if not isinstance(data, dict) or data.get("csrf") in self.signed_out:
+            return {}
+        return data
+
+    def sign_out(self, session: dict[str, Any]) -> None:
+        """The cookie is signed, not stored: remember it is void until it expires."""
+        now = time.time()
+        self.signed_out = {k: t for k, t in self.signed_out.items() if t > now}
+        if len(self.signed_out) < MAX_TRACKED:
+            self.signed_out[str(session.get("csrf"))] = now + SESSION_SECONDS
 
     @staticmethod
     def fresh(*, user: bool) -> dict[str, Any]:

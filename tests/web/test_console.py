@@ -54,6 +54,14 @@ def test_a_wrong_password_is_refused_slowly_and_the_right_one_signs_in(
     assert anonymous.get("/orgs").status_code == 200
 
 
+def test_a_signed_out_session_cookie_no_longer_opens_a_page(web: TestClient) -> None:
+    cookie = web.cookies.get("orgsync_session")
+    token = csrf_token(web.get("/orgs").text)
+    assert web.post("/logout", data={"csrf_token": token}).headers["location"] == "/login"
+    web.cookies.set("orgsync_session", cookie)  # replayed by someone who kept it
+    assert web.get("/orgs").status_code == 303
+
+
 def test_the_session_cookie_is_secure_behind_a_tls_proxy(web_settings: Settings) -> None:
     proxied = dataclasses.replace(web_settings, web_trusted_proxies="testclient")
     with TestClient(create_app(proxied), follow_redirects=False) as http:
