@@ -164,24 +164,26 @@ Handler = Callable[[Request], Response]
 
 
 def page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-    """A signed-in page: redirect to /login without a session (401 for a partial refresh),
-    403 for a form posted without the session's CSRF token. `handler` runs in a thread, as it
-    talks to PostgreSQL and RabbitMQ with blocking clients."""
+    """A signed-in page: 403 for a form posted without the session's CSRF token, else a
+    redirect to /login without a session (401 for a partial refresh). `handler` runs in a
+    thread, as it talks to PostgreSQL and RabbitMQ with blocking clients."""
 
     @functools.wraps(handler)
     async def endpoint(request: Request) -> Response:
         guard: Guard = request.app.state.guard
         session = guard.session(request)
-        if not session.get("user"):
-            if request.headers.get("x-refresh"):
-                return PlainTextResponse("sign in again", status_code=401)
-            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-            return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
-        if request.method == "POST":
+        if request.method == "POST":  # checked first: a post without a session has no token
             form = await request.form()
             if not guard.csrf_ok(session, form.get("csrf_token")):
                 return PlainTextResponse("CSRF token missing or wrong", status_code=403)
             request.state.form = form
+        if not session.get("user"):
+            if request.headers.get("x-refresh"):
+                return PlainTextResponse("sign in again", status_code=401)
+            if request.method == "POST":  # back to a form's page, never to its action
+                return RedirectResponse("/login", status_code=303)
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
         request.state.session = session
         return await run_in_threadpool(handler, request)
 

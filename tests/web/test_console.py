@@ -35,6 +35,9 @@ def test_without_a_session_every_page_redirects_to_the_sign_in_page(anonymous: T
         assert response.status_code == 303, path
         assert response.headers["location"].startswith("/login?next=")
     assert anonymous.get("/pipeline?fragment=1", headers={"X-Refresh": "1"}).status_code == 401
+    token = csrf_token(anonymous.get("/login").text)  # a token, but no signed-in session
+    assert anonymous.post("/failed/retry", data={"csrf_token": token}).status_code == 303
+    assert anonymous.post("/failed/retry", data={}).status_code == 403
 
 
 def test_a_wrong_password_is_refused_slowly_and_the_right_one_signs_in(
