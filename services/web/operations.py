@@ -56,16 +56,10 @@ def retry(request: Request) -> Response:
     return render(request, "retry.html", result=result, scope=scope, confirmed=confirmed)
 
 
-PIPELINE = """
-SELECT o.org_id, o.nickname, s.sync_id::text AS sync_id, s.trigger, s.started_at, s.walked_at,
-       s.complete, s.error, s.counts,
-       coalesce((SELECT jsonb_object_agg(stage, n) FROM (
-           SELECT a.stage, count(*) AS n FROM accounts a WHERE a.sync_id = s.sync_id
-           GROUP BY a.stage) c), '{}') AS stages
-FROM organizations o
-LEFT JOIN LATERAL (SELECT * FROM syncs WHERE org_id = o.org_id ORDER BY started_at DESC LIMIT 1)
-     s ON true
-ORDER BY o.nickname
+CURRENT = """
+SELECT o.org_id, o.nickname, (SELECT s.sync_id::text FROM syncs s WHERE s.org_id = o.org_id
+                              ORDER BY s.started_at DESC LIMIT 1) AS sync_id
+FROM organizations o ORDER BY o.nickname
 """
 LAST_SYNCS = """
 SELECT s.sync_id::text AS sync_id, s.org_id, o.nickname, s.trigger, s.started_at, s.walked_at,
@@ -76,22 +70,35 @@ FROM syncs s JOIN organizations o USING (org_id) ORDER BY s.started_at DESC LIMI
 
 def pipeline_state(request: Request) -> dict[str, Any]:
     settings = request.app.state.settings
+    current = []
     with request.app.state.pool.connection() as conn:
-        current = conn.execute(PIPELINE).fetchall()
+        for row in conn.execute(CURRENT).fetchall():
+            # the same per-stage counts as `orgsync sync --wait` follows
+            progress = views.sync_progress(conn, row["sync_id"]) if row["sync_id"] else {}
+            sync = progress.get("sync") or {}
+            current.append({**row, "complete": sync.get("complete"), **progress})
         last = conn.execute(LAST_SYNCS).fetchall()
     try:
         depths = queues.depths(settings.broker_url, settings.rabbitmq_management_url)
         problem = ""
     except ServiceUnavailable as error:
         depths, problem = [], str(error)
-    return {"current": current, "last": last, "queues": depths, "problem": problem}
+    seen = {stage for row in current for stage in row.get("stages", {})}
+    stages = [*STAGES, *sorted(seen - set(STAGES))]
+    return {
+        "current": current,
+        "last": last,
+        "queues": depths,
+        "problem": problem,
+        "stages": stages,
+    }
 
 
 @page
 def pipeline(request: Request) -> Response:
     fragment = request.query_params.get("fragment") == "1"
     name = "_pipeline.html" if fragment else "pipeline.html"
-    return render(request, name, stages=STAGES, **pipeline_state(request))
+    return render(request, name, **pipeline_state(request))
 
 
 @page

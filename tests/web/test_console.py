@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import subprocess
 import sys
 import time
@@ -272,3 +273,20 @@ def test_the_settings_never_show_the_console_secrets() -> None:
     assert settings.web_port == 8181 and settings.web_secure_cookies is True
     assert settings.api_token == "token-secret"
     assert "secret" not in repr(settings)
+
+
+def test_the_pipeline_page_counts_the_accounts_at_each_stage_of_the_current_sync(
+    web: TestClient, conn: Any
+) -> None:
+    add_org(conn, "o-gggggggggg", "gamma")
+    sync_id = add_sync(conn, "o-gggggggggg")
+    for n in range(3):
+        add_account(conn, f"50000000000{n}", f"g-{n}", "o-gggggggggg", sync_id=sync_id)
+    conn.commit()
+    fragment = web.get("/pipeline?fragment=1", headers={"X-Refresh": "1"}).text
+    assert "<h1>" not in fragment  # only the part the page swaps in
+    row = fragment.split("<td>gamma</td>")[1].split("</tr>")[0]
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", row)
+    # sync id, state, then discovered, validated, harvested, reconciled
+    assert cells[1:] == ["complete", "0", "3", "0", "0"]
+    assert "org-registration" in fragment  # the queues, from RabbitMQ
