@@ -12,7 +12,7 @@ RUN pip install '.[sim]' \
     && mkdir -p /keys /app/.orgsync \
     && chown orgsync /keys /app /app/.orgsync
 USER orgsync
-# worker metrics (ORGSYNC_WORKER_METRICS_PORT) and the exporter
-EXPOSE 9191 9464
+# worker metrics (ORGSYNC_WORKER_METRICS_PORT), the exporter and the web console
+EXPOSE 9191 9464 8080
 ENTRYPOINT ["orgsync"]
 CMD ["--help"]

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-faults test-unit test-integration test-e2e lint typecheck worker migrate clean bench bench-smoke
+.PHONY: demo test test-faults test-unit test-integration test-e2e test-browser lint typecheck worker migrate clean bench bench-smoke bench-web web screenshots chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +17,8 @@ demo: $(STAMP)
 	$(BIN)/orgsync migrate
 	$(BIN)/orgsync demo
 
-## test: lint, type checks, then unit, integration and end-to-end tests, then the fault harness
-test: $(STAMP) lint typecheck
+## test: lint, type checks, then unit, integration, end-to-end and browser tests, then the fault harness
+test: $(STAMP) lint typecheck chromium
 	$(BIN)/python -m pytest -m "not faults"
 	$(MAKE) test-faults
 
@@ -36,6 +36,24 @@ test-integration: $(STAMP)
 
 test-e2e: $(STAMP)
 	$(BIN)/python -m pytest tests/e2e
+
+## test-browser: the web console in Debian's chromium, driven by Playwright (~25 s)
+test-browser: $(STAMP) chromium
+	$(BIN)/python -m pytest -m browser tests/browser
+
+## screenshots: the browser tests, keeping each page's screenshot in docs/screenshots/
+screenshots: $(STAMP) chromium
+	ORGSYNC_SCREENSHOTS_DIR=docs/screenshots $(BIN)/python -m pytest -m browser tests/browser
+
+## chromium: the system browser the browser tests drive (Playwright's own download is never used)
+chromium:
+	@test -x /usr/bin/chromium || { apt-get update && apt-get install -y chromium; } \
+	  || echo "make: could not install chromium (apt-get install -y chromium, as root);" \
+	    "the browser tests skip without it, and fail under CI=true"
+
+## web: the web console on http://127.0.0.1:8080/ (needs ORGSYNC_WEB_PASSWORD)
+web: $(STAMP)
+	$(BIN)/orgsync web
 
 lint: $(STAMP)
 	$(BIN)/ruff check services pipelines tests benchmarks
@@ -56,6 +74,10 @@ bench: $(STAMP)
 ## bench-smoke: the same at a size CI can afford (~30-60 s)
 bench-smoke: $(STAMP)
 	$(BIN)/python benchmarks/bench.py --smoke $(BENCH_ARGS)
+
+## bench-web: the web console's listing page at 100,000 accounts: p50 and p95 (target p95 <= 300 ms)
+bench-web: $(STAMP)
+	$(BIN)/python benchmarks/web_listing.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info

@@ -399,6 +399,15 @@ def cmd_account(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_web(ctx: Context, args: argparse.Namespace) -> int:
+    from services.web import server
+
+    if args.hash_password:
+        print(server.hash_from_stdin())
+        return 0
+    return server.run(ctx.settings, args.host, args.port)
+
+
 def cmd_demo(ctx: Context, args: argparse.Namespace) -> int:
     from services import demo  # imports the simulated AWS only when asked for
 
@@ -567,6 +576,14 @@ def parser() -> argparse.ArgumentParser:
         a.add_argument("--external-id")
         if action == "add":
             a.add_argument("--name", help="the account's name (default: its id)")
+    p = command("web", cmd_web, "serve the web console and the HTTP API (/api/)")
+    p.add_argument("--host", help="address to listen on (default ORGSYNC_WEB_HOST, 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default ORGSYNC_WEB_PORT, 8080)")
+    p.add_argument(
+        "--hash-password",
+        action="store_true",
+        help="print ORGSYNC_WEB_PASSWORD_HASH for the password read from stdin, and exit",
+    )
     p = command(
         "demo", cmd_demo, "the whole pipeline against an embedded simulated AWS organization"
     )

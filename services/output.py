@@ -15,9 +15,13 @@ def _default(value: Any) -> Any:
     return str(value)
 
 
+def dumps(document: Any) -> str:
+    """The JSON every `--json` read prints, and the web API answers."""
+    return json.dumps(document, default=_default, indent=2, sort_keys=False)
+
+
 def print_json(document: Any) -> None:
-    json.dump(document, sys.stdout, default=_default, indent=2, sort_keys=False)
-    sys.stdout.write("\n")
+    sys.stdout.write(dumps(document) + "\n")
 
 
 def cell(value: Any) -> str:

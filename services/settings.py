@@ -6,7 +6,7 @@ import os
 import re
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_DATABASE_URL = "postgresql://root@127.0.0.1:5432/orgsync"
@@ -55,6 +55,15 @@ class Settings:
     worker_metrics_port: int = 9191  # 0: no worker metrics
     worker_metrics_dir: Path = DEFAULT_WORKER_METRICS_DIR
     aws_concurrency: int = DEFAULT_AWS_CONCURRENCY
+    # `orgsync web` (services/web/): never printed, hence repr=False on the secrets
+    web_host: str = "127.0.0.1"
+    web_port: int = 8080
+    web_password: str | None = field(default=None, repr=False)
+    web_password_hash: str | None = field(default=None, repr=False)
+    web_session_secret: str | None = field(default=None, repr=False)  # None: new per start
+    web_secure_cookies: bool = False  # True: Secure cookies even without X-Forwarded-Proto
+    web_trusted_proxies: str = "127.0.0.1"  # who may set X-Forwarded-Proto
+    api_token: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -98,6 +107,16 @@ class Settings:
             aws_concurrency=_count(
                 get("ORGSYNC_AWS_CONCURRENCY"), "ORGSYNC_AWS_CONCURRENCY", DEFAULT_AWS_CONCURRENCY
             ),
+            web_host=get("ORGSYNC_WEB_HOST") or "127.0.0.1",
+            web_port=_port(get("ORGSYNC_WEB_PORT"), "ORGSYNC_WEB_PORT", 8080),
+            web_password=get("ORGSYNC_WEB_PASSWORD"),
+            web_password_hash=get("ORGSYNC_WEB_PASSWORD_HASH"),
+            web_session_secret=get("ORGSYNC_WEB_SESSION_SECRET"),
+            web_secure_cookies=_flag(
+                get("ORGSYNC_WEB_SECURE_COOKIES"), "ORGSYNC_WEB_SECURE_COOKIES"
+            ),
+            web_trusted_proxies=get("ORGSYNC_WEB_TRUSTED_PROXIES") or "127.0.0.1",
+            api_token=get("ORGSYNC_API_TOKEN"),
         )
 
 
@@ -115,3 +134,11 @@ def _count(text: str | None, name: str, default: int, most: int = 256) -> int:
     if not text.isdigit() or not 1 <= int(text) <= most:
         raise SettingsError(f"{name}={text!r}: expected a whole number from 1 to {most}")
     return int(text)
+
+
+def _flag(text: str | None, name: str) -> bool:
+    if text is None:
+        return False
+    if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+        raise SettingsError(f"{name}={text!r}: expected true or false")
+    return text.lower() in ("true", "1", "yes")

@@ -1,0 +1,163 @@
+"""The HTTP API under /api/: the CLI's `--json` reads, the same JSON, and registrations.
+
+Every route but /api/openapi.json takes `Authorization: Bearer $ORGSYNC_API_TOKEN`.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from pipelines.orgs import resolve_org_id
+from services import client, queues, views
+from services.errors import ServiceUnavailable, UserError
+from services.output import dumps
+from services.web import openapi
+from services.web.auth import api
+from services.web.listing import STATUSES
+
+MAX_WAIT = 300.0
+
+
+def as_json(document: Any, status_code: int = 200) -> Response:
+    """The JSON `--json` prints: the CLI's own serializer, byte for byte."""
+    return Response(dumps(document) + "\n", status_code, media_type="application/json")
+
+
+def error(message: str, status_code: int) -> Response:
+    return JSONResponse({"error": message}, status_code=status_code)
+
+
+class BadQuery(Exception):
+    def __init__(self, message: str, status_code: int = 400) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+def _org(conn: Any, request: Request) -> str | None:
+    ref = request.query_params.get("org", "").strip()
+    if not ref:
+        return None
+    org_id = resolve_org_id(conn, ref)
+    if org_id is None:
+        raise BadQuery(f"no organization {ref!r}", 404)
+    return org_id
+
+
+def _flag(request: Request, name: str) -> bool:
+    return request.query_params.get(name, "").lower() in ("1", "true", "yes")
+
+
+def read(query: Any) -> Any:
+    """A read route from `query(conn, request)`; BadQuery becomes its status."""
+
+    @api
+    def endpoint(request: Request) -> Response:
+        try:
+            with request.app.state.pool.connection() as conn:
+                return as_json(query(conn, request))
+        except BadQuery as bad:
+            return error(str(bad), bad.status_code)
+
+    return endpoint
+
+
+def orgs(conn: Any, request: Request) -> Any:
+    return views.organizations(conn)
+
+
+def accounts(conn: Any, request: Request) -> Any:
+    """`orgsync accounts [--org] [--status] [--badge K=V] [--include-removed] [--excluded]`."""
+    org_id = _org(conn, request)
+    if _flag(request, "excluded"):
+        return views.excluded(conn, org_id)
+    status = request.query_params.get("status") or None
+    if status is not None and status not in STATUSES:
+        raise BadQuery(f"status must be one of {', '.join(STATUSES)}")
+    badge = None
+    if text := request.query_params.get("badge"):
+        key, sep, value = text.partition("=")
+        if not sep:
+            raise BadQuery("badge takes KEY=VALUE")
+        badge = (key, value)
+    return views.accounts(
+        conn,
+        org_id=org_id,
+        status=status,
+        badge=badge,
+        include_removed=_flag(request, "include_removed"),
+    )
+
+
+def failed(conn: Any, request: Request) -> Any:
+    return views.failures(conn, _org(conn, request))
+
+
+def registrations(conn: Any, request: Request) -> Any:
+    limit = request.query_params.get("limit", "50")
+    if not limit.isdigit():
+        raise BadQuery("limit must be a whole number")
+    return views.registrations(conn, int(limit))
+
+
+def account_badges(conn: Any, request: Request) -> Any:
+    account_id = request.path_params["account_id"]
+    return (views.badge_history if _flag(request, "history") else views.badges)(conn, account_id)
+
+
+@api
+def queue_depths(request: Request) -> Response:
+    settings = request.app.state.settings
+    try:
+        return as_json(queues.depths(settings.broker_url, settings.rabbitmq_management_url))
+    except ServiceUnavailable as unavailable:
+        return error(str(unavailable), 503)
+
+
+@api
+def register(request: Request) -> Response:
+    """Publish a registration request (as `orgsync register` does) and answer its verdict;
+    `?wait=false` answers 202 once it is queued."""
+    try:
+        body = json.loads(request.state.body or b"null")
+    except ValueError:
+        return error("the body must be the registration request, as JSON", 400)
+    if not isinstance(body, dict):
+        return error("the body must be a JSON object (the registration request)", 400)
+    body.setdefault("request_id", f"api-{uuid.uuid4()}")
+    settings = request.app.state.settings
+    try:
+        timeout = min(float(request.query_params.get("timeout", "60")), MAX_WAIT)
+        client.submit(settings, body)
+        if request.query_params.get("wait", "true").lower() in ("false", "0", "no"):
+            return as_json({"request_id": body["request_id"], "queued": True}, 202)
+        verdict = client.wait_verdict(settings, str(body["request_id"]), timeout)
+    except ValueError:
+        return error("timeout must be a number of seconds", 400)
+    except ServiceUnavailable as unavailable:
+        return error(str(unavailable), 503)
+    except UserError as late:  # no verdict within the timeout
+        return error(str(late), 504)
+    return as_json(verdict.as_json())
+
+
+def openapi_document(request: Request) -> Response:
+    return JSONResponse(openapi.DOCUMENT)
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/api/openapi.json", openapi_document),
+        Route("/api/orgs", read(orgs)),
+        Route("/api/accounts", read(accounts)),
+        Route("/api/accounts/{account_id}/badges", read(account_badges)),
+        Route("/api/failed", read(failed)),
+        Route("/api/registrations", read(registrations)),
+        Route("/api/registrations", register, methods=["POST"]),
+        Route("/api/queues", queue_depths),
+    ]

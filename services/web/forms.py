@@ -1,0 +1,156 @@
+"""The add and edit forms: the registration request's fields, the registrar's verdict.
+
+Submitting publishes the same `org-registration` message as `orgsync register / update` and
+waits for the verdict; every rule is the registrar's, so each reason is shown beside the field
+it names. Credential fields are never filled in: blank on an edit keeps them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from pipelines.request_rules import CREDENTIAL_FIELDS
+from services import client
+from services.errors import ServiceUnavailable, UserError
+from services.web.auth import page
+from services.web.render import render
+
+VERDICT_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    label: str
+    kind: str = "text"  # text, int, lines (a list, one item a line) or bool
+    hint: str = ""
+
+    @property
+    def credential(self) -> bool:
+        return self.name in CREDENTIAL_FIELDS
+
+
+FIELDS = (
+    Field("nickname", "Nickname", hint="1-64 printable characters, unique"),
+    Field("org_role_arn", "Organization role ARN", hint="arn:aws:iam::<12 digits>:role/<name>"),
+    Field("org_session_name", "Organization session name"),
+    Field("org_session_duration", "Organization session duration", "int", "900-43200 s"),
+    Field("member_role_name", "Member role name", hint="present in every member account"),
+    Field("member_session_name", "Member session name"),
+    Field("member_session_duration", "Member session duration", "int", "900-43200 s"),
+    Field("external_id", "External id", hint="optional"),
+    Field("exclude_prefixes", "Exclude account-name prefixes", "lines", "one a line"),
+    Field("auto_remove_suspended", "Remove suspended accounts", "bool"),
+    Field("auto_badge", "Badges from tags (auto-badging)", "bool"),
+    Field("limit_ou_ids", "Only these OU or root ids", "lines", "one a line; empty: all"),
+    Field("sync_interval_seconds", "Sync interval", "int", "seconds; blank: the default"),
+)
+NAMES = {f.name for f in FIELDS}
+
+
+def request_from(form: Any, org_id: str | None) -> dict[str, Any]:
+    """The registration request a submitted form stands for. Values the registrar would
+    refuse (a duration that is not a number) are passed on as typed, for its reason."""
+    request: dict[str, Any] = {"request_id": f"web-{uuid.uuid4()}"}
+    if org_id:
+        request["org_id"] = org_id
+    for f in FIELDS:
+        text = str(form.get(f.name, ""))
+        if f.kind == "bool":
+            request[f.name] = form.get(f.name) == "on"
+        elif f.kind == "lines":
+            request[f.name] = [line.strip() for line in text.splitlines() if line.strip()]
+        elif text.strip():
+            request[f.name] = int(text) if f.kind == "int" and text.strip().isdigit() else text
+        elif f.name == "sync_interval_seconds" and org_id:
+            request[f.name] = None  # blank on an edit: back to the scheduler's default
+    return request
+
+
+def filled(form: Any) -> dict[str, Any]:
+    """What the form shows again after a rejection: everything but the credentials."""
+    return {f.name: form.get(f.name, "") for f in FIELDS if not f.credential}
+
+
+def current(conn: Any, org_id: str) -> dict[str, Any] | None:
+    row = conn.execute(
+        "SELECT org_id, nickname, exclude_prefixes, auto_remove_suspended, auto_badge,"
+        " limit_ou_ids, sync_interval_seconds FROM organizations WHERE org_id = %s",
+        (org_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    values = {k: v for k, v in row.items() if k in NAMES}
+    for name in ("exclude_prefixes", "limit_ou_ids"):
+        values[name] = "\n".join(values[name])
+    values["auto_remove_suspended"] = "on" if row["auto_remove_suspended"] else ""
+    values["auto_badge"] = "on" if row["auto_badge"] else ""
+    values["sync_interval_seconds"] = row["sync_interval_seconds"] or ""
+    return values
+
+
+def show(request: Request, org_id: str | None, values: dict[str, Any], **extra: Any) -> Response:
+    extra.setdefault("reasons", {})
+    extra.setdefault("general", [])
+    return render(
+        request,
+        "org_form.html",
+        fields=FIELDS,
+        org_id=org_id,
+        values=values,
+        status_code=extra.pop("status_code", 200),
+        **extra,
+    )
+
+
+def submit(request: Request, org_id: str | None) -> Response:
+    form = request.state.form
+    settings = request.app.state.settings
+    body = request_from(form, org_id)
+    try:
+        client.submit(settings, body)
+        verdict = client.wait_verdict(settings, body["request_id"], VERDICT_TIMEOUT)
+    except (ServiceUnavailable, UserError) as error:
+        return show(request, org_id, filled(form), general=[str(error)], status_code=503)
+    if verdict.accepted:
+        return render(request, "verdict.html", verdict=verdict)
+    reasons: dict[str, list[str]] = {}
+    general = []
+    for problem in verdict.reasons:
+        if problem.field in NAMES:
+            reasons.setdefault(problem.field, []).append(problem.message)
+        else:
+            general.append(f"{problem.field}: {problem.message}")
+    return show(request, org_id, filled(form), reasons=reasons, general=general, status_code=422)
+
+
+@page
+def new_org(request: Request) -> Response:
+    if request.method == "POST":
+        return submit(request, None)
+    return show(request, None, {"org_session_duration": 3600, "member_session_duration": 3600})
+
+
+@page
+def edit_org(request: Request) -> Response:
+    org_id = request.path_params["org_id"]
+    with request.app.state.pool.connection() as conn:
+        values = current(conn, org_id)
+    if values is None:
+        return render(request, "error.html", 404, message=f"no organization {org_id}")
+    if request.method == "POST":
+        return submit(request, org_id)
+    return show(request, org_id, values)
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/orgs/new", new_org, methods=["GET", "POST"]),
+        Route("/orgs/{org_id}/edit", edit_org, methods=["GET", "POST"]),
+    ]

@@ -1,0 +1,123 @@
+"""The operator's pages: failed validations and their retry, the pipeline, a sync started now."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from pipelines.orgs import resolve_org_id
+from services import client, queues, views
+from services.errors import ServiceUnavailable, UserError
+from services.web.auth import page
+from services.web.render import render
+
+STAGES = ("discovered", "validated", "harvested", "reconciled")
+
+
+@page
+def failed(request: Request) -> Response:
+    org = request.query_params.get("org", "").strip()
+    with request.app.state.pool.connection() as conn:
+        org_id = resolve_org_id(conn, org) if org else None
+        rows = views.failures(conn, org_id if org_id else (org or None))
+        org_list = conn.execute("SELECT org_id, nickname FROM organizations ORDER BY 2").fetchall()
+    try:
+        dead = client.dead_letter_count(request.app.state.settings)
+    except ServiceUnavailable as error:
+        dead, problem = None, str(error)
+    else:
+        problem = ""
+    codes = sorted({row["code"] for row in rows})
+    return render(
+        request, "failed.html", rows=rows, orgs=org_list, codes=codes, dead=dead, problem=problem
+    )
+
+
+@page
+def retry(request: Request) -> Response:
+    """The same path as `orgsync retry-failed`: a dry run shows the count, the confirmation
+    does it."""
+    form = request.state.form
+    scope = {name: (str(form.get(name, "")).strip() or None) for name in ("org", "account", "code")}
+    confirmed = form.get("confirm") == "yes"
+    try:
+        result = client.retry_failed(
+            request.app.state.settings,
+            scope["org"],
+            scope["account"],
+            scope["code"],
+            dry_run=not confirmed,
+        )
+    except (ServiceUnavailable, UserError) as error:
+        return render(request, "error.html", 503, message=str(error))
+    return render(request, "retry.html", result=result, scope=scope, confirmed=confirmed)
+
+
+CURRENT = """
+SELECT o.org_id, o.nickname, (SELECT s.sync_id::text FROM syncs s WHERE s.org_id = o.org_id
+                              ORDER BY s.started_at DESC LIMIT 1) AS sync_id
+FROM organizations o ORDER BY o.nickname
+"""
+LAST_SYNCS = """
+SELECT s.sync_id::text AS sync_id, s.org_id, o.nickname, s.trigger, s.started_at, s.walked_at,
+       s.complete, s.error, s.counts
+FROM syncs s JOIN organizations o USING (org_id) ORDER BY s.started_at DESC LIMIT 10
+"""
+
+
+def pipeline_state(request: Request) -> dict[str, Any]:
+    settings = request.app.state.settings
+    current = []
+    with request.app.state.pool.connection() as conn:
+        for row in conn.execute(CURRENT).fetchall():
+            # the same per-stage counts as `orgsync sync --wait` follows
+            progress = views.sync_progress(conn, row["sync_id"]) if row["sync_id"] else {}
+            sync = progress.get("sync") or {}
+            current.append({**row, "complete": sync.get("complete"), **progress})
+        last = conn.execute(LAST_SYNCS).fetchall()
+    try:
+        depths = queues.depths(settings.broker_url, settings.rabbitmq_management_url)
+        problem = ""
+    except ServiceUnavailable as error:
+        depths, problem = [], str(error)
+    seen = {stage for row in current for stage in row.get("stages", {})}
+    stages = [*STAGES, *sorted(seen - set(STAGES))]
+    return {
+        "current": current,
+        "last": last,
+        "queues": depths,
+        "problem": problem,
+        "stages": stages,
+    }
+
+
+@page
+def pipeline(request: Request) -> Response:
+    fragment = request.query_params.get("fragment") == "1"
+    name = "_pipeline.html" if fragment else "pipeline.html"
+    return render(request, name, **pipeline_state(request))
+
+
+@page
+def sync_now(request: Request) -> Response:
+    with request.app.state.pool.connection() as conn:
+        org_id = resolve_org_id(conn, request.path_params["org_id"])
+    if org_id is None:
+        return render(request, "error.html", 404, message="no such organization")
+    try:
+        client.sync(request.app.state.settings, org_id)
+    except (ServiceUnavailable, UserError) as error:
+        return render(request, "error.html", 503, message=str(error))
+    return RedirectResponse("/pipeline", status_code=303)
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/failed", failed),
+        Route("/failed/retry", retry, methods=["POST"]),
+        Route("/pipeline", pipeline),
+        Route("/orgs/{org_id}/sync", sync_now, methods=["POST"]),
+    ]

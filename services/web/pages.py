@@ -1,0 +1,161 @@
+"""The read pages: organizations, the cloud listing, one account (and its badges by hand)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from pipelines import badges
+from pipelines.orgs import resolve_org_id
+from services import views
+from services.web import listing, operations
+from services.web.auth import page
+from services.web.render import render
+
+
+@page
+def orgs(request: Request) -> Response:
+    with request.app.state.pool.connection() as conn:
+        rows = views.organizations(conn)
+    return render(request, "orgs.html", orgs=rows)
+
+
+def parse_listing(conn: Any, args: Any) -> tuple[listing.Query, list[str]]:
+    """The listing's query string as a Query, and what in it could not be used."""
+    problems = []
+    org_id = None
+    if org := args.get("org", "").strip():
+        org_id = resolve_org_id(conn, org)
+        if org_id is None:
+            problems.append(f"no organization {org!r}")
+    status = args.get("status", "").strip() or None
+    if status is not None and status not in listing.STATUSES:
+        problems.append(f"status must be one of {', '.join(listing.STATUSES)}")
+        status = None
+    badge = None
+    if text := args.get("badge", "").strip():
+        key, sep, value = text.partition("=")
+        if sep:
+            badge = (key, value)
+        else:
+            problems.append("badge takes KEY=VALUE")
+    sort = args.get("sort", "name")
+    number = args.get("page", "1")
+    per_page = args.get("per_page", str(listing.PER_PAGE))
+    query = listing.Query(
+        org_id=org_id or ("-" if org else None),  # an unknown organization matches nothing
+        status=status,
+        badge=badge,
+        name=args.get("name", "").strip() or None,
+        include_removed=args.get("include_removed") in ("1", "on", "true"),
+        sort=sort if sort in listing.SORTS else "name",
+        descending=args.get("order") == "desc",
+        page=int(number) if number.isdigit() and int(number) > 0 else 1,
+        per_page=min(int(per_page), listing.MAX_PER_PAGE) if per_page.isdigit() else 50,
+    )
+    return query, problems
+
+
+@page
+def accounts(request: Request) -> Response:
+    args = request.query_params
+    with request.app.state.pool.connection() as conn:
+        query, problems = parse_listing(conn, args)
+        if args.get("excluded"):
+            rows = views.excluded(conn, query.org_id)
+            total = len(rows)
+        else:
+            rows, total = listing.page(conn, query)
+        org_list = conn.execute("SELECT org_id, nickname FROM organizations ORDER BY 2").fetchall()
+    kept = {k: v for k, v in args.items() if k not in ("page", "sort", "order") and v}
+
+    def link(**change: Any) -> str:
+        return "/accounts?" + urlencode({**kept, **{k: v for k, v in change.items() if v}})
+
+    pages = max(1, -(-total // query.per_page))
+    return render(
+        request,
+        "excluded.html" if args.get("excluded") else "accounts.html",
+        rows=rows,
+        total=total,
+        query=query,
+        args=args,
+        problems=problems,
+        orgs=org_list,
+        statuses=listing.STATUSES,
+        sorts=listing.SORTS,
+        pages=pages,
+        link=link,
+    )
+
+
+ACCOUNT = """
+SELECT a.account_id, a.name, a.email, a.org_id, o.nickname AS org_nickname, a.org_path,
+       a.aws_state, a.status, a.status_reason, a.managed_by_org, a.tags, a.stage,
+       a.first_seen_at, a.updated_at,
+       f.code AS failure_code, f.message AS failure_message, f.attempts AS failure_attempts
+FROM accounts a LEFT JOIN organizations o USING (org_id) LEFT JOIN failures f USING (account_id)
+WHERE a.account_id = %s
+"""
+
+
+@page
+def account(request: Request) -> Response:
+    return show_account(request, request.path_params["account_id"])
+
+
+def show_account(
+    request: Request, account_id: str, refusals: list[str] | None = None, done: str = ""
+) -> Response:
+    with request.app.state.pool.connection() as conn:
+        row = conn.execute(ACCOUNT, (account_id,)).fetchone()
+        if row is None:
+            return render(request, "error.html", 404, message=f"no account {account_id}")
+        badge_rows = views.badges(conn, account_id)
+        history = views.badge_history(conn, account_id)
+    return render(
+        request,
+        "account.html",
+        a=row,
+        managed=bool(row["org_id"]),
+        badges=badge_rows,
+        history=history,
+        is_reserved=badges.is_reserved,
+        refusals=refusals or [],
+        done=done,
+    )
+
+
+@page
+def edit_badges(request: Request) -> Response:
+    """A standalone account's badges by hand, with the CLI's rules (pipelines.badges.edit)."""
+    account_id = request.path_params["account_id"]
+    form = request.state.form
+    key = str(form.get("key", ""))
+    put, delete = {}, []
+    if form.get("action") == "delete":
+        delete.append(key)
+    else:
+        put[key] = str(form.get("value", ""))
+    with request.app.state.pool.connection() as conn:
+        try:
+            changes = badges.edit(conn, account_id, put, delete)
+        except badges.EditRefused as refused:
+            return show_account(request, account_id, refused.reasons)
+    if changes is None:
+        return render(request, "error.html", 404, message=f"no account {account_id}")
+    return show_account(request, account_id, done=f"{len(changes)} badge change(s) saved")
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/orgs", orgs),
+        Route("/accounts", accounts),
+        Route("/accounts/{account_id}", account),
+        Route("/accounts/{account_id}/badges", edit_badges, methods=["POST"]),
+        *operations.routes(),
+    ]

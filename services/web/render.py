@@ -1,0 +1,34 @@
+"""Templates: Jinja2 with autoescape on, so every value from AWS is shown as text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.templating import Jinja2Templates
+
+from services.output import cell
+
+HERE = Path(__file__).resolve().parent
+
+
+def templates() -> Jinja2Templates:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters["show"] = cell  # timestamps and counts as the CLI's tables print them
+    return Jinja2Templates(env=env)
+
+
+def render(request: Request, name: str, status_code: int = 200, **context: Any) -> Response:
+    session = getattr(request.state, "session", None) or {}
+    context.setdefault("csrf_token", session.get("csrf", ""))
+    context.setdefault("signed_in", bool(session.get("user")))
+    return request.app.state.templates.TemplateResponse(  # type: ignore[no-any-return]
+        request, name, context, status_code=status_code
+    )

@@ -1,0 +1,138 @@
+"""An operator's afternoon in the console, in chromium: sign in, register an organization
+(a mistyped ARN first), follow its count to the listing, open a managed account, retry a
+failed validation, and watch the pipeline page move during a sync."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from services import client, db
+from services.settings import Settings
+from services.simulators.moto_aws import SimulatedAws
+from services.simulators.sample_org import OrgSpec, SampleOrg, build_organization
+from tests.browser.conftest import PASSWORD
+
+pytestmark = [pytest.mark.browser, pytest.mark.e2e]
+TIMEOUT = 60
+
+
+def sign_in(page: Any, web_url: str, password: str = PASSWORD) -> None:
+    page.goto(f"{web_url}/orgs")  # redirected to the sign-in page
+    page.fill("#password", password)
+    page.click("button:has-text('Sign in')")
+
+
+def fill_registration(page: Any, org: SampleOrg, role_arn: str) -> None:
+    page.fill("#nickname", "acme")
+    page.fill("#org_role_arn", role_arn)
+    page.fill("#org_session_name", "orgsync-web")
+    page.fill("#org_session_duration", "3600")
+    page.fill("#member_role_name", org.member_role_name)
+    page.fill("#member_session_name", "orgsync-web-member")
+    page.fill("#member_session_duration", "900")
+    page.fill("#exclude_prefixes", "sandbox-")
+    page.check("input[name=auto_badge]")
+    page.click("form.registration button[type=submit]")
+
+
+def wait_until(check: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while not check():
+        assert time.monotonic() < deadline, f"not within {TIMEOUT} s: {what}"
+        time.sleep(0.25)
+
+
+def status_of(settings: Settings, account_id: str) -> str:
+    with db.connect(settings.database_url) as conn:
+        row = conn.execute("SELECT status FROM accounts WHERE account_id = %s", (account_id,))
+        return str(row.fetchone()["status"])
+
+
+def test_signing_in_takes_the_right_password_only(
+    page: Any, web_url: str, shoot: Callable[[str], Path]
+) -> None:
+    sign_in(page, web_url, "not the password")
+    expect(page.locator("[role=alert]")).to_have_text("Wrong password.")
+    shoot("login")
+    page.fill("#password", PASSWORD)
+    page.click("button:has-text('Sign in')")
+    expect(page).to_have_url(f"{web_url}/orgs")
+    expect(page.locator("h1")).to_have_text("Organizations")
+
+
+def test_an_operator_registers_browses_retries_and_watches_a_sync(
+    page: Any,
+    web_url: str,
+    shoot: Callable[[str], Path],
+    settings: Settings,
+    aws: SimulatedAws,
+    worker: Path,
+) -> None:
+    org = build_organization(aws.endpoint_url, OrgSpec(accounts=8, suspended=1, excluded=1))
+    members = [a for a in org.accounts if not a.suspended and not a.name.startswith("sandbox-")]
+    denied, managed = members[0], members[1]
+    aws.faults.update(deny_assume_role=[denied.id])
+    sign_in(page, web_url)
+
+    # a mistyped ARN: the registrar's reason beside its field, nothing registered
+    page.click("text=Add an organization")
+    fill_registration(page, org, org.org_role_arn.replace("arn:aws:", "arn:aw:"))
+    reason = page.locator("#field-org_role_arn .reason")
+    expect(reason).to_contain_text("partition 'aw' is not one of aws")
+    expect(page.locator("#org_role_arn")).to_have_value("")  # credentials never come back
+    shoot("org-form")
+    fill_registration(page, org, org.org_role_arn)
+    expect(page.locator("h1")).to_have_text("Request accepted")
+    org_id = page.locator("[role=status] code").nth(1).inner_text()
+    sync_id = client.latest_sync(settings, org_id)
+    assert sync_id is not None
+    client.wait_sync(settings, sync_id, TIMEOUT)
+
+    # the organization's account count leads to the listing filtered by its badge
+    page.goto(f"{web_url}/orgs")
+    expect(page.locator("tbody tr")).to_have_count(1)
+    shoot("orgs")
+    count = int(page.locator("a.count").inner_text().split()[0])
+    assert count == len(members) + 2  # with the suspended member and the management account
+    page.click("a.count")
+    expect(page).to_have_url(f"{web_url}/accounts?badge=system.cloud_organization%3D{org_id}")
+    expect(page.locator("table.listing tbody tr")).to_have_count(count)
+    expect(page.locator(f"text={denied.name}")).to_be_visible()
+    shoot("accounts")
+
+    # a managed account: which organization manages it, and no edit, no delete
+    page.click(f"a[href='/accounts/{managed.id}']")
+    expect(page.locator("#managed")).to_contain_text("acme")
+    expect(page.locator("main form")).to_have_count(0)
+    expect(page.locator("main")).not_to_contain_text("Delete")
+    shoot("account")
+
+    # the failed validation, retried once AWS lets the role be assumed again
+    page.goto(f"{web_url}/failed")
+    row = page.locator("tbody tr", has_text=denied.id)
+    expect(row).to_contain_text("AccessDenied")
+    shoot("failed")
+    aws.faults.update(deny_assume_role=[])
+    row.locator("button:has-text('Retry')").click()
+    expect(page.locator("#retry-result")).to_contain_text("would queue 1 account(s)")
+    page.click("button:has-text('Queue 1 account(s) now')")
+    expect(page.locator("#retry-result")).to_contain_text("queued 1 account(s)")
+    wait_until(lambda: status_of(settings, denied.id) == "ok", "the retried account is ok")
+
+    # a sync started from the console: the pipeline page follows it on its own
+    aws.faults.update(latency_ms=150)
+    page.goto(f"{web_url}/orgs")
+    page.click("button:has-text('Sync now')")
+    expect(page).to_have_url(f"{web_url}/pipeline")
+    state = page.locator("#stages tbody tr", has_text="acme").locator(".sync-state")
+    expect(state).to_have_text("running")
+    shoot("pipeline")
+    expect(state).to_have_text("complete", timeout=TIMEOUT * 1000)
+    assert page.locator("#pipeline").get_attribute("data-refreshed-at")
+    aws.faults.update(latency_ms=0)

@@ -1,0 +1,61 @@
+"""Registration through the web: the API answers the registrar's verdict, and the edit form
+keeps blank credentials and refuses some-but-not-all of them, naming the missing ones."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from services import client
+from services.settings import Settings
+from services.simulators.moto_aws import SimulatedAws
+from services.simulators.sample_org import OrgSpec, build_organization
+from services.web.app import create_app
+from tests.e2e.test_pipeline import TIMEOUT, request_for
+
+pytestmark = pytest.mark.e2e
+AUTH = {"Authorization": "Bearer e2e-token"}
+
+
+def test_the_api_and_the_edit_form_answer_with_the_registrars_verdict(
+    settings: Settings, aws: SimulatedAws, worker: Path
+) -> None:
+    org = build_organization(aws.endpoint_url, OrgSpec(accounts=3, suspended=0, excluded=0))
+    web_settings = dataclasses.replace(settings, web_password="pw", api_token="e2e-token")
+    with TestClient(create_app(web_settings), follow_redirects=False) as http:
+        bad = {**request_for(org, "webapi"), "org_role_arn": "arn:aw:iam::1:role/R"}
+        rejected = http.post("/api/registrations", json=bad, headers=AUTH).json()
+        assert rejected["accepted"] is False
+        assert [r["field"] for r in rejected["reasons"]] == ["org_role_arn"]
+
+        accepted = http.post(
+            "/api/registrations", json=request_for(org, "webapi"), headers=AUTH
+        ).json()
+        assert accepted["accepted"] is True and accepted["reasons"] == []
+        org_id = accepted["org_id"]
+        client.wait_sync(settings, client.latest_sync(settings, org_id) or "", TIMEOUT)
+
+        token = re.search(r'name="csrf_token" value="([^"]+)"', http.get("/login").text)
+        assert token
+        http.post("/login", data={"password": "pw", "csrf_token": token[1]})
+        page = http.get(f"/orgs/{org_id}/edit").text  # signing in gave a new csrf token
+        form = {
+            "csrf_token": re.findall(r'name="csrf_token" value="([^"]+)"', page)[-1],
+            "nickname": "webapi",
+            "exclude_prefixes": "sandbox-",
+        }
+
+        some = http.post(f"/orgs/{org_id}/edit", data={**form, "org_role_arn": org.org_role_arn})
+        assert some.status_code == 422
+        assert "all-or-nothing" in some.text and "missing org_session_name" in some.text
+        assert org.org_role_arn not in some.text  # never rendered back
+
+        kept = http.post(f"/orgs/{org_id}/edit", data={**form, "auto_badge": "on"})
+        assert kept.status_code == 200 and "Request accepted" in kept.text
+        listed = http.get("/api/orgs", headers=AUTH).json()
+        assert listed[0]["filters"]["exclude_prefixes"] == ["sandbox-"]
+        assert listed[0]["filters"]["auto_badge"] is True

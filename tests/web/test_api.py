@@ -1,0 +1,170 @@
+"""The HTTP API: the bearer token, and the same JSON as the CLI's `--json` reads."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pika
+import pytest
+from starlette.testclient import TestClient
+
+from services import cli
+from services.settings import Settings
+from services.web.app import create_app
+from tests.web.conftest import HOSTILE, TOKEN, add_account, add_failure, add_org, add_sync
+
+pytestmark = pytest.mark.integration
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture
+def api_settings(web_settings: Settings) -> Settings:
+    return web_settings
+
+
+@pytest.fixture
+def api(api_settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(api_settings)) as http:
+        yield http
+
+
+@pytest.fixture
+def inventory(conn: Any) -> None:
+    add_org(conn, "o-aaaaaaaaaa", "alpha")
+    add_org(conn, "o-bbbbbbbbbb", "beta")
+    sync_id = add_sync(conn, "o-aaaaaaaaaa")
+    add_account(
+        conn,
+        "100000000001",
+        HOSTILE,
+        "o-aaaaaaaaaa",
+        tags={"env": "prod"},
+        badges={"env": "prod", "system.cloud_organization": "o-aaaaaaaaaa"},
+    )
+    add_account(
+        conn,
+        "100000000002",
+        "failing",
+        "o-aaaaaaaaaa",
+        status="assume_role_failed",
+        sync_id=sync_id,
+    )
+    add_failure(conn, "100000000002", "o-aaaaaaaaaa", "denied")
+    add_account(conn, "100000000003", "gone", "o-bbbbbbbbbb", status="removed")
+    add_account(conn, "100000000004", "alone", None, badges={"owner": "me"})
+    conn.execute(
+        "INSERT INTO excluded_accounts (org_id, account_id, name, reason, sync_id)"
+        " VALUES ('o-aaaaaaaaaa', '100000000009', 'sandbox-1', 'name_prefix:sandbox-', %s)",
+        (sync_id,),
+    )
+    conn.execute(
+        "INSERT INTO registrations (request_id, kind, request, accepted, reasons)"
+        " VALUES ('r-1', 'register', '{}', false, %s)",
+        (json.dumps([{"field": "nickname", "message": "taken"}]),),
+    )
+    conn.commit()
+
+
+def cli_json(settings: Settings, monkeypatch: Any, capsys: Any, *args: str) -> Any:
+    monkeypatch.setenv("ORGSYNC_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("ORGSYNC_BROKER_URL", settings.broker_url)
+    capsys.readouterr()
+    assert cli.main([*args, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_every_api_route_refuses_a_call_without_the_bearer_token(api: TestClient) -> None:
+    for path in ["/api/orgs", "/api/accounts", "/api/failed", "/api/queues", "/api/registrations"]:
+        assert api.get(path).status_code == 401, path
+        assert api.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert api.get(path, headers={"Authorization": TOKEN}).status_code == 401
+    assert api.post("/api/registrations", json={}).status_code == 401
+
+
+def test_without_an_api_token_set_the_api_stays_shut(web_settings: Settings) -> None:
+    with TestClient(create_app(dataclasses.replace(web_settings, api_token=None))) as http:
+        assert http.get("/api/orgs", headers={"Authorization": "Bearer "}).status_code == 401
+
+
+@pytest.mark.usefixtures("inventory")
+@pytest.mark.parametrize(
+    ("path", "command"),
+    [
+        ("/api/orgs", ["orgs"]),
+        ("/api/accounts", ["accounts"]),
+        ("/api/accounts?org=alpha", ["accounts", "--org", "alpha"]),
+        ("/api/accounts?status=assume_role_failed", ["accounts", "--status", "assume_role_failed"]),
+        ("/api/accounts?badge=env%3Dprod", ["accounts", "--badge", "env=prod"]),
+        ("/api/accounts?include_removed=true", ["accounts", "--include-removed"]),
+        (
+            "/api/accounts?excluded=true&org=o-aaaaaaaaaa",
+            ["accounts", "--excluded", "--org", "o-aaaaaaaaaa"],
+        ),
+        ("/api/failed", ["failed"]),
+        ("/api/failed?org=beta", ["failed", "--org", "beta"]),
+        ("/api/registrations", ["registrations"]),
+        ("/api/accounts/100000000004/badges", ["badges", "100000000004"]),
+        ("/api/queues", ["queues"]),
+    ],
+)
+def test_every_api_read_answers_the_same_json_as_the_cli(
+    api: TestClient,
+    api_settings: Settings,
+    monkeypatch: Any,
+    capsys: Any,
+    path: str,
+    command: list[str],
+) -> None:
+    answer = api.get(path, headers=AUTH)
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("application/json")
+    assert answer.json() == cli_json(api_settings, monkeypatch, capsys, *command)
+    assert answer.json() != [] or path.startswith("/api/failed?")
+
+
+def test_bad_filters_get_a_clear_error(api: TestClient) -> None:
+    assert api.get("/api/accounts?org=nobody", headers=AUTH).json() == {
+        "error": "no organization 'nobody'"
+    }
+    assert api.get("/api/accounts?status=gone", headers=AUTH).status_code == 400
+    assert api.get("/api/accounts?badge=novalue", headers=AUTH).status_code == 400
+
+
+def test_a_registration_without_waiting_is_queued_as_the_cli_queues_it(
+    web_settings: Settings, own_broker_url: str
+) -> None:
+    api_settings = dataclasses.replace(web_settings, broker_url=own_broker_url)
+    with TestClient(create_app(api_settings)) as api:
+        answer = api.post(
+            "/api/registrations?wait=false",
+            json={"request_id": "api-1", "nickname": "n"},
+            headers=AUTH,
+        )
+        assert api.post("/api/registrations", content=b"[1]", headers=AUTH).status_code == 400
+    assert answer.status_code == 202 and answer.json() == {"request_id": "api-1", "queued": True}
+    connection = pika.BlockingConnection(pika.URLParameters(api_settings.broker_url))
+    try:
+        _method, _props, body = connection.channel().basic_get("org-registration", auto_ack=True)
+    finally:
+        connection.close()
+    envelope = json.loads(body)
+    assert envelope["args"] == [{"request_id": "api-1", "nickname": "n"}]
+    assert envelope["message_id"] == "registration:api-1"
+
+
+def test_the_openapi_document_describes_every_route(api: TestClient) -> None:
+    document = api.get("/api/openapi.json").json()
+    assert document["openapi"].startswith("3.")
+    assert set(document["paths"]) == {
+        "/api/orgs",
+        "/api/accounts",
+        "/api/accounts/{account_id}/badges",
+        "/api/failed",
+        "/api/queues",
+        "/api/registrations",
+    }
+    schema = document["paths"]["/api/registrations"]["post"]["requestBody"]["content"]
+    assert "org_role_arn" in schema["application/json"]["schema"]["properties"]
