@@ -7,6 +7,7 @@ answer is started, a wrong password is checked, a missing vhost or database is c
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 from urllib.parse import unquote, urlsplit
 
 from psycopg.conninfo import conninfo_to_dict
@@ -19,6 +20,11 @@ START_RABBITMQ = (
     "start it (on Debian: rabbitmq-server -detached; with Docker: docker compose up -d rabbitmq) "
     "or point ORGSYNC_BROKER_URL at it"
 )
+
+
+class Advice(NamedTuple):
+    detail: str
+    fix: str
 
 
 def _chain(error: BaseException) -> str:
@@ -36,54 +42,56 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
-def rabbitmq(url: str, error: BaseException) -> str:
+def rabbitmq(url: str, error: BaseException) -> Advice:
     parts = urlsplit(url)
     where = f"{parts.hostname or 'localhost'}:{parts.port or 5672}"
     vhost = unquote(parts.path[1:]) or "/"
     user = unquote(parts.username or "guest")
     text = _chain(error)
     if "ACCESS_REFUSED" in text or "AuthenticationError" in text:
-        return (
-            f"RabbitMQ at {where} refused user {user!r}: wrong user name or password; check the"
-            " credentials in ORGSYNC_BROKER_URL (rabbitmqctl authenticate_user"
-            f" {user} PASSWORD tells whether they are right)"
+        return Advice(
+            f"RabbitMQ at {where} refused user {user!r}: wrong user name or password",
+            "check the credentials in ORGSYNC_BROKER_URL"
+            f" (rabbitmqctl authenticate_user {user} PASSWORD tells whether they are right)",
         )
     if "NOT_ALLOWED" in text or "AccessDeniedError" in text:
-        return (
-            f"RabbitMQ at {where} has no vhost {vhost!r} that user {user!r} may use; create it"
-            f" (rabbitmqctl add_vhost {vhost} && rabbitmqctl set_permissions -p {vhost} {user}"
-            " '.*' '.*' '.*') or fix the vhost in ORGSYNC_BROKER_URL"
+        return Advice(
+            f"RabbitMQ at {where} has no vhost {vhost!r} that user {user!r} may use",
+            f"create it (rabbitmqctl add_vhost {vhost} && rabbitmqctl set_permissions -p"
+            f" {vhost} {user} '.*' '.*' '.*') or fix the vhost in ORGSYNC_BROKER_URL",
         )
     if "gaierror" in text or "Name or service not known" in text:
-        return (
-            f"RabbitMQ at {where}: no such host {parts.hostname!r}; fix the host in"
-            " ORGSYNC_BROKER_URL"
+        return Advice(
+            f"RabbitMQ at {where}: no such host {parts.hostname!r}",
+            "fix the host in ORGSYNC_BROKER_URL",
         )
     reason = "connection refused" if "refused" in text.lower() else _first_line(error)
-    return f"RabbitMQ at {where}/{vhost} is unreachable ({reason}); {START_RABBITMQ}"
+    return Advice(f"RabbitMQ at {where}/{vhost} is unreachable ({reason})", START_RABBITMQ)
 
 
-def postgres(url: str, error: BaseException) -> str:
+def postgres(url: str, error: BaseException) -> Advice:
     params = conninfo_to_dict(url)
     where = f"{params.get('host', 'localhost')}:{params.get('port', 5432)}"
     name = params.get("dbname", "")
     user = params.get("user", "")
     text = _first_line(error)
     if re.search(r'database "[^"]*" does not exist', text):
-        return (
-            f"PostgreSQL at {where} has no database {name!r} yet; create it and its tables"
-            " with `orgsync migrate`"
+        return Advice(
+            f"PostgreSQL at {where} has no database {name!r} yet",
+            "create it and its tables with `orgsync migrate`",
         )
     if "password authentication failed" in text or "no password supplied" in text:
-        return (
-            f"PostgreSQL at {where} refused user {user!r}: wrong password; check the"
-            " credentials in ORGSYNC_DATABASE_URL"
+        return Advice(
+            f"PostgreSQL at {where} refused user {user!r}: wrong password",
+            "check the credentials in ORGSYNC_DATABASE_URL",
         )
     if re.search(r'role "[^"]*" does not exist', text):
-        return (
-            f"PostgreSQL at {where} has no user {user!r}; create it (createuser {user}) or"
-            " fix the user in ORGSYNC_DATABASE_URL"
+        return Advice(
+            f"PostgreSQL at {where} has no user {user!r}",
+            f"create it (createuser {user}) or fix the user in ORGSYNC_DATABASE_URL",
         )
     if "could not translate host name" in text:
-        return f"PostgreSQL at {where}: no such host; fix the host in ORGSYNC_DATABASE_URL"
-    return f"PostgreSQL at {where}/{name} is unreachable ({text}); {START_POSTGRES}"
+        return Advice(
+            f"PostgreSQL at {where}: no such host", "fix the host in ORGSYNC_DATABASE_URL"
+        )
+    return Advice(f"PostgreSQL at {where}/{name} is unreachable ({text})", START_POSTGRES)

@@ -170,7 +170,7 @@ def make_broker(url: str) -> RabbitmqBroker:
 
 
 def unavailable(url: str, error: Exception) -> ServiceUnavailable:
-    return ServiceUnavailable(advice.rabbitmq(url, error))
+    return ServiceUnavailable(*advice.rabbitmq(url, error))
 
 
 def connect(url: str) -> pika.BlockingConnection:

@@ -33,7 +33,7 @@ def describe(url: str) -> str:
 
 
 def unavailable(url: str, error: Exception) -> ServiceUnavailable:
-    return ServiceUnavailable(advice.postgres(url, error))
+    return ServiceUnavailable(*advice.postgres(url, error))
 
 
 def connect(url: str, **kwargs: object) -> psycopg.Connection[dict[str, object]]:
