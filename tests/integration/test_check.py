@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import psycopg
 import pytest
@@ -47,20 +47,19 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, aws: SimulatedAws) -> SimulatedAws:
 
 
 @pytest.fixture
-def ready(settings: Settings, own_broker_url: str, aws_env: SimulatedAws) -> Settings:
+def ready(settings: Settings, aws_env: SimulatedAws) -> Settings:
     """Settings under which every check passes: migrated, queues declared, keys, AWS."""
-    declare_queues(own_broker_url)
-    return dataclasses.replace(settings, broker_url=own_broker_url)
+    declare_queues(settings.broker_url)  # the run's vhost, where any worker declares them too
+    return settings
 
 
 @pytest.fixture
-def rabbitmq_user(rabbitmq_server: tuple[str, Any], own_broker_url: str) -> Iterator[str]:
+def rabbitmq_user(rabbitmq_server: tuple[str, Any], broker_url: str) -> Iterator[str]:
     """A RabbitMQ user of this test's own (password `right`), deleted after it."""
     _base, ctl = rabbitmq_server
     user = f"orgsync-check-{uuid.uuid4().hex[:8]}"
-    vhost = own_broker_url.rsplit("/", 1)[1]
     ctl("add_user", user, "right")
-    ctl("set_permissions", "-p", vhost.replace("%2F", "/"), user, ".*", ".*", ".*")
+    ctl("set_permissions", "-p", unquote(broker_url.rsplit("/", 1)[1]), user, ".*", ".*", ".*")
     yield user
     ctl("delete_user", user)
 
