@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipelines import registration, validation
-from pipelines.credentials import CredentialError
+from pipelines.credentials import CredentialError, MissingKeysError
 from pipelines.orgs import load_organization, resolve_org_id
 from services import broker, db, keys, queues
 from services.errors import ServiceUnavailable
@@ -53,7 +53,7 @@ def check_postgres(settings: Settings) -> tuple[Verdict, Any]:
 
 def check_migrations(conn: Any) -> Verdict:
     if conn is None:
-        return Verdict("migrations", None, "PostgreSQL is not reachable")
+        return Verdict("migrations", None, "not checked: PostgreSQL failed")
     wanted = [path.stem for path in db.migration_files()]
     done: set[str] = set()
     if conn.execute("SELECT to_regclass('schema_migrations') AS t").fetchone()["t"]:
@@ -76,13 +76,13 @@ def check_rabbitmq(settings: Settings) -> tuple[Verdict, Any]:
         return _failed("rabbitmq", error), None
     version = connection._impl.server_properties.get("version", b"")
     version = version.decode() if isinstance(version, bytes) else str(version)
-    where = broker.describe(settings.broker_url)
-    return Verdict("rabbitmq", True, f"RabbitMQ {version} at {where}"), connection
+    host, _, vhost = broker.describe(settings.broker_url).partition("/")
+    return Verdict("rabbitmq", True, f"RabbitMQ {version} at {host}, vhost {vhost!r}"), connection
 
 
 def check_queues(connection: Any) -> Verdict:
     if connection is None:
-        return Verdict("queues", None, "RabbitMQ is not reachable")
+        return Verdict("queues", None, "not checked: RabbitMQ failed")
     rows = queues.count(connection)
     missing = [row["queue"] for row in rows if not row["declared"]]
     if missing:
@@ -103,8 +103,20 @@ def check_keys(settings: Settings, conn: Any) -> Verdict:
     )
     try:
         keyring = keys.load_keyring(settings)
+    except MissingKeysError:
+        return Verdict(
+            "keys",
+            False,
+            f"no encryption keys (ORGSYNC_ENCRYPTION_KEYS is unset, no {source})",
+            "run `orgsync keys generate`",
+        )
     except CredentialError as error:
-        return Verdict("keys", False, str(error).split(";")[0], "run `orgsync keys generate`")
+        return Verdict(
+            "keys",
+            False,
+            f"the keys from {source} are unusable ({error})",
+            "fix them, or run `orgsync keys generate` for a new key file",
+        )
     if conn is None:
         return Verdict("keys", True, f"{len(keyring.key_ids)} key(s) from {source}")
     try:
@@ -149,7 +161,7 @@ def _aws_reason(error: Exception) -> str:
 
 def check_org(settings: Settings, conn: Any, aws: Any, ref: str) -> Iterator[Verdict]:
     if conn is None:
-        yield Verdict("org role", None, "PostgreSQL is not reachable")
+        yield Verdict("org role", None, "not checked: PostgreSQL failed")
         return
     org_id = resolve_org_id(conn, ref)
     if org_id is None:
