@@ -29,7 +29,7 @@ class Advice(NamedTuple):
 
 def _chain(error: BaseException) -> str:
     """The texts of an error and of every error it was raised from."""
-    texts = []
+    texts: list[str] = []
     seen: BaseException | None = error
     while seen is not None and len(texts) < 5:
         texts.append(f"{type(seen).__name__}: {seen}")

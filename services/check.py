@@ -46,7 +46,8 @@ def check_postgres(settings: Settings) -> tuple[Verdict, Any]:
         conn = db.connect(settings.database_url, autocommit=True)
     except ServiceUnavailable as error:
         return _failed("postgresql", error), None
-    version = conn.execute("SHOW server_version").fetchone()["server_version"]
+    row = conn.execute("SHOW server_version").fetchone()
+    version = row["server_version"] if row else "?"
     where = db.describe(settings.database_url)
     return Verdict("postgresql", True, f"PostgreSQL {version} at {where}"), conn
 
@@ -54,7 +55,7 @@ def check_postgres(settings: Settings) -> tuple[Verdict, Any]:
 def check_migrations(conn: Any) -> Verdict:
     if conn is None:
         return Verdict("migrations", None, "not checked: PostgreSQL failed")
-    wanted = [path.stem for path in db.migration_files()]
+    wanted = [db.version_of(path) for path in db.migration_files()]
     done: set[str] = set()
     if conn.execute("SELECT to_regclass('schema_migrations') AS t").fetchone()["t"]:
         done = {r["version"] for r in conn.execute("SELECT version FROM schema_migrations")}

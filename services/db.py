@@ -97,6 +97,11 @@ def migration_files() -> list[Traversable]:
     return sorted(named, key=lambda f: f.name)
 
 
+def version_of(migration: Traversable) -> str:
+    """`0002_stuck_syncs` for `0002_stuck_syncs.sql` (a Traversable has a name, not a stem)."""
+    return migration.name.removesuffix(".sql")
+
+
 def migrate(url: str) -> list[str]:
     """Apply the migrations not applied yet, in order, in one transaction. Returns their names."""
     ensure_database(url)
@@ -109,7 +114,7 @@ def migrate(url: str) -> list[str]:
         )
         done = {row["version"] for row in conn.execute("SELECT version FROM schema_migrations")}
         for path in migration_files():
-            version = path.name.removesuffix(".sql")
+            version = version_of(path)
             if version in done:
                 continue
             conn.execute(path.read_text())  # type: ignore[call-overload]

@@ -164,4 +164,4 @@ def started_by(settings: Settings, request_id: str) -> str | None:
             " ORDER BY s.started_at LIMIT 1",
             (request_id,),
         ).fetchone()
-    return None if row is None else row["id"]
+    return None if row is None else str(row["id"])
