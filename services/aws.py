@@ -22,13 +22,33 @@ from pipelines.orgs import Organization
 from pipelines.request_rules import Credentials
 
 # botocore's own retries absorb short throttling bursts (TooManyRequestsException included);
-# what outlasts them goes back to the queue with a longer, jittered backoff.
+# what outlasts them goes back to the queue with a longer, jittered backoff. These are only
+# defaults: AWS_RETRY_MODE and AWS_MAX_ATTEMPTS (or retry_mode / max_attempts in the profile
+# of AWS_CONFIG_FILE) win, each on its own.
+DEFAULT_RETRIES = {"mode": "standard", "max_attempts": 4}
+SESSION_RETRY_SETTINGS = {"mode": "retry_mode", "max_attempts": "max_attempts"}
 CLIENT_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 4},
+    retries=DEFAULT_RETRIES,  # type: ignore[arg-type]
     connect_timeout=5,
     read_timeout=30,
     max_pool_connections=64,
 )
+
+
+def client_config(session: boto3.session.Session) -> Config:
+    """Our timeouts and pool size, with our retry defaults only where AWS's own
+    configuration (environment or profile) sets nothing."""
+    botocore_session = session._session
+    retries = {
+        key: value
+        for key, value in DEFAULT_RETRIES.items()
+        if botocore_session.get_config_variable(SESSION_RETRY_SETTINGS[key]) is None
+    }
+    if retries == DEFAULT_RETRIES:
+        return CLIENT_CONFIG
+    return CLIENT_CONFIG.merge(Config(retries=retries))  # type: ignore[arg-type]
+
+
 REFRESH_MARGIN = 300.0  # seconds before expiry at which a role is assumed again
 
 for _name in ("botocore", "boto3", "urllib3"):
@@ -45,11 +65,11 @@ class AssumedRole:
 
 class Aws:
     def __init__(self) -> None:
-        self.region = (
-            os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1"
-        )
-        self._session = boto3.session.Session(region_name=self.region)
-        self.sts = self._session.client("sts", config=CLIENT_CONFIG)
+        # AWS_PROFILE, AWS_CONFIG_FILE and the profile's region are boto3's own business
+        self._session = boto3.session.Session(region_name=os.environ.get("AWS_REGION") or None)
+        self.region = self._session.region_name or "us-east-1"
+        self.config = client_config(self._session)
+        self.sts = self._session.client("sts", region_name=self.region, config=self.config)
         self._roles: dict[tuple[str, Credentials], AssumedRole] = {}
         self._lock = threading.Lock()
 
@@ -71,8 +91,8 @@ class Aws:
         )
         margin = min(REFRESH_MARGIN, creds.org_session_duration / 3)
         return AssumedRole(
-            organizations=session.client("organizations", config=CLIENT_CONFIG),
-            iam=session.client("iam", config=CLIENT_CONFIG),
+            organizations=session.client("organizations", config=self.config),
+            iam=session.client("iam", config=self.config),
             expires_at=issued["Expiration"].timestamp() - margin,
         )
 

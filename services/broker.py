@@ -22,17 +22,16 @@ from urllib.parse import unquote, urlsplit
 
 import dramatiq
 import dramatiq.errors
+import pika
+import pika.exceptions
 from dramatiq.brokers.rabbitmq import RabbitmqBroker, _RabbitmqConsumer
 from dramatiq.common import q_name
 from dramatiq.middleware import CurrentMessage
 
 from pipelines.registration import UNREADABLE
+from services import advice
 from services.errors import ServiceUnavailable
 
-HOW_TO_START = (
-    "start it (on Debian: rabbitmq-server -detached; with Docker: docker compose up -d rabbitmq) "
-    "or point ORGSYNC_BROKER_URL at it"
-)
 MAX_BODY_BYTES = 64 * 1024
 # what dramatiq's Message(**fields) takes, with the JSON type each must have
 REQUIRED = {
@@ -171,10 +170,15 @@ def make_broker(url: str) -> RabbitmqBroker:
 
 
 def unavailable(url: str, error: Exception) -> ServiceUnavailable:
-    return ServiceUnavailable(
-        f"RabbitMQ at {describe(url)} is unreachable"
-        f" ({str(error) or type(error).__name__}); {HOW_TO_START}"
-    )
+    return ServiceUnavailable(*advice.rabbitmq(url, error))
+
+
+def connect(url: str) -> pika.BlockingConnection:
+    """A plain AMQP connection, or one line saying why there is none and what to do."""
+    try:
+        return pika.BlockingConnection(pika.URLParameters(url))
+    except (pika.exceptions.AMQPError, OSError) as error:
+        raise unavailable(url, error) from error
 
 
 def publish(broker: RabbitmqBroker, url: str, message: dramatiq.Message[object]) -> None:

@@ -26,7 +26,7 @@ from pipelines.events import (
 from pipelines.outbox import emit
 from pipelines.registration import Verdict, decided, start_sync
 from services import db, relay, views
-from services.broker import make_broker, publish, unavailable
+from services.broker import connect, make_broker, publish
 from services.errors import ServiceUnavailable, UserError
 from services.settings import Settings
 
@@ -248,10 +248,7 @@ class DeadLetters:
         self.channel: Any = None
 
     def __enter__(self) -> DeadLetters:
-        try:
-            self.connection = pika.BlockingConnection(pika.URLParameters(self.broker_url))
-        except pika.exceptions.AMQPError as error:
-            raise unavailable(self.broker_url, error) from error
+        self.connection = connect(self.broker_url)
         self.channel = self.connection.channel()
         return self
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import time
 import weakref
-from pathlib import Path
+from importlib.resources.abc import Traversable
 from typing import Any
 
 import psycopg
@@ -13,17 +14,14 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
+import schema
+from services import advice
 from services.errors import ServiceUnavailable
 
-MIGRATIONS = Path(__file__).resolve().parent.parent / "schema" / "migrations"
+# schema/ is a package of data files, so an installed wheel carries the migrations with it
+MIGRATIONS = schema.MIGRATIONS
 # Any fixed number: every `orgsync migrate` takes this advisory lock, so two at once are safe.
 _MIGRATION_LOCK = 0x6F726773
-
-HOW_TO_START = (
-    "start it (on Debian: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main "
-    "start; "
-    "with Docker: docker compose up -d postgres) or point ORGSYNC_DATABASE_URL at it"
-)
 
 
 def describe(url: str) -> str:
@@ -35,10 +33,7 @@ def describe(url: str) -> str:
 
 
 def unavailable(url: str, error: Exception) -> ServiceUnavailable:
-    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return ServiceUnavailable(
-        f"PostgreSQL at {describe(url)} is unreachable ({reason}); {HOW_TO_START}"
-    )
+    return ServiceUnavailable(*advice.postgres(url, error))
 
 
 def connect(url: str, **kwargs: object) -> psycopg.Connection[dict[str, object]]:
@@ -97,8 +92,14 @@ def ensure_database(url: str) -> bool:
         return True
 
 
-def migration_files() -> list[Path]:
-    return sorted(MIGRATIONS.glob("[0-9][0-9][0-9][0-9]_*.sql"))
+def migration_files() -> list[Traversable]:
+    named = (f for f in MIGRATIONS.iterdir() if re.fullmatch(r"\d{4}_.+\.sql", f.name))
+    return sorted(named, key=lambda f: f.name)
+
+
+def version_of(migration: Traversable) -> str:
+    """`0002_stuck_syncs` for `0002_stuck_syncs.sql` (a Traversable has a name, not a stem)."""
+    return migration.name.removesuffix(".sql")
 
 
 def migrate(url: str) -> list[str]:
@@ -113,9 +114,10 @@ def migrate(url: str) -> list[str]:
         )
         done = {row["version"] for row in conn.execute("SELECT version FROM schema_migrations")}
         for path in migration_files():
-            if path.stem in done:
+            version = version_of(path)
+            if version in done:
                 continue
             conn.execute(path.read_text())  # type: ignore[call-overload]
-            conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (path.stem,))
-            applied.append(path.stem)
+            conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
+            applied.append(version)
     return applied

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 
 class ServiceUnavailable(RuntimeError):
-    """A service orgsync needs (PostgreSQL, RabbitMQ, AWS) cannot be reached."""
+    """A service orgsync needs (PostgreSQL, RabbitMQ, AWS) cannot be used; `fix` says how."""
+
+    def __init__(self, detail: str, fix: str = "") -> None:
+        super().__init__(f"{detail}; {fix}" if fix else detail)
+        self.detail = detail
+        self.fix = fix
 
 
 class UserError(RuntimeError):

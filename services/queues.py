@@ -16,7 +16,7 @@ import pika
 import pika.exceptions
 
 from pipelines.events import QUEUES
-from services.broker import unavailable
+from services.broker import connect
 
 
 def _ready(channel: Any, name: str) -> tuple[int | None, int | None]:
@@ -29,10 +29,7 @@ def _ready(channel: Any, name: str) -> tuple[int | None, int | None]:
 
 
 def depths(broker_url: str, management_url: str | None = None) -> list[dict[str, Any]]:
-    try:
-        connection = pika.BlockingConnection(pika.URLParameters(broker_url))
-    except pika.exceptions.AMQPError as error:
-        raise unavailable(broker_url, error) from error
+    connection = connect(broker_url)
     try:
         rows = count(connection)
     finally:

@@ -78,8 +78,8 @@ class Settings:
         if log_format not in ("json", "console"):
             raise SettingsError(f"ORGSYNC_LOG_FORMAT={log_format!r}: expected json or console")
         return cls(
-            database_url=get("ORGSYNC_DATABASE_URL") or DEFAULT_DATABASE_URL,
-            broker_url=get("ORGSYNC_BROKER_URL") or DEFAULT_BROKER_URL,
+            database_url=_database_url(get("ORGSYNC_DATABASE_URL") or DEFAULT_DATABASE_URL),
+            broker_url=_broker_url(get("ORGSYNC_BROKER_URL") or DEFAULT_BROKER_URL),
             encryption_keys=get("ORGSYNC_ENCRYPTION_KEYS"),
             encryption_key_file=Path(key_file) if key_file else DEFAULT_KEY_FILE,
             sync_interval=(
@@ -94,7 +94,7 @@ class Settings:
             ),
             rabbitmq_management_url=get("ORGSYNC_RABBITMQ_MANAGEMENT_URL"),
             log_format=log_format,
-            log_level=(get("ORGSYNC_LOG_LEVEL") or "INFO").upper(),
+            log_level=_log_level(get("ORGSYNC_LOG_LEVEL") or "INFO"),
             exporter_host=get("ORGSYNC_EXPORTER_HOST") or "127.0.0.1",
             exporter_port=_port(get("ORGSYNC_EXPORTER_PORT"), "ORGSYNC_EXPORTER_PORT", 9464),
             worker_metrics_host=get("ORGSYNC_WORKER_METRICS_HOST") or "127.0.0.1",
@@ -142,3 +142,54 @@ def _flag(text: str | None, name: str) -> bool:
     if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
         raise SettingsError(f"{name}={text!r}: expected true or false")
     return text.lower() in ("true", "1", "yes")
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_PASSWORD = re.compile(r"(//[^:/@]*:)[^@]*@")
+
+
+def _shown(url: str) -> str:
+    """A URL as an error line may show it: without its password."""
+    return _PASSWORD.sub(r"\1***@", url)
+
+
+def _database_url(url: str) -> str:
+    from psycopg import ProgrammingError
+    from psycopg.conninfo import conninfo_to_dict
+
+    example = "postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
+    if "://" in url and not url.startswith(("postgresql://", "postgres://")):
+        raise SettingsError(f"ORGSYNC_DATABASE_URL={_shown(url)!r}: expected {example}")
+    try:
+        params = conninfo_to_dict(url)
+    except ProgrammingError:
+        raise SettingsError(
+            f"ORGSYNC_DATABASE_URL={_shown(url)!r} is not a PostgreSQL URL: expected {example}"
+        ) from None
+    if "://" not in url and not params.get("dbname"):
+        raise SettingsError(
+            f"ORGSYNC_DATABASE_URL={_shown(url)!r} names no database: expected {example}"
+        )
+    return url
+
+
+def _broker_url(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    example = "amqp://USER:PASSWORD@HOST[:PORT]/VHOST (%2F for the default vhost)"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises on a port that is not a number)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("amqp", "amqps") or not parts.hostname:
+        raise SettingsError(
+            f"ORGSYNC_BROKER_URL={_shown(url)!r} is not a RabbitMQ URL: expected {example}"
+        )
+    return url
+
+
+def _log_level(text: str) -> str:
+    if text.upper() not in LOG_LEVELS:
+        raise SettingsError(f"ORGSYNC_LOG_LEVEL={text!r}: expected one of {', '.join(LOG_LEVELS)}")
+    return text.upper()

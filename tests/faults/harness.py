@@ -28,10 +28,9 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 
 from pipelines.credentials import Keyring, generate_key
-from pipelines.events import OrgRegistered
+from pipelines.events import QUEUES, OrgRegistered
 from services import client, db, views
 from services.broker import make_broker
-from services.cli import STAGE_QUEUES
 from services.settings import Settings
 from services.simulators.moto_aws import SimulatedAws, SimulatedAwsControl
 from services.simulators.sample_org import OrgSpec, SampleOrg, build_organization
@@ -358,7 +357,7 @@ def twice_argv(threads: int = 4) -> list[str]:
         "--threads",
         str(threads),
         "--queues",
-        *STAGE_QUEUES.values(),
+        *QUEUES,
     ]
 
 

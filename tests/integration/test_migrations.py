@@ -32,7 +32,7 @@ def test_migration_files_are_numbered_and_named() -> None:
 
 def test_migrate_creates_the_database_and_applies_every_migration_once(fresh_url: str) -> None:
     first = db.migrate(fresh_url)
-    assert first == [p.stem for p in db.migration_files()]
+    assert first == [db.version_of(p) for p in db.migration_files()]
     assert db.migrate(fresh_url) == []
 
 

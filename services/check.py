@@ -1,0 +1,236 @@
+"""`orgsync check`: every dependency orgsync needs, one verdict each, with the fix.
+
+Each check returns a Verdict; a check that depends on another (migrations on PostgreSQL,
+queues on RabbitMQ) says it was skipped rather than failing twice for one cause.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from pipelines import registration, validation
+from pipelines.credentials import CredentialError, MissingKeysError
+from pipelines.orgs import load_organization, resolve_org_id
+from services import broker, db, keys, queues
+from services.errors import ServiceUnavailable
+from services.settings import Settings
+
+
+@dataclass(frozen=True)
+class Verdict:
+    name: str
+    ok: bool | None  # None: not checked, because what it needs failed
+    detail: str
+    fix: str = ""
+
+    @property
+    def word(self) -> str:
+        return {True: "ok", False: "FAIL", None: "skip"}[self.ok]
+
+    def line(self) -> str:
+        text = f"{self.word:<4}  {self.name:<11} {self.detail}"
+        return f"{text}; fix: {self.fix}" if self.fix else text
+
+    def as_json(self) -> dict[str, Any]:
+        return {"check": self.name, "ok": self.ok, "detail": self.detail, "fix": self.fix}
+
+
+def _failed(name: str, error: ServiceUnavailable) -> Verdict:
+    return Verdict(name, False, error.detail, error.fix)
+
+
+def check_postgres(settings: Settings) -> tuple[Verdict, Any]:
+    try:
+        conn = db.connect(settings.database_url, autocommit=True)
+    except ServiceUnavailable as error:
+        return _failed("postgresql", error), None
+    row = conn.execute("SHOW server_version").fetchone()
+    version = row["server_version"] if row else "?"
+    where = db.describe(settings.database_url)
+    return Verdict("postgresql", True, f"PostgreSQL {version} at {where}"), conn
+
+
+def check_migrations(conn: Any) -> Verdict:
+    if conn is None:
+        return Verdict("migrations", None, "not checked: PostgreSQL failed")
+    wanted = [db.version_of(path) for path in db.migration_files()]
+    done: set[str] = set()
+    if conn.execute("SELECT to_regclass('schema_migrations') AS t").fetchone()["t"]:
+        done = {r["version"] for r in conn.execute("SELECT version FROM schema_migrations")}
+    missing = [v for v in wanted if v not in done]
+    if missing:
+        return Verdict(
+            "migrations",
+            False,
+            f"{len(missing)} of {len(wanted)} migration(s) not applied ({', '.join(missing)})",
+            "run `orgsync migrate`",
+        )
+    return Verdict("migrations", True, f"all {len(wanted)} migration(s) applied")
+
+
+def check_rabbitmq(settings: Settings) -> tuple[Verdict, Any]:
+    try:
+        connection = broker.connect(settings.broker_url)
+    except ServiceUnavailable as error:
+        return _failed("rabbitmq", error), None
+    version = connection._impl.server_properties.get("version", b"")
+    version = version.decode() if isinstance(version, bytes) else str(version)
+    host, _, vhost = broker.describe(settings.broker_url).partition("/")
+    return Verdict("rabbitmq", True, f"RabbitMQ {version} at {host}, vhost {vhost!r}"), connection
+
+
+def check_queues(connection: Any) -> Verdict:
+    if connection is None:
+        return Verdict("queues", None, "not checked: RabbitMQ failed")
+    rows = queues.count(connection)
+    missing = [row["queue"] for row in rows if not row["declared"]]
+    if missing:
+        return Verdict(
+            "queues",
+            False,
+            f"not declared yet: {', '.join(missing)}",
+            "start `orgsync worker` once (it declares every queue)",
+        )
+    return Verdict("queues", True, f"all {len(rows)} queues declared")
+
+
+def check_keys(settings: Settings, conn: Any) -> Verdict:
+    source = (
+        "ORGSYNC_ENCRYPTION_KEYS"
+        if settings.encryption_keys
+        else f"key file {settings.encryption_key_file}"
+    )
+    try:
+        keyring = keys.load_keyring(settings)
+    except MissingKeysError:
+        return Verdict(
+            "keys",
+            False,
+            f"no encryption keys (ORGSYNC_ENCRYPTION_KEYS is unset, no {source})",
+            "run `orgsync keys generate`",
+        )
+    except CredentialError as error:
+        return Verdict(
+            "keys",
+            False,
+            f"the keys from {source} are unusable ({error})",
+            "fix them, or run `orgsync keys generate` for a new key file",
+        )
+    if conn is None:
+        return Verdict("keys", True, f"{len(keyring.key_ids)} key(s) from {source}")
+    try:
+        opened = keys.reseal_all(keyring, conn, check_only=True)
+    except CredentialError as error:
+        return Verdict(
+            "keys",
+            False,
+            f"the keys from {source} cannot open a stored credential ({error})",
+            "set the keys the credentials were sealed with (ORGSYNC_ENCRYPTION_KEYS or"
+            " ORGSYNC_ENCRYPTION_KEY_FILE)",
+        )
+    except Exception:  # no tables yet: the migrations verdict says so
+        return Verdict("keys", True, f"{len(keyring.key_ids)} key(s) from {source}")
+    return Verdict(
+        "keys",
+        True,
+        f"{len(keyring.key_ids)} key(s) from {source} open all {opened} stored credential(s)",
+    )
+
+
+def check_aws(aws: Any) -> Verdict:
+    try:
+        identity = aws.sts.get_caller_identity()
+    except Exception as error:
+        return Verdict(
+            "aws",
+            False,
+            f"no usable AWS credentials ({_aws_reason(error)})",
+            "give orgsync AWS credentials the usual way (AWS_PROFILE, AWS_ACCESS_KEY_ID and"
+            " AWS_SECRET_ACCESS_KEY, or an instance or task role)",
+        )
+    return Verdict("aws", True, f"acting as {identity['Arn']}")
+
+
+def _aws_reason(error: Exception) -> str:
+    from pipelines.aws_errors import classify
+
+    verdict = classify(error)
+    return f"{verdict.code}: {verdict.message}"
+
+
+def check_org(settings: Settings, conn: Any, aws: Any, ref: str) -> Iterator[Verdict]:
+    if conn is None:
+        yield Verdict("org role", None, "not checked: PostgreSQL failed")
+        return
+    org_id = resolve_org_id(conn, ref)
+    if org_id is None:
+        yield Verdict("org role", False, f"no organization {ref!r}", "see `orgsync orgs`")
+        return
+    try:
+        org = load_organization(conn, keys.load_keyring(settings), org_id)
+    except CredentialError as error:
+        yield Verdict("org role", None, f"its credentials cannot be opened ({error})")
+        return
+    assert org is not None
+    live = registration.check_live(aws.assume, org.credentials)
+    if live.problems:
+        yield Verdict(
+            "org role",
+            False,
+            "; ".join(p.message for p in live.problems),
+            "`orgsync iam-policy --org` prints the policy the role needs"
+            " (deploy/aws/org-role.yaml creates it)",
+        )
+    else:
+        yield Verdict("org role", True, f"{org.credentials.org_role_arn} can read {org_id}")
+    account = conn.execute(
+        "SELECT account_id FROM accounts WHERE org_id = %s AND status <> 'removed'"
+        " AND account_id <> %s ORDER BY status = 'ok' DESC, account_id LIMIT 1",
+        (org_id, org.management_account_id),
+    ).fetchone()
+    if account is None:
+        yield Verdict("member role", None, "no member account discovered yet")
+        return
+    result = validation.assume_member_role(aws.sts, org, account["account_id"])
+    if result.status is validation.ValidationStatus.OK:
+        yield Verdict("member role", True, f"assumed {org.member_role_arn(account['account_id'])}")
+    else:
+        yield Verdict(
+            "member role",
+            False,
+            f"cannot assume {org.member_role_arn(account['account_id'])} ({result.reason})",
+            "deploy deploy/aws/member-role-stackset.yaml to the organization"
+            " (`orgsync iam-policy --member` prints its trust policy)",
+        )
+
+
+def run(
+    settings: Settings, org: str | None = None, aws_factory: Callable[[], Any] | None = None
+) -> list[Verdict]:
+    verdicts: list[Verdict] = []
+    pg, conn = check_postgres(settings)
+    mq, connection = check_rabbitmq(settings)
+    try:
+        verdicts += [pg, check_migrations(conn), mq, check_queues(connection)]
+        verdicts.append(check_keys(settings, conn))
+        if aws_factory is None:
+            from services.aws import Aws
+
+            aws_factory = Aws
+        aws = aws_factory()
+        verdicts.append(check_aws(aws))
+        if org is not None:
+            verdicts += check_org(settings, conn, aws, org)
+    finally:
+        if conn is not None:
+            conn.close()
+        if connection is not None and connection.is_open:
+            connection.close()
+    return verdicts
+
+
+def passed(verdicts: list[Verdict]) -> bool:
+    """No failure. A skipped check is not one: what it needed failed, and says so itself."""
+    return all(v.ok is not False for v in verdicts)

@@ -1,0 +1,79 @@
+"""Running the pipeline day to day: failed validations, re-driving them, queue depth."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+
+from services import client, queues, views
+from services.commands.context import Command, Context
+from services.errors import ServiceUnavailable
+from services.output import print_json, table
+
+
+def cmd_failed(ctx: Context, args: argparse.Namespace) -> int:
+    with ctx.connect() as conn:
+        org_id = ctx.org_id(conn, args.org) if args.org else None
+        rows = views.failures(conn, org_id)
+    if args.json:
+        print_json(rows)
+        return 0
+    columns = ["account_id", "name", "org_id", "code", "message", "attempts"]
+    print(table(rows, [*columns, "first_failed_at", "last_failed_at"]))
+    print(f"{len(rows)} failed account(s)")
+    try:
+        dead = client.dead_letter_count(ctx.settings)
+    except ServiceUnavailable as error:
+        print(f"dead-lettered validations not counted: {error}")
+        return 0
+    if dead:
+        print(
+            f"{dead} validation message(s) dead-lettered in {client.DEAD_LETTERS} without an"
+            " outcome: `orgsync retry-failed` re-drives them"
+        )
+    return 0
+
+
+def cmd_retry_failed(ctx: Context, args: argparse.Namespace) -> int:
+    with ctx.connect() as conn:
+        org_id = ctx.org_id(conn, args.org) if args.org else None
+    result = client.retry_failed(ctx.settings, org_id, args.account, args.code, args.dry_run)
+    if args.json:
+        print_json({"queued": result.queued, **dataclasses.asdict(result)})
+    else:
+        print(result.describe())
+    return 0
+
+
+def cmd_queues(ctx: Context, args: argparse.Namespace) -> int:
+    while True:
+        rows = queues.depths(ctx.settings.broker_url, ctx.settings.rabbitmq_management_url)
+        if args.json:
+            print_json(rows)
+        else:
+            columns = ["queue", "ready", "in_flight", "delayed", "dead_lettered", "consumers"]
+            print(table(rows, columns))
+        if not args.watch:
+            return 0
+        time.sleep(args.interval)
+        print()
+
+
+def add(command: Command) -> None:
+    p = command("failed", cmd_failed, "accounts whose validation failed, and why", json=True)
+    p.add_argument("--org", help="organization id or nickname")
+    p = command(
+        "retry-failed",
+        cmd_retry_failed,
+        "validate failed accounts (and dead-lettered validations) again, with a fresh retry"
+        " budget; prints how many it queued",
+        json=True,
+    )
+    p.add_argument("--org", help="organization id or nickname")
+    p.add_argument("--account", help="only this account id")
+    p.add_argument("--code", help="only failures with this AWS error code")
+    p.add_argument("--dry-run", action="store_true", help="only say how many would be queued")
+    p = command("queues", cmd_queues, "each queue's depth and consumers", json=True)
+    p.add_argument("--watch", action="store_true", help="print again every --interval seconds")
+    p.add_argument("--interval", type=float, default=2.0, help="seconds (default 2)")

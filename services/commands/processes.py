@@ -1,0 +1,130 @@
+"""The long-running processes: stage workers, scheduler, exporter, and the demo."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import sys
+import threading
+
+from pipelines.events import STAGES
+from services import keys, queues
+from services.commands.context import Command, Context
+from services.errors import UserError
+
+
+def stage_queues() -> dict[str, str]:
+    """Each stage `--stages` names, with the queue its workers consume."""
+    return {stage.name: stage.queue for stage in STAGES}
+
+
+def cmd_worker(ctx: Context, args: argparse.Namespace) -> int:
+    table = stage_queues()
+    stages = args.stages.split(",") if args.stages else list(table)
+    unknown = [s for s in stages if s not in table]
+    if unknown:
+        raise UserError(f"unknown stage(s) {', '.join(unknown)}; choose from {', '.join(table)}")
+    with ctx.connect():  # fail fast, in one line, when PostgreSQL is down
+        pass
+    queues.depths(ctx.settings.broker_url)  # and when RabbitMQ is
+    keys.load_keyring(ctx.settings)
+    # prefetch only what the threads can run, so one process cannot starve the others
+    os.environ.setdefault("dramatiq_queue_prefetch", str(args.threads))
+    argv = [
+        sys.executable,
+        "-m",
+        "dramatiq",
+        "services.worker",
+        "--skip-logging",
+        "--processes",
+        str(args.processes),
+        "--threads",
+        str(args.threads),
+        "--queues",
+        *(table[s] for s in stages),
+    ]
+    os.execv(sys.executable, argv)
+    return 0  # not reached
+
+
+def cmd_scheduler(ctx: Context, args: argparse.Namespace) -> int:
+    from services import scheduler
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    print(
+        f"scheduler: a sync of each organization every {ctx.settings.sync_interval:.0f} s",
+        file=sys.stderr,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        scheduler.run(ctx.settings, stop)
+    return 0
+
+
+def cmd_exporter(ctx: Context, args: argparse.Namespace) -> int:
+    from services import exporter
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    host = args.host or ctx.settings.exporter_host
+    port = ctx.settings.exporter_port if args.port is None else args.port
+    print(f"exporter: http://{host}:{port}/metrics and /healthz", file=sys.stderr)
+    with contextlib.suppress(KeyboardInterrupt):
+        exporter.run(ctx.settings, host, port, stop)
+    return 0
+
+
+def cmd_demo(ctx: Context, args: argparse.Namespace) -> int:
+    try:  # the simulated AWS is imported only when asked for; a wheel may not ship it
+        from services import demo
+    except ImportError as error:
+        raise UserError(
+            f"the demo needs the simulated AWS ({error.name} is not installed):"
+            " pip install 'orgsync[sim]', or run `make demo` in a checkout"
+        ) from error
+
+    return demo.run(
+        ctx.settings,
+        accounts=args.accounts,
+        processes=args.processes,
+        threads=args.threads,
+        timeout=args.timeout,
+    )
+
+
+def cmd_web(ctx: Context, args: argparse.Namespace) -> int:
+    from services.web import server
+
+    if args.hash_password:
+        print(server.hash_from_stdin())
+        return 0
+    return server.run(ctx.settings, args.host, args.port)
+
+
+def add(command: Command) -> None:
+    names = ",".join(stage_queues())
+    p = command("worker", cmd_worker, "run the stage workers (RabbitMQ consumers)")
+    p.add_argument("--stages", help=f"comma-separated subset of {names} (default all)")
+    p.add_argument("--processes", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--threads", type=int, default=8, help="threads per process (default 8)")
+    command("scheduler", cmd_scheduler, "start a sync of every organization each interval")
+    p = command("exporter", cmd_exporter, "serve Prometheus /metrics and /healthz for the pipeline")
+    p.add_argument("--host", help="address to listen on (default ORGSYNC_EXPORTER_HOST)")
+    p.add_argument("--port", type=int, help="port (default ORGSYNC_EXPORTER_PORT, 9464)")
+    p = command("web", cmd_web, "serve the web console and the HTTP API (/api/)")
+    p.add_argument("--host", help="address to listen on (default ORGSYNC_WEB_HOST, 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default ORGSYNC_WEB_PORT, 8080)")
+    p.add_argument(
+        "--hash-password",
+        action="store_true",
+        help="print ORGSYNC_WEB_PASSWORD_HASH for the password read from stdin, and exit",
+    )
+    p = command(
+        "demo", cmd_demo, "the whole pipeline against an embedded simulated AWS organization"
+    )
+    p.add_argument("--accounts", type=int, default=60, help="accounts in the organization")
+    p.add_argument("--processes", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--threads", type=int, default=8, help="threads per process (default 8)")
+    p.add_argument("--timeout", type=float, default=300, help="seconds per step (default 300)")

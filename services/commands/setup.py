@@ -1,0 +1,104 @@
+"""Setting orgsync up: the database, the keys, the AWS roles, and checking all of it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from services import check, db, iam_policy, keys
+from services.commands.context import Command, Context
+from services.output import print_json
+
+
+def cmd_migrate(ctx: Context, args: argparse.Namespace) -> int:
+    applied = db.migrate(ctx.settings.database_url)
+    print(
+        f"applied {len(applied)} migration(s){': ' + ', '.join(applied) if applied else ''}"
+        f" to {db.describe(ctx.settings.database_url)}"
+    )
+    return 0
+
+
+def cmd_keys(ctx: Context, args: argparse.Namespace) -> int:
+    if args.keys_command == "generate":
+        path, key_id = keys.generate(ctx.settings, if_missing=args.if_missing)
+        print(f"kept the keys in {path}" if key_id is None else f"wrote key {key_id} to {path}")
+        return 0
+    with ctx.connect() as conn:
+        conn.autocommit = True
+        key_id, count = keys.rotate(ctx.settings, conn)
+    print(f"key {key_id} is now active; resealed {count} credential(s)")
+    return 0
+
+
+def cmd_check(ctx: Context, args: argparse.Namespace) -> int:
+    verdicts = check.run(ctx.settings, args.org)
+    if args.json:
+        print_json([v.as_json() for v in verdicts])
+    else:
+        print("\n".join(v.line() for v in verdicts))
+    return 0 if check.passed(verdicts) else 1
+
+
+def cmd_iam_policy(ctx: Context, args: argparse.Namespace) -> int:
+    if args.member or args.trust:
+        if args.member:
+            print(
+                "orgsync only assumes the member role: it needs this trust policy and no"
+                " permissions (deploy/aws/member-role-stackset.yaml creates it everywhere)",
+                file=sys.stderr,
+            )
+        print_json(iam_policy.trust(args.principal, args.external_id_condition))
+    else:
+        print_json(iam_policy.org_permissions())
+    return 0
+
+
+def add(command: Command) -> None:
+    command("migrate", cmd_migrate, "create the database if needed and apply schema/ migrations")
+    p = command("keys", cmd_keys, "credential encryption keys")
+    keys_sub = p.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    g = keys_sub.add_parser("generate", help="write a key file with a new key")
+    g.add_argument("--if-missing", action="store_true", help="keep an existing key file")
+    keys_sub.add_parser("rotate", help="add a newer key and reseal every credential under it")
+    p = command(
+        "check",
+        cmd_check,
+        "check every dependency (PostgreSQL, migrations, RabbitMQ, queues, keys, AWS"
+        " credentials, and with --org that organization's roles): one line each with the fix;"
+        " exits 0 only when all pass",
+        json=True,
+    )
+    p.add_argument("--org", help="also check this organization's roles (id or nickname)")
+    p = command(
+        "iam-policy",
+        cmd_iam_policy,
+        "print the IAM policy JSON a role needs (exactly the actions orgsync calls)",
+    )
+    role = p.add_mutually_exclusive_group()
+    role.add_argument(
+        "--org",
+        action="store_true",
+        help="the organization management role's permissions policy (the default)",
+    )
+    role.add_argument(
+        "--member",
+        action="store_true",
+        help="the member role's trust policy (it needs no permissions)",
+    )
+    p.add_argument(
+        "--trust", action="store_true", help="the trust policy instead of the permissions"
+    )
+    p.add_argument(
+        "--principal",
+        default=iam_policy.PRINCIPAL_PLACEHOLDER,
+        metavar="ARN",
+        help="in a trust policy: the principal orgsync runs as"
+        " (`aws sts get-caller-identity` shows it)",
+    )
+    p.add_argument(
+        "--external-id-condition",
+        action="store_true",
+        help=f"in a trust policy: require sts:ExternalId ({iam_policy.EXTERNAL_ID_PLACEHOLDER}"
+        " is left for you to replace)",
+    )

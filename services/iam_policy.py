@@ -1,0 +1,64 @@
+"""The IAM policies orgsync's roles need: exactly the calls it makes, nothing more.
+
+The organization management role: the read-only Organizations actions that registration,
+discovery and harvesting call (pipelines/registration.py's REQUIRED_ACTIONS), and
+iam:SimulatePrincipalPolicy, with which registration checks that role's own permissions.
+The member role in each account: orgsync only assumes it (validation), so it needs a trust
+policy and no permissions of its own. deploy/aws/ holds the same policies as files and as
+CloudFormation templates; tests/unit/test_deploy_aws.py keeps them equal to these.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipelines.registration import REQUIRED_ACTIONS
+
+VERSION = "2012-10-17"
+SIMULATE = "iam:SimulatePrincipalPolicy"
+ORG_ROLE_ACTIONS: tuple[str, ...] = (*sorted(REQUIRED_ACTIONS), SIMULATE)
+PRINCIPAL_PLACEHOLDER = "arn:aws:iam::111122223333:role/orgsync"
+EXTERNAL_ID_PLACEHOLDER = "EXTERNAL_ID"
+
+
+def org_permissions() -> dict[str, Any]:
+    return {
+        "Version": VERSION,
+        "Statement": [
+            {
+                "Sid": "ReadTheOrganization",
+                "Effect": "Allow",
+                "Action": sorted(REQUIRED_ACTIONS),
+                "Resource": "*",
+            },
+            {
+                # registration simulates the role's own policy before it trusts it
+                "Sid": "CheckOwnPermissions",
+                "Effect": "Allow",
+                "Action": [SIMULATE],
+                "Resource": "*",
+            },
+        ],
+    }
+
+
+def trust(principal: str = PRINCIPAL_PLACEHOLDER, external_id: bool = False) -> dict[str, Any]:
+    """Who may assume the role: the principal orgsync runs as, with the external id if any."""
+    statement: dict[str, Any] = {
+        "Effect": "Allow",
+        "Principal": {"AWS": principal},
+        "Action": "sts:AssumeRole",
+    }
+    if external_id:
+        statement["Condition"] = {"StringEquals": {"sts:ExternalId": EXTERNAL_ID_PLACEHOLDER}}
+    return {"Version": VERSION, "Statement": [statement]}
+
+
+def actions(policy: dict[str, Any]) -> set[str]:
+    """Every action an Allow statement of `policy` names."""
+    found: set[str] = set()
+    for statement in policy["Statement"]:
+        if statement["Effect"] == "Allow":
+            named = statement["Action"]
+            found.update([named] if isinstance(named, str) else named)
+    return found

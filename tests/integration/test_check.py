@@ -1,0 +1,245 @@
+"""`orgsync check`: each failure made real (a closed port, a missing database, a wrong RabbitMQ
+password, an unknown vhost, no keys, keys that open nothing...), each with its fix, and exit 0
+only when everything passes."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote
+
+import psycopg
+import pytest
+from psycopg.conninfo import make_conninfo
+
+from pipelines.credentials import Keyring, generate_key
+from services import check, standalone
+from services.settings import Settings
+from services.simulators.moto_aws import SimulatedAws
+from tests.e2e.conftest import aws, simulated_aws, worker, worker_env  # noqa: F401 (fixtures)
+from tests.e2e.test_pipeline import register_and_sync, request_for
+from tests.integration.test_exporter import declare_queues
+
+pytestmark = pytest.mark.integration
+Conn = psycopg.Connection[dict[str, Any]]
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch, aws: SimulatedAws) -> SimulatedAws:  # noqa: F811
+    """AWS's variables pointing this process's boto3 at the simulated AWS."""
+    for name, value in worker_env(Settings(), aws.endpoint_url).items():
+        if name.startswith("AWS_"):
+            monkeypatch.setenv(name, value)
+    return aws
+
+
+@pytest.fixture
+def ready(settings: Settings, aws_env: SimulatedAws) -> Settings:
+    """Settings under which every check passes: migrated, queues declared, keys, AWS."""
+    declare_queues(settings.broker_url)  # the run's vhost, where any worker declares them too
+    return settings
+
+
+@pytest.fixture
+def rabbitmq_user(rabbitmq_server: tuple[str, Any], broker_url: str) -> Iterator[str]:
+    """A RabbitMQ user of this test's own (password `right`), deleted after it."""
+    _base, ctl = rabbitmq_server
+    user = f"orgsync-check-{uuid.uuid4().hex[:8]}"
+    ctl("add_user", user, "right")
+    ctl("set_permissions", "-p", unquote(broker_url.rsplit("/", 1)[1]), user, ".*", ".*", ".*")
+    yield user
+    ctl("delete_user", user)
+
+
+def verdicts(settings: Settings, org: str | None = None) -> dict[str, check.Verdict]:
+    return {v.name: v for v in check.run(settings, org)}
+
+
+def failed(settings: Settings) -> dict[str, check.Verdict]:
+    found = verdicts(settings)
+    assert not check.passed(list(found.values()))
+    return {name: v for name, v in found.items() if v.ok is False}
+
+
+def test_everything_in_place_passes_every_check_and_exits_0(ready: Settings) -> None:
+    found = verdicts(ready)
+    assert {name: v.ok for name, v in found.items()} == {
+        "postgresql": True,
+        "migrations": True,
+        "rabbitmq": True,
+        "queues": True,
+        "keys": True,
+        "aws": True,
+    }
+    assert check.passed(list(found.values()))
+    assert "acting as arn:aws:sts::" in found["aws"].detail
+
+
+def test_check_prints_one_line_per_dependency_and_json_on_request(
+    ready: Settings, aws_env: SimulatedAws
+) -> None:
+    env = worker_env(ready, aws_env.endpoint_url)
+    done = subprocess.run(
+        [sys.executable, "-m", "services.cli", "check"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert [line.split()[:2] for line in lines] == [
+        ["ok", name] for name in ("postgresql", "migrations", "rabbitmq", "queues", "keys", "aws")
+    ]
+    assert done.stderr == ""
+    done = subprocess.run(
+        [sys.executable, "-m", "services.cli", "check", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert [c["ok"] for c in json.loads(done.stdout)] == [True] * 6
+
+
+def test_a_closed_postgresql_port_fails_with_how_to_start_it(ready: Settings) -> None:
+    url = make_conninfo(ready.database_url, port=str(closed_port()))
+    found = failed(dataclasses.replace(ready, database_url=url))
+    assert set(found) == {"postgresql"}
+    assert "unreachable" in found["postgresql"].detail
+    assert "start it" in found["postgresql"].fix
+    assert verdicts(dataclasses.replace(ready, database_url=url))["migrations"].ok is None
+
+
+def test_a_missing_database_fails_with_run_orgsync_migrate(ready: Settings) -> None:
+    url = make_conninfo(ready.database_url, dbname=f"orgsync_missing_{uuid.uuid4().hex[:8]}")
+    found = failed(dataclasses.replace(ready, database_url=url))
+    assert set(found) == {"postgresql"}
+    assert "no database" in found["postgresql"].detail
+    assert "orgsync migrate" in found["postgresql"].fix
+
+
+def test_a_database_without_the_latest_migrations_fails_with_run_orgsync_migrate(
+    ready: Settings, conn: Conn
+) -> None:
+    conn.execute("DELETE FROM schema_migrations WHERE version = '0002_stuck_syncs'")
+    conn.commit()
+    found = failed(ready)
+    assert set(found) == {"migrations"}
+    assert "0002_stuck_syncs" in found["migrations"].detail
+    assert found["migrations"].fix == "run `orgsync migrate`"
+
+
+def test_a_wrong_rabbitmq_password_fails_with_check_the_credentials(
+    ready: Settings, rabbitmq_user: str
+) -> None:
+    base, vhost = ready.broker_url.rsplit("/", 1)
+    host = base.rsplit("@", 1)[1]
+    for password, ok in (("right", True), ("wrong", False)):
+        url = f"amqp://{rabbitmq_user}:{password}@{host}/{vhost}"
+        found = verdicts(dataclasses.replace(ready, broker_url=url))
+        assert found["rabbitmq"].ok is ok, found["rabbitmq"]
+    assert "wrong user name or password" in found["rabbitmq"].detail
+    assert "check the credentials in ORGSYNC_BROKER_URL" in found["rabbitmq"].fix
+    assert found["queues"].ok is None
+
+
+def test_an_unknown_vhost_fails_with_create_it(ready: Settings) -> None:
+    vhost = f"orgsync-absent-{uuid.uuid4().hex[:6]}"
+    url = f"{ready.broker_url.rsplit('/', 1)[0]}/{quote(vhost, safe='')}"
+    found = failed(dataclasses.replace(ready, broker_url=url))
+    assert set(found) == {"rabbitmq"}
+    assert f"no vhost {vhost!r}" in found["rabbitmq"].detail
+    assert f"rabbitmqctl add_vhost {vhost}" in found["rabbitmq"].fix
+
+
+def test_queues_no_worker_declared_yet_fail_with_start_a_worker(
+    settings: Settings, own_broker_url: str, aws_env: SimulatedAws
+) -> None:
+    found = failed(dataclasses.replace(settings, broker_url=own_broker_url))
+    assert set(found) == {"queues"}
+    assert "org-registration" in found["queues"].detail
+    assert "orgsync worker" in found["queues"].fix
+
+
+def test_no_keys_fail_with_generate_them(ready: Settings, tmp_path: Path) -> None:
+    no_keys = dataclasses.replace(
+        ready, encryption_keys=None, encryption_key_file=tmp_path / "absent"
+    )
+    found = failed(no_keys)
+    assert set(found) == {"keys"}
+    assert found["keys"].fix == "run `orgsync keys generate`"
+
+
+def test_keys_that_cannot_open_a_stored_credential_fail(
+    ready: Settings, conn: Conn, keyring: Keyring
+) -> None:
+    creds = standalone.AccountCredentials(
+        role_arn="arn:aws:iam::123456789012:role/audit",
+        session_name="orgsync",
+        session_duration=3600,
+        external_id=None,
+    )
+    standalone.add(conn, keyring, "123456789012", creds, "audit")
+    conn.commit()
+    assert verdicts(ready)["keys"].detail.endswith("open all 1 stored credential(s)")
+    other = Keyring([generate_key("other")]).format()
+    found = failed(dataclasses.replace(ready, encryption_keys=other))
+    assert set(found) == {"keys"}
+    assert "cannot open a stored credential" in found["keys"].detail
+
+
+def test_no_aws_credentials_fail_with_how_to_give_them(
+    ready: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    found = failed(ready)
+    assert set(found) == {"aws"}
+    assert "no usable AWS credentials" in found["aws"].detail
+    assert "AWS_PROFILE" in found["aws"].fix
+
+
+def test_check_org_assumes_the_organization_and_member_roles(
+    ready: Settings,
+    settings: Settings,
+    aws_env: SimulatedAws,
+    worker: Path,  # noqa: F811
+) -> None:
+    from services.simulators.sample_org import OrgSpec, build_organization
+
+    org = build_organization(aws_env.endpoint_url, OrgSpec(accounts=3, suspended=0, excluded=0))
+    register_and_sync(settings, request_for(org, "checked"))
+    found = verdicts(ready, "checked")
+    assert (found["org role"].ok, found["member role"].ok) == (True, True), found
+
+    members = [a.id for a in org.accounts]
+    aws_env.faults.update(deny_assume_role=members)
+    found = verdicts(ready, "checked")
+    assert (found["org role"].ok, found["member role"].ok) == (True, False)
+    assert "AccessDenied" in found["member role"].detail
+    assert "member-role-stackset.yaml" in found["member role"].fix
+
+    aws_env.faults.update(deny_assume_role=[org.management_account_id])
+    found = verdicts(ready, "checked")
+    assert found["org role"].ok is False
+    assert "cannot assume the organization role" in found["org role"].detail
+    assert "orgsync iam-policy --org" in found["org role"].fix
+
+    assert verdicts(ready, "nobody")["org role"].fix == "see `orgsync orgs`"

@@ -1,0 +1,138 @@
+"""deploy/aws/: the roles' policies hold exactly the AWS calls the code makes, the plain JSON
+files are what `orgsync iam-policy` prints, and cfn-lint finds nothing in the templates."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import botocore.session
+import pytest
+import yaml
+from botocore import xform_name
+
+from services import cli, iam_policy
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy" / "aws"
+TEMPLATES = sorted(DEPLOY.glob("*.yaml"))
+
+
+class CfnLoader(yaml.SafeLoader):
+    """YAML with CloudFormation's short tags (!Ref, !If, ...) read as {tag: value}."""
+
+
+def _tagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    return {suffix: value}
+
+
+CfnLoader.add_multi_constructor("!", _tagged)
+
+
+def template(name: str) -> dict[str, Any]:
+    document: dict[str, Any] = yaml.load((DEPLOY / name).read_text(), Loader=CfnLoader)
+    return document
+
+
+def calls_in_code(services: tuple[str, ...]) -> set[str]:
+    """`service:Operation` for every operation of `services` that the product's code names
+    (as a method call, a paginator or a page operation), simulators and tests aside."""
+    sources = [
+        path.read_text()
+        for folder in ("pipelines", "services")
+        for path in (ROOT / folder).rglob("*.py")
+        if "simulators" not in path.parts
+    ]
+    session = botocore.session.get_session()
+    found = set()
+    for service in services:
+        model = session.get_service_model(service)
+        for operation in model.operation_names:
+            pattern = re.compile(rf"\b{xform_name(operation)}\b")
+            if any(pattern.search(source) for source in sources):
+                found.add(f"{model.signing_name}:{operation}")
+    return found
+
+
+def test_the_org_role_policy_allows_exactly_the_calls_made_with_the_org_role() -> None:
+    # the organization role's clients are Organizations and IAM (services/aws.py)
+    assert iam_policy.actions(iam_policy.org_permissions()) == calls_in_code(
+        ("organizations", "iam")
+    )
+
+
+def test_the_org_role_template_grants_the_same_actions_as_the_policy() -> None:
+    role = template("org-role.yaml")["Resources"]["OrganizationRole"]["Properties"]
+    (policy,) = role["Policies"]
+    assert policy["PolicyDocument"] == iam_policy.org_permissions()
+
+
+def test_the_plain_json_policies_are_what_iam_policy_prints(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli.main(["iam-policy", "--org"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == json.loads((DEPLOY / "org-role-policy.json").read_text())
+    assert cli.main(["iam-policy", "--member", "--external-id-condition"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == json.loads((DEPLOY / "trust-policy.json").read_text())
+
+
+def test_iam_policy_puts_the_given_principal_in_the_trust_policy(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    principal = "arn:aws:iam::123456789012:role/orgsync-prod"
+    assert cli.main(["iam-policy", "--org", "--trust", "--principal", principal]) == 0
+    (statement,) = json.loads(capsys.readouterr().out)["Statement"]
+    assert statement == {
+        "Effect": "Allow",
+        "Principal": {"AWS": principal},
+        "Action": "sts:AssumeRole",
+    }
+
+
+def test_the_member_role_only_trusts_orgsync_and_has_no_permissions() -> None:
+    role = template("member-role.yaml")["Resources"]["MemberRole"]["Properties"]
+    assert "Policies" not in role and "ManagedPolicyArns" not in role
+    (statement,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert statement["Action"] == "sts:AssumeRole"
+    assert statement["Principal"] == {"AWS": {"Ref": "OrgsyncPrincipalArn"}}
+
+
+def test_the_stackset_deploys_the_member_role_template_across_chosen_ous() -> None:
+    stackset = template("member-role-stackset.yaml")["Resources"]["MemberRoleStackSet"]
+    properties = stackset["Properties"]
+    assert stackset["Type"] == "AWS::CloudFormation::StackSet"
+    assert properties["PermissionModel"] == "SERVICE_MANAGED"
+    assert properties["AutoDeployment"]["Enabled"] is True
+    (group,) = properties["StackInstancesGroup"]
+    assert group["DeploymentTargets"]["OrganizationalUnitIds"] == {"Ref": "TargetOuIds"}
+    # the inline template is member-role.yaml itself, so the two never drift apart
+    assert properties["TemplateBody"] == (DEPLOY / "member-role.yaml").read_text()
+
+
+def test_every_template_makes_the_external_id_optional_and_secret() -> None:
+    for path in TEMPLATES:
+        parameter = template(path.name)["Parameters"]["ExternalId"]
+        assert parameter["Default"] == "" and parameter["NoEcho"] is True, path.name
+
+
+def test_cfn_lint_finds_nothing_in_the_templates() -> None:
+    cfn_lint = shutil.which("cfn-lint", path=str(Path(sys.executable).parent))
+    assert cfn_lint, "cfn-lint is not installed: pip install -e '.[test]' (make test does)"
+    done = subprocess.run(
+        [cfn_lint, *map(str, TEMPLATES)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert len(TEMPLATES) == 3
