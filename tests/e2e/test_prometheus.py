@@ -157,6 +157,17 @@ def fill(expr: str, variables: dict[str, str]) -> str:
     return filled
 
 
+def label_values_queries(dashboard: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """variable -> (metric, label) of the dashboard's `label_values(metric, label)` variables."""
+    found = {}
+    for variable in dashboard.get("templating", {}).get("list", []):
+        query = variable.get("query")
+        text = query.get("query", "") if isinstance(query, dict) else str(query or "")
+        if match := re.fullmatch(r"label_values\((\w+),\s*(\w+)\)", text.strip()):
+            found[variable["name"]] = (match.group(1), match.group(2))
+    return found
+
+
 def dashboard_queries(variables: dict[str, str]) -> list[Query]:
     dashboard = json.loads(DASHBOARD.read_text())
     filled = grafana_variables(dashboard, variables)
@@ -342,7 +353,8 @@ def test_every_dashboard_query_answers_on_a_real_prometheus_while_300_accounts_s
 ) -> None:
     settings = own_settings
     vhost = unquote(urlsplit(settings.broker_url).path.lstrip("/"))
-    queries = dashboard_queries({"vhost": vhost})
+    variables = {"vhost": vhost}  # the dashboard's variables, as the operator would pick them
+    queries = dashboard_queries(variables)
 
     def query(name: str) -> Query:
         (found,) = [q for q in queries if q.name == name]
@@ -437,6 +449,11 @@ def test_every_dashboard_query_answers_on_a_real_prometheus_while_300_accounts_s
             f"Accounts by status == {dict(listed)}",
         )
         during = {q.name: prometheus.query_range(q.expr, started, ended) for q in queries}
+        # each variable's value is one the dashboard's own variable query offers
+        dashboard = json.loads(DASHBOARD.read_text())
+        for variable, (metric, label) in label_values_queries(dashboard).items():
+            offered = prometheus.api(f"label/{label}/values", **{"match[]": metric})
+            assert variables[variable] in offered, f"${variable} offers {offered}"
         assert max(values(during[unacked.name])) > 0, "RabbitMQ never saw a message unacked"
 
         # the cases a healthy run never shows: first those the workers must see
