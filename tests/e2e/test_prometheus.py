@@ -478,6 +478,9 @@ def test_every_dashboard_query_answers_on_a_real_prometheus_while_300_accounts_s
         processes.stop("front", "back")
         force_without_workers(settings)
         wait_for_data(list(QUIET))
+        after = {
+            name: prometheus.query_range(query(name).expr, forced_at, time.time()) for name in QUIET
+        }
 
         # the two alerts those cases are for have matched (they fire after their `for:`)
         def alerting() -> set[str]:
@@ -500,6 +503,9 @@ def test_every_dashboard_query_answers_on_a_real_prometheus_while_300_accounts_s
     print("\nseries per dashboard query, mid-sync:")
     for name, count in report.items():
         print(f"  {count:3d}  {name}")
+    print("quiet in a healthy run, after forcing (highest value):")
+    for name, series in after.items():
+        print(f"  {max(values(series)):g}  {name}")
     empty = {name for name, count in report.items() if not count} - set(QUIET)
     assert not empty, f"no series mid-sync: {sorted(empty)}"
     silent = {q.name for q in queries if not any(values(during[q.name]))} - set(QUIET)
