@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-faults test-unit test-integration test-e2e test-browser lint typecheck worker migrate clean bench bench-smoke bench-web web screenshots chromium
+.PHONY: demo test test-faults test-unit test-integration test-e2e test-browser lint typecheck worker migrate clean bench bench-smoke bench-web web screenshots chromium prometheus
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(BIN)/orgsync demo
 
 ## test: lint, type checks, then unit, integration, end-to-end and browser tests, then the fault harness
-test: $(STAMP) lint typecheck chromium
+test: $(STAMP) prometheus lint typecheck chromium
 	$(BIN)/python -m pytest -m "not faults"
 	$(MAKE) test-faults
 
@@ -34,7 +34,7 @@ test-unit: $(STAMP)
 test-integration: $(STAMP)
 	$(BIN)/python -m pytest tests/integration
 
-test-e2e: $(STAMP)
+test-e2e: $(STAMP) prometheus
 	$(BIN)/python -m pytest tests/e2e
 
 ## test-browser: the web console in Debian's chromium, driven by Playwright (~25 s)
@@ -54,6 +54,17 @@ chromium:
 ## web: the web console on http://127.0.0.1:8080/ (needs ORGSYNC_WEB_PASSWORD)
 web: $(STAMP)
 	$(BIN)/orgsync web
+## prometheus: Debian's prometheus and promtool for tests/e2e/test_prometheus.py, installed with
+## apt (sudo when not root) when missing; the service the package starts is stopped and disabled,
+## the test runs a Prometheus of its own
+prometheus:
+	@if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$sudo apt-get update && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus && \
+	  { $$sudo systemctl disable --now prometheus 2>/dev/null || \
+	    $$sudo service prometheus stop 2>/dev/null || true; }; \
+	fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check services pipelines tests benchmarks
