@@ -1,6 +1,6 @@
 """The cloud listing, one page at a time: filters, a sort on an indexed column, LIMIT/OFFSET.
 
-The page's account ids are chosen first (a sort that an index of migration 0005 serves); only
+The page's account ids are chosen first (a sort that an index of migration 0004 serves); only
 those rows are then joined to their organization and badges, so a page costs the same at
 100,000 accounts as at 100 (benchmarks/web_listing.py measures it).
 """
