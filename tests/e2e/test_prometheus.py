@@ -495,6 +495,9 @@ def test_every_dashboard_query_answers_on_a_real_prometheus_while_300_accounts_s
             30,
             "dead-letter and consumer alerts pending",
         )
+        groups = prometheus.api("rules")["groups"]
+        health = {rule["name"]: rule["health"] for group in groups for rule in group["rules"]}
+        assert set(health.values()) == {"ok"}, health
     finally:
         processes.stop()
         prometheus.stop()
