@@ -118,9 +118,8 @@ def test_the_installed_package_reads_its_json_schemas_with_importlib_resources(
     )
     where, title = out.splitlines()
     assert str(installed.parent) in where
-    assert title == json.loads(
-        (ROOT / "schema" / "messages" / "registration_request.json").read_text()
-    )["title"]
+    shipped = ROOT / "schema" / "messages" / "registration_request.json"
+    assert title == json.loads(shipped.read_text())["title"]
 
 
 def test_the_installed_orgsync_knows_its_version(installed: Path, tmp_path: Path) -> None:
