@@ -139,18 +139,17 @@ def check_keys(settings: Settings, conn: Any) -> Verdict:
     )
 
 
-def check_aws(aws: Any) -> Verdict:
+def check_aws(aws_factory: Callable[[], Any]) -> tuple[Verdict, Any]:
+    fix = (
+        "give orgsync AWS credentials the usual way (AWS_PROFILE, AWS_ACCESS_KEY_ID and"
+        " AWS_SECRET_ACCESS_KEY, or an instance or task role)"
+    )
     try:
+        aws = aws_factory()  # a missing AWS_PROFILE fails here already
         identity = aws.sts.get_caller_identity()
     except Exception as error:
-        return Verdict(
-            "aws",
-            False,
-            f"no usable AWS credentials ({_aws_reason(error)})",
-            "give orgsync AWS credentials the usual way (AWS_PROFILE, AWS_ACCESS_KEY_ID and"
-            " AWS_SECRET_ACCESS_KEY, or an instance or task role)",
-        )
-    return Verdict("aws", True, f"acting as {identity['Arn']}")
+        return Verdict("aws", False, f"no usable AWS credentials ({_aws_reason(error)})", fix), None
+    return Verdict("aws", True, f"acting as {identity['Arn']}"), aws
 
 
 def _aws_reason(error: Exception) -> str:
@@ -160,9 +159,12 @@ def _aws_reason(error: Exception) -> str:
     return f"{verdict.code}: {verdict.message}"
 
 
-def check_org(settings: Settings, conn: Any, aws: Any, ref: str) -> Iterator[Verdict]:
-    if conn is None:
-        yield Verdict("org role", None, "not checked: PostgreSQL failed")
+def check_org(
+    settings: Settings, conn: Any, aws: Any, ref: str, migrated: bool
+) -> Iterator[Verdict]:
+    needs = [name for name, ok in (("the migrations", migrated), ("AWS", aws)) if not ok]
+    if needs:
+        yield Verdict("org role", None, f"not checked: {' and '.join(needs)} failed")
         return
     org_id = resolve_org_id(conn, ref)
     if org_id is None:
@@ -193,7 +195,16 @@ def check_org(settings: Settings, conn: Any, aws: Any, ref: str) -> Iterator[Ver
     if account is None:
         yield Verdict("member role", None, "no member account discovered yet")
         return
-    result = validation.assume_member_role(aws.sts, org, account["account_id"])
+    try:
+        result = validation.assume_member_role(aws.sts, org, account["account_id"])
+    except validation.TransientAwsError as error:
+        yield Verdict(
+            "member role",
+            False,
+            f"AWS failed transiently ({error.error.code}: {error.error.message})",
+            "run `orgsync check --org` again in a moment",
+        )
+        return
     if result.status is validation.ValidationStatus.OK:
         yield Verdict("member role", True, f"assumed {org.member_role_arn(account['account_id'])}")
     else:
@@ -213,16 +224,17 @@ def run(
     pg, conn = check_postgres(settings)
     mq, connection = check_rabbitmq(settings)
     try:
-        verdicts += [pg, check_migrations(conn), mq, check_queues(connection)]
+        migrations = check_migrations(conn)
+        verdicts += [pg, migrations, mq, check_queues(connection)]
         verdicts.append(check_keys(settings, conn))
         if aws_factory is None:
             from services.aws import Aws
 
             aws_factory = Aws
-        aws = aws_factory()
-        verdicts.append(check_aws(aws))
+        aws_verdict, aws = check_aws(aws_factory)
+        verdicts.append(aws_verdict)
         if org is not None:
-            verdicts += check_org(settings, conn, aws, org)
+            verdicts += check_org(settings, conn, aws, org, bool(migrations.ok))
     finally:
         if conn is not None:
             conn.close()

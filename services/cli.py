@@ -23,9 +23,11 @@ from services.settings import Settings, SettingsError
 
 # the command groups, in the order `orgsync --help` lists them
 GROUPS = (setup, registration, inventory, operations, processes)
-# long-running processes keep their structured logs on stderr; other commands show them
-# only with --verbose, so that a library's warnings never come before a one-line answer
-LOGGING_COMMANDS = frozenset({"worker", "scheduler", "exporter", "web", "demo"})
+# long-running processes keep their structured logs on stderr (the worker's come from its
+# dramatiq processes, which configure their own); other commands show them only with
+# --verbose, so that a library's warnings never come before a one-line answer, and pika's
+# reports of a failed connection, which the one line says better, only with --verbose
+LOGGING_COMMANDS = frozenset({"scheduler", "exporter", "web", "demo"})
 
 
 def version() -> str:
@@ -70,7 +72,11 @@ def configure_logging(settings: Settings, args: argparse.Namespace) -> None:
     from services.logs import configure
 
     configure(settings.log_level, settings.log_format)
-    if args.command not in LOGGING_COMMANDS and not args.verbose:
+    if args.verbose:
+        return
+    if args.command in LOGGING_COMMANDS:
+        logging.getLogger("pika").setLevel(logging.CRITICAL + 1)
+    else:
         logging.disable(logging.CRITICAL)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TextIO
 
 from services import db, views
@@ -33,17 +33,18 @@ SELECT
 
 @dataclass(frozen=True)
 class Snapshot:
-    """How far a sync has come: each stage counts the accounts that have passed it."""
+    """How far a sync has come: its row, and its accounts by the stage they last passed."""
 
     sync: dict[str, Any] | None
     stages: dict[str, int]
-    passed: dict[str, int] = field(init=False)
 
-    def __post_init__(self) -> None:
-        passed = {
+    @property
+    def passed(self) -> dict[str, int]:
+        """For each stage, the accounts that have passed it (suspended and removed accounts
+        go straight to reconciled, so they count as having passed every stage)."""
+        return {
             stage: sum(self.stages.get(s, 0) for s in STAGES[i:]) for i, stage in enumerate(STAGES)
         }
-        object.__setattr__(self, "passed", passed)
 
     @property
     def finished(self) -> bool:

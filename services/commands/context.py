@@ -31,14 +31,16 @@ class Context:
         return org_id
 
 
-def duration(flag: str) -> Callable[[str], int]:
-    """An argparse type: whole seconds from 900, 900s, 15m or 1h, named after its flag."""
+def duration(flag: str, *, whole: bool = True) -> Callable[[str], Any]:
+    """An argparse type: seconds from 900, 900s, 15m or 1h (whole ones unless `whole` is
+    false), named after its flag."""
 
-    def parse(text: str) -> int:
+    def parse(text: str) -> float:
         try:
-            return round(parse_duration(text, flag))
+            seconds = parse_duration(text, flag)
         except SettingsError as error:
             raise argparse.ArgumentTypeError(str(error)) from error
+        return round(seconds) if whole else seconds
 
     parse.__name__ = "duration"  # argparse names the type in its error line
     return parse

@@ -7,7 +7,7 @@ import dataclasses
 import time
 
 from services import client, queues, views
-from services.commands.context import Command, Context
+from services.commands.context import Command, Context, duration
 from services.errors import ServiceUnavailable
 from services.output import print_json, table
 
@@ -76,4 +76,10 @@ def add(command: Command) -> None:
     p.add_argument("--dry-run", action="store_true", help="only say how many would be queued")
     p = command("queues", cmd_queues, "each queue's depth and consumers", json=True)
     p.add_argument("--watch", action="store_true", help="print again every --interval seconds")
-    p.add_argument("--interval", type=float, default=2.0, help="seconds (default 2)")
+    p.add_argument(
+        "--interval",
+        type=duration("--interval", whole=False),
+        default=2.0,
+        metavar="DURATION",
+        help="how often --watch prints (2, 0.5s, 1m; default 2 s)",
+    )

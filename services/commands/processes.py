@@ -11,7 +11,7 @@ import threading
 
 from pipelines.events import STAGES
 from services import keys, queues
-from services.commands.context import Command, Context
+from services.commands.context import Command, Context, duration
 from services.errors import UserError
 
 
@@ -127,4 +127,10 @@ def add(command: Command) -> None:
     p.add_argument("--accounts", type=int, default=60, help="accounts in the organization")
     p.add_argument("--processes", type=int, default=1, help="worker processes (default 1)")
     p.add_argument("--threads", type=int, default=8, help="threads per process (default 8)")
-    p.add_argument("--timeout", type=float, default=300, help="seconds per step (default 300)")
+    p.add_argument(
+        "--timeout",
+        type=duration("--timeout"),
+        default=300,
+        metavar="DURATION",
+        help="how long each step may take (300, 5m; default 5m)",
+    )

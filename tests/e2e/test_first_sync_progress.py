@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from services import iam_policy
 from services.settings import Settings
 from services.simulators.moto_aws import SimulatedAws
 from services.simulators.sample_org import OrgSpec, build_organization
 from tests.e2e.conftest import worker_env
+from tests.e2e.test_pipeline import register_and_sync, request_for
 
 pytestmark = pytest.mark.e2e
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
@@ -74,3 +76,17 @@ def test_register_follows_the_first_sync_and_sync_wait_shows_progress_and_a_summ
     assert any(line.startswith(f"sync {sync_id[1]}: complete in ") for line in lines)
     (accounts,) = [line for line in lines if line.startswith("  accounts: ")]
     assert "1 suspended" in accounts and "ok" in accounts
+
+
+def test_a_registration_and_a_sync_call_exactly_the_actions_of_the_role_policies(
+    settings: Settings, aws: SimulatedAws, worker: Path
+) -> None:
+    org = build_organization(aws.endpoint_url, OrgSpec(accounts=4, suspended=1, excluded=1))
+    aws.faults.reset_counts()  # building the organization is not orgsync's doing
+
+    register_and_sync(settings, request_for(org, "policy"))  # auto-badge on: every stage runs
+
+    called = set(aws.faults.counts()["operations"])
+    allowed = {action.split(":")[1] for action in iam_policy.ORG_ROLE_ACTIONS}
+    # AssumeRole is the principal's own call, into the roles whose trust policies allow it
+    assert called == allowed | {"AssumeRole"}

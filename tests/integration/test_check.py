@@ -141,6 +141,8 @@ def test_a_database_without_the_latest_migrations_fails_with_run_orgsync_migrate
     assert set(found) == {"migrations"}
     assert "0002_stuck_syncs" in found["migrations"].detail
     assert found["migrations"].fix == "run `orgsync migrate`"
+    org_role = verdicts(ready, "any-org")["org role"]
+    assert (org_role.ok, org_role.detail) == (None, "not checked: the migrations failed")
 
 
 def test_a_wrong_rabbitmq_password_fails_with_check_the_credentials(
@@ -214,6 +216,17 @@ def test_no_aws_credentials_fail_with_how_to_give_them(
     assert set(found) == {"aws"}
     assert "no usable AWS credentials" in found["aws"].detail
     assert "AWS_PROFILE" in found["aws"].fix
+
+
+def test_an_aws_profile_that_does_not_exist_fails_the_aws_check(
+    ready: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_PROFILE", "no-such-profile")
+    found = verdicts(ready, "any-org")
+    assert found["aws"].ok is False
+    assert "ProfileNotFound" in found["aws"].detail or "no-such-profile" in found["aws"].detail
+    assert (found["org role"].ok, found["org role"].detail) == (None, "not checked: AWS failed")
 
 
 def test_check_org_assumes_the_organization_and_member_roles(

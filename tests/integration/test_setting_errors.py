@@ -80,12 +80,13 @@ def test_a_malformed_setting_is_one_line_naming_it(
     assert line.startswith(f"orgsync: {name}={value!r}") and says in line
 
 
+@pytest.mark.parametrize("command", [["queues", "--json"], ["worker"]])
 def test_a_wrong_rabbitmq_password_says_check_the_credentials(
-    base_env: dict[str, str], broker_url: str, rabbitmq_user: str
+    base_env: dict[str, str], broker_url: str, rabbitmq_user: str, command: list[str]
 ) -> None:
     host, vhost = host_and_vhost(broker_url)
     env = {**base_env, "ORGSYNC_BROKER_URL": f"amqp://{rabbitmq_user}:wrong@{host}/{vhost}"}
-    line = one_line_error(orgsync(env, "queues", "--json"))
+    line = one_line_error(orgsync(env, *command))
     assert f"refused user {rabbitmq_user!r}: wrong user name or password" in line
     assert "check the credentials in ORGSYNC_BROKER_URL" in line
     assert "unreachable" not in line and "wrong" not in env["ORGSYNC_DATABASE_URL"]

@@ -8,6 +8,7 @@ into a fresh virtual environment that borrows this one's dependencies through a 
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -102,6 +103,23 @@ def test_orgsync_migrate_from_an_installed_wheel_creates_every_table(
     expected = tables(make_conninfo(postgres_url, dbname=template_database))
     assert {"organizations", "accounts", "schema_migrations"} <= expected
     assert tables(new_database) == expected
+
+
+def test_the_installed_package_reads_its_json_schemas_with_importlib_resources(
+    installed: Path, tmp_path: Path
+) -> None:
+    out = run(
+        installed / "python",
+        "-c",
+        "import schema; print(schema.__file__);"
+        " print(schema.message_schema('registration_request')['title'])",
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    where, title = out.splitlines()
+    assert str(installed.parent) in where
+    shipped = ROOT / "schema" / "messages" / "registration_request.json"
+    assert title == json.loads(shipped.read_text())["title"]
 
 
 def test_the_installed_orgsync_knows_its_version(installed: Path, tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import sys
 from pathlib import Path
 
 import pytest
@@ -23,8 +24,16 @@ REQUIRED = (
     "--member-session-duration",
 )
 DURATION_FLAGS = {
-    "register": ("--org-session-duration", "--member-session-duration", "--timeout"),
+    "register": (
+        "--org-session-duration",
+        "--member-session-duration",
+        "--timeout",
+        "--sync-timeout",
+    ),
+    "update": ("--org-session-duration", "--member-session-duration", "--timeout"),
     "sync": ("--timeout",),
+    "queues": ("--interval",),
+    "demo": ("--timeout",),
 }
 
 
@@ -58,7 +67,7 @@ def test_register_marks_its_required_flags_and_update_does_not() -> None:
 def test_durations_accept_seconds_minutes_and_hours_everywhere(
     command: str, flag: str, text: str, seconds: int
 ) -> None:
-    argv = [command, "o-1", flag, text] if command == "sync" else [command, flag, text]
+    argv = [command, "o-1", flag, text] if command in ("sync", "update") else [command, flag, text]
     args = cli.parser().parse_args(argv)
     assert getattr(args, flag.lstrip("-").replace("-", "_")) == seconds
 
@@ -131,3 +140,30 @@ def test_an_external_id_flag_and_file_together_are_refused() -> None:
 
 def test_no_external_id_given_means_none() -> None:
     assert context.external_id(parsed("--nickname", "acme")) is None
+
+
+def test_sync_interval_takes_a_duration_or_default() -> None:
+    assert cli.parser().parse_args(["register", "--sync-interval", "6h"]).sync_interval == 21600
+    assert cli.parser().parse_args(["register", "--sync-interval", "default"]).sync_interval == 0
+
+
+def test_account_add_takes_a_duration_and_the_external_id_from_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "id"
+    path.write_text("acct-id")
+    args = cli.parser().parse_args(
+        ["account", "add", "123456789012", "--role-arn", "arn:aws:iam::123456789012:role/r",
+         "--session-duration", "15m", "--external-id-file", str(path)]
+    )  # fmt: skip
+    assert args.session_duration == 900
+    assert context.external_id(args) == "acct-id"
+
+
+def test_the_demo_without_the_simulated_aws_installed_says_how_to_get_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "services.demo", None)  # import fails as without moto
+    assert cli.main(["demo"]) == 2
+    assert capsys.readouterr().err.startswith(
+        "orgsync: the demo needs the simulated AWS (services.demo is not installed):"
+        " pip install 'orgsync[sim]'"
+    )
