@@ -104,6 +104,12 @@ class StageMetrics(dramatiq.Middleware):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
         values.ValueClass = values.MultiProcessValue()
         self.metrics = WorkerMetrics.define()
+        # every series exists from the start, at 0: rate() sees a stage's first retry or skip
+        for stage in STAGE_BY_QUEUE.values():
+            self.metrics.duration.labels(stage.name)
+            self.metrics.in_progress.labels(stage.name)
+            for outcome in OUTCOMES:
+                self.metrics.messages.labels(stage.name, outcome)
 
     def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         if self.metrics is not None:

@@ -56,7 +56,7 @@ RABBITMQ_PROMETHEUS = os.environ.get("ORGSYNC_TEST_RABBITMQ_PROMETHEUS", "127.0.
 
 ACCOUNTS = 300
 DENIED = 3  # member roles AWS refuses: the failed-roles panel
-THROTTLED = 2  # member roles throttled for all 5 of botocore's attempts: a dramatiq retry each
+THROTTLED = 2  # member roles throttled for all 5 of botocore's attempts: tried again in a page
 LATENCY_MS = 60  # per simulated AWS call, so the drain lasts long enough to watch
 SCRAPE_SECONDS = 1
 TIMEOUT = 90
@@ -72,10 +72,9 @@ QUIET = {
     "rejected without requeue, as dramatiq does when its retries run out",
     "RabbitMQ: dead-lettered and received per second/A": "the same dead letter, as RabbitMQ "
     "counts it",
-    "Retries and failures per second/A": "the throttled validations of the sync are retried "
-    "late in it, and rate() never sees a worker's first retry: the counter appears at 1 "
-    "(services/metrics.py does not start its counters at 0); forced: one more throttled "
-    "validation through `orgsync retry-failed`",
+    "Retries and failures per second/A": "a throttled validation goes round again as a page "
+    "of its own, not as a dramatiq retry, so a healthy sync retries, fails and skips nothing; "
+    "forced: an unreadable message, recorded and skipped",
     "Rejected messages/A": "nothing unreadable arrives in a healthy run; forced: a body that is "
     "not JSON on tags-harvested",
     "Syncs started per hour/A": "increase() cannot see a counter's first sample, so an "
