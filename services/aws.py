@@ -28,7 +28,9 @@ from pipelines.request_rules import Credentials
 DEFAULT_RETRIES = {"mode": "standard", "max_attempts": 4}
 SESSION_RETRY_SETTINGS = {"mode": "retry_mode", "max_attempts": "max_attempts"}
 CLIENT_CONFIG = Config(
-    retries=DEFAULT_RETRIES,  # type: ignore[arg-type]
+    # a copy: botocore rewrites a Config's retries dict in place (max_attempts becomes
+    # total_max_attempts) when it builds a client
+    retries=dict(DEFAULT_RETRIES),  # type: ignore[arg-type]
     connect_timeout=5,
     read_timeout=30,
     max_pool_connections=64,
