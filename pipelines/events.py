@@ -15,7 +15,7 @@ import hashlib
 import re
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import MISSING, asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from typing import Any, ClassVar, TypeVar
 
 REGISTRATION_QUEUE = "org-registration"
@@ -73,6 +73,7 @@ class Event:
 
 
 E = TypeVar("E", bound=Event)
+P = TypeVar("P", bound="AccountPage")
 
 
 def _field_problem(name: str, value: object) -> str | None:
@@ -150,6 +151,10 @@ class AccountPage(Event):
 
     def payload(self) -> dict[str, Any]:
         return {**asdict(self), "account_ids": list(self.account_ids)}
+
+    def retried(self: P, account_ids: Sequence[str]) -> P:
+        """These of the page's accounts, as a page of their own for this stage's next try."""
+        return replace(self, account_ids=tuple(account_ids), attempt=self.attempt + 1)
 
     @property
     def message_id(self) -> str:

@@ -103,17 +103,11 @@ def harvest(deps: Deps, event: AccountsValidated) -> StageResult:
 
 
 def retry_later(conn: Conn, event: AccountsValidated, account_ids: list[str]) -> list[str]:
+    """These accounts of the page try again, as a page of their own, after a jittered delay."""
     if not account_ids:
         return []
-    again = AccountsValidated(
-        org_id=event.org_id,
-        sync_id=event.sync_id,
-        account_ids=tuple(account_ids),
-        attempt=event.attempt + 1,
-        redrive=event.redrive,
-    )
     delay = backoff_seconds(event.attempt - 1, base=RETRY_BASE_SECONDS)
-    return emit(conn, [again], delay_s=delay)
+    return emit(conn, [event.retried(account_ids)], delay_s=delay)
 
 
 STORE = """

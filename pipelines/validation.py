@@ -149,14 +149,7 @@ def retry_later(conn: Conn, event: AccountsDiscovered, account_ids: list[str]) -
     """These accounts of the page try again, as a page of their own, after a jittered delay."""
     if not account_ids:
         return []
-    again = AccountsDiscovered(
-        org_id=event.org_id,
-        sync_id=event.sync_id,
-        account_ids=tuple(account_ids),
-        attempt=event.attempt + 1,
-        redrive=event.redrive,
-    )
-    return emit(conn, [again], delay_s=retry_delay_ms(event.attempt) / 1000)
+    return emit(conn, [event.retried(account_ids)], delay_s=retry_delay_ms(event.attempt) / 1000)
 
 
 RECORD = """
