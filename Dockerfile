@@ -9,6 +9,7 @@ COPY pyproject.toml README.md ./
 COPY services services
 COPY pipelines pipelines
 COPY schema schema
+COPY orgsync orgsync
 RUN pip wheel --no-deps --wheel-dir /dist .
 
 FROM python:3.11-slim

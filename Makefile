@@ -67,10 +67,10 @@ prometheus:
 	fi
 
 lint: $(STAMP)
-	$(BIN)/ruff check services pipelines tests benchmarks
+	$(BIN)/ruff check services pipelines tests benchmarks orgsync/__init__.py
 
 typecheck: $(STAMP)
-	$(BIN)/mypy pipelines
+	$(BIN)/mypy -p orgsync.pipelines
 
 migrate: $(STAMP)
 	$(BIN)/orgsync migrate

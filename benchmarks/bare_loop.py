@@ -31,8 +31,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from pipelines import discovery, harvest
-from pipelines.request_rules import Filters
+from orgsync.pipelines import discovery, harvest
+from orgsync.pipelines.request_rules import Filters
 
 CONFIG = Config(retries={"mode": "standard", "max_attempts": 4}, max_pool_connections=64)
 SESSION = {"RoleSessionName": "bare-loop", "DurationSeconds": 3600}

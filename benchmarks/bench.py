@@ -46,12 +46,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import psycopg
 from psycopg.conninfo import make_conninfo
 
-from pipelines.credentials import Keyring, generate_key
-from services import client, db, queues, views
-from services.settings import Settings
-from services.simulators import scale_aws
-from services.simulators.moto_aws import SimulatedAwsControl
-from services.simulators.sample_org import aws_client
+from orgsync.pipelines.credentials import Keyring, generate_key
+from orgsync.services import client, db, queues, views
+from orgsync.services.settings import Settings
+from orgsync.services.simulators import scale_aws
+from orgsync.services.simulators.moto_aws import SimulatedAwsControl
+from orgsync.services.simulators.sample_org import aws_client
 
 ROOT = Path(__file__).resolve().parent.parent
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -182,7 +182,8 @@ def simulator(args: argparse.Namespace, workdir: Path) -> Iterator[str]:
     """The scale simulator in a process of its own; yields its endpoint URL."""
     port_file = workdir / "scale-aws.port"
     port_file.unlink(missing_ok=True)
-    argv = [sys.executable, "-m", "services.simulators.scale_aws", "--port-file", str(port_file)]
+    argv = [sys.executable, "-m", "orgsync.services.simulators.scale_aws"]
+    argv += ["--port-file", str(port_file)]
     argv += ["--accounts", str(args.accounts), "--depth", str(args.depth)]
     argv += ["--branching", str(args.branching), "--tags-per-account", str(args.tags)]
     argv += ["--suspended", str(args.suspended), "--excluded", str(args.excluded)]
@@ -382,7 +383,7 @@ def measure_pipeline(
         ORGSYNC_BROKER_URL=settings.broker_url,
         ORGSYNC_ENCRYPTION_KEYS=settings.encryption_keys or "",
     )
-    argv = [sys.executable, "-m", "services.cli", "worker"]
+    argv = [sys.executable, "-m", "orgsync.services.cli", "worker"]
     argv += ["--processes", str(args.processes), "--threads", str(args.threads)]
     log = workdir / "worker.log"
     with subprocess_running(argv, env, log) as process:

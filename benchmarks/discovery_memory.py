@@ -26,13 +26,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipelines import discovery
-from pipelines.credentials import Keyring, generate_key
-from pipelines.events import OrgRegistered
-from pipelines.orgs import load_organization
-from pipelines.registration import store_organization
-from pipelines.request_rules import Credentials, Filters
-from pipelines.stage import Deps
+from orgsync.pipelines import discovery
+from orgsync.pipelines.credentials import Keyring, generate_key
+from orgsync.pipelines.events import OrgRegistered
+from orgsync.pipelines.orgs import load_organization
+from orgsync.pipelines.registration import store_organization
+from orgsync.pipelines.request_rules import Credentials, Filters
+from orgsync.pipelines.stage import Deps
 
 ROOT = "r-bench"
 ORG_ID = "o-benchmark0001"
@@ -112,7 +112,7 @@ class GeneratedOrganization:
 def scratch_database(server_url: str) -> Iterator[str]:
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-    from services import db
+    from orgsync.services import db
 
     url = make_conninfo(server_url, dbname=f"orgsync_bench_{uuid.uuid4().hex[:8]}")
     db.migrate(url)
@@ -131,7 +131,7 @@ def run(client: GeneratedOrganization, database_url: str | None) -> Counter[str]
             for account in batch:
                 tally[discovery.judge(account, filters).action] += 1
         return tally
-    from services import db
+    from orgsync.services import db
 
     keyring = Keyring([generate_key("bench")])
     with db.connect(database_url) as conn:

@@ -28,10 +28,10 @@ from psycopg.conninfo import make_conninfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipelines.events import QUEUES
-from services import db, exporter
-from services.broker import make_broker
-from services.settings import Settings
+from orgsync.pipelines.events import QUEUES
+from orgsync.services import db, exporter
+from orgsync.services.broker import make_broker
+from orgsync.services.settings import Settings
 
 SEED = """
 INSERT INTO organizations (org_id, nickname, management_account_id, partition,

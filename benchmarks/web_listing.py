@@ -28,9 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from starlette.testclient import TestClient
 
-from services import db
-from services.settings import Settings
-from services.web.app import create_app
+from orgsync.services import db
+from orgsync.services.settings import Settings
+from orgsync.services.web.app import create_app
 
 SEED = """
 INSERT INTO organizations (org_id, nickname, management_account_id, partition,

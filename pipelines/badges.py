@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipelines.events import TagsHarvested
-from pipelines.references import look_up
-from pipelines.stage import Conn, Deps, Outcome, StageResult, rejected
+from orgsync.pipelines.events import TagsHarvested
+from orgsync.pipelines.references import look_up
+from orgsync.pipelines.stage import Conn, Deps, Outcome, StageResult, rejected
 
 ORG_ID_BADGE = "system.cloud_organization"
 NICKNAME_BADGE = "system.cloud_organization_nickname"

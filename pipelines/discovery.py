@@ -18,13 +18,19 @@ from typing import Any, Literal
 from botocore.exceptions import BotoCoreError, ClientError, PaginationError
 from psycopg.types.json import Jsonb
 
-from pipelines.aws_errors import backoff_seconds, classify
-from pipelines.events import PAGE_MAX, AccountsDiscovered, AccountsValidated, Event, OrgRegistered
-from pipelines.orgs import Organization, load_organization
-from pipelines.outbox import emit
-from pipelines.references import look_up
-from pipelines.request_rules import Filters
-from pipelines.stage import Conn, Deps, Outcome, StageResult, rejected
+from orgsync.pipelines.aws_errors import backoff_seconds, classify
+from orgsync.pipelines.events import (
+    PAGE_MAX,
+    AccountsDiscovered,
+    AccountsValidated,
+    Event,
+    OrgRegistered,
+)
+from orgsync.pipelines.orgs import Organization, load_organization
+from orgsync.pipelines.outbox import emit
+from orgsync.pipelines.references import look_up
+from orgsync.pipelines.request_rules import Filters
+from orgsync.pipelines.stage import Conn, Deps, Outcome, StageResult, rejected
 
 SUSPENDED_STATES = frozenset({"SUSPENDED", "PENDING_CLOSURE", "CLOSED"})
 PAGE_SIZE = 20  # the most AWS Organizations returns in one page

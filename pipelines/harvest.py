@@ -16,12 +16,12 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 from psycopg.types.json import Jsonb
 
-from pipelines.aws_errors import ErrorClass, backoff_seconds, classify
-from pipelines.events import AccountsValidated, TagsHarvested
-from pipelines.orgs import load_organization
-from pipelines.outbox import emit
-from pipelines.references import look_up
-from pipelines.stage import Conn, Deps, Outcome, StageResult, rejected
+from orgsync.pipelines.aws_errors import ErrorClass, backoff_seconds, classify
+from orgsync.pipelines.events import AccountsValidated, TagsHarvested
+from orgsync.pipelines.orgs import load_organization
+from orgsync.pipelines.outbox import emit
+from orgsync.pipelines.references import look_up
+from orgsync.pipelines.stage import Conn, Deps, Outcome, StageResult, rejected
 
 MAX_ATTEMPTS = 6  # per account, each after botocore's own retries
 RETRY_BASE_SECONDS = 1.0

@@ -7,8 +7,8 @@ from typing import Any
 
 import psycopg
 
-from pipelines.credentials import Keyring, Sealed, open_json, seal_json
-from pipelines.request_rules import Credentials, Filters
+from orgsync.pipelines.credentials import Keyring, Sealed, open_json, seal_json
+from orgsync.pipelines.request_rules import Credentials, Filters
 
 SELECT = """
 SELECT org_id, nickname, partition, management_account_id, credentials_key_id, credentials,

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 import psycopg
 from psycopg.types.json import Jsonb
 
-from pipelines.events import Event
+from orgsync.pipelines.events import Event
 
 INSERT = """
 INSERT INTO outbox (message_id, queue_name, actor_name, payload, deliver_at)

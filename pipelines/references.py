@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pipelines.events import AccountPage, Event
-from pipelines.stage import Conn
+from orgsync.pipelines.events import AccountPage, Event
+from orgsync.pipelines.stage import Conn
 
 LOOKUP = """
 SELECT EXISTS (SELECT 1 FROM organizations WHERE org_id = %(org)s) AS org,

@@ -19,11 +19,11 @@ from typing import Any, Protocol
 import psycopg
 from psycopg.types.json import Jsonb
 
-from pipelines.aws_errors import classify
-from pipelines.credentials import Keyring
-from pipelines.events import Event, OrgRegistered
-from pipelines.orgs import load_organization, seal_credentials
-from pipelines.request_rules import Credentials, Filters, Problem, check_request, redacted
+from orgsync.pipelines.aws_errors import classify
+from orgsync.pipelines.credentials import Keyring
+from orgsync.pipelines.events import Event, OrgRegistered
+from orgsync.pipelines.orgs import load_organization, seal_credentials
+from orgsync.pipelines.request_rules import Credentials, Filters, Problem, check_request, redacted
 
 # Exactly the Organizations actions that registration, discovery and harvesting call.
 REQUIRED_ACTIONS: tuple[str, ...] = (

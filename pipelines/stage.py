@@ -18,8 +18,8 @@ from typing import Any, TypeVar
 
 import psycopg
 
-from pipelines.credentials import Keyring
-from pipelines.orgs import Organization
+from orgsync.pipelines.credentials import Keyring
+from orgsync.pipelines.orgs import Organization
 
 Conn = psycopg.Connection[dict[str, Any]]
 T = TypeVar("T")

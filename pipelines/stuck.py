@@ -18,7 +18,7 @@ from typing import Any
 
 import psycopg
 
-from pipelines.events import STAGES, Event, OrgRegistered, pages
+from orgsync.pipelines.events import STAGES, Event, OrgRegistered, pages
 
 # any fixed number: the one process holding it sweeps, the others skip the round
 LOCK = 0x6F727374

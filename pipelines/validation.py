@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from pipelines.aws_errors import ErrorClass, backoff_seconds, classify
-from pipelines.events import AccountsDiscovered, AccountsValidated, pages
-from pipelines.orgs import Organization, load_organization
-from pipelines.outbox import emit
-from pipelines.references import look_up
-from pipelines.stage import Conn, Deps, Outcome, StageResult, rejected
+from orgsync.pipelines.aws_errors import ErrorClass, backoff_seconds, classify
+from orgsync.pipelines.events import AccountsDiscovered, AccountsValidated, pages
+from orgsync.pipelines.orgs import Organization, load_organization
+from orgsync.pipelines.outbox import emit
+from orgsync.pipelines.references import look_up
+from orgsync.pipelines.stage import Conn, Deps, Outcome, StageResult, rejected
 
 # Attempts at one account's AssumeRole. Each already makes botocore's own HTTP attempts with
 # jittered sleeps (services/aws.py), so three attempts, a few RETRY_BASE_SECONDS apart at most

@@ -26,18 +26,18 @@ import dramatiq
 from dramatiq.middleware import CurrentMessage
 from psycopg_pool import ConnectionPool
 
-from pipelines import badges, discovery, harvest, registration, validation
-from pipelines.events import REGISTRATION_ACTOR, STAGE_BY_NAME
-from pipelines.outbox import emit
-from pipelines.request_rules import Problem
-from pipelines.stage import Deps, Outcome, StageResult
-from services import db, metrics, relay
-from services.aws import Aws
-from services.broker import make_broker
-from services.keys import load_keyring
-from services.logs import get_logger
-from services.middleware import StageMessages, recorder
-from services.settings import Settings
+from orgsync.pipelines import badges, discovery, harvest, registration, validation
+from orgsync.pipelines.events import REGISTRATION_ACTOR, STAGE_BY_NAME
+from orgsync.pipelines.outbox import emit
+from orgsync.pipelines.request_rules import Problem
+from orgsync.pipelines.stage import Deps, Outcome, StageResult
+from orgsync.services import db, metrics, relay
+from orgsync.services.aws import Aws
+from orgsync.services.broker import make_broker
+from orgsync.services.keys import load_keyring
+from orgsync.services.logs import get_logger
+from orgsync.services.middleware import StageMessages, recorder
+from orgsync.services.settings import Settings
 
 log = get_logger("orgsync.worker")
 

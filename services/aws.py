@@ -18,8 +18,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from pipelines.orgs import Organization
-from pipelines.request_rules import Credentials
+from orgsync.pipelines.orgs import Organization
+from orgsync.pipelines.request_rules import Credentials
 
 # botocore's own retries absorb short throttling bursts (TooManyRequestsException included);
 # what outlasts them goes back to the queue with a longer, jittered backoff. These are only

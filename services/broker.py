@@ -28,9 +28,9 @@ from dramatiq.brokers.rabbitmq import RabbitmqBroker, _RabbitmqConsumer
 from dramatiq.common import q_name
 from dramatiq.middleware import CurrentMessage
 
-from pipelines.registration import UNREADABLE
-from services import advice
-from services.errors import ServiceUnavailable
+from orgsync.pipelines.registration import UNREADABLE
+from orgsync.services import advice
+from orgsync.services.errors import ServiceUnavailable
 
 MAX_BODY_BYTES = 64 * 1024
 # what dramatiq's Message(**fields) takes, with the JSON type each must have

@@ -10,12 +10,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from pipelines import registration, validation
-from pipelines.credentials import CredentialError, MissingKeysError
-from pipelines.orgs import load_organization, resolve_org_id
-from services import broker, db, keys, queues
-from services.errors import ServiceUnavailable
-from services.settings import Settings
+from orgsync.pipelines import registration, validation
+from orgsync.pipelines.credentials import CredentialError, MissingKeysError
+from orgsync.pipelines.orgs import load_organization, resolve_org_id
+from orgsync.services import broker, db, keys, queues
+from orgsync.services.errors import ServiceUnavailable
+from orgsync.services.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -153,7 +153,7 @@ def check_aws(aws_factory: Callable[[], Any]) -> tuple[Verdict, Any]:
 
 
 def _aws_reason(error: Exception) -> str:
-    from pipelines.aws_errors import classify
+    from orgsync.pipelines.aws_errors import classify
 
     verdict = classify(error)
     return f"{verdict.code}: {verdict.message}"
@@ -228,7 +228,7 @@ def run(
         verdicts += [pg, migrations, mq, check_queues(connection)]
         verdicts.append(check_keys(settings, conn))
         if aws_factory is None:
-            from services.aws import Aws
+            from orgsync.services.aws import Aws
 
             aws_factory = Aws
         aws_verdict, aws = check_aws(aws_factory)

@@ -15,11 +15,11 @@ from typing import Any
 
 import psycopg
 
-from pipelines.credentials import CredentialError
-from services.commands import inventory, operations, processes, registration, setup
-from services.commands.context import Context
-from services.errors import ServiceUnavailable, UserError
-from services.settings import Settings, SettingsError
+from orgsync.pipelines.credentials import CredentialError
+from orgsync.services.commands import inventory, operations, processes, registration, setup
+from orgsync.services.commands.context import Context
+from orgsync.services.errors import ServiceUnavailable, UserError
+from orgsync.services.settings import Settings, SettingsError
 
 # the command groups, in the order `orgsync --help` lists them
 GROUPS = (setup, registration, inventory, operations, processes)
@@ -69,7 +69,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def configure_logging(settings: Settings, args: argparse.Namespace) -> None:
-    from services.logs import configure
+    from orgsync.services.logs import configure
 
     configure(settings.log_level, settings.log_format)
     if args.verbose:
@@ -92,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except psycopg.errors.UndefinedTable:
         assert settings is not None
-        from services.db import describe
+        from orgsync.services.db import describe
 
         print(
             f"orgsync: the database {describe(settings.database_url)} has no orgsync tables"

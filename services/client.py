@@ -15,20 +15,20 @@ import dramatiq.errors
 import pika
 import pika.exceptions
 
-from pipelines import validation
-from pipelines.events import (
+from orgsync.pipelines import validation
+from orgsync.pipelines.events import (
     REGISTRATION_ACTOR,
     REGISTRATION_QUEUE,
     AccountsDiscovered,
     Event,
     MalformedEvent,
 )
-from pipelines.outbox import emit
-from pipelines.registration import Verdict, decided, start_sync
-from services import db, relay, views
-from services.broker import connect, make_broker, publish
-from services.errors import ServiceUnavailable, UserError
-from services.settings import Settings
+from orgsync.pipelines.outbox import emit
+from orgsync.pipelines.registration import Verdict, decided, start_sync
+from orgsync.services import db, relay, views
+from orgsync.services.broker import connect, make_broker, publish
+from orgsync.services.errors import ServiceUnavailable, UserError
+from orgsync.services.settings import Settings
 
 
 def registration_message(request: dict[str, Any]) -> dramatiq.Message[Any]:

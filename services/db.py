@@ -14,9 +14,9 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-import schema
-from services import advice
-from services.errors import ServiceUnavailable
+from orgsync import schema
+from orgsync.services import advice
+from orgsync.services.errors import ServiceUnavailable
 
 # schema/ is a package of data files, so an installed wheel carries the migrations with it
 MIGRATIONS = schema.MIGRATIONS

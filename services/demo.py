@@ -15,13 +15,18 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from pipelines.orgs import resolve_org_id
-from services import client, db, keys, views
-from services.errors import UserError
-from services.output import table
-from services.settings import Settings
-from services.simulators.moto_aws import SimulatedAws
-from services.simulators.sample_org import OrgSpec, SampleOrg, build_organization, change_tags
+from orgsync.pipelines.orgs import resolve_org_id
+from orgsync.services import client, db, keys, views
+from orgsync.services.errors import UserError
+from orgsync.services.output import table
+from orgsync.services.settings import Settings
+from orgsync.services.simulators.moto_aws import SimulatedAws
+from orgsync.services.simulators.sample_org import (
+    OrgSpec,
+    SampleOrg,
+    build_organization,
+    change_tags,
+)
 
 NICKNAME = "demo"
 DENIED = 3  # member roles the demo breaks on purpose, then fixes
@@ -68,7 +73,7 @@ def start_worker(settings: Settings, endpoint: str, processes: int, threads: int
         [
             sys.executable,
             "-m",
-            "services.cli",
+            "orgsync.services.cli",
             "worker",
             "--processes",
             str(processes),

@@ -29,12 +29,12 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from psycopg.rows import dict_row
 
-from pipelines.events import STAGES
-from services import db, queues
-from services.broker import describe as describe_broker
-from services.logs import get_logger
-from services.metrics import Response, prometheus_text, serve
-from services.settings import Settings
+from orgsync.pipelines.events import STAGES
+from orgsync.services import db, queues
+from orgsync.services.broker import describe as describe_broker
+from orgsync.services.logs import get_logger
+from orgsync.services.metrics import Response, prometheus_text, serve
+from orgsync.services.settings import Settings
 
 log = get_logger("orgsync.exporter")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipelines.registration import REQUIRED_ACTIONS
+from orgsync.pipelines.registration import REQUIRED_ACTIONS
 
 VERSION = "2012-10-17"
 SIMULATE = "iam:SimulatePrincipalPolicy"

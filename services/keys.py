@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from pipelines.credentials import (
+from orgsync.pipelines.credentials import (
     Key,
     Keyring,
     MissingKeysError,
@@ -18,9 +18,9 @@ from pipelines.credentials import (
     generate_key,
     reseal,
 )
-from services.errors import UserError
-from services.logs import get_logger
-from services.settings import Settings
+from orgsync.services.errors import UserError
+from orgsync.services.logs import get_logger
+from orgsync.services.settings import Settings
 
 
 def load_keyring(settings: Settings) -> Keyring:

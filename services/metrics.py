@@ -32,10 +32,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, valu
 from prometheus_client import multiprocess as prometheus_multiprocess
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
-from pipelines.events import STAGE_BY_QUEUE
-from services.logs import configure as configure_logging
-from services.logs import get_logger
-from services.settings import Settings
+from orgsync.pipelines.events import STAGE_BY_QUEUE
+from orgsync.services.logs import configure as configure_logging
+from orgsync.services.logs import get_logger
+from orgsync.services.settings import Settings
 
 log = get_logger("orgsync.metrics")
 

@@ -20,10 +20,10 @@ from dramatiq.common import q_name
 from dramatiq.middleware import SkipMessage
 from psycopg.types.json import Jsonb
 
-from pipelines.events import STAGE_BY_QUEUE, Event, MalformedEvent
-from pipelines.registration import unreadable_reason
-from pipelines.stage import StageResult, rejected
-from services.logs import get_logger
+from orgsync.pipelines.events import STAGE_BY_QUEUE, Event, MalformedEvent
+from orgsync.pipelines.registration import unreadable_reason
+from orgsync.pipelines.stage import StageResult, rejected
+from orgsync.services.logs import get_logger
 
 log = get_logger("orgsync.worker")
 

@@ -11,9 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from services import db, views
-from services.errors import UserError
-from services.settings import Settings
+from orgsync.services import db, views
+from orgsync.services.errors import UserError
+from orgsync.services.settings import Settings
 
 STAGES = ("discovered", "validated", "harvested", "reconciled")
 

@@ -15,8 +15,8 @@ from urllib.parse import quote, unquote, urlsplit
 import pika
 import pika.exceptions
 
-from pipelines.events import QUEUES
-from services.broker import connect
+from orgsync.pipelines.events import QUEUES
+from orgsync.services.broker import connect
 
 
 def _ready(channel: Any, name: str) -> tuple[int | None, int | None]:

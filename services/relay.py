@@ -17,9 +17,9 @@ import dramatiq
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from psycopg_pool import ConnectionPool
 
-from pipelines import stuck
-from pipelines.outbox import emit
-from services.logs import get_logger
+from orgsync.pipelines import stuck
+from orgsync.pipelines.outbox import emit
+from orgsync.services.logs import get_logger
 
 log = get_logger(__name__)
 

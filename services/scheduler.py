@@ -11,9 +11,9 @@ from typing import Any
 
 import psycopg
 
-from services import client, db
-from services.logs import get_logger
-from services.settings import Settings
+from orgsync.services import client, db
+from orgsync.services.logs import get_logger
+from orgsync.services.settings import Settings
 
 log = get_logger("orgsync.scheduler")
 _LOCK = 0x6F726763  # any fixed number shared by every scheduler

@@ -14,11 +14,11 @@ from typing import Any
 
 import psycopg
 
-from pipelines.credentials import Keyring, seal_json
+from orgsync.pipelines.credentials import Keyring, seal_json
 
 # The registration request's own field rules, so both kinds of role are checked alike.
-from pipelines.request_rules import _EXTERNAL_ID, _NAME, _duration, _role_arn, _token
-from services.errors import UserError
+from orgsync.pipelines.request_rules import _EXTERNAL_ID, _NAME, _duration, _role_arn, _token
+from orgsync.services.errors import UserError
 
 Conn = psycopg.Connection[dict[str, Any]]
 _ACCOUNT_ID = re.compile(r"[0-9]{12}")

@@ -6,7 +6,7 @@ from typing import Any
 
 import psycopg
 
-from pipelines.request_rules import FILTER_FIELDS
+from orgsync.pipelines.request_rules import FILTER_FIELDS
 
 Conn = psycopg.Connection[dict[str, Any]]
 

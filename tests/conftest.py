@@ -21,11 +21,11 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from pipelines.credentials import Keyring, generate_key
-from pipelines.events import STAGE_BY_QUEUE, Event
-from pipelines.stage import Deps
-from services import db
-from services.settings import Settings
+from orgsync.pipelines.credentials import Keyring, generate_key
+from orgsync.pipelines.events import STAGE_BY_QUEUE, Event
+from orgsync.pipelines.stage import Deps
+from orgsync.services import db
+from orgsync.services.settings import Settings
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 

@@ -6,10 +6,10 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from pipelines.orgs import resolve_org_id
-from services import db
-from services.errors import UserError
-from services.settings import Settings, SettingsError, parse_duration
+from orgsync.pipelines.orgs import resolve_org_id
+from orgsync.services import db
+from orgsync.services.errors import UserError
+from orgsync.services.settings import Settings, SettingsError, parse_duration
 
 # command(name, handler, help, json=False) -> the sub-command's parser (see services/cli.py)
 Command = Callable[..., argparse.ArgumentParser]

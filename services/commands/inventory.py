@@ -6,11 +6,17 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from pipelines import badges
-from services import keys, views
-from services.commands.context import Command, Context, add_external_id, duration, external_id
-from services.errors import UserError
-from services.output import print_json, table
+from orgsync.pipelines import badges
+from orgsync.services import keys, views
+from orgsync.services.commands.context import (
+    Command,
+    Context,
+    add_external_id,
+    duration,
+    external_id,
+)
+from orgsync.services.errors import UserError
+from orgsync.services.output import print_json, table
 
 BADGE_ARGS = {"add": "KEY=VALUE", "delete": "KEY"}
 STATUSES = ["pending", "ok", "assume_role_failed", "suspended", "removed"]
@@ -142,7 +148,7 @@ def edit_badges(ctx: Context, action: str, words: list[str]) -> int:
 
 
 def cmd_account(ctx: Context, args: argparse.Namespace) -> int:
-    from services import standalone
+    from orgsync.services import standalone
 
     with ctx.connect() as conn:
         if args.account_command == "delete":

@@ -6,10 +6,10 @@ import argparse
 import dataclasses
 import time
 
-from services import client, queues, views
-from services.commands.context import Command, Context, duration
-from services.errors import ServiceUnavailable
-from services.output import print_json, table
+from orgsync.services import client, queues, views
+from orgsync.services.commands.context import Command, Context, duration
+from orgsync.services.errors import ServiceUnavailable
+from orgsync.services.output import print_json, table
 
 
 def cmd_failed(ctx: Context, args: argparse.Namespace) -> int:

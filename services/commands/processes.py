@@ -9,10 +9,10 @@ import signal
 import sys
 import threading
 
-from pipelines.events import STAGES
-from services import keys, queues
-from services.commands.context import Command, Context, duration
-from services.errors import UserError
+from orgsync.pipelines.events import STAGES
+from orgsync.services import keys, queues
+from orgsync.services.commands.context import Command, Context, duration
+from orgsync.services.errors import UserError
 
 
 def stage_queues() -> dict[str, str]:
@@ -36,7 +36,7 @@ def cmd_worker(ctx: Context, args: argparse.Namespace) -> int:
         sys.executable,
         "-m",
         "dramatiq",
-        "services.worker",
+        "orgsync.services.worker",
         "--skip-logging",
         "--processes",
         str(args.processes),
@@ -50,7 +50,7 @@ def cmd_worker(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_scheduler(ctx: Context, args: argparse.Namespace) -> int:
-    from services import scheduler
+    from orgsync.services import scheduler
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -64,7 +64,7 @@ def cmd_scheduler(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_exporter(ctx: Context, args: argparse.Namespace) -> int:
-    from services import exporter
+    from orgsync.services import exporter
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -78,7 +78,7 @@ def cmd_exporter(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_demo(ctx: Context, args: argparse.Namespace) -> int:
     try:  # the simulated AWS is imported only when asked for; a wheel may not ship it
-        from services import demo
+        from orgsync.services import demo
     except ImportError as error:
         raise UserError(
             f"the demo needs the simulated AWS ({error.name} is not installed):"
@@ -95,7 +95,7 @@ def cmd_demo(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_web(ctx: Context, args: argparse.Namespace) -> int:
-    from services.web import server
+    from orgsync.services.web import server
 
     if args.hash_password:
         print(server.hash_from_stdin())

@@ -7,12 +7,18 @@ import sys
 import uuid
 from typing import Any
 
-from pipelines.request_rules import CREDENTIAL_FIELDS
-from services import client, progress
-from services.commands.context import Command, Context, add_external_id, duration, external_id
-from services.errors import UserError
-from services.output import print_json
-from services.settings import SettingsError, parse_duration
+from orgsync.pipelines.request_rules import CREDENTIAL_FIELDS
+from orgsync.services import client, progress
+from orgsync.services.commands.context import (
+    Command,
+    Context,
+    add_external_id,
+    duration,
+    external_id,
+)
+from orgsync.services.errors import UserError
+from orgsync.services.output import print_json
+from orgsync.services.settings import SettingsError, parse_duration
 
 
 def request_from(args: argparse.Namespace, org_id: str | None) -> dict[str, Any]:

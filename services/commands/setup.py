@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from services import check, db, iam_policy, keys
-from services.commands.context import Command, Context
-from services.output import print_json
+from orgsync.services import check, db, iam_policy, keys
+from orgsync.services.commands.context import Command, Context
+from orgsync.services.output import print_json
 
 
 def cmd_migrate(ctx: Context, args: argparse.Namespace) -> int:

@@ -42,7 +42,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from xml.sax.saxutils import escape
 
-from services.simulators.moto_aws import (
+from orgsync.services.simulators.moto_aws import (
     AwsCall,
     Fault,
     FaultState,
@@ -50,7 +50,7 @@ from services.simulators.moto_aws import (
     _write_port_file,
     fault_control,
 )
-from services.simulators.sample_org import (
+from orgsync.services.simulators.sample_org import (
     MANAGEMENT_ACCOUNT_ID,
     MEMBER_ROLE_NAME,
     ORG_ROLE_NAME,

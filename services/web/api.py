@@ -13,13 +13,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from pipelines.orgs import resolve_org_id
-from services import client, queues, views
-from services.errors import ServiceUnavailable, UserError
-from services.output import dumps
-from services.web import openapi
-from services.web.auth import api
-from services.web.listing import STATUSES
+from orgsync.pipelines.orgs import resolve_org_id
+from orgsync.services import client, queues, views
+from orgsync.services.errors import ServiceUnavailable, UserError
+from orgsync.services.output import dumps
+from orgsync.services.web import openapi
+from orgsync.services.web.auth import api
+from orgsync.services.web.listing import STATUSES
 
 MAX_WAIT = 300.0
 

@@ -19,10 +19,10 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services import db
-from services.settings import Settings
-from services.web import api, auth, forms, pages
-from services.web.render import HERE, render, templates
+from orgsync.services import db
+from orgsync.services.settings import Settings
+from orgsync.services.web import api, auth, forms, pages
+from orgsync.services.web.render import HERE, render, templates
 
 # no inline script or style anywhere: the only script is /static/app.js
 CSP = (

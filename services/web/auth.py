@@ -25,8 +25,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 
-from services.errors import UserError
-from services.settings import Settings
+from orgsync.services.errors import UserError
+from orgsync.services.settings import Settings
 
 COOKIE = "orgsync_session"
 SESSION_SECONDS = 12 * 3600

@@ -15,11 +15,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from pipelines.request_rules import CREDENTIAL_FIELDS
-from services import client
-from services.errors import ServiceUnavailable, UserError
-from services.web.auth import page
-from services.web.render import render
+from orgsync.pipelines.request_rules import CREDENTIAL_FIELDS
+from orgsync.services import client
+from orgsync.services.errors import ServiceUnavailable, UserError
+from orgsync.services.web.auth import page
+from orgsync.services.web.render import render
 
 VERDICT_TIMEOUT = 60.0
 

@@ -8,11 +8,11 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from pipelines.orgs import resolve_org_id
-from services import client, queues, views
-from services.errors import ServiceUnavailable, UserError
-from services.web.auth import page
-from services.web.render import render
+from orgsync.pipelines.orgs import resolve_org_id
+from orgsync.services import client, queues, views
+from orgsync.services.errors import ServiceUnavailable, UserError
+from orgsync.services.web.auth import page
+from orgsync.services.web.render import render
 
 STAGES = ("discovered", "validated", "harvested", "reconciled")
 

@@ -9,12 +9,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from pipelines import badges
-from pipelines.orgs import resolve_org_id
-from services import views
-from services.web import listing, operations
-from services.web.auth import page
-from services.web.render import render
+from orgsync.pipelines import badges
+from orgsync.pipelines.orgs import resolve_org_id
+from orgsync.services import views
+from orgsync.services.web import listing, operations
+from orgsync.services.web.auth import page
+from orgsync.services.web.render import render
 
 
 @page

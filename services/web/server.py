@@ -8,11 +8,11 @@ import sys
 
 import uvicorn
 
-from services import db
-from services.errors import UserError
-from services.settings import Settings
-from services.web.app import create_app
-from services.web.auth import hash_password
+from orgsync.services import db
+from orgsync.services.errors import UserError
+from orgsync.services.settings import Settings
+from orgsync.services.web.app import create_app
+from orgsync.services.web.auth import hash_password
 
 
 def hash_from_stdin() -> str:

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 import uvicorn
 
-from services.settings import Settings
-from services.web.app import create_app
+from orgsync.services.settings import Settings
+from orgsync.services.web.app import create_app
 from tests.conftest import IN_CI
 from tests.e2e.conftest import aws, simulated_aws, worker  # noqa: F401  (fixtures)
 

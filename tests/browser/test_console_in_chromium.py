@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from services import client, db
-from services.settings import Settings
-from services.simulators.moto_aws import SimulatedAws
-from services.simulators.sample_org import OrgSpec, SampleOrg, build_organization
+from orgsync.services import client, db
+from orgsync.services.settings import Settings
+from orgsync.services.simulators.moto_aws import SimulatedAws
+from orgsync.services.simulators.sample_org import OrgSpec, SampleOrg, build_organization
 from tests.browser.conftest import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]

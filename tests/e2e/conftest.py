@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from services.settings import Settings
-from services.simulators.moto_aws import SimulatedAws, SimulatedAwsControl
+from orgsync.services.settings import Settings
+from orgsync.services.simulators.moto_aws import SimulatedAws, SimulatedAwsControl
 
 
 @pytest.fixture(scope="session")
@@ -46,9 +46,10 @@ def worker_env(settings: Settings, endpoint_url: str) -> dict[str, str]:
 @contextmanager
 def running_worker(settings: Settings, endpoint_url: str, log: Path) -> Iterator[None]:
     """`orgsync worker` with every stage, in a subprocess logging to `log`, for the block."""
+    argv = [sys.executable, "-m", "orgsync.services.cli", "worker"]
     with log.open("w") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "worker", "--processes", "1", "--threads", "8"],
+            [*argv, "--processes", "1", "--threads", "8"],
             env=worker_env(settings, endpoint_url),
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from services import client
-from services.settings import Settings
-from services.simulators.moto_aws import SimulatedAws
-from services.simulators.sample_org import OrgSpec, SampleOrg, build_organization
+from orgsync.services import client
+from orgsync.services.settings import Settings
+from orgsync.services.simulators.moto_aws import SimulatedAws
+from orgsync.services.simulators.sample_org import OrgSpec, SampleOrg, build_organization
 from tests.e2e.conftest import worker_env
 from tests.e2e.test_pipeline import request_for
 
@@ -28,7 +28,7 @@ SCOPE = "Root/Engineering"
 
 def orgsync(settings: Settings, aws: SimulatedAws, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "services.cli", *args],
+        [sys.executable, "-m", "orgsync.services.cli", *args],
         env=worker_env(settings, aws.endpoint_url),
         capture_output=True,
         text=True,

@@ -25,11 +25,11 @@ import pika
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipelines.events import PAGE_MAX
-from services import client, exporter
-from services.settings import Settings
-from services.simulators.moto_aws import SimulatedAws
-from services.simulators.sample_org import OrgSpec, build_organization
+from orgsync.pipelines.events import PAGE_MAX
+from orgsync.services import client, exporter
+from orgsync.services.settings import Settings
+from orgsync.services.simulators.moto_aws import SimulatedAws
+from orgsync.services.simulators.sample_org import OrgSpec, build_organization
 from tests.e2e.conftest import worker_env
 from tests.e2e.test_pipeline import orgsync, request_for
 
@@ -96,7 +96,7 @@ class Workers:
         with (self.logs / f"worker-{stages}.log").open("w") as out:
             self.processes.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "services.cli", "worker", "--stages", stages],
+                    [sys.executable, "-m", "orgsync.services.cli", "worker", "--stages", stages],
                     env=dict(self.env, ORGSYNC_WORKER_METRICS_PORT=str(port)),
                     stdout=out,
                     stderr=subprocess.STDOUT,

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from services import iam_policy
-from services.settings import Settings
-from services.simulators.moto_aws import SimulatedAws
-from services.simulators.sample_org import OrgSpec, build_organization
+from orgsync.services import iam_policy
+from orgsync.services.settings import Settings
+from orgsync.services.simulators.moto_aws import SimulatedAws
+from orgsync.services.simulators.sample_org import OrgSpec, build_organization
 from tests.e2e.conftest import worker_env
 from tests.e2e.test_pipeline import register_and_sync, request_for
 
@@ -24,7 +24,7 @@ UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
 def orgsync(settings: Settings, aws: SimulatedAws, *args: str) -> str:
     done = subprocess.run(
-        [sys.executable, "-m", "services.cli", *args],
+        [sys.executable, "-m", "orgsync.services.cli", *args],
         env=worker_env(settings, aws.endpoint_url),
         capture_output=True,
         text=True,

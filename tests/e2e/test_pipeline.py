@@ -12,10 +12,15 @@ from typing import Any
 import pika
 import pytest
 
-from services import client
-from services.settings import Settings
-from services.simulators.moto_aws import SimulatedAws
-from services.simulators.sample_org import OrgSpec, SampleOrg, build_organization, change_tags
+from orgsync.services import client
+from orgsync.services.settings import Settings
+from orgsync.services.simulators.moto_aws import SimulatedAws
+from orgsync.services.simulators.sample_org import (
+    OrgSpec,
+    SampleOrg,
+    build_organization,
+    change_tags,
+)
 from tests.e2e.conftest import worker_env
 
 pytestmark = pytest.mark.e2e
@@ -40,7 +45,7 @@ def request_for(org: SampleOrg, nickname: str, **extra: Any) -> dict[str, Any]:
 
 def orgsync(settings: Settings, aws: SimulatedAws, *args: str) -> Any:
     done = subprocess.run(
-        [sys.executable, "-m", "services.cli", *args],
+        [sys.executable, "-m", "orgsync.services.cli", *args],
         env=worker_env(settings, aws.endpoint_url),
         capture_output=True,
         text=True,
@@ -145,7 +150,7 @@ def test_the_scheduler_turns_tags_changed_in_aws_into_badges_with_no_other_actio
     with (tmp_path / "scheduler.log").open("w") as out:
         schedulers = [
             subprocess.Popen(
-                [sys.executable, "-m", "services.cli", "scheduler"],
+                [sys.executable, "-m", "orgsync.services.cli", "scheduler"],
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -39,10 +39,10 @@ import psycopg
 import pytest
 import yaml
 
-from services import client
-from services.settings import Settings
-from services.simulators.moto_aws import SimulatedAws
-from services.simulators.sample_org import OrgSpec, build_organization
+from orgsync.services import client
+from orgsync.services.settings import Settings
+from orgsync.services.simulators.moto_aws import SimulatedAws
+from orgsync.services.simulators.sample_org import OrgSpec, build_organization
 from tests.conftest import IN_CI, unavailable
 from tests.e2e.conftest import worker_env
 from tests.e2e.test_pipeline import orgsync, request_for
@@ -314,7 +314,7 @@ class Processes:
     def start(self, name: str, *args: str, **env: str) -> None:
         with (self.logs / f"{name}.log").open("w") as out:
             self.running[name] = subprocess.Popen(
-                [sys.executable, "-m", "services.cli", *args],
+                [sys.executable, "-m", "orgsync.services.cli", *args],
                 env=dict(self.env, **env),
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -17,12 +17,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipelines.events import REGISTRATION_ACTOR, REGISTRATION_QUEUE
-from pipelines.request_rules import ALL_FIELDS
-from services import client, db
-from services.settings import Settings
-from services.simulators.moto_aws import SimulatedAws
-from services.simulators.sample_org import (
+from orgsync.pipelines.events import REGISTRATION_ACTOR, REGISTRATION_QUEUE
+from orgsync.pipelines.request_rules import ALL_FIELDS
+from orgsync.services import client, db
+from orgsync.services.settings import Settings
+from orgsync.services.simulators.moto_aws import SimulatedAws
+from orgsync.services.simulators.sample_org import (
     MANAGEMENT_ACCOUNT_ID,
     OrgSpec,
     aws_client,

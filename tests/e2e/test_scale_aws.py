@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from services.settings import Settings
-from services.simulators.moto_aws import SimulatedAws
-from services.simulators.sample_org import OrgSpec, build_organization
-from services.simulators.scale_aws import ScaleAws
+from orgsync.services.settings import Settings
+from orgsync.services.simulators.moto_aws import SimulatedAws
+from orgsync.services.simulators.sample_org import OrgSpec, build_organization
+from orgsync.services.simulators.scale_aws import ScaleAws
 from tests.e2e.conftest import running_worker
 from tests.e2e.test_pipeline import orgsync, register_and_sync, request_for
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.validation import MAX_ATTEMPTS
-from services import client
-from services.aws import CLIENT_CONFIG
-from services.settings import Settings
-from services.simulators.moto_aws import SimulatedAws
-from services.simulators.sample_org import OrgSpec, build_organization
+from orgsync.pipelines.validation import MAX_ATTEMPTS
+from orgsync.services import client
+from orgsync.services.aws import CLIENT_CONFIG
+from orgsync.services.settings import Settings
+from orgsync.services.simulators.moto_aws import SimulatedAws
+from orgsync.services.simulators.sample_org import OrgSpec, build_organization
 from tests.e2e.conftest import worker_env
 from tests.e2e.test_pipeline import TIMEOUT, orgsync, register_and_sync, request_for
 
@@ -24,7 +24,7 @@ HTTP_ATTEMPTS = CLIENT_CONFIG.retries["max_attempts"] + 1  # botocore counts ret
 
 def retry_failed(settings: Settings, aws: SimulatedAws, *args: str) -> str:
     done = subprocess.run(
-        [sys.executable, "-m", "services.cli", "retry-failed", *args],
+        [sys.executable, "-m", "orgsync.services.cli", "retry-failed", *args],
         env=worker_env(settings, aws.endpoint_url),
         capture_output=True,
         text=True,

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from services import client
-from services.settings import Settings
-from services.simulators.moto_aws import SimulatedAws
-from services.simulators.sample_org import OrgSpec, build_organization
-from services.web.app import create_app
+from orgsync.services import client
+from orgsync.services.settings import Settings
+from orgsync.services.simulators.moto_aws import SimulatedAws
+from orgsync.services.simulators.sample_org import OrgSpec, build_organization
+from orgsync.services.web.app import create_app
 from tests.e2e.test_pipeline import TIMEOUT, request_for
 
 pytestmark = pytest.mark.e2e

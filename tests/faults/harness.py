@@ -27,13 +27,13 @@ import dramatiq
 import psycopg
 from psycopg.conninfo import make_conninfo
 
-from pipelines.credentials import Keyring, generate_key
-from pipelines.events import QUEUES, OrgRegistered
-from services import client, db, views
-from services.broker import make_broker
-from services.settings import Settings
-from services.simulators.moto_aws import SimulatedAws, SimulatedAwsControl
-from services.simulators.sample_org import OrgSpec, SampleOrg, build_organization
+from orgsync.pipelines.credentials import Keyring, generate_key
+from orgsync.pipelines.events import QUEUES, OrgRegistered
+from orgsync.services import client, db, views
+from orgsync.services.broker import make_broker
+from orgsync.services.settings import Settings
+from orgsync.services.simulators.moto_aws import SimulatedAws, SimulatedAwsControl
+from orgsync.services.simulators.sample_org import OrgSpec, SampleOrg, build_organization
 from tests.e2e.conftest import worker_env
 from tests.faults.servers import PrivatePostgres, PrivateRabbitmq
 from tests.faults.state import Counts, Snapshot, compare, snapshot
@@ -175,7 +175,7 @@ class Harness:
             "exclude_prefixes": ["sandbox-"],
             "auto_badge": True,
         }
-        argv = [sys.executable, "-m", "services.cli", "worker", "--stages", "registration"]
+        argv = [sys.executable, "-m", "orgsync.services.cli", "worker", "--stages", "registration"]
         with Supervisor(self.worker_env(settings), self.base / "setup.log", slots=1, argv=argv):
             client.submit(settings, request)
             verdict = client.wait_verdict(settings, request["request_id"], 120)
@@ -300,7 +300,7 @@ def restart_postgres(harness: Harness, run: Run, workers: Supervisor) -> None:
     scheduler_log = harness.base / f"{run.name}-scheduler.log"
     with scheduler_log.open("w") as out:
         scheduler = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "scheduler"],
+            [sys.executable, "-m", "orgsync.services.cli", "scheduler"],
             env=run.env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -349,7 +349,7 @@ def twice_argv(threads: int = 4) -> list[str]:
         sys.executable,
         "-m",
         "dramatiq",
-        "services.worker",
+        "orgsync.services.worker",
         "tests.faults.twice",
         "--skip-logging",
         "--processes",

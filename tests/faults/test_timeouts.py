@@ -11,10 +11,10 @@ from __future__ import annotations
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import TimeLimit
 
-from pipelines import discovery, validation
-from pipelines.aws_errors import MAX_BACKOFF_SECONDS
-from services.actors import build
-from services.settings import Settings
+from orgsync.pipelines import discovery, validation
+from orgsync.pipelines.aws_errors import MAX_BACKOFF_SECONDS
+from orgsync.services.actors import build
+from orgsync.services.settings import Settings
 
 CONSUMER_TIMEOUT_MS = 30 * 60 * 1000
 FAR_UNDER = CONSUMER_TIMEOUT_MS * 0.75

@@ -59,7 +59,7 @@ class Supervisor:
         self.argv = argv or [
             sys.executable,
             "-m",
-            "services.cli",
+            "orgsync.services.cli",
             "worker",
             "--processes",
             "1",

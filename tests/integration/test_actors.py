@@ -14,12 +14,12 @@ import pytest
 from dramatiq.brokers.stub import StubBroker
 from structlog.testing import capture_logs
 
-from pipelines.credentials import Keyring
-from pipelines.events import AccountsDiscovered, TagsHarvested
-from pipelines.registration import store_organization
-from pipelines.request_rules import Credentials, Filters
-from services.actors import build
-from services.settings import Settings
+from orgsync.pipelines.credentials import Keyring
+from orgsync.pipelines.events import AccountsDiscovered, TagsHarvested
+from orgsync.pipelines.registration import store_organization
+from orgsync.pipelines.request_rules import Credentials, Filters
+from orgsync.services.actors import build
+from orgsync.services.settings import Settings
 
 pytestmark = pytest.mark.integration
 Conn = psycopg.Connection[dict[str, Any]]

@@ -22,8 +22,8 @@ import psycopg
 import pytest
 from moto.organizations.models import organizations_backends
 
-from pipelines import discovery, harvest
-from pipelines.events import (
+from orgsync.pipelines import discovery, harvest
+from orgsync.pipelines.events import (
     QUEUES,
     REGISTRATION_QUEUE,
     STAGES,
@@ -33,10 +33,14 @@ from pipelines.events import (
     OrgRegistered,
     TagsHarvested,
 )
-from services import client
-from services.settings import Settings
-from services.simulators.moto_aws import SimulatedAws, SimulatedAwsControl
-from services.simulators.sample_org import MANAGEMENT_ACCOUNT_ID, OrgSpec, build_organization
+from orgsync.services import client
+from orgsync.services.settings import Settings
+from orgsync.services.simulators.moto_aws import SimulatedAws, SimulatedAwsControl
+from orgsync.services.simulators.sample_org import (
+    MANAGEMENT_ACCOUNT_ID,
+    OrgSpec,
+    build_organization,
+)
 from tests.e2e.conftest import aws, simulated_aws, worker  # noqa: F401 (fixtures)
 from tests.e2e.test_pipeline import TIMEOUT, register_and_sync, request_for
 

@@ -18,17 +18,17 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from moto.organizations.models import organizations_backends
 
-from pipelines import discovery
-from pipelines.credentials import Keyring, Sealed, open_json
-from pipelines.events import AccountsDiscovered, AccountsValidated, Event, OrgRegistered
-from pipelines.registration import start_sync, store_organization
-from pipelines.request_rules import Credentials, Filters
-from pipelines.stage import Outcome
-from services import cli, standalone, views
-from services.aws import CLIENT_CONFIG
-from services.errors import UserError
-from services.simulators.moto_aws import SimulatedAws, SimulatedAwsControl
-from services.simulators.sample_org import MANAGEMENT_ACCOUNT_ID, aws_client
+from orgsync.pipelines import discovery
+from orgsync.pipelines.credentials import Keyring, Sealed, open_json
+from orgsync.pipelines.events import AccountsDiscovered, AccountsValidated, Event, OrgRegistered
+from orgsync.pipelines.registration import start_sync, store_organization
+from orgsync.pipelines.request_rules import Credentials, Filters
+from orgsync.pipelines.stage import Outcome
+from orgsync.services import cli, standalone, views
+from orgsync.services.aws import CLIENT_CONFIG
+from orgsync.services.errors import UserError
+from orgsync.services.simulators.moto_aws import SimulatedAws, SimulatedAwsControl
+from orgsync.services.simulators.sample_org import MANAGEMENT_ACCOUNT_ID, aws_client
 from tests.conftest import outbox_events, stage_deps
 
 Conn = psycopg.Connection[dict[str, Any]]

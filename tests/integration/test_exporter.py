@@ -23,10 +23,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from pipelines.events import QUEUES
-from services import exporter
-from services.broker import make_broker
-from services.settings import Settings
+from orgsync.pipelines.events import QUEUES
+from orgsync.services import exporter
+from orgsync.services.broker import make_broker
+from orgsync.services.settings import Settings
 
 pytestmark = pytest.mark.integration
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]

@@ -13,13 +13,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg.types.json import Jsonb
 
-from pipelines import badges
-from pipelines import harvest as harvester
-from pipelines.credentials import Keyring
-from pipelines.events import AccountsValidated, TagsHarvested
-from pipelines.orgs import seal_credentials
-from pipelines.request_rules import Credentials
-from services import cli
+from orgsync.pipelines import badges
+from orgsync.pipelines import harvest as harvester
+from orgsync.pipelines.credentials import Keyring
+from orgsync.pipelines.events import AccountsValidated, TagsHarvested
+from orgsync.pipelines.orgs import seal_credentials
+from orgsync.pipelines.request_rules import Credentials
+from orgsync.services import cli
 from tests.conftest import outbox_events, stage_deps
 
 pytestmark = pytest.mark.integration

@@ -13,13 +13,13 @@ import pytest
 from botocore.exceptions import ClientError
 from psycopg.types.json import Jsonb
 
-from pipelines import badges, registration
-from pipelines.credentials import Keyring
-from pipelines.events import Event, OrgRegistered, TagsHarvested
-from pipelines.orgs import load_organization
-from pipelines.registration import UNREADABLE, Verdict
-from pipelines.request_rules import Credentials
-from services import scheduler
+from orgsync.pipelines import badges, registration
+from orgsync.pipelines.credentials import Keyring
+from orgsync.pipelines.events import Event, OrgRegistered, TagsHarvested
+from orgsync.pipelines.orgs import load_organization
+from orgsync.pipelines.registration import UNREADABLE, Verdict
+from orgsync.pipelines.request_rules import Credentials
+from orgsync.services import scheduler
 from tests.conftest import stage_deps
 
 pytestmark = pytest.mark.integration

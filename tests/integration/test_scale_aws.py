@@ -11,10 +11,10 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from pipelines import discovery
-from services.simulators.moto_aws import SimulatedAws, SimulatedAwsControl
-from services.simulators.sample_org import OrgSpec, build_organization, change_tags
-from services.simulators.scale_aws import ScaleAws, describe, generate
+from orgsync.pipelines import discovery
+from orgsync.services.simulators.moto_aws import SimulatedAws, SimulatedAwsControl
+from orgsync.services.simulators.sample_org import OrgSpec, build_organization, change_tags
+from orgsync.services.simulators.scale_aws import ScaleAws, describe, generate
 
 pytestmark = pytest.mark.integration
 

@@ -16,14 +16,14 @@ from urllib.parse import unquote
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from services.settings import Settings
+from orgsync.services.settings import Settings
 
 pytestmark = pytest.mark.integration
 
 
 def orgsync(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "services.cli", *argv],
+        [sys.executable, "-m", "orgsync.services.cli", *argv],
         env={**os.environ, **env},
         capture_output=True,
         text=True,

@@ -19,8 +19,12 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from services.simulators.moto_aws import ControlPlaneError, SimulatedAws, SimulatedAwsControl
-from services.simulators.sample_org import (
+from orgsync.services.simulators.moto_aws import (
+    ControlPlaneError,
+    SimulatedAws,
+    SimulatedAwsControl,
+)
+from orgsync.services.simulators.sample_org import (
     OrgSpec,
     SampleOrg,
     Service,
@@ -342,7 +346,7 @@ def test_module_entry_point_serves_until_sigterm_and_reports_its_port(tmp_path: 
     port_file = tmp_path / "port"
     process = subprocess.Popen(
         [
-            *(sys.executable, "-m", "services.simulators.moto_aws", "--port", "0"),
+            *(sys.executable, "-m", "orgsync.services.simulators.moto_aws", "--port", "0"),
             *("--port-file", str(port_file), "--seed", "3", "--latency-ms", "7"),
         ],
         cwd=REPO_ROOT,

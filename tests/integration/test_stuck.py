@@ -9,12 +9,17 @@ import pika
 import psycopg
 import pytest
 
-from pipelines import stuck
-from pipelines.events import AccountsDiscovered, AccountsValidated, OrgRegistered, TagsHarvested
-from pipelines.outbox import emit
-from services import db, relay
-from services.broker import make_broker
-from services.settings import Settings, SettingsError
+from orgsync.pipelines import stuck
+from orgsync.pipelines.events import (
+    AccountsDiscovered,
+    AccountsValidated,
+    OrgRegistered,
+    TagsHarvested,
+)
+from orgsync.pipelines.outbox import emit
+from orgsync.services import db, relay
+from orgsync.services.broker import make_broker
+from orgsync.services.settings import Settings, SettingsError
 
 pytestmark = pytest.mark.integration
 Conn = psycopg.Connection[dict[str, Any]]

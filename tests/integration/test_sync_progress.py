@@ -14,8 +14,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from services import cli, progress
-from services.settings import Settings
+from orgsync.services import cli, progress
+from orgsync.services.settings import Settings
 
 pytestmark = pytest.mark.integration
 Conn = psycopg.Connection[dict[str, Any]]

@@ -16,15 +16,15 @@ import psycopg
 import pytest
 from botocore.exceptions import ClientError
 
-from pipelines import validation
-from pipelines.credentials import Keyring
-from pipelines.events import AccountsDiscovered, AccountsValidated
-from pipelines.registration import store_organization
-from pipelines.request_rules import Credentials, Filters
-from pipelines.stage import Outcome
-from services import client
-from services.broker import make_broker
-from services.settings import Settings
+from orgsync.pipelines import validation
+from orgsync.pipelines.credentials import Keyring
+from orgsync.pipelines.events import AccountsDiscovered, AccountsValidated
+from orgsync.pipelines.registration import store_organization
+from orgsync.pipelines.request_rules import Credentials, Filters
+from orgsync.pipelines.stage import Outcome
+from orgsync.services import client
+from orgsync.services.broker import make_broker
+from orgsync.services.settings import Settings
 from tests.conftest import outbox_events, stage_deps
 
 pytestmark = pytest.mark.integration

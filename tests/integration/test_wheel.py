@@ -25,7 +25,7 @@ from psycopg.conninfo import make_conninfo
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
-SOURCES = ("pyproject.toml", "README.md", "services", "pipelines", "schema")
+SOURCES = ("pyproject.toml", "README.md", "services", "pipelines", "schema", "orgsync")
 
 
 def run(*argv: str | Path, cwd: Path, env: dict[str, str] | None = None) -> str:
@@ -40,8 +40,10 @@ def run(*argv: str | Path, cwd: Path, env: dict[str, str] | None = None) -> str:
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     source = tmp_path_factory.mktemp("source")
     for name in SOURCES:
-        copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copy2
-        copy(ROOT / name, source / name)
+        if (ROOT / name).is_dir():  # orgsync/ holds links to the others: kept as links
+            shutil.copytree(ROOT / name, source / name, symlinks=True)
+        else:
+            shutil.copy2(ROOT / name, source / name)
     out = tmp_path_factory.mktemp("dist")
     run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
         "--quiet", "-w", out, source, cwd=source)  # fmt: skip
@@ -85,14 +87,22 @@ def test_the_wheel_carries_every_migration_and_json_schema(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     for folder, pattern in (("migrations", "*.sql"), ("messages", "*.json")):
         for path in (ROOT / "schema" / folder).glob(pattern):
-            assert f"schema/{folder}/{path.name}" in names
+            assert f"orgsync/schema/{folder}/{path.name}" in names
+
+
+def test_the_wheel_claims_no_top_level_name_but_orgsync(wheel: Path) -> None:
+    tops = {name.split("/")[0] for name in zipfile.ZipFile(wheel).namelist()}
+    assert {top for top in tops if not top.endswith(".dist-info")} == {"orgsync"}
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for package in ("services", "services/commands", "services/web", "pipelines", "schema"):
+        assert f"orgsync/{package}/__init__.py" in names
 
 
 def test_orgsync_migrate_from_an_installed_wheel_creates_every_table(
     installed: Path, new_database: str, template_database: str, postgres_url: str, tmp_path: Path
 ) -> None:
     env = {"ORGSYNC_DATABASE_URL": new_database, "PATH": f"{installed}:/usr/bin:/bin"}
-    where = run(installed / "python", "-c", "import services; print(services.__file__)",
+    where = run(installed / "python", "-c", "import orgsync.services as s; print(s.__file__)",
                 cwd=tmp_path, env=env)  # fmt: skip
     assert str(installed.parent) in where and str(ROOT) not in where
 
@@ -111,7 +121,7 @@ def test_the_installed_package_reads_its_json_schemas_with_importlib_resources(
     out = run(
         installed / "python",
         "-c",
-        "import schema; print(schema.__file__);"
+        "from orgsync import schema; print(schema.__file__);"
         " print(schema.message_schema('registration_request')['title'])",
         cwd=tmp_path,
         env={"PATH": "/usr/bin:/bin"},

@@ -14,7 +14,7 @@ from botocore.exceptions import (
 )
 from botocore.parsers import ResponseParserError
 
-from pipelines.aws_errors import (
+from orgsync.pipelines.aws_errors import (
     MAX_BACKOFF_SECONDS,
     PERMANENT_CODES,
     TRANSIENT_CODES,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.badges import Badge, Change, desired_badges, diff, edit_refusals
+from orgsync.pipelines.badges import Badge, Change, desired_badges, diff, edit_refusals
 
 ORG, NICK, PATH = "o-abcdefghij", "prod-org", "Root/Engineering/Prod"
 SYSTEM = {

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from services import cli
-from services.commands import context
-from services.errors import UserError
+from orgsync.services import cli
+from orgsync.services.commands import context
+from orgsync.services.errors import UserError
 
 REQUIRED = (
     "--nickname",
@@ -161,9 +161,9 @@ def test_account_add_takes_a_duration_and_the_external_id_from_a_file(tmp_path: 
 def test_the_demo_without_the_simulated_aws_installed_says_how_to_get_it(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setitem(sys.modules, "services.demo", None)  # import fails as without moto
+    monkeypatch.setitem(sys.modules, "orgsync.services.demo", None)  # import fails as without moto
     assert cli.main(["demo"]) == 2
     assert capsys.readouterr().err.startswith(
-        "orgsync: the demo needs the simulated AWS (services.demo is not installed):"
+        "orgsync: the demo needs the simulated AWS (orgsync.services.demo is not installed):"
         " pip install 'orgsync[sim]'"
     )

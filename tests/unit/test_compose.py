@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from services.settings import Settings
+from orgsync.services.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "compose.yaml"

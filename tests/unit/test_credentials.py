@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipelines.credentials import (
+from orgsync.pipelines.credentials import (
     CredentialError,
     DecryptionError,
     InvalidKeyringError,

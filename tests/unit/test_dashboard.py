@@ -19,9 +19,9 @@ import yaml
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import Metric
 
-from services.exporter import Exporter
-from services.metrics import WorkerMetrics
-from services.settings import Settings
+from orgsync.services.exporter import Exporter
+from orgsync.services.metrics import WorkerMetrics
+from orgsync.services.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "orgsync.json"

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from botocore import xform_name
 
-from services import cli, iam_policy
+from orgsync.services import cli, iam_policy
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy" / "aws"

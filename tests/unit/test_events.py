@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-from pipelines.events import (
+from orgsync.pipelines.events import (
     PAGE_MAX,
     STAGES,
     AccountsDiscovered,

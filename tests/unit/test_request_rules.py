@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from pipelines.request_rules import (
+from orgsync.pipelines.request_rules import (
     ALL_FIELDS,
     CREDENTIAL_FIELDS,
     FILTER_FIELDS,

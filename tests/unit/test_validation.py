@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from pipelines import validation
-from pipelines.aws_errors import MAX_BACKOFF_SECONDS
-from pipelines.orgs import Organization
-from pipelines.request_rules import Credentials, Filters
-from pipelines.validation import TransientAwsError, Validation, ValidationStatus
+from orgsync.pipelines import validation
+from orgsync.pipelines.aws_errors import MAX_BACKOFF_SECONDS
+from orgsync.pipelines.orgs import Organization
+from orgsync.pipelines.request_rules import Credentials, Filters
+from orgsync.pipelines.validation import TransientAwsError, Validation, ValidationStatus
 
 ACCOUNT = "210987654321"
 ORG = Organization(

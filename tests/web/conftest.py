@@ -12,8 +12,8 @@ import psycopg
 import pytest
 from starlette.testclient import TestClient
 
-from services.settings import Settings
-from services.web.app import create_app
+from orgsync.services.settings import Settings
+from orgsync.services.web.app import create_app
 
 PASSWORD = "correct horse battery staple"
 TOKEN = "test-api-token"

@@ -11,9 +11,9 @@ import pika
 import pytest
 from starlette.testclient import TestClient
 
-from services import cli
-from services.settings import Settings
-from services.web.app import create_app
+from orgsync.services import cli
+from orgsync.services.settings import Settings
+from orgsync.services.web.app import create_app
 from tests.web.conftest import HOSTILE, TOKEN, add_account, add_failure, add_org, add_sync
 
 pytestmark = pytest.mark.integration
