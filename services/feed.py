@@ -51,6 +51,7 @@ class Feed:
     deps: Deps
     queue: Callable[[Organization, str], Any]
     wait_seconds: int = WAIT_SECONDS
+    visibility: int = VISIBILITY_SECONDS
     refresh: float = 30.0
 
     def __post_init__(self) -> None:
@@ -88,19 +89,26 @@ class Feed:
     def _poll(self, org_id: str, url: str) -> None:
         failures = 0
         while self._still_wanted(org_id, url):
-            try:
-                self.poll_once(org_id, url)
+            delay = self.attempt(org_id, url, failures)
+            if delay is None:
                 failures = 0
-            except Exception as error:
-                reason = queue_error(error)
-                delay = backoff_seconds(failures, base=BACKOFF_BASE, cap=BACKOFF_CAP)
+            else:
                 failures += 1
-                self._failed(org_id, reason, delay)
-                log.warning(
-                    "feed_unreadable", org_id=org_id, reason=reason, retry_in=round(delay, 1)
-                )
                 self.stop.wait(delay)
         log.info("feed_stopped", org_id=org_id)
+
+    def attempt(self, org_id: str, url: str, failures: int) -> float | None:
+        """One poll; None when the queue answered, else the seconds to wait before the next
+        try, its reason recorded for `orgsync orgs`."""
+        try:
+            self.poll_once(org_id, url)
+            return None
+        except Exception as error:
+            reason = queue_error(error)
+            delay = backoff_seconds(failures, base=BACKOFF_BASE, cap=BACKOFF_CAP)
+            self._failed(org_id, reason, delay)
+            log.warning("feed_unreadable", org_id=org_id, reason=reason, retry_in=round(delay, 1))
+            return delay
 
     def poll_once(self, org_id: str, url: str) -> None:
         """One long poll of the queue, and the messages it gave handled and deleted."""
@@ -113,7 +121,7 @@ class Feed:
             QueueUrl=url,
             MaxNumberOfMessages=BATCH,
             WaitTimeSeconds=self.wait_seconds,
-            VisibilityTimeout=VISIBILITY_SECONDS,
+            VisibilityTimeout=self.visibility,
         )
         with self.deps.connect() as conn:
             feed.feed_sync(conn, org_id)
@@ -149,7 +157,7 @@ class Feed:
             "feed_event",
             org_id=org.org_id,
             message_id=message_id,
-            event=result.event_name,
+            event_name=result.event_name,
             outcome=result.outcome,
             reason=result.reason,
             accounts=result.accounts,

@@ -78,9 +78,7 @@ SQS_BATCH = {"sqs:DeleteMessageBatch": "sqs:DeleteMessage"}
 
 def test_the_events_queue_lets_the_org_role_make_exactly_the_sqs_calls_in_the_code() -> None:
     queue = template("events-queue.yaml")["Resources"]["EventsQueuePolicy"]["Properties"]
-    reads = [
-        s for s in queue["PolicyDocument"]["Statement"] if s["Sid"] == "OrganizationRoleReads"
-    ]
+    reads = [s for s in queue["PolicyDocument"]["Statement"] if s["Sid"] == "OrganizationRoleReads"]
     assert reads[0]["Principal"] == {"AWS": {"Ref": "OrganizationRoleArn"}}
     called = {SQS_BATCH.get(a, a) for a in calls_in_code(("sqs",))}
     assert set(reads[0]["Action"]) == called == {"sqs:ReceiveMessage", "sqs:DeleteMessage"}
