@@ -103,7 +103,9 @@ def read(body: str, management_account_id: str, org_id: str) -> ChangeEvent | Un
         return unusable(f"the call failed ({_q(detail['errorCode'])}): nothing changed")
     if (foreign := foreign_org(doc, org_id)) is not None:
         return unusable(f"names organization {foreign}, not {org_id}")
-    account = doc.get("account")
+    # EventBridge's `account`; CloudTrail's own `recipientAccountId` where an envelope lacks it
+    # (moto's EventBridge does)
+    account = doc.get("account") or detail.get("recipientAccountId")
     if name not in CALLED_BY_MEMBER and account != management_account_id:
         return unusable(
             f"recorded in account {_q(account)}, not the management account {management_account_id}"

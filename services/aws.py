@@ -8,6 +8,7 @@ client at a simulated AWS.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -112,9 +113,15 @@ class Aws:
 
     @property
     def endpoint_url(self) -> str | None:
-        """AWS_ENDPOINT_URL (or the profile's endpoint_url), as botocore reads it."""
-        value = self._session._session.get_config_variable("endpoint_url")
-        return str(value) if value else None
+        """Where the SQS client goes when it is pointed elsewhere than AWS (AWS_ENDPOINT_URL,
+        or the profile's endpoint_url): a queue URL under it is accepted at registration."""
+        client = self.sqs_client()
+        url = str(client.meta.endpoint_url)
+        return None if url.endswith((".amazonaws.com", ".amazonaws.com.cn")) else url
+
+    @functools.cache  # noqa: B019 - one Aws per process
+    def sqs_client(self) -> Any:
+        return self._session.client("sqs", region_name=self.region, config=self.config)
 
     def organizations(self, org: Organization) -> Any:
         """The organization role's Organizations client, assumed again shortly before it expires."""

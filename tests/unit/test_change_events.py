@@ -92,6 +92,10 @@ def test_an_event_recorded_in_another_account_than_the_management_account_change
     doc["account"] = "999999999999"
     result = read_doc(doc)
     assert isinstance(result, Unusable) and "not the management account" in result.reason
+    del doc["account"]  # without EventBridge's account, CloudTrail's recipient account decides
+    assert isinstance(read_doc(doc), ChangeEvent)
+    doc["detail"]["recipientAccountId"] = "999999999999"
+    assert isinstance(read_doc(doc), Unusable)
 
 
 def test_an_event_naming_another_organization_changes_nothing() -> None:
