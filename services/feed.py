@@ -126,7 +126,10 @@ class Feed:
         with self.deps.connect() as conn:
             feed.feed_sync(conn, org_id)
             conn.execute(POLLED, (org_id,))
-        done = [m for m in answer.get("Messages") or [] if self.handle(org, m)]
+        messages = answer.get("Messages") or []
+        # a batch's events are handled side by side; two on one account wait for each other
+        handled = self.deps.concurrently(lambda m: self.handle(org, m), messages)
+        done = [m for m, ok in zip(messages, handled, strict=True) if ok]
         if done:
             entries = [
                 {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)

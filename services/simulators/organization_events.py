@@ -31,11 +31,13 @@ def create_feed(endpoint_url: str, queue_name: str = RULE) -> str:
     return url
 
 
-def cloudtrail_record(name: str, request_parameters: dict[str, Any]) -> dict[str, Any]:
+def cloudtrail_record(
+    name: str, request_parameters: dict[str, Any], management: str = MANAGEMENT_ACCOUNT_ID
+) -> dict[str, Any]:
     """A CloudTrail record of an Organizations call made now by the management account."""
     return {
         "eventVersion": "1.08",
-        "userIdentity": {"type": "AssumedRole", "accountId": MANAGEMENT_ACCOUNT_ID},
+        "userIdentity": {"type": "AssumedRole", "accountId": management},
         "eventTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         "eventSource": EVENT_SOURCE,
         "eventName": name,
@@ -49,7 +51,7 @@ def cloudtrail_record(name: str, request_parameters: dict[str, Any]) -> dict[str
         "readOnly": False,
         "eventType": "AwsApiCall",
         "managementEvent": True,
-        "recipientAccountId": MANAGEMENT_ACCOUNT_ID,
+        "recipientAccountId": management,
         "eventCategory": "Management",
     }
 
@@ -73,11 +75,15 @@ def publish(endpoint_url: str, records: list[dict[str, Any]], events: Any = None
 
 
 def tag_account(
-    endpoint_url: str, account_id: str, tags: dict[str, str], orgs: Any = None
+    endpoint_url: str,
+    account_id: str,
+    tags: dict[str, str],
+    orgs: Any = None,
+    management: str = MANAGEMENT_ACCOUNT_ID,
 ) -> dict[str, Any]:
     """Tag the account in AWS; returns the CloudTrail record AWS would publish for it."""
     orgs = orgs or aws_client(endpoint_url, "organizations")
     pairs = [{"Key": k, "Value": v} for k, v in tags.items()]
     orgs.tag_resource(ResourceId=account_id, Tags=pairs)
     params = {"resourceId": account_id, "tags": [{"key": k, "value": v} for k, v in tags.items()]}
-    return cloudtrail_record("TagResource", params)
+    return cloudtrail_record("TagResource", params, management)
