@@ -12,6 +12,7 @@ registrations: a queue URL set, changed or cleared is picked up within `refresh`
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -182,7 +183,11 @@ def run_alone(settings: Any) -> int:
 
     from services.actors import Resources
     from services.broker import make_broker
+    from services.logs import configure
 
+    # the worker always logs; the CLI silences commands that exec nothing (services/cli.py)
+    logging.disable(logging.NOTSET)
+    configure(settings.log_level, settings.log_format)
     resources = Resources.open(settings, make_broker(settings.broker_url))
     signal.signal(signal.SIGTERM, lambda *_: resources.feed.stop.set())
     resources.feed.start()

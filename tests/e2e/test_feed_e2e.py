@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ from services.settings import Settings
 from services.simulators.moto_aws import SimulatedAws
 from services.simulators.organization_events import create_feed, publish, tag_account
 from services.simulators.sample_org import OrgSpec, aws_client, build_organization
+from tests.e2e.conftest import worker_env
 from tests.e2e.test_pipeline import orgsync, register_and_sync, request_for
 
 pytestmark = pytest.mark.e2e
@@ -78,3 +81,29 @@ def test_a_queue_deleted_under_the_worker_is_shown_with_its_reason(
         return (shown["feed"] or {}).get("error")
 
     assert "NonExistentQueue" in wait_for("the feed's error", error)
+
+
+def test_the_events_stage_runs_alone_beside_the_queue_stages(
+    settings: Settings, aws: SimulatedAws, tmp_path: Path
+) -> None:
+    org = build_organization(aws.endpoint_url, OrgSpec(accounts=3, suspended=0, excluded=0))
+    url = create_feed(aws.endpoint_url)
+    env = worker_env(settings, aws.endpoint_url)
+    stages = "registration,discovery,validation,harvest,reconcile"
+    logs = {name: tmp_path / f"{name}.log" for name in ("queues", "events")}
+    processes = []
+    for name, chosen in (("queues", stages), ("events", "events")):
+        with logs[name].open("w") as out:
+            argv = [sys.executable, "-m", "services.cli", "worker", "--stages", chosen]
+            processes.append(subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT))
+    try:
+        register_and_sync(settings, request_for(org, "alone", events_queue_url=url))
+        account = org.accounts[0].id
+        publish(aws.endpoint_url, [tag_account(aws.endpoint_url, account, {"team": "alone"})])
+        wait_for("the badge", lambda: badge(settings, account, "team") == "alone")
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=30)
+    assert "feed_event" in logs["events"].read_text()
+    assert "feed_event" not in logs["queues"].read_text()
