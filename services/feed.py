@@ -53,7 +53,7 @@ class Feed:
     queue: Callable[[Organization, str], Any]
     wait_seconds: int = WAIT_SECONDS
     visibility: int = VISIBILITY_SECONDS
-    refresh: float = 5.0  # a queue set, changed or cleared is followed within this
+    refresh: float = 2.0  # a queue set, changed or cleared is followed within this
 
     def __post_init__(self) -> None:
         self.stop = threading.Event()
