@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,9 @@ VISIBILITY_SECONDS = 120  # a message not deleted by then comes back to be handl
 BACKOFF_BASE = 2.0
 BACKOFF_CAP = 300.0  # a deleted or denied queue is tried again at least every 5 minutes
 
+# longer than SQS keeps a message (14 days at most), so a late redelivery still finds its eventID
+KEEP_EVENTS = "DELETE FROM change_events WHERE handled_at < now() - interval '15 days'"
+PRUNE_EVERY = 3600.0
 QUEUES = "SELECT org_id, events_queue_url FROM organizations WHERE events_queue_url IS NOT NULL"
 POLLED = """
 UPDATE feeds SET polled_at = now(), error = NULL, error_since = NULL, retry_at = NULL
@@ -66,11 +70,16 @@ class Feed:
         return thread
 
     def _follow(self) -> None:
-        """Start a poller for every queue registered, again every `refresh` seconds."""
+        """Start a poller for every queue registered, again every `refresh` seconds; forget
+        the eventIDs no message can repeat any more, once an hour."""
+        pruned = 0.0
         while not self.stop.is_set():
             try:
                 with self.deps.connect() as conn:
                     wanted = {(r["org_id"], r["events_queue_url"]) for r in conn.execute(QUEUES)}
+                    if time.monotonic() - pruned > PRUNE_EVERY:
+                        conn.execute(KEEP_EVENTS)
+                        pruned = time.monotonic()
             except Exception as error:  # PostgreSQL away: try again, never die
                 log.warning("feed_queues_unread", error=str(error)[:300])
                 wanted = self._wanted
