@@ -72,14 +72,14 @@ class Feed:
     def _follow(self) -> None:
         """Start a poller for every queue registered, again every `refresh` seconds; forget
         the eventIDs no message can repeat any more, once an hour."""
-        pruned = 0.0
+        next_prune = 0.0
         while not self.stop.is_set():
             try:
                 with self.deps.connect() as conn:
                     wanted = {(r["org_id"], r["events_queue_url"]) for r in conn.execute(QUEUES)}
-                    if time.monotonic() - pruned > PRUNE_EVERY:
+                    if time.monotonic() >= next_prune:
                         conn.execute(KEEP_EVENTS)
-                        pruned = time.monotonic()
+                        next_prune = time.monotonic() + PRUNE_EVERY
             except Exception as error:  # PostgreSQL away: try again, never die
                 log.warning("feed_queues_unread", error=str(error)[:300])
                 wanted = self._wanted
