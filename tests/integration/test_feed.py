@@ -5,6 +5,7 @@ nothing, and an SQS message is deleted only once its work is committed."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -351,3 +352,27 @@ def test_a_deleted_queue_is_shown_with_its_reason_and_tried_again_later(world: W
     (shown,) = views.organizations(world.conn)
     assert "NonExistentQueue" in shown["feed"]["error"]
     assert shown["feed"]["retry_at"] is not None
+
+
+def test_event_ids_older_than_sqs_keeps_a_message_are_forgotten(world: World) -> None:
+    for event_id, age in (("old", "16 days"), ("recent", "1 day")):
+        world.conn.execute(
+            "INSERT INTO change_events (org_id, event_id, outcome, handled_at)"
+            " VALUES (%s, %s, 'applied', now() - %s::interval)",
+            (world.org_id, event_id, age),
+        )
+    world.conn.commit()
+    poller = Feed(world.deps, lambda org, url: world.sqs, wait_seconds=0, refresh=0.05)
+    thread = poller.start()
+    deadline = time.monotonic() + 10
+    try:
+        while time.monotonic() < deadline:
+            ids = [r["event_id"] for r in world.conn.execute("SELECT event_id FROM change_events")]
+            world.conn.commit()
+            if "old" not in ids:
+                break
+            time.sleep(0.05)
+    finally:
+        poller.stop.set()
+        thread.join(timeout=10)
+    assert ids == ["recent"]
