@@ -17,9 +17,7 @@ two events on one account are two messages.
 from __future__ import annotations
 
 import hashlib
-import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -27,19 +25,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from pipelines.aws_errors import classify
 from pipelines.change_events import ChangeEvent, Unusable, Work, read
-from pipelines.discovery import Parent, SeenAccount, load_page, pages, retried, seen
+from pipelines.discovery import SeenAccount, load_page
 from pipelines.events import AccountPage, AccountsValidated, Event, TagsHarvested
 from pipelines.events import pages as page_split
 from pipelines.orgs import Organization
 from pipelines.outbox import emit
 from pipelines.stage import Conn, Deps
+from pipelines.where_now import reread_account, reread_ou
 
-# The Organizations reads of the feed, beyond discovery's: where an account or an OU is now.
-FEED_ACTIONS: tuple[str, ...] = (
-    "organizations:DescribeAccount",
-    "organizations:DescribeOrganizationalUnit",
-    "organizations:ListParents",
-)
 FEED_EPOCH = "2000-01-01T00:00:00Z"  # the feed's sync row: never an organization's latest
 
 
@@ -164,88 +157,6 @@ def _reread(deps: Deps, org: Organization, event: ChangeEvent) -> Any:
     if event.work is Work.REDISCOVER:
         return reread_account(client, event.target, org.filters.limit_ou_ids, deps.sleep)
     return reread_ou(client, event.target, org.filters.limit_ou_ids, deps.sleep)
-
-
-def reread_account(
-    client: Any, account_id: str, limit_ou_ids: tuple[str, ...], sleep: Any = time.sleep
-) -> SeenAccount | None:
-    """The account as AWS has it now, or None when it is not in the organization."""
-    try:
-        raw = retried(client.describe_account, sleep, AccountId=account_id)["Account"]
-    except ClientError as error:
-        if classify(error).code == "AccountNotFoundException":
-            return None
-        raise
-    return seen(raw, parent_of(client, account_id, limit_ou_ids, sleep))
-
-
-def parent_of(client: Any, child_id: str, limit_ou_ids: tuple[str, ...], sleep: Any) -> Parent:
-    """The direct parent of an account or OU, with its path from the root and its scope."""
-    names: list[str] = []
-    chain: list[str] = []
-    child = child_id
-    while True:
-        parents = retried(client.list_parents, sleep, ChildId=child).get("Parents") or []
-        if not parents:
-            raise ClientError(
-                {"Error": {"Code": "MalformedAnswer", "Message": f"no parent of {child}"}},
-                "ListParents",
-            )
-        parent = parents[0]
-        chain.append(parent["Id"])
-        if parent.get("Type") == "ROOT":
-            roots = retried(client.list_roots, sleep).get("Roots") or []
-            root: dict[str, Any] = next((r for r in roots if r.get("Id") == parent["Id"]), {})
-            names.append(root.get("Name") or "Root")
-            break
-        ou = retried(client.describe_organizational_unit, sleep, OrganizationalUnitId=parent["Id"])
-        names.append(ou["OrganizationalUnit"]["Name"])
-        child = parent["Id"]
-    scope = set(limit_ou_ids)
-    return Parent(chain[0], "/".join(reversed(names)), not scope or bool(scope & set(chain)))
-
-
-def reread_ou(
-    client: Any, ou_id: str, limit_ou_ids: tuple[str, ...], sleep: Any = time.sleep
-) -> list[SeenAccount]:
-    """Every account below the OU, with the path AWS gives it now."""
-    try:
-        ou = retried(client.describe_organizational_unit, sleep, OrganizationalUnitId=ou_id)
-    except ClientError as error:
-        if classify(error).code == "OrganizationalUnitNotFoundException":
-            return []
-        raise
-    above = parent_of(client, ou_id, limit_ou_ids, sleep)
-    name = ou["OrganizationalUnit"]["Name"]
-    top = Parent(ou_id, f"{above.path}/{name}", above.in_scope or ou_id in limit_ou_ids)
-    return list(_below(client, top, limit_ou_ids, sleep))
-
-
-def _below(
-    client: Any, top: Parent, limit_ou_ids: tuple[str, ...], sleep: Any
-) -> Iterator[SeenAccount]:
-    stack = [top]
-    while stack:
-        parent = stack.pop()
-        for page in pages(
-            client, "list_accounts_for_parent", "Accounts", sleep, ParentId=parent.parent_id
-        ):
-            yield from (seen(raw, parent) for raw in page)
-        for page in pages(
-            client,
-            "list_organizational_units_for_parent",
-            "OrganizationalUnits",
-            sleep,
-            ParentId=parent.parent_id,
-        ):
-            stack.extend(
-                Parent(
-                    ou["Id"],
-                    f"{parent.path}/{ou['Name']}",
-                    parent.in_scope or ou["Id"] in limit_ou_ids,
-                )
-                for ou in page
-            )
 
 
 # ---- load: one transaction --------------------------------------------------------------------

@@ -3,7 +3,7 @@
 The organization management role: the read-only Organizations actions that registration,
 discovery and harvesting call (pipelines/registration.py's REQUIRED_ACTIONS), and
 iam:SimulatePrincipalPolicy, with which registration checks that role's own permissions.
-The change-event feed adds the Organizations reads of pipelines/feed.py's FEED_ACTIONS; its
+The change-event feed adds the Organizations reads of pipelines/where_now.py's FEED_ACTIONS; its
 queue's receive and delete are granted by the queue's own policy (deploy/aws/events-queue.yaml).
 The member role in each account: orgsync only assumes it (validation), so it needs a trust
 policy and no permissions of its own. deploy/aws/ holds the same policies as files and as
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipelines.feed import FEED_ACTIONS
 from pipelines.registration import REQUIRED_ACTIONS
+from pipelines.where_now import FEED_ACTIONS
 
 VERSION = "2012-10-17"
 SIMULATE = "iam:SimulatePrincipalPolicy"
