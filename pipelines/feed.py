@@ -26,7 +26,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pipelines.aws_errors import classify
 from pipelines.change_events import ChangeEvent, Unusable, Work, read
 from pipelines.discovery import SeenAccount, load_page
-from pipelines.events import AccountPage, AccountsValidated, Event, TagsHarvested
+from pipelines.events import (
+    AccountPage,
+    AccountsDiscovered,
+    AccountsValidated,
+    Event,
+    TagsHarvested,
+)
 from pipelines.events import pages as page_split
 from pipelines.orgs import Organization
 from pipelines.outbox import emit
@@ -119,7 +125,7 @@ def handle(deps: Deps, org: Organization, message_id: str, body: str) -> Handled
         outcome, reason, events = _apply(conn, org, sync_id, event, reread)
         token = "ev-" + hashlib.sha256(f"{org.org_id}:{key}".encode()).hexdigest()[:20]
         ids = emit(conn, [replace(e, redrive=token) for e in events if isinstance(e, AccountPage)])
-        if outcome != "applied":
+        if outcome != "applied" or reason:
             conn.execute(
                 "UPDATE change_events SET outcome = %s, reason = %s"
                 " WHERE org_id = %s AND event_id = %s",
@@ -162,14 +168,14 @@ def _reread(deps: Deps, org: Organization, event: ChangeEvent) -> Any:
 # ---- load: one transaction --------------------------------------------------------------------
 
 STATE = """
-SELECT a.account_id, a.status, greatest(a.feed_at, s.started_at) AS read_at
+SELECT a.account_id, a.status, a.stage, greatest(a.feed_at, s.started_at) AS read_at
 FROM accounts a LEFT JOIN syncs s ON s.sync_id = a.sync_id
 WHERE a.account_id = %s AND a.org_id = %s AND a.managed_by_org
 FOR UPDATE OF a
 """
 
-CLAIM_FOR_HARVEST = """
-UPDATE accounts SET sync_id = %s, stage = 'validated', stage_at = now(), feed_at = now()
+CLAIM = """
+UPDATE accounts SET sync_id = %s, stage = %s, stage_at = now(), feed_at = now()
 WHERE account_id = %s
 """
 
@@ -203,8 +209,11 @@ def _apply(
     if event.work is Work.HARVEST:
         if state is None or state["status"] == "removed":
             return "ignored", _not_ours(event.target, org), []
-        conn.execute(CLAIM_FOR_HARVEST, (sync_id, event.target))
-        page = AccountsValidated(org_id=org.org_id, sync_id=sync_id, account_ids=(event.target,))
+        # an account its sync has not validated yet (a new one, say) is validated on the way
+        unvalidated = state["status"] == "pending" or state["stage"] == "discovered"
+        kind: type[AccountPage] = AccountsDiscovered if unvalidated else AccountsValidated
+        conn.execute(CLAIM, (sync_id, "discovered" if unvalidated else "validated", event.target))
+        page = kind(org_id=org.org_id, sync_id=sync_id, account_ids=(event.target,))
         return "applied", None, [page]
     if reread is None:  # not in the organization (any more)
         if state is None or state["status"] == "removed":

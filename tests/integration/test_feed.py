@@ -376,3 +376,18 @@ def test_event_ids_older_than_sqs_keeps_a_message_are_forgotten(world: World) ->
         poller.stop.set()
         thread.join(timeout=10)
     assert ids == ["recent"]
+
+
+def test_a_tag_event_on_an_account_not_yet_validated_validates_it_on_the_way(
+    world: World,
+) -> None:
+    world.conn.execute(
+        "UPDATE accounts SET status = 'pending', stage = 'discovered' WHERE account_id = %s",
+        (world.prod,),
+    )
+    world.conn.commit()
+    tag(world, world.prod, "team", "new")
+    assert world.handle(world.event("TagResource")).outcome == "applied"
+    assert world.drain() == 3  # validation, harvest, reconcile
+    assert world.account_row(world.prod)["status"] == "ok"
+    assert world.badge(world.prod, "team") == "new"
