@@ -11,10 +11,15 @@ from typing import Any
 
 import pytest
 
-from services import db
+from services import db, iam_policy
 from services.settings import Settings
 from services.simulators.moto_aws import SimulatedAws
-from services.simulators.organization_events import create_feed, publish, tag_account
+from services.simulators.organization_events import (
+    cloudtrail_record,
+    create_feed,
+    publish,
+    tag_account,
+)
 from services.simulators.sample_org import OrgSpec, aws_client, build_organization
 from tests.e2e.conftest import worker_env
 from tests.e2e.test_pipeline import orgsync, register_and_sync, request_for
@@ -107,3 +112,30 @@ def test_the_events_stage_runs_alone_beside_the_queue_stages(
             process.wait(timeout=30)
     assert "feed_event" in logs["events"].read_text()
     assert "feed_event" not in logs["queues"].read_text()
+
+
+def test_a_moved_account_gets_its_new_path_calling_only_the_policys_actions(
+    settings: Settings, aws: SimulatedAws, worker: Path
+) -> None:
+    org = build_organization(aws.endpoint_url, OrgSpec(accounts=6, suspended=0, excluded=0))
+    url = create_feed(aws.endpoint_url)
+    register_and_sync(settings, request_for(org, "moves", events_queue_url=url))
+    account = next(a for a in org.accounts if a.parent_id != org.root_id)
+    orgs = aws_client(aws.endpoint_url, "organizations")
+    orgs.move_account(
+        AccountId=account.id, SourceParentId=account.parent_id, DestinationParentId=org.root_id
+    )
+    params = {
+        "accountId": account.id,
+        "sourceParentId": account.parent_id,
+        "destinationParentId": org.root_id,
+    }
+    aws.faults.reset_counts()
+    publish(aws.endpoint_url, [cloudtrail_record("MoveAccount", params)])
+    wait_for("the new path", lambda: badge(settings, account.id, "cloud_org_path") == "Root")
+
+    called = set(aws.faults.counts()["operations"]) - {"PutEvents"}  # the test's own call
+    org_role = {action.split(":")[1] for action in iam_policy.ORG_ROLE_ACTIONS}
+    queue = {"ReceiveMessage", "DeleteMessageBatch"}  # sqs:ReceiveMessage, sqs:DeleteMessage
+    assert {"DescribeAccount", "ListParents"} <= called
+    assert called <= org_role | queue | {"AssumeRole"}
