@@ -56,10 +56,13 @@ class Handled:
 
 
 def feed_sync(conn: Conn, org_id: str) -> str:
-    """The feed's sync of this organization, created with its `feeds` row on first use."""
-    row = conn.execute("SELECT sync_id::text AS id FROM feeds WHERE org_id = %s", (org_id,))
-    found = row.fetchone()
-    if found is not None:
+    """The feed's sync of this organization, created with its `feeds` row on first use (under
+    a lock of the transaction, so two workers starting together make one)."""
+    query = "SELECT sync_id::text AS id FROM feeds WHERE org_id = %s"
+    if (found := conn.execute(query, (org_id,)).fetchone()) is not None:
+        return str(found["id"])
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"orgsync-feed:{org_id}",))
+    if (found := conn.execute(query, (org_id,)).fetchone()) is not None:
         return str(found["id"])
     created = conn.execute(
         "INSERT INTO syncs (sync_id, org_id, trigger, started_at, walked_at, complete)"
@@ -67,11 +70,8 @@ def feed_sync(conn: Conn, org_id: str) -> str:
         (org_id, FEED_EPOCH, FEED_EPOCH),
     ).fetchone()
     assert created is not None
-    conn.execute(
-        "INSERT INTO feeds (org_id, sync_id) VALUES (%s, %s) ON CONFLICT (org_id) DO NOTHING",
-        (org_id, created["id"]),
-    )
-    return feed_sync(conn, org_id)  # another worker may have won the insert
+    conn.execute("INSERT INTO feeds (org_id, sync_id) VALUES (%s, %s)", (org_id, created["id"]))
+    return str(created["id"])
 
 
 RECORD = """

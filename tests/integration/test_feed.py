@@ -5,10 +5,12 @@ nothing, and an SQS message is deleted only once its work is committed."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -391,3 +393,19 @@ def test_a_tag_event_on_an_account_not_yet_validated_validates_it_on_the_way(
     assert world.drain() == 3  # validation, harvest, reconcile
     assert world.account_row(world.prod)["status"] == "ok"
     assert world.badge(world.prod, "team") == "new"
+
+
+def test_two_workers_starting_a_feed_together_make_one_feed_sync(world: World) -> None:
+    barrier = threading.Barrier(2)
+
+    def start() -> str:
+        with world.deps.connect() as conn:
+            conn.execute("SELECT 1")  # each in a transaction of its own
+            barrier.wait(timeout=10)
+            return feed.feed_sync(conn, world.org_id)
+
+    with ThreadPoolExecutor(2) as pool:
+        first, second = pool.map(lambda _: start(), range(2))
+    assert first == second
+    rows = world.conn.execute("SELECT count(*) AS n FROM syncs WHERE trigger = 'events'")
+    assert rows.fetchone() == {"n": 1}
