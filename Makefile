@@ -81,10 +81,12 @@ worker: $(STAMP)
 ## bench: orgsync at organization scale beside the bare AWS calls (BENCH_ARGS='--accounts 10000')
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/feed_bench.py $(FEED_BENCH_ARGS)
 
 ## bench-smoke: the same at a size CI can afford (~30-60 s)
 bench-smoke: $(STAMP)
 	$(BIN)/python benchmarks/bench.py --smoke $(BENCH_ARGS)
+	$(BIN)/python benchmarks/feed_bench.py --smoke
 
 ## bench-web: the web console's listing page at 100,000 accounts: p50 and p95 (target p95 <= 300 ms)
 bench-web: $(STAMP)

@@ -359,6 +359,8 @@ UPDATE accounts SET status = 'removed', status_reason = 'left_organization', syn
                     stage = 'reconciled', stage_at = now(), updated_at = now()
 WHERE org_id = %(org_id)s AND managed_by_org AND status <> 'removed'
   AND sync_id IS DISTINCT FROM %(sync_id)s
+  -- a change event read it from AWS while this walk ran: seen, under the feed's sync
+  AND (feed_at IS NULL OR feed_at < (SELECT started_at FROM syncs WHERE sync_id = %(sync_id)s))
 RETURNING account_id
 """
 

@@ -12,7 +12,8 @@ from orgsync.pipelines.request_rules import Credentials, Filters
 
 SELECT = """
 SELECT org_id, nickname, partition, management_account_id, credentials_key_id, credentials,
-       exclude_prefixes, auto_remove_suspended, auto_badge, limit_ou_ids, sync_interval_seconds
+       exclude_prefixes, auto_remove_suspended, auto_badge, limit_ou_ids, sync_interval_seconds,
+       events_queue_url
 FROM organizations WHERE org_id = %s
 """
 
@@ -57,6 +58,7 @@ def load_organization(
             auto_badge=row["auto_badge"],
             limit_ou_ids=tuple(row["limit_ou_ids"]),
             sync_interval_seconds=row["sync_interval_seconds"],
+            events_queue_url=row["events_queue_url"],
         ),
         credentials=Credentials(**open_json(keyring, sealed, bound_to(org_id))),
     )

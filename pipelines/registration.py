@@ -22,6 +22,7 @@ from psycopg.types.json import Jsonb
 from orgsync.pipelines.aws_errors import classify
 from orgsync.pipelines.credentials import Keyring
 from orgsync.pipelines.events import Event, OrgRegistered
+from orgsync.pipelines.feed_queue import queue_access_problems
 from orgsync.pipelines.orgs import load_organization, seal_credentials
 from orgsync.pipelines.request_rules import Credentials, Filters, Problem, check_request, redacted
 
@@ -38,6 +39,8 @@ REQUIRED_ACTIONS: tuple[str, ...] = (
 class AssumedRole(Protocol):
     organizations: Any
     iam: Any
+
+    def queue(self, url: str) -> Any: ...
 
 
 # The single argument of a registration message whose body could not be read at all: the
@@ -147,6 +150,17 @@ def check_live(assume: Assume, creds: Credentials) -> LiveCheck:
             "this service against it (confused deputy)"
         )
     return LiveCheck(aws_org_id=org["Id"], problems=problems, warnings=warnings)
+
+
+def check_queue(assume: Assume, creds: Credentials, url: str) -> list[Problem]:
+    """Can the organization role receive from and delete on the change-event queue?"""
+    try:
+        role = assume(creds, True)
+        problems = queue_access_problems(role.queue(url), url)
+    except Exception as error:
+        e = classify(error)
+        problems = [f"the queue could not be checked: {e.code}: {e.message}"]
+    return [Problem("events_queue_url", scrub(p, creds)) for p in problems]
 
 
 def _may_not(action: str, error: Exception, creds: Credentials) -> Problem:
@@ -262,8 +276,11 @@ def register(
     raw: object,
     fallback_request_id: str,
     assume: Assume,
+    sqs_endpoint: str | None = None,
 ) -> tuple[Verdict, list[Event]]:
-    """Decide a registration or update request and store what it changes."""
+    """Decide a registration or update request and store what it changes.
+
+    `sqs_endpoint` (AWS_ENDPOINT_URL) is where a simulated AWS's queue URLs live."""
     if (reason := unreadable_reason(raw)) is not None:
         if (earlier := decided(conn, fallback_request_id)) is not None:
             return earlier, []
@@ -275,7 +292,7 @@ def register(
             warnings=[],
         )
         return _record(conn, verdict, "malformed", {"unreadable": True}), []
-    request, problems = check_request(raw)
+    request, problems = check_request(raw, sqs_endpoint)
     # the request's own id, unless it breaks its rule: then it is no key to store a verdict under
     request_id = fallback_request_id
     if (
@@ -333,6 +350,10 @@ def register(
     credentials = request.credentials or (existing.credentials if existing else None)
     assert credentials is not None
     filters = request.filters(existing.filters if existing else None)
+    url = filters.events_queue_url
+    changed_url = request.filter_changes.get("events_queue_url")
+    if changed_url and url and (queue_problems := check_queue(assume, credentials, url)):
+        return reject(*queue_problems, warnings=live.warnings)
     nickname = request.nickname or (existing.nickname if existing else None)
     assert nickname is not None
     store_organization(conn, keyring, org_id, nickname, credentials, filters)
@@ -380,6 +401,7 @@ def store_organization(
             "auto_badge": filters.auto_badge,
             "limit_ou_ids": list(filters.limit_ou_ids),
             "sync_interval_seconds": filters.sync_interval_seconds,
+            "events_queue_url": filters.events_queue_url,
         },
     )
 
@@ -388,15 +410,15 @@ UPSERT_ORG = """
 INSERT INTO organizations (org_id, nickname, management_account_id, partition,
                            credentials_key_id, credentials, exclude_prefixes,
                            auto_remove_suspended, auto_badge, limit_ou_ids,
-                           sync_interval_seconds)
+                           sync_interval_seconds, events_queue_url)
 VALUES (%(org_id)s, %(nickname)s, %(management_account_id)s, %(partition)s, %(key_id)s,
         %(credentials)s, %(exclude_prefixes)s, %(auto_remove_suspended)s, %(auto_badge)s,
-        %(limit_ou_ids)s, %(sync_interval_seconds)s)
+        %(limit_ou_ids)s, %(sync_interval_seconds)s, %(events_queue_url)s)
 ON CONFLICT (org_id) DO UPDATE SET
     nickname = EXCLUDED.nickname, management_account_id = EXCLUDED.management_account_id,
     partition = EXCLUDED.partition, credentials_key_id = EXCLUDED.credentials_key_id,
     credentials = EXCLUDED.credentials, exclude_prefixes = EXCLUDED.exclude_prefixes,
     auto_remove_suspended = EXCLUDED.auto_remove_suspended, auto_badge = EXCLUDED.auto_badge,
     limit_ou_ids = EXCLUDED.limit_ou_ids, sync_interval_seconds = EXCLUDED.sync_interval_seconds,
-    updated_at = now()
+    events_queue_url = EXCLUDED.events_queue_url, updated_at = now()
 """

@@ -32,6 +32,7 @@ FILTER_FIELDS = (
     "auto_badge",
     "limit_ou_ids",
     "sync_interval_seconds",
+    "events_queue_url",
 )
 ALL_FIELDS = ("request_id", "org_id", "nickname", *CREDENTIAL_FIELDS, *FILTER_FIELDS)
 
@@ -49,6 +50,9 @@ _EXTERNAL_ID = "A-Za-z0-9_+=,.@:/-"
 _PATH_SEGMENT = re.compile(r"[\x21-\x2E\x30-\x7E]+")  # IAM Path characters, "/" excluded
 _ORG_ID = re.compile(r"o-[a-z0-9]{10,32}")
 _SCOPE_ID = re.compile(r"ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}|r-[0-9a-z]{4,32}")
+_QUEUE_PATH = r"/[0-9]{12}/[A-Za-z0-9_-]{1,80}(\.fifo)?"
+_AWS_QUEUE_URL = re.compile(r"https://sqs\.([a-z0-9-]{1,30})\.amazonaws\.com(\.cn)?" + _QUEUE_PATH)
+MAX_QUEUE_URL = 1024
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,7 @@ class Filters:
     auto_badge: bool = False
     limit_ou_ids: tuple[str, ...] = ()
     sync_interval_seconds: int | None = None  # None: the scheduler's ORGSYNC_SYNC_INTERVAL
+    events_queue_url: str | None = None  # None: no change-event feed
 
     def updated(self, changes: Mapping[str, object]) -> Filters:
         """These filters with the fields in ``changes`` replaced and every other field kept."""
@@ -116,14 +121,23 @@ class RegistrationRequest:
         return (Filters() if existing is None else existing).updated(self.filter_changes)
 
 
-def check_request(raw: object) -> tuple[RegistrationRequest | None, list[Problem]]:
-    """The request, or None and every formatting problem, each naming its field."""
+def check_request(
+    raw: object, sqs_endpoint: str | None = None
+) -> tuple[RegistrationRequest | None, list[Problem]]:
+    """The request, or None and every formatting problem, each naming its field.
+
+    `sqs_endpoint` is AWS_ENDPOINT_URL where it is set: a queue URL under it is accepted too."""
     if not isinstance(raw, dict):
         return None, [Problem("request", f"must be a JSON object, got {_json_type(raw)}")]
     problems = [Problem(_field_name(key), "unknown field") for key in raw if key not in ALL_FIELDS]
     is_update = "org_id" in raw
     for name in ALL_FIELDS:
-        messages = _FIELD_RULES[name](raw[name]) if name in raw else _missing(name, is_update)
+        if name == "events_queue_url" and name in raw:
+            messages = queue_url_problems(raw[name], sqs_endpoint)
+        elif name in raw:
+            messages = _FIELD_RULES[name](raw[name])
+        else:
+            messages = _missing(name, is_update)
         if messages:
             problems.append(Problem(name, "; ".join(messages)))
     given = [name for name in CREDENTIAL_FIELDS if name in raw]
@@ -287,6 +301,37 @@ def _sync_interval(value: object) -> list[str]:
     return []
 
 
+def queue_url_problems(value: object, sqs_endpoint: str | None = None) -> list[str]:
+    """An SQS queue URL (https://sqs.<region>.amazonaws.com/<account>/<name>), one under
+    `sqs_endpoint`, or null (no feed)."""
+    if value is None:
+        return []
+    if not isinstance(value, str):
+        return [f"must be an SQS queue URL or null, got {_json_type(value)}"]
+    if len(value) > MAX_QUEUE_URL:
+        return [f"must be at most {MAX_QUEUE_URL} characters long, got {len(value)}"]
+    if _AWS_QUEUE_URL.fullmatch(value):
+        return []
+    endpoint = (sqs_endpoint or "").rstrip("/")
+    if (
+        endpoint
+        and value.startswith(endpoint)
+        and re.fullmatch(_QUEUE_PATH, value[len(endpoint) :])
+    ):
+        return []
+    under = f", or {endpoint}/<account>/<name>" if endpoint else ""
+    return [
+        f"{_quote(value)} is not an SQS queue URL"
+        f" (https://sqs.<region>.amazonaws.com/<12-digit account>/<queue name>{under})"
+    ]
+
+
+def queue_region(url: str) -> str | None:
+    """The region of an AWS queue URL; None for one under AWS_ENDPOINT_URL."""
+    found = _AWS_QUEUE_URL.fullmatch(url)
+    return found.group(1) if found else None
+
+
 def _boolean(value: object) -> list[str]:
     return [] if isinstance(value, bool) else [f"must be true or false, got {_json_type(value)}"]
 
@@ -351,6 +396,7 @@ _FIELD_RULES: dict[str, Callable[[object], list[str]]] = {
     "auto_badge": _boolean,
     "limit_ou_ids": _unique_list(_scope_id),
     "sync_interval_seconds": _sync_interval,
+    "events_queue_url": queue_url_problems,
 }
 
 

@@ -34,6 +34,7 @@ from orgsync.pipelines.stage import Deps, Outcome, StageResult
 from orgsync.services import db, metrics, relay
 from orgsync.services.aws import Aws
 from orgsync.services.broker import make_broker
+from orgsync.services.feed import Feed
 from orgsync.services.keys import load_keyring
 from orgsync.services.logs import get_logger
 from orgsync.services.middleware import StageMessages, recorder
@@ -54,6 +55,10 @@ class Resources:
     aws: Aws
     deps: Deps
     sweeper: relay.Sweeper
+
+    @functools.cached_property
+    def feed(self) -> Feed:
+        return Feed(self.deps, self.aws.queue)
 
     @classmethod
     def open(cls, settings: Settings, broker: dramatiq.Broker) -> Resources:
@@ -92,15 +97,24 @@ def attempt() -> int:
     return (message.options.get("retries", 0) if message else 0) + 1
 
 
-def build(settings: Settings, broker: dramatiq.Broker | None = None) -> dramatiq.Broker:
-    """The broker with every actor declared on it (RabbitMQ's unless `broker` is given)."""
+def build(
+    settings: Settings, broker: dramatiq.Broker | None = None, *, feed: bool = False
+) -> dramatiq.Broker:
+    """The broker with every actor declared on it (RabbitMQ's unless `broker` is given); with
+    `feed`, each worker process also reads the organizations' change-event queues."""
     broker = broker or make_broker(settings.broker_url)
     resources = functools.cache(lambda: Resources.open(settings, broker))
     messages = StageMessages(recorder(lambda: resources().pool.connection()))
 
     class OpenResources(dramatiq.Middleware):
         def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
-            resources()
+            r = resources()
+            if feed:
+                r.feed.start()
+
+        def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+            if feed:
+                resources().feed.stop.set()
 
     broker.add_middleware(OpenResources())
     if not any(isinstance(m, CurrentMessage) for m in broker.middleware):
@@ -125,7 +139,7 @@ def build(settings: Settings, broker: dramatiq.Broker | None = None) -> dramatiq
                 events: list[Any] = []
             else:
                 verdict, events = registration.register(
-                    conn, r.deps.keyring, args[0], message_id, r.aws.assume
+                    conn, r.deps.keyring, args[0], message_id, r.aws.assume, r.aws.endpoint_url
                 )
             ids = emit(conn, events)
         r.deps.relay(ids)

@@ -8,18 +8,19 @@ client at a simulated AWS.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
 from botocore.config import Config
 
 from orgsync.pipelines.orgs import Organization
-from orgsync.pipelines.request_rules import Credentials
+from orgsync.pipelines.request_rules import Credentials, queue_region
 
 # botocore's own retries absorb short throttling bursts (TooManyRequestsException included);
 # what outlasts them goes back to the queue with a longer, jittered backoff. These are only
@@ -63,6 +64,15 @@ class AssumedRole:
     organizations: Any
     iam: Any
     expires_at: float
+    session: Any = None
+    region: str = "us-east-1"
+    config: Config | None = None
+    queues: dict[str, Any] = field(default_factory=dict)  # queue URL -> SQS client
+
+    def queue(self, url: str) -> Any:
+        """An SQS client acting as this role, in the region of the queue at `url`."""
+        region = queue_region(url) or self.region
+        return self.session.client("sqs", region_name=region, config=self.config)
 
 
 class Aws:
@@ -96,10 +106,36 @@ class Aws:
             organizations=session.client("organizations", config=self.config),
             iam=session.client("iam", config=self.config),
             expires_at=issued["Expiration"].timestamp() - margin,
+            session=session,
+            region=self.region,
+            config=self.config,
         )
+
+    @property
+    def endpoint_url(self) -> str | None:
+        """Where the SQS client goes when it is pointed elsewhere than AWS (AWS_ENDPOINT_URL,
+        or the profile's endpoint_url): a queue URL under it is accepted at registration."""
+        client = self.sqs_client()
+        url = str(client.meta.endpoint_url)
+        return None if url.endswith((".amazonaws.com", ".amazonaws.com.cn")) else url
+
+    @functools.cache  # noqa: B019 - one Aws per process
+    def sqs_client(self) -> Any:
+        return self._session.client("sqs", region_name=self.region, config=self.config)
 
     def organizations(self, org: Organization) -> Any:
         """The organization role's Organizations client, assumed again shortly before it expires."""
+        return self.role(org).organizations
+
+    def queue(self, org: Organization, url: str) -> Any:
+        """The organization role's SQS client for its change-event queue, kept with the role."""
+        role = self.role(org)
+        with self._lock:
+            if url not in role.queues:
+                role.queues[url] = role.queue(url)
+            return role.queues[url]
+
+    def role(self, org: Organization) -> AssumedRole:
         key = (org.org_id, org.credentials)
         role = self._roles.get(key)
         if role is None or role.expires_at <= time.time():
@@ -107,4 +143,4 @@ class Aws:
                 role = self._roles.get(key)
                 if role is None or role.expires_at <= time.time():
                     role = self._roles[key] = self.assume(org.credentials)
-        return role.organizations
+        return role

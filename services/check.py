@@ -187,6 +187,8 @@ def check_org(
         )
     else:
         yield Verdict("org role", True, f"{org.credentials.org_role_arn} can read {org_id}")
+    if org.filters.events_queue_url:
+        yield check_events_queue(conn, aws, org)
     account = conn.execute(
         "SELECT account_id FROM accounts WHERE org_id = %s AND status <> 'removed'"
         " AND account_id <> %s ORDER BY status = 'ok' DESC, account_id LIMIT 1",
@@ -215,6 +217,20 @@ def check_org(
             "deploy deploy/aws/member-role-stackset.yaml to the organization"
             " (`orgsync iam-policy --member` prints its trust policy)",
         )
+
+
+def check_events_queue(conn: Any, aws: Any, org: Any) -> Verdict:
+    """The organization role can receive and delete on its change-event queue, and the feed
+    reads it (`feeds.error`, what the workers last met)."""
+    url = org.filters.events_queue_url
+    problems = registration.check_queue(aws.assume, org.credentials, url)
+    fix = "deploy/aws/events-queue.yaml creates the queue and grants the role receive and delete"
+    if problems:
+        return Verdict("events", False, "; ".join(p.message for p in problems), fix)
+    feed = conn.execute("SELECT error FROM feeds WHERE org_id = %s", (org.org_id,)).fetchone()
+    if feed is not None and feed["error"]:
+        return Verdict("events", False, f"the workers cannot read {url}: {feed['error']}", fix)
+    return Verdict("events", True, f"the organization role can receive and delete on {url}")
 
 
 def run(

@@ -2,8 +2,9 @@
 
 It starts the simulated AWS on a free loopback port, builds a sample organization in it,
 registers it through the `org-registration` queue, runs real workers, shows progress per stage,
-then shows failed member roles fixed and re-driven with `retry-failed`, and a tag change in AWS
-turning into changed badges after the next sync.
+then shows failed member roles fixed and re-driven with `retry-failed`, a tag change in AWS
+turning into changed badges after the next sync, and one more tag change arriving as a change
+event (EventBridge → SQS) with its badge following without any sync.
 """
 
 from __future__ import annotations
@@ -11,16 +12,19 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 from orgsync.pipelines.orgs import resolve_org_id
 from orgsync.services import client, db, keys, views
+from orgsync.services.commands.inventory import feed_state
 from orgsync.services.errors import UserError
 from orgsync.services.output import table
 from orgsync.services.settings import Settings
 from orgsync.services.simulators.moto_aws import SimulatedAws
+from orgsync.services.simulators.organization_events import create_feed, publish, tag_account
 from orgsync.services.simulators.sample_org import (
     OrgSpec,
     SampleOrg,
@@ -103,6 +107,8 @@ def walkthrough(
         "exclude_prefixes": ["sandbox-"],
         "auto_remove_suspended": False,
         "auto_badge": True,
+        # the change-event feed: moto's EventBridge delivers Organizations events to this queue
+        "events_queue_url": create_feed(aws.endpoint_url),
     }
     request.update({"org_id": existing} if existing else {"nickname": NICKNAME})
     client.submit(settings, request)
@@ -152,11 +158,44 @@ def walkthrough(
             (second,),
         ).fetchall()
     say(table(history, ["account_id", "key", "action", "old_value", "new_value"]))
+    feed_step(settings, aws, org_id, changed[0].id, timeout)
     say(
         f"\ndemo finished: `orgsync accounts --org {NICKNAME}` shows the inventory; "
         f"`orgsync orgs` the organization."
     )
     return 0
+
+
+def feed_step(
+    settings: Settings, aws: SimulatedAws, org_id: str, account_id: str, timeout: float
+) -> None:
+    say("\n5. one more tag change, this time arriving as a change event: no sync")
+    with db.connect(settings.database_url) as conn:
+        syncs = conn.execute("SELECT count(*) AS n FROM syncs WHERE trigger <> 'events'").fetchone()
+    value = f"event-{uuid.uuid4().hex[:6]}"
+    record = tag_account(aws.endpoint_url, account_id, {"env": value})
+    sent = time.monotonic()
+    publish(aws.endpoint_url, [record])
+    say(f"   TagResource env={value} on {account_id}: sent to EventBridge, rule -> SQS queue")
+
+    def badge() -> dict[str, Any] | None:
+        with db.connect(settings.database_url) as conn:
+            row = conn.execute(
+                "SELECT value FROM badges WHERE account_id = %s AND key = 'env' AND value = %s",
+                (account_id, value),
+            ).fetchone()
+        return row
+
+    client.wait_for(badge, timeout, "the badge did not follow the event")
+    with db.connect(settings.database_url) as conn:
+        after = conn.execute("SELECT count(*) AS n FROM syncs WHERE trigger <> 'events'").fetchone()
+        (shown,) = [o for o in views.organizations(conn) if o["org_id"] == org_id]
+    assert syncs is not None and after is not None
+    say(
+        f"   badge env={value} after {time.monotonic() - sent:.1f} s; syncs started: "
+        f"{after['n'] - syncs['n']}"
+    )
+    say(f"   orgsync orgs, feed: {feed_state(shown['feed'])}")
 
 
 def follow(settings: Settings, sync_id: str, timeout: float) -> None:

@@ -3,6 +3,8 @@
 The organization management role: the read-only Organizations actions that registration,
 discovery and harvesting call (pipelines/registration.py's REQUIRED_ACTIONS), and
 iam:SimulatePrincipalPolicy, with which registration checks that role's own permissions.
+The change-event feed adds the Organizations reads of pipelines/where_now.py's FEED_ACTIONS; its
+queue's receive and delete are granted by the queue's own policy (deploy/aws/events-queue.yaml).
 The member role in each account: orgsync only assumes it (validation), so it needs a trust
 policy and no permissions of its own. deploy/aws/ holds the same policies as files and as
 CloudFormation templates; tests/unit/test_deploy_aws.py keeps them equal to these.
@@ -13,10 +15,11 @@ from __future__ import annotations
 from typing import Any
 
 from orgsync.pipelines.registration import REQUIRED_ACTIONS
+from orgsync.pipelines.where_now import FEED_ACTIONS
 
 VERSION = "2012-10-17"
 SIMULATE = "iam:SimulatePrincipalPolicy"
-ORG_ROLE_ACTIONS: tuple[str, ...] = (*sorted(REQUIRED_ACTIONS), SIMULATE)
+ORG_ROLE_ACTIONS: tuple[str, ...] = (*sorted(REQUIRED_ACTIONS), *sorted(FEED_ACTIONS), SIMULATE)
 PRINCIPAL_PLACEHOLDER = "arn:aws:iam::111122223333:role/orgsync"
 EXTERNAL_ID_PLACEHOLDER = "EXTERNAL_ID"
 
@@ -29,6 +32,14 @@ def org_permissions() -> dict[str, Any]:
                 "Sid": "ReadTheOrganization",
                 "Effect": "Allow",
                 "Action": sorted(REQUIRED_ACTIONS),
+                "Resource": "*",
+            },
+            {
+                # the change-event feed re-reads where an account or an OU is now; the queue
+                # itself is granted by its own policy (deploy/aws/events-queue.yaml)
+                "Sid": "FollowChangeEvents",
+                "Effect": "Allow",
+                "Action": sorted(FEED_ACTIONS),
                 "Resource": "*",
             },
             {

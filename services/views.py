@@ -13,12 +13,18 @@ Conn = psycopg.Connection[dict[str, Any]]
 ORGS = """
 SELECT o.org_id, o.nickname, o.management_account_id, o.partition,
        o.exclude_prefixes, o.auto_remove_suspended, o.auto_badge, o.limit_ou_ids,
-       o.sync_interval_seconds, o.created_at, o.updated_at,
+       o.sync_interval_seconds, o.events_queue_url, o.created_at, o.updated_at,
        coalesce((SELECT jsonb_object_agg(status, n) FROM (
            SELECT status, count(*) AS n FROM accounts a WHERE a.org_id = o.org_id GROUP BY status
        ) c), '{}') AS accounts,
        (SELECT to_jsonb(s) - 'org_id' FROM syncs s WHERE s.org_id = o.org_id
-        ORDER BY started_at DESC LIMIT 1) AS last_sync
+        ORDER BY started_at DESC LIMIT 1) AS last_sync,
+       (SELECT jsonb_build_object('queue', o.events_queue_url, 'handled', f.handled,
+                                  'last_event_at', f.last_event_at, 'lag_seconds', f.lag_seconds,
+                                  'polled_at', f.polled_at, 'error', f.error,
+                                  'error_since', f.error_since, 'retry_at', f.retry_at)
+        FROM (SELECT NULL) one LEFT JOIN feeds f ON f.org_id = o.org_id
+        WHERE o.events_queue_url IS NOT NULL) AS feed
 FROM organizations o ORDER BY o.nickname
 """
 

@@ -1,5 +1,6 @@
-"""What `orgsync worker` runs (`dramatiq orgsync.services.worker`): settings, logging, and the broker
-with every actor, built by `orgsync.services.actors.build` and made dramatiq's global broker."""
+"""What `orgsync worker` runs (`dramatiq orgsync.services.worker`): settings, logging, and the
+broker with every actor, built by `orgsync.services.actors.build` and made dramatiq's global
+broker."""
 
 from __future__ import annotations
 

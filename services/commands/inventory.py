@@ -32,8 +32,26 @@ def cmd_orgs(ctx: Context, args: argparse.Namespace) -> int:
         last = row["last_sync"] or {}
         row["last_sync_at"] = last.get("started_at")
         row["sync_state"] = sync_state(last)
-    print(table(rows, ["org_id", "nickname", "accounts", "filters", "last_sync_at", "sync_state"]))
+        row["feed"] = feed_state(row["feed"])
+    columns = ["org_id", "nickname", "accounts", "filters", "last_sync_at", "sync_state", "feed"]
+    print(table(rows, columns))
     return 0
+
+
+def feed_state(feed: dict[str, Any] | None) -> str:
+    """The change-event feed in one cell: queue, events handled, last event, lag, error."""
+    if not feed:
+        return "-"
+    parts = [str(feed["queue"]).rsplit("/", 1)[-1], f"{feed['handled'] or 0} events"]
+    if feed.get("last_event_at"):
+        parts.append(f"last {feed['last_event_at']}")
+    if feed.get("lag_seconds") is not None:
+        parts.append(f"lag {feed['lag_seconds']:.1f} s")
+    if feed.get("error"):
+        parts.append(f"ERROR {feed['error']} (retry at {feed.get('retry_at')})")
+    elif feed.get("polled_at") is None:
+        parts.append("not polled yet")
+    return ", ".join(parts)
 
 
 def sync_state(last: dict[str, Any]) -> str:

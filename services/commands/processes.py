@@ -14,6 +14,8 @@ from orgsync.services import keys, queues
 from orgsync.services.commands.context import Command, Context, duration
 from orgsync.services.errors import UserError
 
+FEED_STAGE = "events"  # not a RabbitMQ queue: the organizations' SQS change-event queues
+
 
 def stage_queues() -> dict[str, str]:
     """Each stage `--stages` names, with the queue its workers consume."""
@@ -22,28 +24,34 @@ def stage_queues() -> dict[str, str]:
 
 def cmd_worker(ctx: Context, args: argparse.Namespace) -> int:
     table = stage_queues()
-    stages = args.stages.split(",") if args.stages else list(table)
-    unknown = [s for s in stages if s not in table]
+    names = [*table, FEED_STAGE]
+    stages = args.stages.split(",") if args.stages else names
+    unknown = [s for s in stages if s not in names]
     if unknown:
-        raise UserError(f"unknown stage(s) {', '.join(unknown)}; choose from {', '.join(table)}")
+        raise UserError(f"unknown stage(s) {', '.join(unknown)}; choose from {', '.join(names)}")
     with ctx.connect():  # fail fast, in one line, when PostgreSQL is down
         pass
     queues.depths(ctx.settings.broker_url)  # and when RabbitMQ is
     keys.load_keyring(ctx.settings)
+    queue_stages = [s for s in stages if s != FEED_STAGE]
+    if not queue_stages:  # the feed alone: no stage queue to consume
+        from orgsync.services import feed
+
+        return feed.run_alone(ctx.settings)
     # prefetch only what the threads can run, so one process cannot starve the others
     os.environ.setdefault("dramatiq_queue_prefetch", str(args.threads))
     argv = [
         sys.executable,
         "-m",
         "dramatiq",
-        "orgsync.services.worker",
+        "orgsync.services.worker_events" if FEED_STAGE in stages else "orgsync.services.worker",
         "--skip-logging",
         "--processes",
         str(args.processes),
         "--threads",
         str(args.threads),
         "--queues",
-        *(table[s] for s in stages),
+        *(table[s] for s in queue_stages),
     ]
     os.execv(sys.executable, argv)
     return 0  # not reached
@@ -104,7 +112,7 @@ def cmd_web(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def add(command: Command) -> None:
-    names = ",".join(stage_queues())
+    names = ",".join([*stage_queues(), FEED_STAGE])
     p = command("worker", cmd_worker, "run the stage workers (RabbitMQ consumers)")
     p.add_argument("--stages", help=f"comma-separated subset of {names} (default all)")
     p.add_argument("--processes", type=int, default=1, help="worker processes (default 1)")

@@ -35,7 +35,14 @@ def request_from(args: argparse.Namespace, org_id: str | None) -> dict[str, Any]
         request["limit_ou_ids"] = args.limit_ou
     if args.sync_interval is not None:
         request["sync_interval_seconds"] = args.sync_interval or None
+    if args.events_queue_url is not None:
+        request["events_queue_url"] = args.events_queue_url or None
     return request
+
+
+def events_queue_url(text: str) -> str:
+    """`--events-queue-url`: an SQS queue URL; `none` ("" here) clears it."""
+    return "" if text.strip().lower() == "none" else text
 
 
 def sync_interval(text: str) -> int:
@@ -217,6 +224,13 @@ def add_request_flags(p: argparse.ArgumentParser, update: bool) -> None:
         metavar="DURATION",
         help="how often the scheduler syncs this organization (3600, 90m, 6h; 60 s to 7 days);"
         " `default` follows ORGSYNC_SYNC_INTERVAL",
+    )
+    p.add_argument(
+        "--events-queue-url",
+        type=events_queue_url,
+        metavar="URL",
+        help="SQS queue receiving the organization's change events (deploy/aws/events-queue.yaml);"
+        " the organization role must receive and delete on it; `none` clears it",
     )
     p.add_argument("--no-wait", action="store_true", help="return once the request is queued")
     p.add_argument(

@@ -32,7 +32,7 @@ OU_NAMES_BY_LEVEL = (
     ("Core", "Edge", "Batch", "Streaming", "Web", "Mobile"),
 )
 ENV_BY_OU = {"Prod": "prod", "Dev": "dev", "Staging": "staging", "Shared": "shared", "QA": "qa"}
-Service = Literal["organizations", "iam", "sts"]
+Service = Literal["organizations", "iam", "sts", "sqs", "events"]
 TAG_KEYS = ("env", "team", "cost-center", "owner", "data-classification", "compliance")
 
 

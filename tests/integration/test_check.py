@@ -256,3 +256,23 @@ def test_check_org_assumes_the_organization_and_member_roles(
     assert "orgsync iam-policy --org" in found["org role"].fix
 
     assert verdicts(ready, "nobody")["org role"].fix == "see `orgsync orgs`"
+    assert "events" not in found  # no queue, no check
+
+
+def test_check_org_checks_the_change_event_queue(
+    ready: Settings,
+    settings: Settings,
+    aws_env: SimulatedAws,
+    worker: Path,  # noqa: F811
+) -> None:
+    from orgsync.services.simulators.organization_events import create_feed
+    from orgsync.services.simulators.sample_org import OrgSpec, aws_client, build_organization
+
+    org = build_organization(aws_env.endpoint_url, OrgSpec(accounts=2, suspended=0, excluded=0))
+    url = create_feed(aws_env.endpoint_url)
+    register_and_sync(settings, request_for(org, "queued", events_queue_url=url))
+    assert verdicts(ready, "queued")["events"].ok is True
+    aws_client(aws_env.endpoint_url, "sqs").delete_queue(QueueUrl=url)
+    found = verdicts(ready, "queued")["events"]
+    assert found.ok is False and "NonExistentQueue" in found.detail
+    assert "events-queue.yaml" in found.fix

@@ -72,6 +72,31 @@ def test_the_org_role_policy_allows_exactly_the_calls_made_with_the_org_role() -
     )
 
 
+# SQS authorises a batch call by its single action (there is no sqs:DeleteMessageBatch action)
+SQS_BATCH = {"sqs:DeleteMessageBatch": "sqs:DeleteMessage"}
+
+
+def test_the_events_queue_lets_the_org_role_make_exactly_the_sqs_calls_in_the_code() -> None:
+    queue = template("events-queue.yaml")["Resources"]["EventsQueuePolicy"]["Properties"]
+    reads = [s for s in queue["PolicyDocument"]["Statement"] if s["Sid"] == "OrganizationRoleReads"]
+    assert reads[0]["Principal"] == {"AWS": {"Ref": "OrganizationRoleArn"}}
+    called = {SQS_BATCH.get(a, a) for a in calls_in_code(("sqs",))}
+    assert set(reads[0]["Action"]) == called == {"sqs:ReceiveMessage", "sqs:DeleteMessage"}
+    plain = json.loads((DEPLOY / "events-queue-policy.json").read_text())
+    assert set(iam_policy.actions(plain)) == called | {"sqs:SendMessage"}
+
+
+def test_the_events_rule_pattern_is_the_plain_json_and_names_every_event_handled() -> None:
+    from orgsync.pipelines.change_events import DETAIL_TYPES, SOURCE, WORK
+
+    rule = template("events-queue.yaml")["Resources"]["OrganizationsEventsRule"]["Properties"]
+    pattern = json.loads((DEPLOY / "events-pattern.json").read_text())
+    assert rule["EventPattern"] == pattern
+    assert pattern["source"] == [SOURCE]
+    assert pattern["detail-type"] == list(DETAIL_TYPES)
+    assert pattern["detail"]["eventName"] == sorted(WORK)
+
+
 def test_the_org_role_template_grants_the_same_actions_as_the_policy() -> None:
     role = template("org-role.yaml")["Resources"]["OrganizationRole"]["Properties"]
     (policy,) = role["Policies"]
@@ -122,8 +147,8 @@ def test_the_stackset_deploys_the_member_role_template_across_chosen_ous() -> No
     assert properties["TemplateBody"] == (DEPLOY / "member-role.yaml").read_text()
 
 
-def test_every_template_makes_the_external_id_optional_and_secret() -> None:
-    for path in TEMPLATES:
+def test_every_role_template_makes_the_external_id_optional_and_secret() -> None:
+    for path in (p for p in TEMPLATES if "role" in p.name):
         parameter = template(path.name)["Parameters"]["ExternalId"]
         assert parameter["Default"] == "" and parameter["NoEcho"] is True, path.name
 
@@ -135,4 +160,4 @@ def test_cfn_lint_finds_nothing_in_the_templates() -> None:
         [cfn_lint, *map(str, TEMPLATES)], capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert len(TEMPLATES) == 3
+    assert len(TEMPLATES) == 4

@@ -1,0 +1,416 @@
+"""The change-event feed on real PostgreSQL and moto's Organizations and SQS: each event becomes
+the smallest work through the usual stages, AWS is re-read, repeats and stale events do
+nothing, and an SQS message is deleted only once its work is committed."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import psycopg
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+from orgsync.pipelines import badges, discovery, feed, harvest, validation
+from orgsync.pipelines.credentials import Keyring
+from orgsync.pipelines.events import (
+    AccountsDiscovered,
+    AccountsValidated,
+    OrgRegistered,
+    TagsHarvested,
+)
+from orgsync.pipelines.orgs import Organization, load_organization, seal_credentials
+from orgsync.pipelines.request_rules import Credentials
+from orgsync.services import views
+from orgsync.services.feed import Feed
+from tests.conftest import stage_deps
+
+pytestmark = pytest.mark.integration
+DATA = Path(__file__).resolve().parents[1] / "data" / "organizations_events"
+MGMT = "123456789012"  # moto's default account: the management account
+CREDS = Credentials(
+    org_role_arn=f"arn:aws:iam::{MGMT}:role/OrgReader",
+    org_session_name="orgsync",
+    org_session_duration=900,
+    member_role_name="OrganizationAccountAccessRole",
+    member_session_name="orgsync",
+    member_session_duration=900,
+)
+Conn = psycopg.Connection[dict[str, Any]]
+
+
+class World:
+    """moto's organization (root / Eng / Prod, accounts `prod` and `top`), its queue, and the
+    organization registered in the test's database and synced once."""
+
+    def __init__(self, conn: Conn, keyring: Keyring) -> None:
+        self.conn, self.keyring = conn, keyring
+        self.orgs = boto3.client("organizations", region_name="us-east-1")
+        self.sqs = boto3.client("sqs", region_name="us-east-1")
+        self.org_id = self.orgs.create_organization(FeatureSet="ALL")["Organization"]["Id"]
+        self.root = self.orgs.list_roots()["Roots"][0]["Id"]
+        self.eng = self.ou(self.root, "Eng")
+        self.prod_ou = self.ou(self.eng, "Prod")
+        self.prod = self.account("prod", self.prod_ou, {"team": "a"})
+        self.top = self.account("top", self.root, {"team": "t"})
+        self.url = self.sqs.create_queue(QueueName="orgsync-events")["QueueUrl"]
+        sealed = seal_credentials(keyring, self.org_id, CREDS)
+        conn.execute(
+            "INSERT INTO organizations (org_id, nickname, management_account_id, partition,"
+            " credentials_key_id, credentials, auto_badge, events_queue_url)"
+            " VALUES (%s, 'feed', %s, 'aws', %s, %s, true, %s)",
+            (self.org_id, MGMT, sealed.key_id, sealed.blob, self.url),
+        )
+        conn.commit()
+        self.calls: list[str] = []
+        self.deps = stage_deps(
+            conn,
+            keyring,
+            organizations=lambda org: self.orgs,
+            sts=boto3.client("sts"),
+            sleep=lambda seconds: None,
+        )
+        self.orgs.meta.events.register(
+            "before-call.organizations.*", lambda model, **_: self.calls.append(model.name)
+        )
+        self.sync()
+
+    def ou(self, parent: str, name: str) -> str:
+        ou = self.orgs.create_organizational_unit(ParentId=parent, Name=name)
+        return str(ou["OrganizationalUnit"]["Id"])
+
+    def account(self, name: str, parent: str, tags: dict[str, str]) -> str:
+        created = self.orgs.create_account(
+            AccountName=name,
+            Email=f"{name}@example.com",
+            Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
+        )
+        account_id = str(created["CreateAccountStatus"]["AccountId"])
+        if parent != self.root:
+            self.orgs.move_account(
+                AccountId=account_id, SourceParentId=self.root, DestinationParentId=parent
+            )
+        return account_id
+
+    @property
+    def org(self) -> Organization:
+        org = load_organization(self.conn, self.keyring, self.org_id)
+        assert org is not None
+        return org
+
+    def sync(self) -> None:
+        sync_id = str(uuid.uuid4())
+        self.conn.execute(
+            "INSERT INTO syncs (sync_id, org_id, trigger) VALUES (%s, %s, 'test')",
+            (sync_id, self.org_id),
+        )
+        self.conn.commit()
+        discovery.discover(self.deps, OrgRegistered(org_id=self.org_id, sync_id=sync_id))
+        self.drain()
+
+    def drain(self) -> int:
+        """Run the stages on the outbox's events until it is empty; returns how many ran."""
+        stages: dict[str, Any] = {
+            AccountsDiscovered.queue: (AccountsDiscovered, validation.validate),
+            AccountsValidated.queue: (AccountsValidated, harvest.harvest),
+            TagsHarvested.queue: (TagsHarvested, badges.reconcile),
+        }
+        ran = 0
+        while True:
+            row = self.conn.execute(
+                "DELETE FROM outbox WHERE id = (SELECT min(id) FROM outbox)"
+                " RETURNING queue_name, payload"
+            ).fetchone()
+            self.conn.commit()
+            if row is None:
+                return ran
+            kind, stage = stages[row["queue_name"]]
+            stage(self.deps, kind.from_payload(row["payload"]))
+            ran += 1
+
+    def event(self, name: str, **detail: Any) -> str:
+        """The recorded body of `name`, about this organization's accounts, happening now."""
+        text = (DATA / f"{name}.json").read_text()
+        for old, new in (
+            ("111111111111", MGMT),
+            ("222222222222", self.prod),
+            ("o-exampleorgid", self.org_id),
+            ("ou-exam-ple22222", self.prod_ou),
+        ):
+            text = text.replace(old, new)
+        doc = json.loads(text)
+        doc["detail"]["eventID"] = str(uuid.uuid4())
+        doc["detail"]["eventTime"] = datetime.now(UTC).isoformat()
+        doc["detail"].update(detail)
+        return json.dumps(doc)
+
+    def handle(self, body: str) -> feed.Handled:
+        return feed.handle(self.deps, self.org, str(uuid.uuid4()), body)
+
+    def account_row(self, account_id: str) -> dict[str, Any]:
+        row = self.conn.execute(
+            "SELECT status, status_reason, org_path, tags FROM accounts WHERE account_id = %s",
+            (account_id,),
+        ).fetchone()
+        assert row is not None
+        self.conn.commit()
+        return row
+
+    def badge(self, account_id: str, key: str) -> str | None:
+        row = self.conn.execute(
+            "SELECT value FROM badges WHERE account_id = %s AND key = %s", (account_id, key)
+        ).fetchone()
+        self.conn.commit()
+        return None if row is None else str(row["value"])
+
+    def outcomes(self) -> list[tuple[str, str]]:
+        rows = self.conn.execute(
+            "SELECT event_name, outcome FROM change_events ORDER BY handled_at"
+        ).fetchall()
+        self.conn.commit()
+        return [(r["event_name"], r["outcome"]) for r in rows]
+
+
+@pytest.fixture
+def world(conn: Conn, keyring: Keyring, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        yield World(conn, keyring)
+
+
+def tag(world: World, account_id: str, key: str, value: str) -> None:
+    world.orgs.tag_resource(ResourceId=account_id, Tags=[{"Key": key, "Value": value}])
+
+
+def test_a_tag_change_event_harvests_and_reconciles_that_account_alone(world: World) -> None:
+    tag(world, world.prod, "team", "b")
+    tag(world, world.top, "team", "changed-but-no-event")
+    world.calls.clear()
+    handled = world.handle(world.event("TagResource"))
+    assert (handled.outcome, handled.accounts) == ("applied", 1)
+    assert (
+        world.calls == []
+    )  # the event stage itself trusts nothing and reads nothing: harvest does
+    assert world.drain() == 2  # harvest, reconcile: no discovery, no validation
+    assert world.calls == ["ListTagsForResource"]
+    assert world.badge(world.prod, "team") == "b"
+    assert world.badge(world.top, "team") == "t"  # no event, no work
+
+
+def test_a_repeated_event_id_does_nothing(world: World) -> None:
+    body = world.event("UntagResource")
+    assert world.handle(body).outcome == "applied"
+    assert world.handle(body).outcome == "repeated"
+    assert world.drain() == 2
+    assert world.outcomes() == [("UntagResource", "applied")]
+
+
+def test_two_events_on_one_account_are_two_pieces_of_work(world: World) -> None:
+    tag(world, world.prod, "team", "b")
+    assert world.handle(world.event("TagResource")).outcome == "applied"
+    assert world.drain() == 2
+    tag(world, world.prod, "team", "c")
+    assert world.handle(world.event("TagResource")).outcome == "applied"
+    assert world.drain() == 2
+    assert world.badge(world.prod, "team") == "c"
+
+
+def test_an_event_older_than_the_state_it_would_change_does_nothing(world: World) -> None:
+    an_hour_ago = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    handled = world.handle(world.event("TagResource", eventTime=an_hour_ago))
+    assert handled.outcome == "stale"
+    assert world.drain() == 0
+
+
+def test_an_event_on_an_account_of_another_organization_changes_nothing(world: World) -> None:
+    world.conn.execute(
+        "INSERT INTO accounts (account_id, org_id, name) VALUES ('999999999999', NULL, 'x')"
+    )
+    world.conn.commit()
+    body = world.event("TagResource", requestParameters={"resourceId": "999999999999"})
+    assert world.handle(body).outcome == "ignored"
+    body = world.event("CloseAccount", requestParameters={"accountId": "999999999999"})
+    assert world.handle(body).outcome == "ignored"  # AWS does not know it in this organization
+    assert world.drain() == 0
+
+
+def test_a_malformed_body_is_recorded_with_its_reason(world: World) -> None:
+    handled = world.handle("{not json")
+    assert handled.outcome == "rejected" and "not JSON" in (handled.reason or "")
+    assert world.outcomes() == [(None, "rejected")]
+
+
+def test_move_account_rereads_its_parents_new_path_and_scope(world: World) -> None:
+    world.orgs.move_account(
+        AccountId=world.prod, SourceParentId=world.prod_ou, DestinationParentId=world.eng
+    )
+    assert world.handle(world.event("MoveAccount")).outcome == "applied"
+    world.drain()
+    assert world.account_row(world.prod)["org_path"] == "Root/Eng"
+    assert world.badge(world.prod, "cloud_org_path") == "Root/Eng"
+    # scope judged again: limited to Prod, the account that left it is removed
+    world.conn.execute(
+        "UPDATE organizations SET limit_ou_ids = %s WHERE org_id = %s",
+        ([world.prod_ou], world.org_id),
+    )
+    world.conn.commit()
+    assert world.handle(world.event("MoveAccount")).outcome == "applied"
+    assert world.account_row(world.prod)["status"] == "removed"
+    assert world.account_row(world.prod)["status_reason"] == "out_of_scope"
+
+
+def test_a_created_account_is_discovered_validated_and_harvested(world: World) -> None:
+    new = world.account("fresh", world.prod_ou, {"team": "new"})
+    status = {"state": "SUCCEEDED", "accountId": new, "id": "car-x", "accountName": "fresh"}
+    body = world.event("CreateAccountResult", serviceEventDetails={"createAccountStatus": status})
+    assert world.handle(body).outcome == "applied"
+    assert world.drain() == 3  # validation, harvest, reconcile
+    row = world.account_row(new)
+    assert (row["status"], row["org_path"]) == ("ok", "Root/Eng/Prod")
+    assert world.badge(new, "team") == "new"
+
+
+def test_a_closed_account_is_suspended_and_a_removed_one_leaves(world: World) -> None:
+    world.orgs.close_account(AccountId=world.prod)
+    assert world.handle(world.event("CloseAccount")).outcome == "applied"
+    world.drain()
+    assert world.account_row(world.prod)["status"] == "suspended"
+    world.orgs.remove_account_from_organization(AccountId=world.top)
+    body = world.event("RemoveAccountFromOrganization", requestParameters={"accountId": world.top})
+    assert world.handle(body).outcome == "applied"
+    row = world.account_row(world.top)
+    assert (row["status"], row["status_reason"]) == ("removed", "left_organization")
+
+
+def test_a_renamed_ou_gives_every_account_below_it_its_new_path(world: World) -> None:
+    world.orgs.update_organizational_unit(OrganizationalUnitId=world.eng, Name="Engineering")
+    body = world.event(
+        "UpdateOrganizationalUnit",
+        requestParameters={"organizationalUnitId": world.eng, "name": "Engineering"},
+    )
+    assert world.handle(body).outcome == "applied"
+    assert world.drain() == 1  # the reconciler alone
+    assert world.badge(world.prod, "cloud_org_path") == "Root/Engineering/Prod"
+    assert world.account_row(world.top)["org_path"] == "Root"
+
+
+def test_a_full_walk_does_not_remove_an_account_an_event_took_while_it_ran(world: World) -> None:
+    sync_id = str(uuid.uuid4())
+    world.conn.execute(
+        "INSERT INTO syncs (sync_id, org_id, trigger) VALUES (%s, %s, 'test')",
+        (sync_id, world.org_id),
+    )
+    world.conn.commit()
+    pages = discovery.walk(world.orgs, ())
+    seen = [a for page in pages for a in page]
+    with world.deps.connect() as conn:
+        discovery.load_page(conn, world.org, sync_id, seen, Counter())
+    assert world.handle(world.event("TagResource")).outcome == "applied"
+    with world.deps.connect() as conn:
+        discovery.finish(conn, world.org_id, sync_id, Counter(), None)
+    assert world.account_row(world.prod)["status"] != "removed"
+
+
+def test_the_poller_deletes_a_message_only_once_its_work_is_committed(world: World) -> None:
+    world.orgs.move_account(
+        AccountId=world.prod, SourceParentId=world.prod_ou, DestinationParentId=world.eng
+    )
+    world.sqs.send_message(QueueUrl=world.url, MessageBody=world.event("MoveAccount"))
+    world.sqs.send_message(QueueUrl=world.url, MessageBody="garbage")
+    throttled = [True]
+
+    def throttle(**_: Any) -> None:
+        if throttled[0]:
+            error = {"Error": {"Code": "TooManyRequestsException", "Message": "Rate exceeded"}}
+            raise ClientError(error, "DescribeAccount")  # type: ignore[arg-type]
+
+    world.orgs.meta.events.register("before-call.organizations.DescribeAccount", throttle)
+    poller = Feed(world.deps, lambda org, url: world.sqs, wait_seconds=0, visibility=0)
+    assert poller.attempt(world.org_id, world.url, 0) is None
+    # AWS could not be re-read: the move's work is not committed, so its message stays
+    left = world.sqs.receive_message(QueueUrl=world.url, VisibilityTimeout=0)["Messages"]
+    assert [json.loads(m["Body"])["detail"]["eventName"] for m in left] == ["MoveAccount"]
+    assert world.outcomes() == [(None, "rejected")]  # the garbage: recorded, deleted
+    throttled[0] = False
+    assert poller.attempt(world.org_id, world.url, 0) is None
+    assert not world.sqs.receive_message(QueueUrl=world.url).get("Messages")
+    assert [o for _, o in world.outcomes()] == ["rejected", "applied"]
+    assert world.account_row(world.prod)["org_path"] == "Root/Eng"
+    (shown,) = views.organizations(world.conn)
+    assert shown["feed"]["queue"] == world.url and shown["feed"]["handled"] == 2
+    assert shown["feed"]["error"] is None and shown["feed"]["lag_seconds"] is not None
+
+
+def test_a_deleted_queue_is_shown_with_its_reason_and_tried_again_later(world: World) -> None:
+    world.sqs.delete_queue(QueueUrl=world.url)
+    poller = Feed(world.deps, lambda org, url: world.sqs, wait_seconds=0)
+    delay = poller.attempt(world.org_id, world.url, 3)
+    assert delay is not None and 0 <= delay <= 16
+    (shown,) = views.organizations(world.conn)
+    assert "NonExistentQueue" in shown["feed"]["error"]
+    assert shown["feed"]["retry_at"] is not None
+
+
+def test_event_ids_older_than_sqs_keeps_a_message_are_forgotten(world: World) -> None:
+    for event_id, age in (("old", "16 days"), ("recent", "1 day")):
+        world.conn.execute(
+            "INSERT INTO change_events (org_id, event_id, outcome, handled_at)"
+            " VALUES (%s, %s, 'applied', now() - %s::interval)",
+            (world.org_id, event_id, age),
+        )
+    world.conn.commit()
+    poller = Feed(world.deps, lambda org, url: world.sqs, wait_seconds=0, refresh=0.05)
+    thread = poller.start()
+    deadline = time.monotonic() + 10
+    try:
+        while time.monotonic() < deadline:
+            ids = [r["event_id"] for r in world.conn.execute("SELECT event_id FROM change_events")]
+            world.conn.commit()
+            if "old" not in ids:
+                break
+            time.sleep(0.05)
+    finally:
+        poller.stop.set()
+        thread.join(timeout=10)
+    assert ids == ["recent"]
+
+
+def test_a_tag_event_on_an_account_not_yet_validated_validates_it_on_the_way(
+    world: World,
+) -> None:
+    world.conn.execute(
+        "UPDATE accounts SET status = 'pending', stage = 'discovered' WHERE account_id = %s",
+        (world.prod,),
+    )
+    world.conn.commit()
+    tag(world, world.prod, "team", "new")
+    assert world.handle(world.event("TagResource")).outcome == "applied"
+    assert world.drain() == 3  # validation, harvest, reconcile
+    assert world.account_row(world.prod)["status"] == "ok"
+    assert world.badge(world.prod, "team") == "new"
+
+
+def test_two_workers_starting_a_feed_together_make_one_feed_sync(world: World) -> None:
+    barrier = threading.Barrier(2)
+
+    def start() -> str:
+        with world.deps.connect() as conn:
+            conn.execute("SELECT 1")  # each in a transaction of its own
+            barrier.wait(timeout=10)
+            return feed.feed_sync(conn, world.org_id)
+
+    with ThreadPoolExecutor(2) as pool:
+        first, second = pool.map(lambda _: start(), range(2))
+    assert first == second
+    rows = world.conn.execute("SELECT count(*) AS n FROM syncs WHERE trigger = 'events'")
+    assert rows.fetchone() == {"n": 1}
