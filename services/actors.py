@@ -20,6 +20,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import dramatiq
@@ -34,6 +35,7 @@ from pipelines.stage import Deps, Outcome, StageResult
 from services import db, metrics, relay
 from services.aws import Aws
 from services.broker import make_broker
+from services.health import Watchdog
 from services.keys import load_keyring
 from services.logs import get_logger
 from services.middleware import StageMessages, recorder
@@ -108,6 +110,7 @@ def build(settings: Settings, broker: dramatiq.Broker | None = None) -> dramatiq
     # before Retries: dramatiq runs after_* hooks in reverse, so it sees what Retries decided
     broker.add_middleware(metrics.StageMetrics(settings), before=dramatiq.middleware.Retries)
     broker.add_middleware(messages)
+    broker.add_middleware(Watchdog(functools.cache(lambda: health_directory(settings))))
 
     def settle(result: StageResult) -> None:
         messages.report(result)
@@ -165,6 +168,13 @@ def build(settings: Settings, broker: dramatiq.Broker | None = None) -> dramatiq
         dramatiq.actor(fn, actor_name=stage.actor, queue_name=stage.queue, broker=broker, **options)
     assert STAGE_BY_NAME["registration"].actor == REGISTRATION_ACTOR
     return broker
+
+
+def health_directory(settings: Settings) -> Path | None:
+    """Where this worker's processes report their health for /healthz (none without it)."""
+    if not settings.worker_metrics_port:
+        return None
+    return metrics.run_directory(settings.worker_metrics_dir)
 
 
 SINGLE_ARGUMENT = "the request must be the message's single argument"
