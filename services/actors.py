@@ -36,7 +36,7 @@ from services import db, metrics, relay
 from services.aws import Aws
 from services.broker import make_broker
 from services.health import Watchdog
-from services.keys import load_keyring
+from services.keys import ReloadingKeyring
 from services.logs import get_logger
 from services.middleware import StageMessages, recorder
 from services.settings import Settings
@@ -76,7 +76,7 @@ class Resources:
 
         deps = Deps(
             connect=pool.connection,
-            keyring=load_keyring(settings),
+            keyring=ReloadingKeyring(settings),
             organizations=aws.organizations,
             sts=aws.sts,
             concurrently=concurrently,
