@@ -22,6 +22,7 @@ from psycopg.types.json import Jsonb
 from pipelines.aws_errors import classify
 from pipelines.credentials import Keyring
 from pipelines.events import Event, OrgRegistered
+from pipelines.idempotency import conflict_id, request_digest, reuse_reason, same_request
 from pipelines.orgs import load_organization, seal_credentials
 from pipelines.request_rules import Credentials, Filters, Problem, check_request, redacted
 
@@ -181,8 +182,8 @@ def _assumable_without_external_id(assume: Assume, creds: Credentials) -> bool:
 
 RECORD = """
 INSERT INTO registrations
-    (request_id, org_id, kind, request, decided_at, accepted, reasons, warnings)
-VALUES (%s, %s, %s, %s, now(), %s, %s, %s)
+    (request_id, org_id, kind, request, decided_at, accepted, reasons, warnings, request_digest)
+VALUES (%s, %s, %s, %s, now(), %s, %s, %s, %s)
 ON CONFLICT (request_id) DO NOTHING
 """
 
@@ -205,7 +206,11 @@ def decided(conn: psycopg.Connection[dict[str, Any]], request_id: str) -> Verdic
 
 
 def _record(
-    conn: psycopg.Connection[dict[str, Any]], verdict: Verdict, kind: str, request: dict[str, Any]
+    conn: psycopg.Connection[dict[str, Any]],
+    verdict: Verdict,
+    kind: str,
+    request: dict[str, Any],
+    digest: str | None = None,
 ) -> Verdict:
     conn.execute(
         RECORD,
@@ -217,6 +222,7 @@ def _record(
             verdict.accepted,
             Jsonb([asdict(p) for p in verdict.reasons]),
             Jsonb(verdict.warnings),
+            digest,
         ),
     )
     return verdict
@@ -229,8 +235,26 @@ def unreadable_reason(raw: object) -> str | None:
     return None
 
 
+def _reused(conn: psycopg.Connection[dict[str, Any]], request_id: str, digest: str) -> Verdict:
+    key = conflict_id(request_id, digest)
+    if (earlier := decided(conn, key)) is not None:
+        return earlier
+    verdict = Verdict(
+        request_id=key,
+        accepted=False,
+        org_id=None,
+        reasons=[Problem("request_id", reuse_reason(request_id))],
+        warnings=[],
+    )
+    return _record(conn, verdict, "malformed", {"reused_request_id": request_id}, digest)
+
+
 def reject_malformed(
-    conn: psycopg.Connection[dict[str, Any]], request_id: str, raw: object, problems: list[Problem]
+    conn: psycopg.Connection[dict[str, Any]],
+    request_id: str,
+    raw: object,
+    problems: list[Problem],
+    digest: str | None = None,
 ) -> Verdict:
     # never the values: a malformed request may still carry credentials
     # and field names escaped: PostgreSQL text cannot hold NUL, logs should not hold newlines
@@ -242,7 +266,7 @@ def reject_malformed(
     verdict = Verdict(
         request_id=request_id, accepted=False, org_id=None, reasons=problems, warnings=[]
     )
-    return _record(conn, verdict, "malformed", shape)
+    return _record(conn, verdict, "malformed", shape, digest)
 
 
 def start_sync(
@@ -284,10 +308,13 @@ def register(
         and not any(p.field == "request_id" for p in problems)
     ):
         request_id = raw["request_id"]
+    digest = request_digest(request_id, raw)
     if (earlier := decided(conn, request_id)) is not None:
-        return earlier, []
+        if same_request(conn, request_id, digest):
+            return earlier, []
+        return _reused(conn, request_id, digest), []
     if request is None:
-        return reject_malformed(conn, request_id, raw, problems), []
+        return reject_malformed(conn, request_id, raw, problems, digest), []
     kind = "update" if request.is_update else "register"
 
     def reject(*reasons: Problem, warnings: list[str] | None = None) -> tuple[Verdict, list[Event]]:
@@ -298,7 +325,7 @@ def register(
             reasons=list(reasons),
             warnings=warnings or [],
         )
-        return _record(conn, verdict, kind, redacted(request)), []
+        return _record(conn, verdict, kind, redacted(request), digest), []
 
     existing = None
     if request.org_id is not None:
@@ -339,7 +366,7 @@ def register(
     verdict = Verdict(
         request_id=request_id, accepted=True, org_id=org_id, reasons=[], warnings=live.warnings
     )
-    _record(conn, verdict, kind, redacted(request))
+    _record(conn, verdict, kind, redacted(request), digest)
     return verdict, [start_sync(conn, org_id, kind)]
 
 

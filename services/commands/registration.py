@@ -53,7 +53,7 @@ def cmd_register(ctx: Context, args: argparse.Namespace) -> int:
         document = {"request_id": request["request_id"], "queued": True}
         print_json(document) if args.json else print(f"queued request {request['request_id']}")
         return 0
-    verdict = client.wait_verdict(ctx.settings, request["request_id"], args.timeout)
+    verdict = client.wait_verdict(ctx.settings, request["request_id"], args.timeout, request)
     if args.json:
         print_json(verdict.as_json())
         return 0 if verdict.accepted else 1

@@ -299,7 +299,8 @@ def test_a_repeated_request_id_returns_the_first_verdict_without_a_new_sync(
     assert first.accepted and len(events) == 1
     assume = Assume()
 
-    again, more = decide(conn, keyring, new_request("r1", nickname="other"), assume)
+    # the same request again (another body under the same id: test_registration_hardening)
+    again, more = decide(conn, keyring, new_request("r1"), assume)
 
     assert again == first and more == []
     assert assume.assumed == []
