@@ -19,12 +19,14 @@ from typing import Any, Protocol
 import psycopg
 from psycopg.types.json import Jsonb
 
+from pipelines import nicknames
 from pipelines.aws_errors import classify
 from pipelines.credentials import Keyring
 from pipelines.events import Event, OrgRegistered
 from pipelines.idempotency import conflict_id, request_digest, reuse_reason, same_request
 from pipelines.orgs import load_organization, seal_credentials
 from pipelines.request_rules import Credentials, Filters, Problem, check_request, redacted
+from pipelines.scope import scope_problem
 
 # Exactly the Organizations actions that registration, discovery and harvesting call.
 REQUIRED_ACTIONS: tuple[str, ...] = (
@@ -332,8 +334,10 @@ def register(
         existing = load_organization(conn, keyring, request.org_id)
         if existing is None:
             return reject(Problem("org_id", f"no organization {request.org_id} is registered"))
-    if request.nickname is not None and _nickname_taken(conn, request.nickname, request.org_id):
-        return reject(Problem("nickname", f"the nickname {request.nickname!r} is already used"))
+    if request.nickname is not None and (
+        refused := nicknames.problem(conn, request.nickname, request.org_id)
+    ):
+        return reject(refused)
 
     live = LiveCheck()
     if request.credentials is not None:
@@ -360,27 +364,19 @@ def register(
     credentials = request.credentials or (existing.credentials if existing else None)
     assert credentials is not None
     filters = request.filters(existing.filters if existing else None)
+    if request.filter_changes.get("limit_ou_ids") and (
+        out_of_org := scope_problem(assume, credentials, filters.limit_ou_ids)
+    ):
+        return reject(out_of_org, warnings=live.warnings)
     nickname = request.nickname or (existing.nickname if existing else None)
     assert nickname is not None
+    nickname = nicknames.normalised(nickname)
     store_organization(conn, keyring, org_id, nickname, credentials, filters)
     verdict = Verdict(
         request_id=request_id, accepted=True, org_id=org_id, reasons=[], warnings=live.warnings
     )
     _record(conn, verdict, kind, redacted(request), digest)
     return verdict, [start_sync(conn, org_id, kind)]
-
-
-def _nickname_taken(
-    conn: psycopg.Connection[dict[str, Any]], nickname: str, org_id: str | None
-) -> bool:
-    return (
-        conn.execute(
-            "SELECT 1 FROM organizations WHERE lower(nickname) = lower(%s)"
-            " AND org_id IS DISTINCT FROM %s",
-            (nickname, org_id),
-        ).fetchone()
-        is not None
-    )
 
 
 def store_organization(

@@ -16,6 +16,7 @@ from services import client
 from services.settings import Settings
 from tests.integration.test_registration import (
     ORG,
+    OU_DEEP,
     arn,
     count,
     credential_fields,
@@ -90,3 +91,79 @@ def test_the_publisher_of_the_reused_id_waits_for_its_own_verdict(
     assert client.wait_verdict(settings, "reuse-3", 5, first).accepted
     mine = client.wait_verdict(settings, "reuse-3", 5, second)
     assert not mine.accepted and "already used" in mine.reasons[0].message
+
+
+# ---- finding 5: nicknames and the scope ------------------------------------------------------
+
+
+def test_a_nickname_that_is_another_organizations_id_is_refused(
+    conn: Conn, keyring: Keyring
+) -> None:
+    registered(conn, keyring, "first")
+    other = new_request("new-second", "second", **credential_fields(arn("222222222222")))
+    assert decide(conn, keyring, other)[0].accepted
+
+    cyrillic_o = "\u043e" + ORG[1:]
+    for number, nickname in enumerate((ORG, ORG.upper(), cyrillic_o)):
+        verdict, _ = decide(
+            conn, keyring, {"request_id": f"r-{number}", "org_id": OTHER, "nickname": nickname}
+        )
+        assert not verdict.accepted, nickname
+        assert "must not look like an organization id" in verdict.reasons[0].message
+
+
+@pytest.mark.parametrize(
+    ("taken", "nickname"),
+    [
+        ("beta", "b\u0435ta"),  # Cyrillic ie
+        ("beta", "BETA"),
+        ("beta", "\uff42\uff45\uff54\uff41"),  # fullwidth
+        ("corn", "com"),  # rn / m
+        ("paypal", "payp\u0430l"),
+    ],
+)
+def test_a_nickname_confusable_with_another_is_refused(
+    conn: Conn, keyring: Keyring, taken: str, nickname: str
+) -> None:
+    registered(conn, keyring, taken)
+    request = new_request("second", nickname, **credential_fields(arn("222222222222")))
+    verdict, _ = decide(conn, keyring, request)
+    assert not verdict.accepted
+    assert verdict.reasons[0].field == "nickname"
+    assert repr(taken) in verdict.reasons[0].message or "already used" in verdict.reasons[0].message
+
+
+def test_a_nickname_is_stored_nfkc_and_an_organization_may_keep_its_own(
+    conn: Conn, keyring: Keyring
+) -> None:
+    fullwidth = "\uff42\uff45\uff54\uff41"
+    verdict, _ = decide(conn, keyring, new_request("new-fullwidth", fullwidth))
+    assert verdict.accepted and verdict.org_id is not None
+    org_id = verdict.org_id
+    org = load_organization(conn, keyring, org_id)
+    assert org is not None and org.nickname == "beta"
+    verdict, _ = decide(
+        conn, keyring, {"request_id": "u-self", "org_id": org_id, "nickname": "Beta"}
+    )
+    assert verdict.accepted
+
+
+def test_limit_ou_ids_must_exist_in_the_organization(conn: Conn, keyring: Keyring) -> None:
+    org_id = registered(conn, keyring, "first")
+    verdict, events = decide(
+        conn,
+        keyring,
+        {"request_id": "ou-1", "org_id": org_id, "limit_ou_ids": ["ou-ab12-typo0000"]},
+    )
+    assert not verdict.accepted and events == []
+    assert verdict.reasons[0].field == "limit_ou_ids"
+    assert "ou-ab12-typo0000" in verdict.reasons[0].message
+    org = load_organization(conn, keyring, org_id)
+    assert org is not None and org.filters.limit_ou_ids == ()
+
+    ok, _ = decide(
+        conn,
+        keyring,
+        {"request_id": "ou-2", "org_id": org_id, "limit_ou_ids": [OU_DEEP, "r-ab12"]},
+    )
+    assert ok.accepted
