@@ -272,12 +272,16 @@ def reject_malformed(
 
 
 def start_sync(
-    conn: psycopg.Connection[dict[str, Any]], org_id: str, trigger: str
+    conn: psycopg.Connection[dict[str, Any]],
+    org_id: str,
+    trigger: str,
+    *,
+    confirm_removals: bool = False,
 ) -> OrgRegistered:
     sync_id = str(uuid.uuid4())
     conn.execute(
-        "INSERT INTO syncs (sync_id, org_id, trigger) VALUES (%s, %s, %s)",
-        (sync_id, org_id, trigger),
+        "INSERT INTO syncs (sync_id, org_id, trigger, confirm_removals) VALUES (%s, %s, %s, %s)",
+        (sync_id, org_id, trigger, confirm_removals),
     )
     return OrgRegistered(org_id=org_id, sync_id=sync_id)
 

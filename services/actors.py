@@ -82,6 +82,7 @@ class Resources:
             concurrently=concurrently,
             read_ahead=prefetched,
             relay=relay_now,
+            removal_limit=settings.removal_limit,
         )
         sweeper = relay.Sweeper(pool, broker, stuck_after=settings.stuck_after)
         sweeper.start()

@@ -102,10 +102,12 @@ def relay_now(settings: Settings, conn: Any, events: list[Event]) -> None:
         broker.close()
 
 
-def sync(settings: Settings, org_id: str, trigger: str = "manual") -> str:
+def sync(
+    settings: Settings, org_id: str, trigger: str = "manual", *, confirm_removals: bool = False
+) -> str:
     with db.connect(settings.database_url) as conn:
         with conn.transaction():
-            event = start_sync(conn, org_id, trigger)
+            event = start_sync(conn, org_id, trigger, confirm_removals=confirm_removals)
         relay_now(settings, conn, [event])
     return event.sync_id
 
