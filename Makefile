@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-faults test-unit test-integration test-e2e test-browser lint typecheck worker migrate clean bench bench-smoke bench-web web screenshots chromium prometheus
+.PHONY: compose-env demo test test-faults test-unit test-integration test-e2e test-browser lint typecheck worker migrate clean bench bench-smoke bench-web web screenshots chromium prometheus
 
 $(STAMP): pyproject.toml
 	@pkg-config --exists icu-uc && command -v g++ >/dev/null || { \
@@ -21,6 +21,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/orgsync migrate
 	$(BIN)/orgsync demo
+
+## compose-env: write .env with generated passwords for `docker compose` (never overwrites it)
+compose-env:
+	sh deploy/compose/generate-env .env
 
 ## test: lint, type checks, then unit, integration, end-to-end and browser tests, then the fault harness
 test: $(STAMP) prometheus lint typecheck chromium
