@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -33,7 +31,7 @@ from dramatiq.common import dq_name
 from pipelines.events import QUEUES, REGISTRATION_QUEUE, STAGES
 from services import client, health
 from services.settings import Settings
-from tests.e2e.conftest import worker_env
+from tests.e2e.conftest import running_worker
 from tests.integration.test_bad_input import publish
 
 pytestmark = pytest.mark.integration
@@ -95,28 +93,17 @@ def get_health(port: int) -> tuple[int, dict[str, Any]]:
 def two_thread_worker(settings: Settings, tmp_path: Path) -> Iterator[int]:
     """`orgsync worker --threads 2` with its metrics and /healthz on a port of its own."""
     port = free_port()
-    env = worker_env(settings, "http://127.0.0.1:9")  # no AWS call is made here
-    env |= {
-        "ORGSYNC_WORKER_METRICS_PORT": str(port),
-        "ORGSYNC_WORKER_METRICS_DIR": str(tmp_path / "metrics"),
-    }
-    with (tmp_path / "worker.log").open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "worker", "--processes", "1", "--threads", "2"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
+    with running_worker(
+        settings,
+        "http://127.0.0.1:9",  # no AWS call is made here
+        tmp_path / "worker.log",
+        threads=2,
+        ORGSYNC_WORKER_METRICS_PORT=str(port),
+        ORGSYNC_WORKER_METRICS_DIR=str(tmp_path / "metrics"),
+    ):
         until(lambda: get_health(port)[0] == 200, "the worker never got healthy")
         until(lambda: declared(settings.broker_url), "the worker declared no queues")
         yield port
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def declared(broker_url: str) -> bool:
@@ -202,6 +189,8 @@ def test_poison_envelopes_on_every_queue_and_its_dq_are_recorded_and_every_threa
     assert get_health(two_thread_worker)[0] == 200
 
 
+# the thread's death is the point: pytest would report its exception as a warning
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_the_watchdog_ends_a_worker_process_whose_thread_died_and_healthz_says_so(
     tmp_path: Path,
 ) -> None:

@@ -11,17 +11,7 @@ import pytest
 from pipelines.request_rules import Credentials
 from services import aws as aws_module
 from services.aws import AssumedRole, Aws
-
-
-def creds(name: str) -> Credentials:
-    return Credentials(
-        org_role_arn=f"arn:aws:iam::123456789012:role/{name}",
-        org_session_name="s1",
-        org_session_duration=900,
-        member_role_name="M",
-        member_session_name="s2",
-        member_session_duration=900,
-    )
+from tests.integration.test_keys import creds
 
 
 @pytest.fixture
