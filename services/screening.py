@@ -28,7 +28,7 @@ from typing import Any
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_ID = 200
-MAX_TRACEBACK = 16 * 1024
+MAX_TRACEBACK = MAX_BODY_BYTES  # what Retries records (30 frames): bounded by the body
 MAX_ETA_AHEAD_MS = 3_600_000  # dramatiq's own delays here are retries' backoff, a minute at most
 MAX_RETRIES_OPTION = 10_000
 
