@@ -15,6 +15,7 @@ Nothing connects at import; a test builds the same actors on dramatiq's StubBrok
 from __future__ import annotations
 
 import functools
+import os
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -111,7 +112,7 @@ def build(settings: Settings, broker: dramatiq.Broker | None = None) -> dramatiq
     # before Retries: dramatiq runs after_* hooks in reverse, so it sees what Retries decided
     broker.add_middleware(metrics.StageMetrics(settings), before=dramatiq.middleware.Retries)
     broker.add_middleware(messages)
-    broker.add_middleware(Watchdog(functools.cache(lambda: health_directory(settings))))
+    broker.add_middleware(Watchdog(health_directory))
 
     def settle(result: StageResult) -> None:
         messages.report(result)
@@ -171,11 +172,11 @@ def build(settings: Settings, broker: dramatiq.Broker | None = None) -> dramatiq
     return broker
 
 
-def health_directory(settings: Settings) -> Path | None:
-    """Where this worker's processes report their health for /healthz (none without it)."""
-    if not settings.worker_metrics_port:
-        return None
-    return metrics.run_directory(settings.worker_metrics_dir)
+def health_directory() -> Path | None:
+    """Where this worker process reports its health for /healthz: beside its metrics, in the
+    directory `StageMetrics` chose at process boot (none without worker metrics)."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    return Path(directory) if directory else None
 
 
 SINGLE_ARGUMENT = "the request must be the message's single argument"
