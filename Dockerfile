@@ -16,9 +16,13 @@ FROM python:3.11-slim
 ARG EXTRAS=""
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 COPY --from=wheel /dist /dist
-RUN wheel="$(ls /dist/orgsync-*.whl)" \
+# pyicu (nickname confusables) compiles against the system ICU; the compiler is removed after
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libicu-dev pkg-config g++ \
+    && wheel="$(ls /dist/orgsync-*.whl)" \
     && pip install "orgsync${EXTRAS:+[$EXTRAS]} @ file://${wheel}" \
-    && rm -rf /dist \
+    && apt-get purge -y --auto-remove g++ pkg-config \
+    && rm -rf /dist /var/lib/apt/lists/* \
     && useradd --system --home-dir /app orgsync \
     && mkdir -p /keys /app/.orgsync \
     && chown orgsync /keys /app /app/.orgsync

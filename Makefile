@@ -4,9 +4,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-faults test-unit test-integration test-e2e test-browser lint typecheck worker migrate clean bench bench-smoke bench-web web screenshots chromium prometheus
+.PHONY: compose-env demo test test-faults test-unit test-integration test-e2e test-browser lint typecheck worker migrate clean bench bench-smoke bench-web web screenshots chromium prometheus
 
 $(STAMP): pyproject.toml
+	@pkg-config --exists icu-uc && command -v g++ >/dev/null || { \
+	  sudo=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$sudo apt-get update && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+	    libicu-dev pkg-config g++; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
@@ -16,6 +21,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/orgsync migrate
 	$(BIN)/orgsync demo
+
+## compose-env: write .env with generated passwords for `docker compose` (never overwrites it)
+compose-env:
+	sh deploy/compose/generate-env .env
 
 ## test: lint, type checks, then unit, integration, end-to-end and browser tests, then the fault harness
 test: $(STAMP) prometheus lint typecheck chromium

@@ -2,7 +2,8 @@
 
 ``classify`` is pure: it looks only at the exception. Error codes are checked first (AWS sends
 ``Throttling`` with HTTP 400), then the HTTP status (5xx and 429 are transient, any other status
-is permanent). Messages are flattened to one bounded line so they are safe to log and store.
+is permanent). Messages are flattened to one bounded line, without ARNs or role names
+(pipelines/redaction.py), so they are safe to log and store.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from dataclasses import dataclass
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotocoreConnectionError
 from botocore.parsers import ResponseParserError
+
+from orgsync.pipelines.redaction import scrub_text
 
 TRANSIENT_CODES: frozenset[str] = frozenset(
     {
@@ -145,8 +148,9 @@ def _is_transient(code: str, status: object) -> bool:
 
 
 def _one_line(text: str) -> str:
-    # Newlines in stored or logged text invite log injection; HTML error pages can be long.
-    flat = " ".join(text.split())
+    # Newlines in stored or logged text invite log injection; HTML error pages can be long;
+    # AWS denials quote role ARNs and session names, and these texts are stored and listed.
+    flat = scrub_text(" ".join(text.split()))
     if len(flat) > MAX_MESSAGE_CHARS:
         return flat[: MAX_MESSAGE_CHARS - 3] + "..."
     return flat

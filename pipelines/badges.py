@@ -12,6 +12,7 @@ A managed account's badges mirror its AWS tags, so they are edited in AWS (`edit
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 
 from orgsync.pipelines.events import TagsHarvested
@@ -39,8 +40,12 @@ class Change:
 
 
 def is_reserved(key: str) -> bool:
-    """Keys a tag may never set: whoever can tag an account could forge its organization."""
-    return key.startswith("system.") or key == ORG_PATH_BADGE
+    """Keys a tag may never set: whoever can tag an account could forge its organization.
+
+    Compared after NFKC and case folding: `System.cloud_organization`, or `system.` in
+    fullwidth letters, reads as a system badge to anyone looking at it."""
+    folded = unicodedata.normalize("NFKC", key).casefold()
+    return folded.startswith("system.") or folded == ORG_PATH_BADGE
 
 
 def desired_badges(

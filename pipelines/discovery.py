@@ -18,6 +18,7 @@ from typing import Any, Literal
 from botocore.exceptions import BotoCoreError, ClientError, PaginationError
 from psycopg.types.json import Jsonb
 
+from orgsync.pipelines import removal_guard
 from orgsync.pipelines.aws_errors import backoff_seconds, classify
 from orgsync.pipelines.events import (
     PAGE_MAX,
@@ -261,12 +262,15 @@ ON CONFLICT (org_id, account_id) DO UPDATE SET
     reason = EXCLUDED.reason, sync_id = EXCLUDED.sync_id, seen_at = now()
 """
 
+# at the end of a complete walk, accounts it excluded (with their reason) before those it did
+# not see at all (left_organization)
 REMOVE_EXCLUDED = """
-UPDATE accounts a SET status = 'removed', status_reason = v.reason, sync_id = %s::uuid,
+UPDATE accounts a SET status = 'removed', status_reason = e.reason, sync_id = e.sync_id,
                       stage = 'reconciled', stage_at = now(), updated_at = now()
-FROM unnest(%s::text[], %s::text[]) AS v(account_id, reason)
-WHERE a.account_id = v.account_id AND a.org_id = %s AND a.status <> 'removed'
-RETURNING a.account_id, v.reason
+FROM excluded_accounts e
+WHERE e.org_id = %(org_id)s AND e.sync_id = %(sync_id)s::uuid
+  AND a.account_id = e.account_id AND a.org_id = e.org_id AND a.status <> 'removed'
+RETURNING a.account_id, e.reason
 """
 
 IMPORTED_FIELDS = ("account_id", "name", "email", "aws_state", "org_path", "parent_id")
@@ -319,8 +323,6 @@ def load_page(
                     reasons,
                 ),
             )
-            for row in cur.execute(REMOVE_EXCLUDED, (sync_id, ids, reasons, org.org_id)):
-                tally[f"removed:{row['reason']}"] += 1
     active = tuple(a.account_id for a, v in imported if v.action == "import")
     suspended_ids = tuple(a.account_id for a, v in imported if v.action == "suspend")
     events: list[Event] = []
@@ -371,21 +373,36 @@ def finish(
     sync_id: str,
     tally: Counter[str],
     error: str | None,
+    removal_limit: float = removal_guard.DEFAULT_LIMIT,
 ) -> dict[str, Any]:
-    """Close the walk: clean up only when it was complete; record the sync's counts."""
+    """Close the walk: clean up only when it was complete, and only as much as the removal
+    guard allows; record the sync's counts (and why it is held, when it is)."""
+    held = None
     if error is None:
-        if removed := conn.execute(
-            REMOVE_UNSEEN, {"org_id": org_id, "sync_id": sync_id}
-        ).fetchall():
-            tally["removed:left_organization"] += len(removed)
-        conn.execute(
-            "DELETE FROM excluded_accounts WHERE org_id = %s AND sync_id <> %s", (org_id, sync_id)
+        ids = {"org_id": org_id, "sync_id": sync_id}
+        found = conn.execute(removal_guard.COUNTS, ids).fetchone()
+        assert found is not None
+        decision = removal_guard.decide(
+            found["accounts"],
+            found["removing"],
+            limit=removal_limit,
+            confirmed=bool(found["confirmed"]),
         )
+        held = decision.held
+        if decision.remove:
+            for row in conn.execute(REMOVE_EXCLUDED, ids).fetchall():
+                tally[f"removed:{row['reason']}"] += 1
+            if removed := conn.execute(REMOVE_UNSEEN, ids).fetchall():
+                tally["removed:left_organization"] += len(removed)
+            conn.execute(
+                "DELETE FROM excluded_accounts WHERE org_id = %s AND sync_id <> %s",
+                (org_id, sync_id),
+            )
     counts = summarize(tally)
     conn.execute(
-        "UPDATE syncs SET walked_at = now(), complete = %s, error = %s, counts = %s"
+        "UPDATE syncs SET walked_at = now(), complete = %s, error = %s, counts = %s, held = %s"
         " WHERE sync_id = %s",
-        (error is None, error, Jsonb(counts), sync_id),
+        (error is None, error, Jsonb(counts), held, sync_id),
     )
     return counts
 
@@ -428,7 +445,7 @@ def discover(deps: Deps, event: OrgRegistered, *, may_retry: bool = False) -> St
     if malformed and error is None:
         error, code = malformed_error(malformed), "MalformedAnswer"
     with deps.connect() as conn:
-        counts = finish(conn, org.org_id, event.sync_id, tally, error)
+        counts = finish(conn, org.org_id, event.sync_id, tally, error, deps.removal_limit)
     return StageResult(
         Outcome.DONE,
         counts={"counts": counts, "complete": error is None, "events": sent},

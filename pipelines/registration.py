@@ -19,12 +19,15 @@ from typing import Any, Protocol
 import psycopg
 from psycopg.types.json import Jsonb
 
+from orgsync.pipelines import nicknames
 from orgsync.pipelines.aws_errors import classify
 from orgsync.pipelines.credentials import Keyring
 from orgsync.pipelines.events import Event, OrgRegistered
 from orgsync.pipelines.feed_queue import queue_access_problems
+from orgsync.pipelines.idempotency import conflict_id, request_digest, reuse_reason, same_request
 from orgsync.pipelines.orgs import load_organization, seal_credentials
 from orgsync.pipelines.request_rules import Credentials, Filters, Problem, check_request, redacted
+from orgsync.pipelines.scope import scope_problem
 
 # Exactly the Organizations actions that registration, discovery and harvesting call.
 REQUIRED_ACTIONS: tuple[str, ...] = (
@@ -195,8 +198,8 @@ def _assumable_without_external_id(assume: Assume, creds: Credentials) -> bool:
 
 RECORD = """
 INSERT INTO registrations
-    (request_id, org_id, kind, request, decided_at, accepted, reasons, warnings)
-VALUES (%s, %s, %s, %s, now(), %s, %s, %s)
+    (request_id, org_id, kind, request, decided_at, accepted, reasons, warnings, request_digest)
+VALUES (%s, %s, %s, %s, now(), %s, %s, %s, %s)
 ON CONFLICT (request_id) DO NOTHING
 """
 
@@ -219,7 +222,11 @@ def decided(conn: psycopg.Connection[dict[str, Any]], request_id: str) -> Verdic
 
 
 def _record(
-    conn: psycopg.Connection[dict[str, Any]], verdict: Verdict, kind: str, request: dict[str, Any]
+    conn: psycopg.Connection[dict[str, Any]],
+    verdict: Verdict,
+    kind: str,
+    request: dict[str, Any],
+    digest: str | None = None,
 ) -> Verdict:
     conn.execute(
         RECORD,
@@ -231,6 +238,7 @@ def _record(
             verdict.accepted,
             Jsonb([asdict(p) for p in verdict.reasons]),
             Jsonb(verdict.warnings),
+            digest,
         ),
     )
     return verdict
@@ -243,8 +251,26 @@ def unreadable_reason(raw: object) -> str | None:
     return None
 
 
+def _reused(conn: psycopg.Connection[dict[str, Any]], request_id: str, digest: str) -> Verdict:
+    key = conflict_id(request_id, digest)
+    if (earlier := decided(conn, key)) is not None:
+        return earlier
+    verdict = Verdict(
+        request_id=key,
+        accepted=False,
+        org_id=None,
+        reasons=[Problem("request_id", reuse_reason(request_id))],
+        warnings=[],
+    )
+    return _record(conn, verdict, "malformed", {"reused_request_id": request_id}, digest)
+
+
 def reject_malformed(
-    conn: psycopg.Connection[dict[str, Any]], request_id: str, raw: object, problems: list[Problem]
+    conn: psycopg.Connection[dict[str, Any]],
+    request_id: str,
+    raw: object,
+    problems: list[Problem],
+    digest: str | None = None,
 ) -> Verdict:
     # never the values: a malformed request may still carry credentials
     # and field names escaped: PostgreSQL text cannot hold NUL, logs should not hold newlines
@@ -256,16 +282,20 @@ def reject_malformed(
     verdict = Verdict(
         request_id=request_id, accepted=False, org_id=None, reasons=problems, warnings=[]
     )
-    return _record(conn, verdict, "malformed", shape)
+    return _record(conn, verdict, "malformed", shape, digest)
 
 
 def start_sync(
-    conn: psycopg.Connection[dict[str, Any]], org_id: str, trigger: str
+    conn: psycopg.Connection[dict[str, Any]],
+    org_id: str,
+    trigger: str,
+    *,
+    confirm_removals: bool = False,
 ) -> OrgRegistered:
     sync_id = str(uuid.uuid4())
     conn.execute(
-        "INSERT INTO syncs (sync_id, org_id, trigger) VALUES (%s, %s, %s)",
-        (sync_id, org_id, trigger),
+        "INSERT INTO syncs (sync_id, org_id, trigger, confirm_removals) VALUES (%s, %s, %s, %s)",
+        (sync_id, org_id, trigger, confirm_removals),
     )
     return OrgRegistered(org_id=org_id, sync_id=sync_id)
 
@@ -301,10 +331,13 @@ def register(
         and not any(p.field == "request_id" for p in problems)
     ):
         request_id = raw["request_id"]
+    digest = request_digest(request_id, raw)
     if (earlier := decided(conn, request_id)) is not None:
-        return earlier, []
+        if same_request(conn, request_id, digest):
+            return earlier, []
+        return _reused(conn, request_id, digest), []
     if request is None:
-        return reject_malformed(conn, request_id, raw, problems), []
+        return reject_malformed(conn, request_id, raw, problems, digest), []
     kind = "update" if request.is_update else "register"
 
     def reject(*reasons: Problem, warnings: list[str] | None = None) -> tuple[Verdict, list[Event]]:
@@ -315,15 +348,17 @@ def register(
             reasons=list(reasons),
             warnings=warnings or [],
         )
-        return _record(conn, verdict, kind, redacted(request)), []
+        return _record(conn, verdict, kind, redacted(request), digest), []
 
     existing = None
     if request.org_id is not None:
         existing = load_organization(conn, keyring, request.org_id)
         if existing is None:
             return reject(Problem("org_id", f"no organization {request.org_id} is registered"))
-    if request.nickname is not None and _nickname_taken(conn, request.nickname, request.org_id):
-        return reject(Problem("nickname", f"the nickname {request.nickname!r} is already used"))
+    if request.nickname is not None and (
+        refused := nicknames.problem(conn, request.nickname, request.org_id)
+    ):
+        return reject(refused)
 
     live = LiveCheck()
     if request.credentials is not None:
@@ -350,31 +385,23 @@ def register(
     credentials = request.credentials or (existing.credentials if existing else None)
     assert credentials is not None
     filters = request.filters(existing.filters if existing else None)
+    if request.filter_changes.get("limit_ou_ids") and (
+        out_of_org := scope_problem(assume, credentials, filters.limit_ou_ids)
+    ):
+        return reject(out_of_org, warnings=live.warnings)
     url = filters.events_queue_url
     changed_url = request.filter_changes.get("events_queue_url")
     if changed_url and url and (queue_problems := check_queue(assume, credentials, url)):
         return reject(*queue_problems, warnings=live.warnings)
     nickname = request.nickname or (existing.nickname if existing else None)
     assert nickname is not None
+    nickname = nicknames.normalised(nickname)
     store_organization(conn, keyring, org_id, nickname, credentials, filters)
     verdict = Verdict(
         request_id=request_id, accepted=True, org_id=org_id, reasons=[], warnings=live.warnings
     )
-    _record(conn, verdict, kind, redacted(request))
+    _record(conn, verdict, kind, redacted(request), digest)
     return verdict, [start_sync(conn, org_id, kind)]
-
-
-def _nickname_taken(
-    conn: psycopg.Connection[dict[str, Any]], nickname: str, org_id: str | None
-) -> bool:
-    return (
-        conn.execute(
-            "SELECT 1 FROM organizations WHERE lower(nickname) = lower(%s)"
-            " AND org_id IS DISTINCT FROM %s",
-            (nickname, org_id),
-        ).fetchone()
-        is not None
-    )
 
 
 def store_organization(

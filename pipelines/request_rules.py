@@ -43,6 +43,10 @@ MAX_ROLE_PATH = 512  # IAM Path, counting its leading and trailing "/"
 MAX_ACCOUNT_NAME = 128  # Organizations AccountName, so no prefix can usefully be longer
 MIN_SYNC_INTERVAL = 60  # a per-organization interval; null falls back to ORGSYNC_SYNC_INTERVAL
 MAX_SYNC_INTERVAL = 7 * 24 * 3600
+# every list is bounded (issue 18): each prefix is tried against every account of every walk,
+# each scope id is looked for in AWS at registration; the JSON Schema says the same (maxItems)
+MAX_EXCLUDE_PREFIXES = 100
+MAX_LIMIT_OU_IDS = 100
 
 _REQUEST_ID = "A-Za-z0-9._:-"
 _NAME = "A-Za-z0-9_+=,.@-"  # IAM RoleName, STS RoleSessionName: [\w+=,.@-] in ASCII
@@ -362,10 +366,14 @@ def _scope_id(item: object) -> list[str]:
     return [f"{_quote(item)} is neither an OU id (ou-...) nor a root id (r-...)"]
 
 
-def _unique_list(item_rule: Callable[[object], list[str]]) -> Callable[[object], list[str]]:
+def _unique_list(
+    item_rule: Callable[[object], list[str]], max_items: int
+) -> Callable[[object], list[str]]:
     def rule(value: object) -> list[str]:
         if not isinstance(value, list):
             return [f"must be a JSON array, got {_json_type(value)}"]
+        if len(value) > max_items:
+            return [f"must hold at most {max_items} items (maxItems), got {len(value)}"]
         problems = [
             f"item {index}: {message}"
             for index, item in enumerate(value)
@@ -391,10 +399,10 @@ _FIELD_RULES: dict[str, Callable[[object], list[str]]] = {
     "member_session_name": _token(_NAME, 2, 64),
     "member_session_duration": _duration,
     "external_id": _token(_EXTERNAL_ID, 2, 1224),
-    "exclude_prefixes": _unique_list(_exclude_prefix),
+    "exclude_prefixes": _unique_list(_exclude_prefix, MAX_EXCLUDE_PREFIXES),
     "auto_remove_suspended": _boolean,
     "auto_badge": _boolean,
-    "limit_ou_ids": _unique_list(_scope_id),
+    "limit_ou_ids": _unique_list(_scope_id, MAX_LIMIT_OU_IDS),
     "sync_interval_seconds": _sync_interval,
     "events_queue_url": queue_url_problems,
 }

@@ -56,6 +56,7 @@ class Deps:
     read_ahead: Callable[[Iterator[Any]], Iterator[Any]] = as_is
     relay: Callable[[list[str]], None] = keep
     sleep: Callable[[float], None] = time.sleep
+    removal_limit: float = 0.20  # pipelines/removal_guard.py
 
 
 class Outcome(StrEnum):

@@ -15,11 +15,13 @@ Nothing connects at import; a test builds the same actors on dramatiq's StubBrok
 from __future__ import annotations
 
 import functools
+import os
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import dramatiq
@@ -35,7 +37,8 @@ from orgsync.services import db, metrics, relay
 from orgsync.services.aws import Aws
 from orgsync.services.broker import make_broker
 from orgsync.services.feed import Feed
-from orgsync.services.keys import load_keyring
+from orgsync.services.health import Watchdog
+from orgsync.services.keys import ReloadingKeyring
 from orgsync.services.logs import get_logger
 from orgsync.services.middleware import StageMessages, recorder
 from orgsync.services.settings import Settings
@@ -79,12 +82,13 @@ class Resources:
 
         deps = Deps(
             connect=pool.connection,
-            keyring=load_keyring(settings),
+            keyring=ReloadingKeyring(settings),
             organizations=aws.organizations,
             sts=aws.sts,
             concurrently=concurrently,
             read_ahead=prefetched,
             relay=relay_now,
+            removal_limit=settings.removal_limit,
         )
         sweeper = relay.Sweeper(pool, broker, stuck_after=settings.stuck_after)
         sweeper.start()
@@ -122,6 +126,7 @@ def build(
     # before Retries: dramatiq runs after_* hooks in reverse, so it sees what Retries decided
     broker.add_middleware(metrics.StageMetrics(settings), before=dramatiq.middleware.Retries)
     broker.add_middleware(messages)
+    broker.add_middleware(Watchdog(health_directory))
 
     def settle(result: StageResult) -> None:
         messages.report(result)
@@ -179,6 +184,13 @@ def build(
         dramatiq.actor(fn, actor_name=stage.actor, queue_name=stage.queue, broker=broker, **options)
     assert STAGE_BY_NAME["registration"].actor == REGISTRATION_ACTOR
     return broker
+
+
+def health_directory() -> Path | None:
+    """Where this worker process reports its health for /healthz: beside its metrics, in the
+    directory `StageMetrics` chose at process boot (none without worker metrics)."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    return Path(directory) if directory else None
 
 
 SINGLE_ARGUMENT = "the request must be the message's single argument"

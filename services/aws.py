@@ -59,6 +59,9 @@ for _name in ("botocore", "boto3", "urllib3"):
     logging.getLogger(_name).setLevel(max(logging.getLogger(_name).level, logging.INFO))
 
 
+MAX_CACHED_ROLES = 1000  # assumed organization roles a worker process keeps
+
+
 @dataclass
 class AssumedRole:
     organizations: Any
@@ -142,5 +145,20 @@ class Aws:
             with self._lock:
                 role = self._roles.get(key)
                 if role is None or role.expires_at <= time.time():
-                    role = self._roles[key] = self.assume(org.credentials)
+                    role = self.assume(org.credentials)
+                    self._remember(key, role)
         return role
+
+    def _remember(self, key: tuple[str, Credentials], role: AssumedRole) -> None:
+        """Cache `role`, dropping expired roles, the organization's roles under credentials
+        it no longer has, and past MAX_CACHED_ROLES the oldest (the cache was never pruned)."""
+        now = time.time()
+        for old in [
+            k
+            for k, r in self._roles.items()
+            if r.expires_at <= now or (k[0] == key[0] and k != key)
+        ]:
+            del self._roles[old]
+        while len(self._roles) >= MAX_CACHED_ROLES:
+            del self._roles[next(iter(self._roles))]  # dicts keep insertion order
+        self._roles[key] = role

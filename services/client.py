@@ -23,6 +23,7 @@ from orgsync.pipelines.events import (
     Event,
     MalformedEvent,
 )
+from orgsync.pipelines.idempotency import conflict_id, request_digest, same_request
 from orgsync.pipelines.outbox import emit
 from orgsync.pipelines.registration import Verdict, decided, start_sync
 from orgsync.services import db, relay, views
@@ -61,10 +62,19 @@ def wait_for(poll: Callable[[], Any], timeout: float, message: str) -> Any:
     return result
 
 
-def wait_verdict(settings: Settings, request_id: str, timeout: float) -> Verdict:
+def wait_verdict(
+    settings: Settings, request_id: str, timeout: float, request: object = None
+) -> Verdict:
+    """The verdict on `request_id`; given the `request` that was sent, the verdict on that
+    request: a rejection when the id had been used for another one (pipelines.idempotency)."""
+    digest = None if request is None else request_digest(request_id, request)
+
     def poll() -> Verdict | None:
         with db.connect(settings.database_url) as conn:
-            return decided(conn, request_id)
+            verdict = decided(conn, request_id)
+            if verdict is None or digest is None or same_request(conn, request_id, digest):
+                return verdict
+            return decided(conn, conflict_id(request_id, digest))
 
     return wait_for(
         poll,
@@ -92,10 +102,12 @@ def relay_now(settings: Settings, conn: Any, events: list[Event]) -> None:
         broker.close()
 
 
-def sync(settings: Settings, org_id: str, trigger: str = "manual") -> str:
+def sync(
+    settings: Settings, org_id: str, trigger: str = "manual", *, confirm_removals: bool = False
+) -> str:
     with db.connect(settings.database_url) as conn:
         with conn.transaction():
-            event = start_sync(conn, org_id, trigger)
+            event = start_sync(conn, org_id, trigger, confirm_removals=confirm_removals)
         relay_now(settings, conn, [event])
     return event.sync_id
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from typing import Any
 
 import structlog
+
+from orgsync.pipelines.redaction import scrub_text
 
 # Never let these reach a log line, whatever a caller passes.
 SECRET_KEYS = frozenset(
@@ -27,25 +28,30 @@ SECRET_KEYS = frozenset(
 )
 
 
-# Values that are credentials wherever they appear, e.g. in a foreign log line such as
-# dramatiq's "Failed to process message register_organization({...})", which prints a whole
-# registration request, or an AWS denial that quotes the role it was about.
-ROLE_ARN = re.compile(r"(arn:aws[a-z-]*:(?:iam|sts)::\d{12}:(?:assumed-)?role)/[^\s'\",})\]]+")
-SECRET_ITEM = re.compile(
-    r"""(['"]?(?:external_id|ExternalId|SecretAccessKey|SessionToken|aws_secret_access_key)"""
-    r"""['"]?\s*[:=]\s*)(?:'[^']*'|"[^"]*"|[^\s,}]+)"""
-)
-
-
 def scrub(value: Any) -> Any:
-    """`value` with role ARNs and secret-named items masked, through nested lists and dicts."""
+    """`value` with ARNs, role names and secret-named items masked, through lists and dicts."""
     if isinstance(value, str):
-        return SECRET_ITEM.sub(r"\1'[redacted]'", ROLE_ARN.sub(r"\1/[redacted]", value))
+        return scrub_text(value)
     if isinstance(value, dict):
         return {key: scrub(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return [scrub(item) for item in value]
     return value
+
+
+def hide_message_bodies(record: logging.LogRecord) -> bool:
+    """dramatiq logs whole messages ("Failed to process message register_organization({...})"):
+    a registration request holds role and session names. Each message in a record's arguments
+    is replaced by its actor and id, before the line is formatted."""
+    if isinstance(record.args, tuple) and record.args:
+        record.args = tuple(_message_name(arg) for arg in record.args)
+    return True
+
+
+def _message_name(arg: Any) -> Any:
+    if all(hasattr(arg, name) for name in ("actor_name", "message_id", "args", "kwargs")):
+        return f"{arg.actor_name}(message_id={arg.message_id})"
+    return arg
 
 
 def redact(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
@@ -73,6 +79,7 @@ def configure(level: str = "INFO", fmt: str = "json") -> None:
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(hide_message_bodies)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,

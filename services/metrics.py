@@ -33,6 +33,7 @@ from prometheus_client import multiprocess as prometheus_multiprocess
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from orgsync.pipelines.events import STAGE_BY_QUEUE
+from orgsync.services import health
 from orgsync.services.logs import configure as configure_logging
 from orgsync.services.logs import get_logger
 from orgsync.services.settings import Settings
@@ -205,7 +206,7 @@ def serve(host: str, port: int, routes: dict[str, Callable[[], Response]]) -> Th
         def do_GET(self) -> None:
             route = routes.get(self.path.split("?", 1)[0])
             status, content_type, body = (
-                route() if route else (404, "text/plain", b"not found: try /metrics\n")
+                route() if route else (404, "text/plain", b"not found: try /metrics or /healthz\n")
             )
             self.send_response(status)
             self.send_header("Content-Type", content_type)
@@ -235,7 +236,10 @@ def serve_worker_metrics() -> int:
         server = serve(
             settings.worker_metrics_host,
             settings.worker_metrics_port,
-            {"/metrics": lambda: prometheus_text(registry)},
+            {
+                "/metrics": lambda: prometheus_text(registry),
+                "/healthz": lambda: health.healthz(directory),
+            },
         )
     except OSError as error:
         # the workers work on without it; only their metrics are missing

@@ -55,6 +55,7 @@ class Settings:
     worker_metrics_port: int = 9191  # 0: no worker metrics
     worker_metrics_dir: Path = DEFAULT_WORKER_METRICS_DIR
     aws_concurrency: int = DEFAULT_AWS_CONCURRENCY
+    removal_limit: float = 0.20  # share of an organization's accounts one walk may remove
     # `orgsync web` (services/web/): never printed, hence repr=False on the secrets
     web_host: str = "127.0.0.1"
     web_port: int = 8080
@@ -107,6 +108,7 @@ class Settings:
             aws_concurrency=_count(
                 get("ORGSYNC_AWS_CONCURRENCY"), "ORGSYNC_AWS_CONCURRENCY", DEFAULT_AWS_CONCURRENCY
             ),
+            removal_limit=_percent(get("ORGSYNC_REMOVAL_LIMIT"), "ORGSYNC_REMOVAL_LIMIT", 20),
             web_host=get("ORGSYNC_WEB_HOST") or "127.0.0.1",
             web_port=_port(get("ORGSYNC_WEB_PORT"), "ORGSYNC_WEB_PORT", 8080),
             web_password=get("ORGSYNC_WEB_PASSWORD"),
@@ -118,6 +120,14 @@ class Settings:
             web_trusted_proxies=get("ORGSYNC_WEB_TRUSTED_PROXIES") or "127.0.0.1",
             api_token=get("ORGSYNC_API_TOKEN"),
         )
+
+
+def _percent(text: str | None, name: str, default: int) -> float:
+    if text is None:
+        return default / 100
+    if not text.removesuffix("%").isdigit() or int(text.removesuffix("%")) > 100:
+        raise SettingsError(f"{name}={text!r}: expected a percentage from 0 to 100")
+    return int(text.removesuffix("%")) / 100
 
 
 def _port(text: str | None, name: str, default: int) -> int:

@@ -66,7 +66,7 @@ def cmd_register(ctx: Context, args: argparse.Namespace) -> int:
         document = {"request_id": request["request_id"], "queued": True}
         print_json(document) if args.json else print(f"queued request {request['request_id']}")
         return 0
-    verdict = client.wait_verdict(ctx.settings, request["request_id"], args.timeout)
+    verdict = client.wait_verdict(ctx.settings, request["request_id"], args.timeout, request)
     if args.json:
         print_json(verdict.as_json())
         return 0 if verdict.accepted else 1
@@ -95,7 +95,7 @@ def cmd_sync(ctx: Context, args: argparse.Namespace) -> int:
         return show_sync(ctx, args.attach, args.timeout, json=args.json)
     with ctx.connect() as conn:
         org_id = ctx.org_id(conn, args.org)
-    sync_id = client.sync(ctx.settings, org_id)
+    sync_id = client.sync(ctx.settings, org_id, confirm_removals=args.confirm_removals)
     if not args.wait:
         print_json({"org_id": org_id, "sync_id": sync_id}) if args.json else print(
             f"sync {sync_id} of {org_id} started"
@@ -118,7 +118,9 @@ def show_sync(ctx: Context, sync_id: str, timeout: float, *, json: bool) -> int:
     else:
         totals = progress.sync_summary(ctx.settings, sync_id)
         print("\n".join(progress.describe_summary(sync_id, snap, totals)))
-    return 0 if snap.sync and snap.sync["complete"] else 1
+        if snap.sync and snap.sync.get("held"):
+            print(f"held: {snap.sync['held']}")
+    return 0 if snap.sync and snap.sync["complete"] and not snap.sync.get("held") else 1
 
 
 def add(command: Command) -> None:
@@ -142,6 +144,12 @@ def add(command: Command) -> None:
         "       %(prog)s [-h] [--json] --attach SYNC_ID [--timeout DURATION]"
     )
     p.add_argument("org", nargs="?", metavar="ORG", help="organization id or nickname")
+    p.add_argument(
+        "--confirm-removals",
+        action="store_true",
+        help="let this sync's walk remove accounts even past the removal guard's limit"
+        " (ORGSYNC_REMOVAL_LIMIT): after a sync held because it would remove too many",
+    )
     p.add_argument(
         "--wait",
         action="store_true",

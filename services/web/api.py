@@ -136,7 +136,7 @@ def register(request: Request) -> Response:
         client.submit(settings, body)
         if request.query_params.get("wait", "true").lower() in ("false", "0", "no"):
             return as_json({"request_id": body["request_id"], "queued": True}, 202)
-        verdict = client.wait_verdict(settings, str(body["request_id"]), timeout)
+        verdict = client.wait_verdict(settings, str(body["request_id"]), timeout, body)
     except ValueError:
         return error("timeout must be a number of seconds", 400)
     except ServiceUnavailable as unavailable:

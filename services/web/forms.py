@@ -115,7 +115,7 @@ def submit(request: Request, org_id: str | None) -> Response:
     body = request_from(form, org_id)
     try:
         client.submit(settings, body)
-        verdict = client.wait_verdict(settings, body["request_id"], VERDICT_TIMEOUT)
+        verdict = client.wait_verdict(settings, body["request_id"], VERDICT_TIMEOUT, body)
     except (ServiceUnavailable, UserError) as error:
         return show(request, org_id, filled(form), general=[str(error)], status_code=503)
     if verdict.accepted:

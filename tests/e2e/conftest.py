@@ -44,13 +44,15 @@ def worker_env(settings: Settings, endpoint_url: str) -> dict[str, str]:
 
 
 @contextmanager
-def running_worker(settings: Settings, endpoint_url: str, log: Path) -> Iterator[None]:
+def running_worker(
+    settings: Settings, endpoint_url: str, log: Path, threads: int = 8, **env: str
+) -> Iterator[None]:
     """`orgsync worker` with every stage, in a subprocess logging to `log`, for the block."""
-    argv = [sys.executable, "-m", "orgsync.services.cli", "worker"]
+    command = ["worker", "--processes", "1", "--threads", str(threads)]
     with log.open("w") as out:
         process = subprocess.Popen(
-            [*argv, "--processes", "1", "--threads", "8"],
-            env=worker_env(settings, endpoint_url),
+            [sys.executable, "-m", "orgsync.services.cli", *command],
+            env=worker_env(settings, endpoint_url) | env,
             stdout=out,
             stderr=subprocess.STDOUT,
         )

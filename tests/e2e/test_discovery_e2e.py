@@ -109,6 +109,13 @@ def test_discovery_imports_the_scoped_subtree_explains_the_rest_and_adopts_a_sta
     update = orgsync(settings, aws, "update", "disc", "--auto-remove-suspended", "--json")
     assert update.returncode == 0, update.stderr
     sync = wait_for_sync(settings, verdict.org_id)
+    # that is more than 20 % of the organization's accounts: the removal guard holds the sync
+    assert sync["held"] is not None and sync["counts"]["removed"] == {}
+    assert sync["held"].startswith(f"this walk would remove {len(suspended)} of ")
+    confirmed = orgsync(settings, aws, "sync", "disc", "--confirm-removals", "--wait", "--json")
+    assert confirmed.returncode == 0, confirmed.stdout + confirmed.stderr
+    sync = json.loads(confirmed.stdout)["sync"]
+    assert sync["held"] is None and sync["confirm_removals"] is True
     assert sync["counts"]["removed"] == {"suspended": len(suspended)}
     removed = listed(settings, aws, "accounts", "--org", "disc", "--status", "removed")
     assert {(a["account_id"], a["status_reason"]) for a in removed} == {

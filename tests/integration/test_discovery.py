@@ -178,7 +178,15 @@ def sync(conn: Conn, keyring: Keyring, client: Any, org_id: str) -> Sync:
     run = Sync(start_sync(conn, org_id, "test").sync_id, {})
     conn.execute("DELETE FROM outbox")
     conn.commit()
-    deps = stage_deps(conn, keyring, organizations=lambda org: client, sleep=run.sleeps.append)
+    # these tests are about what a walk removes: the removal guard, which would hold most of
+    # them, has its own (tests/integration/test_removal_guard.py)
+    deps = stage_deps(
+        conn,
+        keyring,
+        organizations=lambda org: client,
+        sleep=run.sleeps.append,
+        removal_limit=1.0,
+    )
     result = discovery.discover(deps, OrgRegistered(org_id=org_id, sync_id=run.sync_id))
     assert result.outcome is Outcome.DONE
     run.counts = result.counts["counts"]

@@ -26,6 +26,7 @@ pytestmark = pytest.mark.integration
 Conn = psycopg.Connection[dict[str, Any]]
 ORG_BY_ACCOUNT = {"111111111111": "o-firstorg01", "222222222222": "o-secondorg2"}
 ORG = "o-firstorg01"
+OU_DEEP = "ou-ab12-deepou56"
 
 
 def arn(account: str = "111111111111", name: str = "OrgReader") -> str:
@@ -41,6 +42,10 @@ class Organizations:
 
     def list_roots(self, **_: Any) -> dict[str, Any]:
         return {"Roots": [{"Id": "r-ab12"}]}
+
+    def list_organizational_units_for_parent(self, ParentId: str, **_: Any) -> dict[str, Any]:
+        ous = {"r-ab12": [{"Id": "ou-ab12-cdefgh34"}], "ou-ab12-cdefgh34": [{"Id": OU_DEEP}]}
+        return {"OrganizationalUnits": ous.get(ParentId, [])}
 
 
 class Iam:
@@ -299,7 +304,8 @@ def test_a_repeated_request_id_returns_the_first_verdict_without_a_new_sync(
     assert first.accepted and len(events) == 1
     assume = Assume()
 
-    again, more = decide(conn, keyring, new_request("r1", nickname="other"), assume)
+    # the same request again (another body under the same id: test_registration_hardening)
+    again, more = decide(conn, keyring, new_request("r1"), assume)
 
     assert again == first and more == []
     assert assume.assumed == []

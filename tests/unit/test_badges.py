@@ -72,6 +72,11 @@ FORGERIES = [
     pytest.param({"system.cloud_organization_nickname": "trusted"}, id="nickname"),
     pytest.param({"cloud_org_path": "Root/Security"}, id="org-path"),
     pytest.param({"system.anything": "x"}, id="any-system-key"),
+    # issue 18, finding 8: the check was case-sensitive
+    pytest.param({"System.cloud_organization": "o-attacker00"}, id="capitalised"),
+    pytest.param({"SYSTEM.CLOUD_ORGANIZATION": "o-attacker00"}, id="upper-case"),
+    pytest.param({"Cloud_Org_Path": "Root/Security"}, id="org-path-case"),
+    pytest.param({"\uff53\uff59\uff53\uff54\uff45\uff4d.x": "y"}, id="fullwidth"),
 ]
 
 
@@ -80,6 +85,12 @@ def test_a_tag_can_never_forge_a_reserved_badge(tags: dict[str, str]) -> None:
     result, warnings = desired({}, tags)
     assert result == SYSTEM
     assert len(warnings) == 1 and next(iter(tags)) in warnings[0]
+
+
+@pytest.mark.parametrize("key", ["System.cloud_organization", "CLOUD_ORG_PATH"])
+def test_a_local_edit_of_a_reserved_key_in_any_case_is_refused(key: str) -> None:
+    reasons = edit_refusals("111111111111", None, {}, {}, {key: "x"}, [])
+    assert any("belongs to orgsync" in r for r in reasons)
 
 
 def test_a_reserved_tag_cannot_delete_or_change_an_existing_system_badge() -> None:

@@ -116,3 +116,58 @@ def test_prometheus_scrapes_the_ports_the_services_listen_on(compose: dict[str, 
     assert environment["ORGSYNC_WORKER_METRICS_HOST"] == "0.0.0.0"
     assert Settings().worker_metrics_port == workers["port"]  # the default agrees too
     assert jobs["rabbitmq"]["static_configs"][0]["targets"] == ["rabbitmq:15692"]
+
+
+# ---- issue 18, finding 9: what the stack exposes, and with which credentials --------------------
+
+
+def test_every_published_port_binds_to_localhost_by_default(compose: dict[str, Any]) -> None:
+    published = {
+        name: service["ports"]
+        for name, service in compose["services"].items()
+        if "ports" in service
+    }
+    assert set(published) >= {"rabbitmq", "exporter", "web", "prometheus", "grafana"}
+    for name, ports in published.items():
+        for port in ports:
+            assert str(port).startswith("${ORGSYNC_BIND:-127.0.0.1}:"), (name, port)
+
+
+def test_no_default_credentials_and_no_anonymous_grafana() -> None:
+    text = COMPOSE.read_text()
+    assert "guest" not in text
+    assert "orgsync:orgsync@" not in text and "POSTGRES_PASSWORD: orgsync" not in text
+    for variable in (
+        "ORGSYNC_POSTGRES_PASSWORD",
+        "ORGSYNC_RABBITMQ_PASSWORD",
+        "GRAFANA_ADMIN_PASSWORD",
+    ):
+        assert f"${{{variable}:?run make compose-env}}" in text  # compose refuses without it
+    grafana = yaml.safe_load(text)["services"]["grafana"]["environment"]
+    assert grafana["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+
+
+def test_generate_env_writes_random_passwords_once_only_its_owner_can_read(
+    tmp_path: Path,
+) -> None:
+    env = tmp_path / ".env"
+    script = ROOT / "deploy" / "compose" / "generate-env"
+    subprocess.run(["sh", script, env], check=True, capture_output=True, timeout=60)
+    first = env.read_text()
+    values = dict(
+        line.split("=", 1) for line in first.splitlines() if line and not line.startswith("#")
+    )
+    assert set(values) == {
+        "ORGSYNC_POSTGRES_PASSWORD",
+        "ORGSYNC_RABBITMQ_USER",
+        "ORGSYNC_RABBITMQ_PASSWORD",
+        "GRAFANA_ADMIN_PASSWORD",
+    }
+    passwords = [v for k, v in values.items() if k.endswith("PASSWORD")]
+    assert len(set(passwords)) == 3 and all(len(p) >= 32 for p in passwords)
+    assert env.stat().st_mode & 0o077 == 0
+    other = tmp_path / "other.env"
+    subprocess.run(["sh", script, other], check=True, capture_output=True, timeout=60)
+    assert other.read_text() != first  # random, not fixed
+    subprocess.run(["sh", script, env], check=True, capture_output=True, timeout=60)
+    assert env.read_text() == first  # never overwritten

@@ -114,6 +114,9 @@ VALID = [
     pytest.param("exclude_prefixes", [], id="exclude_prefixes-empty"),
     pytest.param("exclude_prefixes", ["Sandbox-", "test ", "Équipe"], id="exclude_prefixes-some"),
     pytest.param("exclude_prefixes", ["x" * 128], id="exclude_prefixes-128-chars"),
+    pytest.param(
+        "exclude_prefixes", [f"p{i}-" for i in range(100)], id="exclude_prefixes-at-the-bound"
+    ),
     *for_fields(BOOLEANS, [("true", True), ("false", False)]),
     pytest.param("limit_ou_ids", [], id="limit_ou_ids-empty"),
     pytest.param("limit_ou_ids", ["ou-ab12-abcdefgh"], id="limit_ou_ids-ou"),
@@ -132,6 +135,25 @@ VALID = [
 
 # (field, value, part of the message): each makes NEW invalid with exactly one problem.
 INVALID = [
+    # issue 18, finding 10: ~16,000 prefixes fitted in one request, each tried on every account
+    pytest.param(
+        "exclude_prefixes",
+        [f"p{i}-" for i in range(16_000)],
+        "must hold at most 100 items (maxItems), got 16000",
+        id="exclude_prefixes-16000",
+    ),
+    pytest.param(
+        "exclude_prefixes",
+        [f"p{i}-" for i in range(101)],
+        "at most 100 items",
+        id="exclude_prefixes-101",
+    ),
+    pytest.param(
+        "limit_ou_ids",
+        [f"ou-ab12-{i:08d}" for i in range(101)],
+        "must hold at most 100 items (maxItems), got 101",
+        id="limit_ou_ids-101",
+    ),
     pytest.param(
         "request_id", "", "must be 1 to 128 characters long, got 0", id="request_id-empty"
     ),

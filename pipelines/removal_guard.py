@@ -1,0 +1,48 @@
+"""The removal guard: a complete walk that would remove more than a set share of an
+organization's accounts (default 20 %) removes nothing and holds its sync with the reason.
+
+A typo'd OU id or exclusion prefix, a role that suddenly sees one OU, an AWS answer that is
+complete but wrong: each looks, to a walk, like most accounts leaving. Removals are cheap to do
+and costly to undo (badges, history), so past the limit an operator decides: `orgsync sync ORG
+--confirm-removals` starts a sync whose walk removes what it finds gone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_LIMIT = 0.20
+
+
+@dataclass(frozen=True)
+class Decision:
+    remove: bool
+    held: str | None = None  # why nothing was removed
+
+
+def decide(accounts: int, removing: int, *, limit: float, confirmed: bool) -> Decision:
+    """Whether a walk may remove `removing` of the organization's `accounts` (those not yet
+    removed before it)."""
+    if removing == 0 or confirmed or accounts == 0 or removing <= limit * accounts:
+        return Decision(remove=True)
+    return Decision(
+        remove=False,
+        held=(
+            f"this walk would remove {removing} of {accounts} accounts"
+            f" ({removing / accounts:.0%}), more than the {limit:.0%} limit"
+            " (ORGSYNC_REMOVAL_LIMIT): nothing was removed. Check the organization's"
+            " limit_ou_ids and exclude_prefixes, then run `orgsync sync ORG --confirm-removals`"
+        ),
+    )
+
+
+# what the guard counts, in the walk's own transaction: every account the walk did not import
+# (gone from AWS, or excluded by the filters) is one it would remove
+COUNTS = """
+SELECT
+  (SELECT count(*) FROM accounts WHERE org_id = %(org_id)s AND managed_by_org
+      AND status <> 'removed') AS accounts,
+  (SELECT count(*) FROM accounts WHERE org_id = %(org_id)s AND managed_by_org
+      AND status <> 'removed' AND sync_id IS DISTINCT FROM %(sync_id)s::uuid) AS removing,
+  (SELECT confirm_removals FROM syncs WHERE sync_id = %(sync_id)s::uuid) AS confirmed
+"""
