@@ -374,6 +374,7 @@ def finish(
     tally: Counter[str],
     error: str | None,
     removal_limit: float = removal_guard.DEFAULT_LIMIT,
+    removal_min: int = removal_guard.DEFAULT_MIN,
 ) -> dict[str, Any]:
     """Close the walk: clean up only when it was complete, and only as much as the removal
     guard allows; record the sync's counts (and why it is held, when it is)."""
@@ -386,6 +387,7 @@ def finish(
             found["accounts"],
             found["removing"],
             limit=removal_limit,
+            at_least=removal_min,
             confirmed=bool(found["confirmed"]),
         )
         held = decision.held
@@ -445,7 +447,8 @@ def discover(deps: Deps, event: OrgRegistered, *, may_retry: bool = False) -> St
     if malformed and error is None:
         error, code = malformed_error(malformed), "MalformedAnswer"
     with deps.connect() as conn:
-        counts = finish(conn, org.org_id, event.sync_id, tally, error, deps.removal_limit)
+        guard = (deps.removal_limit, deps.removal_min)
+        counts = finish(conn, org.org_id, event.sync_id, tally, error, *guard)
     return StageResult(
         Outcome.DONE,
         counts={"counts": counts, "complete": error is None, "events": sent},

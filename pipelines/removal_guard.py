@@ -1,5 +1,8 @@
 """The removal guard: a complete walk that would remove more than a set share of an
 organization's accounts (default 20 %) removes nothing and holds its sync with the reason.
+A walk removing only a few accounts (`ORGSYNC_REMOVAL_MIN`, default 10) is never held: at that
+size an operator sees each removal, and a small organization keeps the usual rules (two of its
+five accounts leaving are simply removed).
 
 A typo'd OU id or exclusion prefix, a role that suddenly sees one OU, an AWS answer that is
 complete but wrong: each looks, to a walk, like most accounts leaving. Removals are cheap to do
@@ -12,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 DEFAULT_LIMIT = 0.20
+DEFAULT_MIN = 10
 
 
 @dataclass(frozen=True)
@@ -20,10 +24,12 @@ class Decision:
     held: str | None = None  # why nothing was removed
 
 
-def decide(accounts: int, removing: int, *, limit: float, confirmed: bool) -> Decision:
+def decide(
+    accounts: int, removing: int, *, limit: float, confirmed: bool, at_least: int = DEFAULT_MIN
+) -> Decision:
     """Whether a walk may remove `removing` of the organization's `accounts` (those not yet
-    removed before it)."""
-    if removing == 0 or confirmed or accounts == 0 or removing <= limit * accounts:
+    removed before it): always up to `at_least` accounts, beyond that up to `limit` of them."""
+    if confirmed or removing <= max(at_least, limit * accounts):
         return Decision(remove=True)
     return Decision(
         remove=False,

@@ -57,6 +57,7 @@ class Deps:
     relay: Callable[[list[str]], None] = keep
     sleep: Callable[[float], None] = time.sleep
     removal_limit: float = 0.20  # pipelines/removal_guard.py
+    removal_min: int = 10
 
 
 class Outcome(StrEnum):

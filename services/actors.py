@@ -89,6 +89,7 @@ class Resources:
             read_ahead=prefetched,
             relay=relay_now,
             removal_limit=settings.removal_limit,
+            removal_min=settings.removal_min,
         )
         sweeper = relay.Sweeper(pool, broker, stuck_after=settings.stuck_after)
         sweeper.start()

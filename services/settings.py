@@ -56,6 +56,7 @@ class Settings:
     worker_metrics_dir: Path = DEFAULT_WORKER_METRICS_DIR
     aws_concurrency: int = DEFAULT_AWS_CONCURRENCY
     removal_limit: float = 0.20  # share of an organization's accounts one walk may remove
+    removal_min: int = 10  # accounts one walk may always remove
     # `orgsync web` (services/web/): never printed, hence repr=False on the secrets
     web_host: str = "127.0.0.1"
     web_port: int = 8080
@@ -109,6 +110,9 @@ class Settings:
                 get("ORGSYNC_AWS_CONCURRENCY"), "ORGSYNC_AWS_CONCURRENCY", DEFAULT_AWS_CONCURRENCY
             ),
             removal_limit=_percent(get("ORGSYNC_REMOVAL_LIMIT"), "ORGSYNC_REMOVAL_LIMIT", 20),
+            removal_min=_count(
+                get("ORGSYNC_REMOVAL_MIN"), "ORGSYNC_REMOVAL_MIN", 10, most=1_000_000, least=0
+            ),
             web_host=get("ORGSYNC_WEB_HOST") or "127.0.0.1",
             web_port=_port(get("ORGSYNC_WEB_PORT"), "ORGSYNC_WEB_PORT", 8080),
             web_password=get("ORGSYNC_WEB_PASSWORD"),
@@ -138,11 +142,13 @@ def _port(text: str | None, name: str, default: int) -> int:
     return int(text)
 
 
-def _count(text: str | None, name: str, default: int, most: int = 256) -> int:
+def _count(
+    text: str | None, name: str, default: int, most: int = 256, least: int = 1
+) -> int:
     if text is None:
         return default
-    if not text.isdigit() or not 1 <= int(text) <= most:
-        raise SettingsError(f"{name}={text!r}: expected a whole number from 1 to {most}")
+    if not text.isdigit() or not least <= int(text) <= most:
+        raise SettingsError(f"{name}={text!r}: expected a whole number from {least} to {most}")
     return int(text)
 
 

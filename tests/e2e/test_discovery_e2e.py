@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +19,21 @@ from orgsync.services import client
 from orgsync.services.settings import Settings
 from orgsync.services.simulators.moto_aws import SimulatedAws
 from orgsync.services.simulators.sample_org import OrgSpec, SampleOrg, build_organization
-from tests.e2e.conftest import worker_env
+from tests.e2e.conftest import running_worker, worker_env
 from tests.e2e.test_pipeline import request_for
 
 pytestmark = pytest.mark.e2e
 TIMEOUT = 120
 SCOPE = "Root/Engineering"
+
+
+@pytest.fixture
+def worker(settings: Settings, aws: SimulatedAws, tmp_path: Path) -> Iterator[Path]:
+    """The usual worker, with the removal guard holding even a few removals (this organization
+    is small: ORGSYNC_REMOVAL_MIN's default would let them through)."""
+    log = tmp_path / "worker.log"
+    with running_worker(settings, aws.endpoint_url, log, ORGSYNC_REMOVAL_MIN="0"):
+        yield log
 
 
 def orgsync(settings: Settings, aws: SimulatedAws, *args: str) -> subprocess.CompletedProcess[str]:

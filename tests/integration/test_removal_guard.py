@@ -35,10 +35,11 @@ Conn = psycopg.Connection[dict[str, Any]]
 
 
 def guarded_sync(conn: Conn, keyring: Keyring, client: Any, org_id: str, **start: Any) -> str:
-    """One discovery with the default guard (the Deps default, as the workers run it)."""
+    """One discovery with the default share (the Deps default, as the workers run it) and no
+    minimum, since these organizations are small."""
     sync_id = start_sync(conn, org_id, "test", **start).sync_id
     conn.commit()
-    deps = stage_deps(conn, keyring, organizations=lambda org: client)
+    deps = stage_deps(conn, keyring, organizations=lambda org: client, removal_min=0)
     result = discovery.discover(deps, OrgRegistered(org_id=org_id, sync_id=sync_id))
     assert result.outcome is Outcome.DONE
     conn.commit()
