@@ -33,6 +33,7 @@ from pipelines.request_rules import Problem
 from pipelines.stage import Deps, Outcome, StageResult
 from services import db, metrics, relay
 from services.aws import Aws
+from services.budget import Budget
 from services.broker import make_broker
 from services.keys import load_keyring
 from services.logs import get_logger
@@ -58,7 +59,7 @@ class Resources:
     @classmethod
     def open(cls, settings: Settings, broker: dramatiq.Broker) -> Resources:
         pool = db.open_pool(settings.database_url, max_size=16)
-        aws = Aws()
+        aws = Aws(Budget(pool, settings.aws_rates) if settings.aws_budget else None)
         calls = ThreadPoolExecutor(settings.aws_concurrency, "aws-call")
 
         def concurrently(call: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:

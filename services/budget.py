@@ -1,0 +1,211 @@
+"""One AWS rate budget per (organization, API), shared by every worker process and machine.
+
+AWS Organizations throttles by request rate, counts every caller of an organization together,
+and publishes no figures. Each process retrying on its own only adds throttling, so every call
+first takes a token from a bucket kept in PostgreSQL (table `aws_budgets`, one row per scope
+and API, read and written under the row's lock): when none is left, the call is promised the
+next free slot and sleeps until then, instead of being sent to be throttled.
+
+The rate adapts (AIMD): a throttled answer multiplies it by `DECREASE` for everyone at once, a
+run of about a second's worth of calls without one adds `ceiling / 100` calls/s, always between
+the floor and the ceiling set per API (`ORGSYNC_AWS_RATES`). The arithmetic is pure (`take`,
+`slow_down`); `Budget` keeps it in PostgreSQL; `attach` hooks it into a boto3 client through
+botocore's events, so no stage knows about it:
+
+- `before-call`: wait for a token (the ticket is kept in the request's context);
+- `needs-retry`, first of its handlers: a throttled answer lowers the rate and is retried after
+  a budget wait, for up to `PATIENCE_S`; botocore's own retry handler (AWS_RETRY_MODE,
+  AWS_MAX_ATTEMPTS) then only sees what is not throttling (5xx, network errors), and a
+  throttled call that outlasts the patience.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from psycopg_pool import ConnectionPool
+
+from pipelines.aws_errors import is_throttling
+from services.logs import get_logger
+
+log = get_logger("orgsync.budget")
+
+DECREASE = 0.8  # a throttled answer: the rate times this
+INCREASE_STEPS = 100  # a run without throttling: the rate plus ceiling / this
+BURST_S = 1.0  # tokens a budget banks, in seconds of its rate (at least one)
+PATIENCE_S = 300.0  # one call's throttled retries, waits included, before its error shows
+SERVICE_SCOPE = "service"  # orgsync's own STS calls: AWS counts them against its account
+_TICKET = "orgsync_budget_ticket"
+_STARTED = "orgsync_budget_started"
+
+
+@dataclass(frozen=True)
+class Limits:
+    floor: float
+    ceiling: float
+
+    @property
+    def step(self) -> float:
+        return self.ceiling / INCREASE_STEPS
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """One budget's state: `tokens` at time `at` (seconds, PostgreSQL's clock), `calls` handed
+    out so far, `run` of them since the rate last changed, and the call number after which the
+    last decrease happened."""
+
+    rate: float
+    tokens: float
+    at: float
+    run: int = 0
+    calls: int = 0
+    throttled: int = 0
+    decreased_after: int = 0
+
+    @classmethod
+    def new(cls, limits: Limits, now: float) -> Bucket:
+        return cls(rate=limits.ceiling, tokens=burst(limits.ceiling), at=now)
+
+
+def burst(rate: float) -> float:
+    return max(1.0, rate * BURST_S)
+
+
+def take(bucket: Bucket, now: float, limits: Limits) -> tuple[Bucket, float]:
+    """One token: the bucket after it, and how long the caller waits before its call (0 when a
+    token was there). A run of `rate` calls without a throttle raises the rate by one step."""
+    rate = min(max(bucket.rate, limits.floor), limits.ceiling)
+    elapsed = max(0.0, now - bucket.at)
+    tokens = min(burst(rate), bucket.tokens + rate * elapsed) - 1
+    run = bucket.run + 1
+    if run >= rate:
+        rate, run = min(limits.ceiling, rate + limits.step), 0
+    after = replace(bucket, rate=rate, tokens=tokens, at=now, run=run, calls=bucket.calls + 1)
+    return after, max(0.0, -tokens / rate)
+
+
+def slow_down(bucket: Bucket, ticket: int, limits: Limits) -> Bucket:
+    """AWS throttled call number `ticket`. Only a call granted after the last decrease lowers
+    the rate: the calls already in flight at the old rate are throttled together, once."""
+    throttled = replace(bucket, throttled=bucket.throttled + 1)
+    if ticket <= bucket.decreased_after:
+        return throttled
+    rate = max(limits.floor, bucket.rate * DECREASE)
+    return replace(throttled, rate=rate, run=0, decreased_after=bucket.calls)
+
+
+def limits_for(rates: dict[str, tuple[float, float]], api: str) -> Limits:
+    floor, ceiling = rates.get(api) or rates["*"]
+    return Limits(floor, ceiling)
+
+
+LOCK = """
+SELECT rate, tokens, refilled_at AS at, run, calls, throttled, decreased_after,
+       extract(epoch FROM clock_timestamp())::float8 AS now
+FROM aws_budgets WHERE scope = %s AND api = %s FOR UPDATE
+"""
+CREATE = """
+INSERT INTO aws_budgets (scope, api, rate, tokens, refilled_at)
+VALUES (%s, %s, %s, %s, extract(epoch FROM clock_timestamp())) ON CONFLICT DO NOTHING
+"""
+STORE = """
+UPDATE aws_budgets SET rate = %(rate)s, tokens = %(tokens)s, refilled_at = %(at)s, run = %(run)s,
+    calls = %(calls)s, throttled = %(throttled)s, decreased_after = %(decreased_after)s,
+    last_throttled_at = CASE WHEN %(throttled)s > throttled THEN now() ELSE last_throttled_at END
+WHERE scope = %(scope)s AND api = %(api)s
+"""
+
+
+class Budget:
+    """The budgets in PostgreSQL; `rates` maps an API (or `*`) to its floor and ceiling;
+    `overrides(scope)` an organization's own, when it has some."""
+
+    def __init__(
+        self,
+        pool: ConnectionPool,
+        rates: dict[str, tuple[float, float]],
+        overrides: Callable[[str], dict[str, tuple[float, float]]] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.pool = pool
+        self.rates = rates
+        self.overrides = overrides
+        self.sleep = sleep
+
+    def limits(self, scope: str, api: str) -> Limits:
+        own = self.overrides(scope) if self.overrides else {}
+        return limits_for({**self.rates, **own}, api)
+
+    def _change(
+        self, scope: str, api: str, change: Callable[[Bucket, float, Limits], Bucket]
+    ) -> Bucket:
+        limits = self.limits(scope, api)
+        with self.pool.connection() as conn:
+            row = conn.execute(LOCK, (scope, api)).fetchone()
+            if row is None:
+                fresh = Bucket.new(limits, 0.0)
+                conn.execute(CREATE, (scope, api, fresh.rate, fresh.tokens))
+                row = conn.execute(LOCK, (scope, api)).fetchone()
+            assert row is not None
+            now = row.pop("now")
+            after = change(Bucket(**row), now, limits)
+            conn.execute(STORE, {**after.__dict__, "scope": scope, "api": api})
+        return after
+
+    def acquire(self, scope: str, api: str) -> tuple[int, float]:
+        """A token for one call: its ticket and the seconds to wait before sending it."""
+        waits: list[float] = []
+
+        def taken(bucket: Bucket, now: float, limits: Limits) -> Bucket:
+            after, wait = take(bucket, now, limits)
+            waits.append(wait)
+            return after
+
+        after = self._change(scope, api, taken)
+        return after.calls, waits[0]
+
+    def throttled(self, scope: str, api: str, ticket: int) -> Bucket:
+        after = self._change(scope, api, lambda b, _now, limits: slow_down(b, ticket, limits))
+        log.info("aws_throttled", scope=scope, api=api, rate=round(after.rate, 2))
+        return after
+
+    def attach(self, client: Any, scope: str) -> Any:
+        """`client` with every call paced by the budget of (`scope`, its API); returns it."""
+        service = client.meta.service_model.service_id.hyphenize()
+        events = client.meta.events
+        events.register(f"before-call.{service}", self._before_call(scope))
+        events.register_first(f"needs-retry.{service}", self._needs_retry(scope))
+        return client
+
+    def _before_call(self, scope: str) -> Callable[..., None]:
+        def before_call(model: Any, context: dict[str, Any], **_: Any) -> None:
+            ticket, wait = self.acquire(scope, model.name)
+            context[_TICKET], context[_STARTED] = ticket, time.monotonic()
+            if wait > 0:
+                self.sleep(wait)
+
+        return before_call
+
+    def _needs_retry(self, scope: str) -> Callable[..., float | None]:
+        def needs_retry(
+            response: Any, operation: Any, request_dict: dict[str, Any], **_: Any
+        ) -> float | None:
+            if response is None:
+                return None  # a network error: botocore's own retries decide
+            status = getattr(response[0], "status_code", None)
+            code = str((response[1] or {}).get("Error", {}).get("Code", ""))
+            if not is_throttling(code, status):
+                return None
+            context = request_dict.setdefault("context", {})
+            self.throttled(scope, operation.name, int(context.get(_TICKET, 0)))
+            if time.monotonic() - context.get(_STARTED, time.monotonic()) > PATIENCE_S:
+                return None
+            context[_TICKET], wait = self.acquire(scope, operation.name)
+            return wait
+
+        return needs_retry
+
