@@ -90,12 +90,15 @@ def take(bucket: Bucket, now: float, limits: Limits) -> tuple[Bucket, float]:
 
 def slow_down(bucket: Bucket, ticket: int, limits: Limits) -> Bucket:
     """AWS throttled call number `ticket`. Only a call granted after the last decrease lowers
-    the rate: the calls already in flight at the old rate are throttled together, once."""
+    the rate (and drops the banked tokens): the calls already in flight at the old rate are
+    throttled together, and count once."""
     throttled = replace(bucket, throttled=bucket.throttled + 1)
     if ticket <= bucket.decreased_after:
         return throttled
     rate = max(limits.floor, bucket.rate * DECREASE)
-    return replace(throttled, rate=rate, run=0, decreased_after=bucket.calls)
+    # AWS's bucket is empty: tokens banked here would only be thrown at it again
+    tokens = min(bucket.tokens, 0.0)
+    return replace(throttled, rate=rate, tokens=tokens, run=0, decreased_after=bucket.calls)
 
 
 def limits_for(rates: dict[str, tuple[float, float]], api: str) -> Limits:

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import multiprocessing
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import boto3
 import pytest
-from psycopg_pool import ConnectionPool
+from botocore.config import Config
 
 from services import db
 from services.budget import Budget
+from services.simulators.sample_org import OrgSpec
+from services.simulators.scale_aws import ScaleAws
 
 pytestmark = pytest.mark.integration
 
@@ -74,3 +79,40 @@ def test_a_throttle_seen_by_one_process_lowers_the_rate_another_process_gets(
             row = conn.execute("SELECT rate, throttled FROM aws_budgets").fetchone()
     assert row == {"rate": pytest.approx(40.0 * 0.8), "throttled": 1}
     assert wait == 0.0  # the burst still holds tokens: lower rate, no stall
+
+
+@pytest.fixture(scope="module")
+def scale() -> Iterator[ScaleAws]:
+    with ScaleAws(OrgSpec(accounts=30, depth=1, branching=2, suspended=0, excluded=0)) as aws:
+        yield aws
+
+
+def test_a_client_on_the_budget_rides_out_aws_throttling_without_an_error(
+    database_url: str, scale: ScaleAws
+) -> None:
+    """botocore's own retries are off: every throttled answer is the budget's to wait out."""
+    scale.faults.update(rates={"ListTagsForResource": [20, 5]})
+    orgs = boto3.client(
+        "organizations",
+        endpoint_url=scale.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(retries={"total_max_attempts": 1}),
+    )
+    accounts = [a.id for a in scale.org.sample_org().accounts] * 3
+    with db.open_pool(database_url, max_size=8) as pool:
+        Budget(pool, {"*": (1.0, 60.0)}).attach(orgs, "o-scale")
+        with ThreadPoolExecutor(8) as threads:
+            answers = list(
+                threads.map(lambda a: orgs.list_tags_for_resource(ResourceId=a), accounts)
+            )
+    with db.connect(database_url) as conn:
+        row = conn.execute("SELECT * FROM aws_budgets").fetchone()
+    throttled = scale.faults.counts()["throttled"].get("ListTagsForResource", 0)
+
+    assert len(answers) == len(accounts)
+    assert row is not None and (row["scope"], row["api"]) == ("o-scale", "ListTagsForResource")
+    assert row["throttled"] == throttled > 0  # the ceiling is above AWS's rate: it found out
+    assert row["calls"] == len(accounts) + throttled  # each throttled call waited and went again
+    assert row["rate"] < 60.0

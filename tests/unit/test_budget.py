@@ -65,7 +65,7 @@ def test_a_throttled_call_multiplies_the_rate_down_once_for_the_calls_in_flight(
     bucket, _ = calls(Bucket(rate=10.0, tokens=1e9, at=0.0), 5, 0.0)  # tickets 1..5 in flight
     first = slow_down(bucket, ticket=3, limits=LIMITS)
     assert first.rate == pytest.approx(10.0 * DECREASE)
-    assert (first.throttled, first.decreased_after, first.run) == (1, 5, 0)
+    assert (first.throttled, first.decreased_after, first.run, first.tokens) == (1, 5, 0, 0.0)
     # tickets 1..5 were granted at the old rate: their throttling is counted, not paid twice
     again = slow_down(first, ticket=5, limits=LIMITS)
     assert again.rate == first.rate and again.throttled == 2
