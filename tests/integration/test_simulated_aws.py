@@ -214,7 +214,7 @@ def test_counts_count_assume_role_per_target_account_failed_or_not(
         "operations": {"AssumeRole": 4, "GetCallerIdentity": 1},
         "assume_role": {DENIED: 3, ALLOWED: 1},
     }
-    assert control.counts() == {"operations": {}, "assume_role": {}}
+    assert control.counts() == {"operations": {}, "assume_role": {}, "throttled": {}}
 
 
 def test_moto_api_requests_pass_through_and_are_not_counted(
@@ -225,7 +225,7 @@ def test_moto_api_requests_pass_through_and_are_not_counted(
     control.seed(1)
     control.reset()
 
-    assert control.counts() == {"operations": {}, "assume_role": {}}
+    assert control.counts() == {"operations": {}, "assume_role": {}, "throttled": {}}
 
 
 def test_latency_adds_about_the_configured_delay(sim: SimulatedAws) -> None:
