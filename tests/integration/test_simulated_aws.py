@@ -213,6 +213,7 @@ def test_counts_count_assume_role_per_target_account_failed_or_not(
     assert counts == {
         "operations": {"AssumeRole": 4, "GetCallerIdentity": 1},
         "assume_role": {DENIED: 3, ALLOWED: 1},
+        "throttled": {},
     }
     assert control.counts() == {"operations": {}, "assume_role": {}, "throttled": {}}
 
