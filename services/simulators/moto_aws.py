@@ -38,7 +38,7 @@ WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 # The caller named in denial messages when the request does not pin an account.
 DEFAULT_CALLER_ACCOUNT = "123456789012"
-_COUNTED_SETTINGS = ("throttle_assume_role", "throttle", "fail_operations")
+_COUNTED_SETTINGS = ("throttle_assume_role", "throttle", "fail_operations", "fail_assume_role")
 # calls/s and burst per API of one calling account; `*` is every API not named
 MODEST_RATES: dict[str, tuple[float, float]] = {"*": (10.0, 20.0), "AssumeRole": (50.0, 100.0)}
 
@@ -114,6 +114,7 @@ class FaultState:
             self.throttle: dict[str, int] = {}
             self.throttle_ratio: float = 0.0
             self.fail_operations: dict[str, int] = {}
+            self.fail_assume_role: dict[str, int] = {}
             self.rates: dict[str, tuple[float, float]] = {}
             self._buckets: dict[tuple[str, str], tuple[float, float]] = {}
             self.random_seed = random_seed
@@ -139,6 +140,7 @@ class FaultState:
                 "throttle": dict(self.throttle),
                 "throttle_ratio": self.throttle_ratio,
                 "fail_operations": dict(self.fail_operations),
+                "fail_assume_role": dict(self.fail_assume_role),
                 "rates": {name: list(rate) for name, rate in self.rates.items()},
                 "random_seed": self.random_seed,
             }
@@ -171,7 +173,9 @@ class FaultState:
             self._operations[operation] += 1
             if target_account is not None:
                 self._assume_role[target_account] += 1
-            if _take(self.fail_operations, operation):
+            if _take(self.fail_operations, operation) or (
+                target_account is not None and _take(self.fail_assume_role, target_account)
+            ):
                 return latency_s, Fault(
                     500, "InternalFailure", "We encountered an internal error.", sender=False
                 )

@@ -1,0 +1,44 @@
+"""A sync through a simulated AWS that throttles by rate: slower, never a failed account."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from services import db
+from services.settings import Settings
+from services.simulators.moto_aws import SimulatedAws
+from services.simulators.sample_org import OrgSpec, build_organization
+from tests.e2e.test_pipeline import orgsync, register_and_sync, request_for
+
+pytestmark = pytest.mark.e2e
+
+# far below the budget's default ceilings (50/s, AssumeRole 100/s): it must find these out
+RATES = {"*": [15, 5], "AssumeRole": [15, 5]}
+
+
+def test_a_sync_under_rate_throttling_imports_every_account_and_fails_none(
+    settings: Settings, aws: SimulatedAws, worker: Path
+) -> None:
+    org = build_organization(aws.endpoint_url, OrgSpec(accounts=60, suspended=0, excluded=0))
+    aws.faults.reset_counts()
+    aws.faults.update(rates=RATES)
+
+    org_id = register_and_sync(settings, request_for(org, "throttled"))
+
+    accounts = orgsync(settings, aws, "accounts", "--org", "throttled", "--json")
+    assert len(accounts) == 61 and {a["status"] for a in accounts} == {"ok"}
+    assert all(a["badges"] for a in accounts)  # harvested and reconciled, every one
+    assert orgsync(settings, aws, "failed", "--org", "throttled", "--json") == []
+    throttled = aws.faults.counts()["throttled"]
+    assert throttled, "the simulator never throttled: the test shows nothing"
+    with db.connect(settings.database_url) as conn:
+        budgets = {
+            (r["scope"], r["api"]): r
+            for r in conn.execute("SELECT scope, api, rate, throttled FROM aws_budgets")
+        }
+    seen = sum(b["throttled"] for b in budgets.values())
+    assert 0 < seen <= sum(throttled.values())  # the registration's own checks are not paced
+    tags = budgets[(org_id, "ListTagsForResource")]
+    assert tags["rate"] < settings.aws_rates["*"][1]
