@@ -80,8 +80,10 @@ def harvest(deps: Deps, event: AccountsValidated) -> StageResult:
     again: list[str] = []
     unread: list[Unread] = []
     for account_id, answer in zip(due, answers, strict=True):
-        if isinstance(answer, Unread) and answer.transient and (
-            event.attempt < MAX_ATTEMPTS or answer.throttling
+        if (
+            isinstance(answer, Unread)
+            and answer.transient
+            and (event.attempt < MAX_ATTEMPTS or answer.throttling)
         ):
             again.append(account_id)
             continue

@@ -6,9 +6,13 @@ first takes a token from a bucket kept in PostgreSQL (table `aws_budgets`, one r
 and API, read and written under the row's lock): when none is left, the call is promised the
 next free slot and sleeps until then, instead of being sent to be throttled.
 
-The rate adapts (AIMD): a throttled answer multiplies it by `DECREASE` for everyone at once, a
-run of about a second's worth of calls without one adds `ceiling / 100` calls/s, always between
-the floor and the ceiling set per API (`ORGSYNC_AWS_RATES`). The arithmetic is pure (`take`,
+The rate adapts (AIMD): a throttled answer multiplies it by `DECREASE` for everyone at once (at
+most once a second, and only for a call granted since the last decrease), a run of about a
+second's worth of calls without one adds `max(1, rate / 50)` calls/s, always between the floor
+and the ceiling set per API (`ORGSYNC_AWS_RATES`). A new budget starts at an eighth of the
+ceiling (or the floor, if higher) and doubles
+every such run until AWS first throttles it, then halves (TCP's slow start): it finds an
+organization's rate in seconds without first throwing the ceiling at it. The arithmetic is pure (`take`,
 `slow_down`); `Budget` keeps it in PostgreSQL; `attach` hooks it into a boto3 client through
 botocore's events, so no stage knows about it:
 
@@ -33,8 +37,11 @@ from services.logs import get_logger
 
 log = get_logger("orgsync.budget")
 
-DECREASE = 0.8  # a throttled answer: the rate times this
-INCREASE_STEPS = 100  # a run without throttling: the rate plus ceiling / this
+DECREASE = 0.9  # a throttled answer: the rate times this
+SLOW_START_DECREASE = 0.5  # the first throttled answer a budget ever gets
+DECREASE_INTERVAL_S = 1.0  # AWS refills its buckets by the second: one decrease per second
+START_SHARE = 8  # a new budget starts at the ceiling / this, or at the floor
+INCREASE_SHARE = 50  # a run without throttling: the rate plus max(1, rate / this)
 BURST_S = 1.0  # tokens a budget banks, in seconds of its rate (at least one)
 PATIENCE_S = 300.0  # one call's throttled retries, waits included, before its error shows
 SERVICE_SCOPE = "service"  # orgsync's own STS calls: AWS counts them against its account
@@ -47,16 +54,12 @@ class Limits:
     floor: float
     ceiling: float
 
-    @property
-    def step(self) -> float:
-        return self.ceiling / INCREASE_STEPS
-
 
 @dataclass(frozen=True)
 class Bucket:
     """One budget's state: `tokens` at time `at` (seconds, PostgreSQL's clock), `calls` handed
-    out so far, `run` of them since the rate last changed, and the call number after which the
-    last decrease happened."""
+    out so far, `run` of them since the rate last changed, and the call number after which
+    (and the time at which) the last decrease happened; none yet is the slow start."""
 
     rate: float
     tokens: float
@@ -65,10 +68,16 @@ class Bucket:
     calls: int = 0
     throttled: int = 0
     decreased_after: int = 0
+    decreased_at: float = 0.0
 
     @classmethod
     def new(cls, limits: Limits, now: float) -> Bucket:
-        return cls(rate=limits.ceiling, tokens=burst(limits.ceiling), at=now)
+        rate = max(limits.floor, limits.ceiling / START_SHARE)
+        return cls(rate=rate, tokens=burst(rate), at=now)
+
+    @property
+    def slow_start(self) -> bool:
+        return self.decreased_after == 0
 
 
 def burst(rate: float) -> float:
@@ -77,28 +86,35 @@ def burst(rate: float) -> float:
 
 def take(bucket: Bucket, now: float, limits: Limits) -> tuple[Bucket, float]:
     """One token: the bucket after it, and how long the caller waits before its call (0 when a
-    token was there). A run of `rate` calls without a throttle raises the rate by one step."""
+    token was there). A run of `rate` calls without a throttle raises the rate: doubles it in
+    the slow start, else adds max(1, rate / INCREASE_SHARE)."""
     rate = min(max(bucket.rate, limits.floor), limits.ceiling)
     elapsed = max(0.0, now - bucket.at)
     tokens = min(burst(rate), bucket.tokens + rate * elapsed) - 1
     run = bucket.run + 1
     if run >= rate:
-        rate, run = min(limits.ceiling, rate + limits.step), 0
+        grown = rate * 2 if bucket.slow_start else rate + max(1.0, rate / INCREASE_SHARE)
+        rate, run = min(limits.ceiling, grown), 0
     after = replace(bucket, rate=rate, tokens=tokens, at=now, run=run, calls=bucket.calls + 1)
     return after, max(0.0, -tokens / rate)
 
 
-def slow_down(bucket: Bucket, ticket: int, limits: Limits) -> Bucket:
-    """AWS throttled call number `ticket`. Only a call granted after the last decrease lowers
-    the rate (and drops the banked tokens): the calls already in flight at the old rate are
-    throttled together, and count once."""
+def slow_down(bucket: Bucket, ticket: int, now: float, limits: Limits) -> Bucket:
+    """AWS throttled call number `ticket` at `now`. Only a call granted after the last decrease,
+    a second or more after it, lowers the rate (and drops the banked tokens): the calls in
+    flight when AWS's bucket ran dry are throttled together, and count once."""
     throttled = replace(bucket, throttled=bucket.throttled + 1)
-    if ticket <= bucket.decreased_after:
+    if ticket <= bucket.decreased_after or now - bucket.decreased_at < DECREASE_INTERVAL_S:
         return throttled
-    rate = max(limits.floor, bucket.rate * DECREASE)
-    # AWS's bucket is empty: tokens banked here would only be thrown at it again
-    tokens = min(bucket.tokens, 0.0)
-    return replace(throttled, rate=rate, tokens=tokens, run=0, decreased_after=bucket.calls)
+    factor = SLOW_START_DECREASE if bucket.slow_start else DECREASE
+    return replace(
+        throttled,
+        rate=max(limits.floor, bucket.rate * factor),
+        tokens=min(bucket.tokens, 0.0),  # AWS's bucket is empty: banked tokens would be wasted
+        run=0,
+        decreased_after=max(1, bucket.calls),
+        decreased_at=now,
+    )
 
 
 def limits_for(rates: dict[str, tuple[float, float]], api: str) -> Limits:
@@ -107,7 +123,7 @@ def limits_for(rates: dict[str, tuple[float, float]], api: str) -> Limits:
 
 
 LOCK = """
-SELECT rate, tokens, refilled_at AS at, run, calls, throttled, decreased_after,
+SELECT rate, tokens, refilled_at AS at, run, calls, throttled, decreased_after, decreased_at,
        extract(epoch FROM clock_timestamp())::float8 AS now
 FROM aws_budgets WHERE scope = %s AND api = %s FOR UPDATE
 """
@@ -118,6 +134,7 @@ VALUES (%s, %s, %s, %s, extract(epoch FROM clock_timestamp())) ON CONFLICT DO NO
 STORE = """
 UPDATE aws_budgets SET rate = %(rate)s, tokens = %(tokens)s, refilled_at = %(at)s, run = %(run)s,
     calls = %(calls)s, throttled = %(throttled)s, decreased_after = %(decreased_after)s,
+    decreased_at = %(decreased_at)s,
     last_throttled_at = CASE WHEN %(throttled)s > throttled THEN now() ELSE last_throttled_at END
 WHERE scope = %(scope)s AND api = %(api)s
 """
@@ -172,7 +189,7 @@ class Budget:
         return after.calls, waits[0]
 
     def throttled(self, scope: str, api: str, ticket: int) -> Bucket:
-        after = self._change(scope, api, lambda b, _now, limits: slow_down(b, ticket, limits))
+        after = self._change(scope, api, lambda b, now, limits: slow_down(b, ticket, now, limits))
         log.info("aws_throttled", scope=scope, api=api, rate=round(after.rate, 2))
         return after
 
@@ -211,4 +228,3 @@ class Budget:
             return wait
 
         return needs_retry
-

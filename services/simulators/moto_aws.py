@@ -191,7 +191,6 @@ class FaultState:
                 return latency_s, _denial(call)
             return latency_s, None
 
-
     def _over_rate(self, operation: str, caller: str) -> bool:
         """Take a token from the bucket of (operation, caller); True when it had none."""
         rate, burst = self.rates.get(operation) or self.rates.get("*") or (0.0, 0.0)

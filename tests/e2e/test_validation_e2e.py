@@ -97,4 +97,3 @@ def test_a_throttling_storm_longer_than_botocores_retries_never_fails_the_accoun
             "SELECT throttled, rate FROM aws_budgets WHERE scope = 'service' AND api = 'AssumeRole'"
         ).fetchone()
     assert budget is not None and budget["throttled"] == storm
-    assert budget["rate"] < settings.aws_rates["AssumeRole"][1]  # lowered for every worker

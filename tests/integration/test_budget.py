@@ -66,20 +66,20 @@ def test_two_processes_sharing_one_budget_together_stay_under_its_rate(
 def test_a_throttle_seen_by_one_process_lowers_the_rate_another_process_gets(
     database_url: str,
 ) -> None:
-    rates = {"*": (1.0, 40.0)}
+    rates = {"*": (1.0, 8.0)}
     with (
         db.open_pool(database_url, max_size=2) as first_pool,
         db.open_pool(database_url, max_size=2) as second_pool,
     ):
         first, second = Budget(first_pool, rates), Budget(second_pool, rates)
-        ticket, _ = first.acquire("o-a", "ListRoots")
+        for _ in range(7):  # the slow start: 1 (an eighth of the ceiling), 2, 4, then 8 calls/s
+            ticket, _ = first.acquire("o-a", "ListRoots")
         first.throttled("o-a", "ListRoots", ticket)
         _, wait = second.acquire("o-a", "ListRoots")
         with db.connect(database_url) as conn:
             row = conn.execute("SELECT rate, throttled FROM aws_budgets").fetchone()
-    assert row == {"rate": pytest.approx(40.0 * 0.8), "throttled": 1}
-    # the banked tokens went with the throttle: the next call waits its turn at the new rate
-    assert 0 < wait <= 1 / (40.0 * 0.8)
+    assert row == {"rate": 4.0, "throttled": 1}
+    assert wait > 0  # the banked tokens went with the throttle: the next call waits its turn
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +103,7 @@ def test_a_client_on_the_budget_rides_out_aws_throttling_without_an_error(
     )
     accounts = [a.id for a in scale.org.sample_org().accounts] * 3
     with db.open_pool(database_url, max_size=8) as pool:
-        Budget(pool, {"*": (1.0, 60.0)}).attach(orgs, "o-scale")
+        Budget(pool, {"*": (5.0, 60.0)}).attach(orgs, "o-scale")
         with ThreadPoolExecutor(8) as threads:
             answers = list(
                 threads.map(lambda a: orgs.list_tags_for_resource(ResourceId=a), accounts)
