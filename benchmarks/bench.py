@@ -364,6 +364,8 @@ def bare_loop(args: argparse.Namespace, endpoint: str, org: dict[str, Any]) -> d
 def run(args: argparse.Namespace) -> dict[str, Any]:
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="orgsync-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
+    if args.only_throttled:
+        return throttled.run(sys.modules[__name__], args, workdir)
     with simulator(args, workdir) as endpoint, scratch_services() as settings:
         result = measure_pipeline(args, settings, endpoint, workdir)
     if args.throttled_accounts:
@@ -615,6 +617,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         default=10_000,
         help="accounts of the throttled phase (0: no such phase)",
     )
+    parser.add_argument("--only-throttled", action="store_true", help="the throttled phase alone")
     parser.add_argument(
         "--throttled-rate",
         type=float,
@@ -647,6 +650,10 @@ def main(argv: list[str] | None = None) -> int:
         print("bench: rabbitmqctl is needed to give the run a vhost of its own", file=sys.stderr)
         return 2
     result = run(args)
+    if args.only_throttled:
+        print(throttled.table(result))
+        print(json.dumps(result, indent=2, default=str))
+        return 0
     print(table(result))
     if "throttled" in result:
         phase = result["throttled_phase"]

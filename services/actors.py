@@ -33,8 +33,8 @@ from pipelines.request_rules import Problem
 from pipelines.stage import Deps, Outcome, StageResult
 from services import db, metrics, relay
 from services.aws import Aws
-from services.budget import Budget
 from services.broker import make_broker
+from services.budget import Budget
 from services.keys import load_keyring
 from services.logs import get_logger
 from services.middleware import StageMessages, recorder
@@ -60,10 +60,18 @@ class Resources:
     def open(cls, settings: Settings, broker: dramatiq.Broker) -> Resources:
         pool = db.open_pool(settings.database_url, max_size=16)
         aws = Aws(Budget(pool, settings.aws_rates) if settings.aws_budget else None)
-        calls = ThreadPoolExecutor(settings.aws_concurrency, "aws-call")
+        calls: dict[str, ThreadPoolExecutor] = {}
+        lock = threading.Lock()
 
         def concurrently(call: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
-            return list(calls.map(call, items))
+            # a pool per stage: calls waiting on one API's rate budget (AssumeRole) never hold
+            # the threads another stage's API (ListTagsForResource) could be using
+            message = CurrentMessage.get_current_message()
+            stage = message.actor_name if message else ""
+            with lock:
+                if stage not in calls:
+                    calls[stage] = ThreadPoolExecutor(settings.aws_concurrency, f"aws-{stage}")
+            return list(calls[stage].map(call, items))
 
         def relay_now(message_ids: list[str]) -> None:
             try:

@@ -103,7 +103,7 @@ def slow_down(bucket: Bucket, ticket: int, now: float, limits: Limits) -> Bucket
     """AWS throttled call number `ticket` at `now`. Only a call granted after the last decrease,
     a second or more after it, lowers the rate (and drops the banked tokens): the calls in
     flight when AWS's bucket ran dry are throttled together, and count once."""
-    throttled = replace(bucket, throttled=bucket.throttled + 1)
+    throttled = replace(bucket, throttled=bucket.throttled + 1, run=0)  # the run is broken
     if ticket <= bucket.decreased_after or now - bucket.decreased_at < DECREASE_INTERVAL_S:
         return throttled
     factor = SLOW_START_DECREASE if bucket.slow_start else DECREASE

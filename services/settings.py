@@ -16,8 +16,9 @@ DEFAULT_SYNC_INTERVAL = 3600.0
 # a sync with nothing moving for this long is re-driven (pipelines/stuck.py)
 DEFAULT_STUCK_AFTER = 900.0
 DEFAULT_WORKER_METRICS_DIR = Path(tempfile.gettempdir()) / "orgsync-worker-metrics"
-# AWS calls in flight at once in one worker process, whatever its number of threads: a page's
-# calls share them, so two cores and the connection pool are never oversubscribed
+# AWS calls in flight at once for one stage in one worker process, whatever its number of
+# threads: a page's calls share them, so two cores and the connection pool are never
+# oversubscribed, and a stage waiting on its API's rate budget never holds another's
 DEFAULT_AWS_CONCURRENCY = 16
 # the shared AWS rate budget (services/budget.py): calls/s per API, floor and ceiling; `*` is
 # every API not named. AWS publishes no rates for Organizations: the budget finds them between
