@@ -10,11 +10,11 @@ The rate adapts (AIMD): a throttled answer multiplies it by `DECREASE` for every
 most once a second, and only for a call granted since the last decrease), a run of about a
 second's worth of calls without one adds `max(1, rate / 50)` calls/s, always between the floor
 and the ceiling set per API (`ORGSYNC_AWS_RATES`). A new budget starts at an eighth of the
-ceiling (or the floor, if higher) and doubles
-every such run until AWS first throttles it, then halves (TCP's slow start): it finds an
-organization's rate in seconds without first throwing the ceiling at it. The arithmetic is pure (`take`,
-`slow_down`); `Budget` keeps it in PostgreSQL; `attach` hooks it into a boto3 client through
-botocore's events, so no stage knows about it:
+ceiling (or the floor, if higher) and doubles every such run until AWS first throttles it,
+then halves (TCP's slow start): it finds an organization's rate in seconds without first
+throwing the ceiling at it. The arithmetic is pure (`take`, `slow_down`); `Budget` keeps it in
+PostgreSQL; `attach` hooks it into a boto3 client through botocore's events, so no stage knows
+about it:
 
 - `before-call`: wait for a token (the ticket is kept in the request's context);
 - `needs-retry`, first of its handlers: a throttled answer lowers the rate and is retried after

@@ -18,7 +18,13 @@ SELECT o.org_id, o.nickname, o.management_account_id, o.partition,
            SELECT status, count(*) AS n FROM accounts a WHERE a.org_id = o.org_id GROUP BY status
        ) c), '{}') AS accounts,
        (SELECT to_jsonb(s) - 'org_id' FROM syncs s WHERE s.org_id = o.org_id
-        ORDER BY started_at DESC LIMIT 1) AS last_sync
+        ORDER BY started_at DESC LIMIT 1) AS last_sync,
+       coalesce((SELECT jsonb_object_agg(b.api, jsonb_build_object(
+                    'rate', round(b.rate::numeric, 1), 'calls', b.calls,
+                    'throttled', b.throttled, 'last_throttled_at', b.last_throttled_at))
+                 FROM aws_budgets b WHERE b.scope IN (o.org_id, 'service')), '{}') AS aws_budget,
+       EXISTS (SELECT 1 FROM aws_budgets b WHERE b.scope IN (o.org_id, 'service')
+               AND b.last_throttled_at > now() - interval '1 minute') AS throttled_now
 FROM organizations o ORDER BY o.nickname
 """
 

@@ -77,6 +77,8 @@ QUIET = {
     "forced: an unreadable message, recorded and skipped",
     "Rejected messages/A": "nothing unreadable arrives in a healthy run; forced: a body that is "
     "not JSON on tags-harvested",
+    "AWS calls and throttled answers per second/B": "the simulated AWS throttles nothing in a "
+    "healthy run; forced: AssumeRole throttled twice for the account retried",
     "Syncs started per hour/A": "increase() cannot see a counter's first sample, so an "
     "organization's first sync counts 0; forced: a second sync",
 }
@@ -520,7 +522,8 @@ def force_with_workers(settings: Settings, aws: SimulatedAws, account_id: str) -
     connection = pika.BlockingConnection(pika.URLParameters(settings.broker_url))
     connection.channel().basic_publish("", "tags-harvested", b"this is not JSON")
     connection.close()
-    aws.faults.update(fail_assume_role={account_id: 5})  # all 5 of botocore's attempts
+    # all 5 of botocore's attempts fail; the page's next try is throttled twice (budget waits)
+    aws.faults.update(fail_assume_role={account_id: 5}, throttle_assume_role={account_id: 2})
     assert orgsync(settings, aws, "retry-failed", "--account", account_id, "--json")
 
 

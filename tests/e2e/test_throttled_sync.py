@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import time
+
 import pytest
 
-from services import db
+from services import client, db, views
+from services.commands.inventory import sync_state
 from services.settings import Settings
 from services.simulators.moto_aws import SimulatedAws
 from services.simulators.sample_org import OrgSpec, build_organization
-from tests.e2e.test_pipeline import orgsync, register_and_sync, request_for
+from tests.e2e.test_pipeline import TIMEOUT, orgsync, request_for
 
 pytestmark = pytest.mark.e2e
 
@@ -25,7 +28,25 @@ def test_a_sync_under_rate_throttling_imports_every_account_and_fails_none(
     aws.faults.reset_counts()
     aws.faults.update(rates=RATES)
 
-    org_id = register_and_sync(settings, request_for(org, "throttled"))
+    request = request_for(org, "throttled")
+    client.submit(settings, request)
+    verdict = client.wait_verdict(settings, request["request_id"], TIMEOUT)
+    assert verdict.accepted and verdict.org_id is not None
+    org_id = verdict.org_id
+    sync_id = client.latest_sync(settings, org_id)
+    assert sync_id is not None
+    states = set()
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        with db.connect(settings.database_url) as conn:
+            [row] = views.organizations(conn)
+            finished = views.sync_finished(views.sync_progress(conn, sync_id))
+        if finished:
+            break
+        states.add(sync_state(row["last_sync"] or {}, row["throttled_now"]))
+        time.sleep(0.2)
+    assert finished, "the sync did not finish"
+    assert "running, slowed by AWS throttling" in states  # what `orgsync orgs` said meanwhile
 
     accounts = orgsync(settings, aws, "accounts", "--org", "throttled", "--json")
     assert len(accounts) == 61 and {a["status"] for a in accounts} == {"ok"}
@@ -42,3 +63,6 @@ def test_a_sync_under_rate_throttling_imports_every_account_and_fails_none(
     assert 0 < seen <= sum(throttled.values())  # the registration's own checks are not paced
     tags = budgets[(org_id, "ListTagsForResource")]
     assert tags["rate"] < settings.aws_rates["*"][1]
+    [shown] = orgsync(settings, aws, "orgs", "--json")
+    assert shown["aws_budget"]["ListTagsForResource"]["throttled"] == tags["throttled"]
+    assert shown["aws_budget"]["AssumeRole"]["rate"] > 0  # orgsync's own, shared by every org
