@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+import psycopg
 from psycopg_pool import ConnectionPool
 
 from pipelines.aws_errors import is_throttling
@@ -141,24 +142,24 @@ WHERE scope = %(scope)s AND api = %(api)s
 
 
 class Budget:
-    """The budgets in PostgreSQL; `rates` maps an API (or `*`) to its floor and ceiling;
-    `overrides(scope)` an organization's own, when it has some."""
+    """The budgets in PostgreSQL; `rates` maps an API (or `*`) to its floor and ceiling.
+
+    When PostgreSQL cannot be reached, a call goes ahead unpaced (and a throttled one is left
+    to botocore's retries) rather than failing: the budget protects AWS from orgsync, it must
+    never turn a database restart into failed accounts."""
 
     def __init__(
         self,
         pool: ConnectionPool,
         rates: dict[str, tuple[float, float]],
-        overrides: Callable[[str], dict[str, tuple[float, float]]] | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.pool = pool
         self.rates = rates
-        self.overrides = overrides
         self.sleep = sleep
 
     def limits(self, scope: str, api: str) -> Limits:
-        own = self.overrides(scope) if self.overrides else {}
-        return limits_for({**self.rates, **own}, api)
+        return limits_for(self.rates, api)
 
     def _change(
         self, scope: str, api: str, change: Callable[[Bucket, float, Limits], Bucket]
@@ -203,8 +204,13 @@ class Budget:
 
     def _before_call(self, scope: str) -> Callable[..., None]:
         def before_call(model: Any, context: dict[str, Any], **_: Any) -> None:
-            ticket, wait = self.acquire(scope, model.name)
-            context[_TICKET], context[_STARTED] = ticket, time.monotonic()
+            context[_STARTED] = time.monotonic()
+            try:
+                ticket, wait = self.acquire(scope, model.name)
+            except psycopg.Error as error:
+                log.warning("aws_budget_unavailable", scope=scope, error=str(error)[:300])
+                return
+            context[_TICKET] = ticket
             if wait > 0:
                 self.sleep(wait)
 
@@ -221,10 +227,14 @@ class Budget:
             if not is_throttling(code, status):
                 return None
             context = request_dict.setdefault("context", {})
-            self.throttled(scope, operation.name, int(context.get(_TICKET, 0)))
             if time.monotonic() - context.get(_STARTED, time.monotonic()) > PATIENCE_S:
                 return None
-            context[_TICKET], wait = self.acquire(scope, operation.name)
+            try:
+                self.throttled(scope, operation.name, int(context.get(_TICKET, 0)))
+                context[_TICKET], wait = self.acquire(scope, operation.name)
+            except psycopg.Error as error:
+                log.warning("aws_budget_unavailable", scope=scope, error=str(error)[:300])
+                return None  # botocore's own retries decide
             return wait
 
         return needs_retry

@@ -117,3 +117,21 @@ def test_a_client_on_the_budget_rides_out_aws_throttling_without_an_error(
     assert row["throttled"] == throttled > 0  # the ceiling is above AWS's rate: it found out
     assert row["calls"] == len(accounts) + throttled  # each throttled call waited and went again
     assert row["rate"] < 60.0
+
+
+def test_without_postgresql_a_call_goes_ahead_unpaced_rather_than_failing(
+    database_url: str, scale: ScaleAws
+) -> None:
+    scale.faults.update(rates={})
+    orgs = boto3.client(
+        "organizations",
+        endpoint_url=scale.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    pool = db.open_pool(database_url, max_size=1)
+    Budget(pool, {"*": (1.0, 10.0)}).attach(orgs, "o-scale")
+    pool.close()  # what a PostgreSQL restart looks like to the pool, for a moment
+
+    assert orgs.list_roots()["Roots"]
