@@ -43,12 +43,11 @@ def failed_accounts(settings: Settings, org_id: str) -> int:
     return int(row["n"]) if row else 0
 
 
-def validated_share(settings: Settings, sync_id: str) -> float:
+def validated_share(settings: Settings, sync_id: str, accounts: int) -> float:
+    """The share of the organization's `accounts` that the sync has validated so far."""
     with db.connect(settings.database_url) as conn:
-        progress = views.sync_progress(conn, sync_id)
-    stages = progress["stages"]
-    total = sum(stages.values())
-    return (total - stages.get("discovered", 0)) / total if total else 0.0
+        stages = views.sync_progress(conn, sync_id)["stages"]
+    return (sum(stages.values()) - stages.get("discovered", 0)) / accounts
 
 
 def one_sync(
@@ -83,7 +82,7 @@ def one_sync(
             with db.connect(settings.database_url) as conn:
                 if views.sync_finished(views.sync_progress(conn, sync_id)):
                     break
-            if more_workers and joined_at is None and validated_share(settings, sync_id) >= 0.5:
+            if more_workers and joined_at is None and validated_share(settings, sync_id, org["accounts"]) >= 0.5:
                 stack.enter_context(
                     bench.subprocess_running(
                         bench.worker_argv(args), env, workdir / f"{name}-more.log"

@@ -11,7 +11,7 @@ most once a second, and only for a call granted since the last decrease), a run 
 second's worth of calls without one adds `max(1, rate / 50)` calls/s, always between the floor
 and the ceiling set per API (`ORGSYNC_AWS_RATES`). A new budget starts at an eighth of the
 ceiling (or the floor, if higher) and doubles every such run until AWS first throttles it,
-then halves (TCP's slow start): it finds an organization's rate in seconds without first
+then about halves (TCP's slow start): it finds an organization's rate in seconds without first
 throwing the ceiling at it. The arithmetic is pure (`take`, `slow_down`); `Budget` keeps it in
 PostgreSQL; `attach` hooks it into a boto3 client through botocore's events, so no stage knows
 about it:
@@ -39,7 +39,9 @@ from services.logs import get_logger
 log = get_logger("orgsync.budget")
 
 DECREASE = 0.9  # a throttled answer: the rate times this
-SLOW_START_DECREASE = 0.5  # the first throttled answer a budget ever gets
+# the first throttled answer a budget ever gets: a little under half, for AWS's bucket is empty
+# by then and at exactly its rate it would stay empty
+SLOW_START_DECREASE = 0.45
 DECREASE_INTERVAL_S = 1.0  # AWS refills its buckets by the second: one decrease per second
 START_SHARE = 8  # a new budget starts at the ceiling / this, or at the floor
 INCREASE_SHARE = 50  # a run without throttling: the rate plus max(1, rate / this)

@@ -84,7 +84,7 @@ def test_the_increase_stops_at_the_ceiling() -> None:
     assert bucket.rate == 10.0
 
 
-def test_the_first_throttle_ends_the_slow_start_by_halving_the_rate() -> None:
+def test_the_first_throttle_ends_the_slow_start_by_about_halving_the_rate() -> None:
     bucket, _ = calls(Bucket.new(Limits(64.0, 100.0), 0.0), 3, 0.0, Limits(64.0, 100.0))
     after = slow_down(bucket, ticket=3, now=5.0, limits=LIMITS)
     assert after.rate == 64.0 * SLOW_START_DECREASE and not after.slow_start
