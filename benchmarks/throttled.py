@@ -82,7 +82,11 @@ def one_sync(
             with db.connect(settings.database_url) as conn:
                 if views.sync_finished(views.sync_progress(conn, sync_id)):
                     break
-            if more_workers and joined_at is None and validated_share(settings, sync_id, org["accounts"]) >= 0.5:
+            if (
+                more_workers
+                and joined_at is None
+                and validated_share(settings, sync_id, org["accounts"]) >= 0.5
+            ):
                 stack.enter_context(
                     bench.subprocess_running(
                         bench.worker_argv(args), env, workdir / f"{name}-more.log"
