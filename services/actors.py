@@ -59,7 +59,12 @@ class Resources:
     @classmethod
     def open(cls, settings: Settings, broker: dramatiq.Broker) -> Resources:
         pool = db.open_pool(settings.database_url, max_size=16)
-        aws = Aws(Budget(pool, settings.aws_rates) if settings.aws_budget else None)
+        # a small pool of its own: the budget's short statements, one per AWS call of every
+        # stage's threads, never take the connections the stages' own work needs
+        budget_pool = (
+            db.open_pool(settings.database_url, max_size=4) if settings.aws_budget else None
+        )
+        aws = Aws(Budget(budget_pool, settings.aws_rates) if budget_pool else None)
         calls: dict[str, ThreadPoolExecutor] = {}
         lock = threading.Lock()
 
