@@ -14,7 +14,6 @@ Nothing connects at import; a test builds the same actors on dramatiq's StubBrok
 
 from __future__ import annotations
 
-import functools
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -109,7 +108,18 @@ def attempt() -> int:
 def build(settings: Settings, broker: dramatiq.Broker | None = None) -> dramatiq.Broker:
     """The broker with every actor declared on it (RabbitMQ's unless `broker` is given)."""
     broker = broker or make_broker(settings.broker_url)
-    resources = functools.cache(lambda: Resources.open(settings, broker))
+    opened: list[Resources] = []
+    opening = threading.Lock()
+
+    def resources() -> Resources:
+        # once per process, under a lock: a worker started while its queues are full has all
+        # its threads asking at once, and each would otherwise open pools of its own
+        if not opened:
+            with opening:
+                if not opened:
+                    opened.append(Resources.open(settings, broker))
+        return opened[0]
+
     messages = StageMessages(recorder(lambda: resources().pool.connection()))
 
     class OpenResources(dramatiq.Middleware):
