@@ -7,10 +7,10 @@ and API, read and written under the row's lock): when none is left, the call is 
 next free slot and sleeps until then, instead of being sent to be throttled.
 
 The rate adapts (AIMD): a throttled answer multiplies it by `DECREASE` for everyone at once (at
-most once a second, and only for a call granted since the last decrease), a run of about a
-second's worth of calls without one adds `max(1, rate / 50)` calls/s, always between the floor
-and the ceiling set per API (`ORGSYNC_AWS_RATES`). A new budget starts at an eighth of the
-ceiling (or the floor, if higher) and doubles every such run until AWS first throttles it,
+most once a second, and only for a call granted since the last decrease); a run of `rate` calls
+without one, lasting a second at least, adds `max(1, rate / 50)` calls/s; always between the
+floor and the ceiling set per API (`ORGSYNC_AWS_RATES`). A new budget starts at an eighth of
+the ceiling (or the floor, if higher) and doubles every such run until AWS first throttles it,
 then about halves (TCP's slow start): it finds an organization's rate in seconds without first
 throwing the ceiling at it. The arithmetic is pure (`take`, `slow_down`); `Budget` keeps it in
 PostgreSQL; `attach` hooks it into a boto3 client through botocore's events, so no stage knows
@@ -44,6 +44,7 @@ DECREASE = 0.9  # a throttled answer: the rate times this
 SLOW_START_DECREASE = 0.45
 DECREASE_INTERVAL_S = 1.0  # AWS refills its buckets by the second: one decrease per second
 START_SHARE = 8  # a new budget starts at the ceiling / this, or at the floor
+RUN_S = 1.0  # a run: `rate` calls over at least this long
 INCREASE_SHARE = 50  # a run without throttling: the rate plus max(1, rate / this)
 BURST_S = 1.0  # tokens a budget banks, in seconds of its rate (at least one)
 PATIENCE_S = 300.0  # one call's throttled retries, waits included, before its error shows
@@ -72,11 +73,12 @@ class Bucket:
     throttled: int = 0
     decreased_after: int = 0
     decreased_at: float = 0.0
+    run_since: float = 0.0  # when the run began
 
     @classmethod
     def new(cls, limits: Limits, now: float) -> Bucket:
         rate = max(limits.floor, limits.ceiling / START_SHARE)
-        return cls(rate=rate, tokens=burst(rate), at=now)
+        return cls(rate=rate, tokens=burst(rate), at=now, run_since=now)
 
     @property
     def slow_start(self) -> bool:
@@ -89,16 +91,25 @@ def burst(rate: float) -> float:
 
 def take(bucket: Bucket, now: float, limits: Limits) -> tuple[Bucket, float]:
     """One token: the bucket after it, and how long the caller waits before its call (0 when a
-    token was there). A run of `rate` calls without a throttle raises the rate: doubles it in
+    token was there). A run of `rate` calls without a throttle, lasting a second or more (calls
+    spent from the burst in less prove nothing about the rate), raises the rate: doubles it in
     the slow start, else adds max(1, rate / INCREASE_SHARE)."""
     rate = min(max(bucket.rate, limits.floor), limits.ceiling)
     elapsed = max(0.0, now - bucket.at)
     tokens = min(burst(rate), bucket.tokens + rate * elapsed) - 1
-    run = bucket.run + 1
-    if run >= rate:
+    run, run_since = bucket.run + 1, bucket.run_since
+    if run >= rate and now - run_since >= RUN_S:
         grown = rate * 2 if bucket.slow_start else rate + max(1.0, rate / INCREASE_SHARE)
-        rate, run = min(limits.ceiling, grown), 0
-    after = replace(bucket, rate=rate, tokens=tokens, at=now, run=run, calls=bucket.calls + 1)
+        rate, run, run_since = min(limits.ceiling, grown), 0, now
+    after = replace(
+        bucket,
+        rate=rate,
+        tokens=tokens,
+        at=now,
+        run=run,
+        run_since=run_since,
+        calls=bucket.calls + 1,
+    )
     return after, max(0.0, -tokens / rate)
 
 
@@ -106,7 +117,8 @@ def slow_down(bucket: Bucket, ticket: int, now: float, limits: Limits) -> Bucket
     """AWS throttled call number `ticket` at `now`. Only a call granted after the last decrease,
     a second or more after it, lowers the rate (and drops the banked tokens): the calls in
     flight when AWS's bucket ran dry are throttled together, and count once."""
-    throttled = replace(bucket, throttled=bucket.throttled + 1, run=0)  # the run is broken
+    # the run is broken
+    throttled = replace(bucket, throttled=bucket.throttled + 1, run=0, run_since=now)
     if ticket <= bucket.decreased_after or now - bucket.decreased_at < DECREASE_INTERVAL_S:
         return throttled
     factor = SLOW_START_DECREASE if bucket.slow_start else DECREASE
@@ -126,16 +138,19 @@ def limits_for(rates: dict[str, tuple[float, float]], api: str) -> Limits:
 
 
 LOCK = """
-SELECT rate, tokens, refilled_at AS at, run, calls, throttled, decreased_after, decreased_at,
+SELECT rate, tokens, refilled_at AS at, run, run_since, calls, throttled, decreased_after,
+       decreased_at,
        extract(epoch FROM clock_timestamp())::float8 AS now
 FROM aws_budgets WHERE scope = %s AND api = %s FOR UPDATE
 """
 CREATE = """
-INSERT INTO aws_budgets (scope, api, rate, tokens, refilled_at)
-VALUES (%s, %s, %s, %s, extract(epoch FROM clock_timestamp())) ON CONFLICT DO NOTHING
+INSERT INTO aws_budgets (scope, api, rate, tokens, refilled_at, run_since)
+SELECT %s, %s, %s, %s, now, now FROM extract(epoch FROM clock_timestamp()) AS now
+ON CONFLICT DO NOTHING
 """
 STORE = """
 UPDATE aws_budgets SET rate = %(rate)s, tokens = %(tokens)s, refilled_at = %(at)s, run = %(run)s,
+    run_since = %(run_since)s,
     calls = %(calls)s, throttled = %(throttled)s, decreased_after = %(decreased_after)s,
     decreased_at = %(decreased_at)s,
     last_throttled_at = CASE WHEN %(throttled)s > throttled THEN now() ELSE last_throttled_at END

@@ -12,6 +12,7 @@ CREATE TABLE aws_budgets (
     tokens double precision NOT NULL,
     refilled_at double precision NOT NULL,
     run integer NOT NULL DEFAULT 0,
+    run_since double precision NOT NULL DEFAULT 0,
     calls bigint NOT NULL DEFAULT 0,
     throttled bigint NOT NULL DEFAULT 0,
     decreased_after bigint NOT NULL DEFAULT 0,

@@ -66,21 +66,28 @@ def test_tokens_refill_at_the_rate_and_never_beyond_one_second_of_them() -> None
 
 def test_the_slow_start_doubles_the_rate_after_each_run_of_rate_calls() -> None:
     bucket = Bucket.new(Limits(2.0, 16.0), 0.0)
-    bucket, _ = calls(bucket, 2, 0.0)
+    bucket, _ = calls(bucket, 2, 1.0)
     assert bucket.rate == 4.0
-    bucket, _ = calls(bucket, 4, 0.0)
+    bucket, _ = calls(bucket, 4, 2.0)
     assert bucket.rate == 8.0 and bucket.run == 0
 
 
+def test_a_run_spent_from_the_burst_in_less_than_a_second_raises_nothing() -> None:
+    bucket, _ = calls(Bucket.new(Limits(2.0, 16.0), 0.0), 10, 0.5)
+    assert bucket.rate == 2.0 and bucket.run == 10
+    bucket, _ = take(bucket, 1.0, LIMITS)  # the run has now lasted a second
+    assert bucket.rate == 4.0
+
+
 def test_after_the_slow_start_a_run_without_throttling_adds_one_call_or_two_percent() -> None:
-    bucket, _ = calls(steady(5.0), 5, 0.0)
+    bucket, _ = calls(steady(5.0), 5, 1.0)
     assert bucket.rate == 6.0
-    bucket, _ = calls(steady(80.0), 80, 0.0)
+    bucket, _ = calls(steady(80.0), 80, 1.0)
     assert bucket.rate == pytest.approx(80.0 + 80.0 / 50)
 
 
 def test_the_increase_stops_at_the_ceiling() -> None:
-    bucket, _ = calls(steady(10.0), 1000, 0.0, Limits(1.0, 10.0))
+    bucket, _ = calls(steady(10.0), 1000, 100.0, Limits(1.0, 10.0))
     assert bucket.rate == 10.0
 
 
