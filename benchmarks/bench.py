@@ -433,7 +433,7 @@ def measure_pipeline(
 ) -> dict[str, Any]:
     sim = SimulatedAwsControl(endpoint)
     org = scale_aws.describe(endpoint)
-    env = worker_env(settings, endpoint)
+    env = worker_env(settings, endpoint, budget=not args.no_budget)
     log = workdir / "worker.log"
     with workers_running(args, env, log, settings) as process:
         workers = Workers(process.pid)
@@ -616,6 +616,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         default=10_000,
         help="accounts of the throttled phase (0: no such phase)",
+    )
+    parser.add_argument(
+        "--no-budget", action="store_true", help="the main phases without the AWS rate budget"
     )
     parser.add_argument("--only-throttled", action="store_true", help="the throttled phase alone")
     parser.add_argument(
