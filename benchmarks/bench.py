@@ -53,7 +53,12 @@ from orgsync.services.simulators import scale_aws
 from orgsync.services.simulators.moto_aws import SimulatedAwsControl
 from orgsync.services.simulators.sample_org import aws_client
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import throttled  # benchmarks/throttled.py, beside this script
+
 ROOT = Path(__file__).resolve().parent.parent
+BUDGET_CEILING = 400  # calls/s: the workers' budget starts here, above any simulated rate
+THROTTLED_KEYS = ("throttled", "throttled_no_budget")
 TICKS = os.sysconf("SC_CLK_TCK")
 TARGETS = {
     "accounts_per_s": 10_000 / 60,  # 10,000 accounts at 50 ms a call within 60 s
@@ -178,8 +183,11 @@ def aws_env(endpoint_url: str) -> dict[str, str]:
 
 
 @contextmanager
-def simulator(args: argparse.Namespace, workdir: Path) -> Iterator[str]:
-    """The scale simulator in a process of its own; yields its endpoint URL."""
+def simulator(
+    args: argparse.Namespace, workdir: Path, rates: dict[str, list[float]] | None = None
+) -> Iterator[str]:
+    """The scale simulator in a process of its own, throttling beyond `rates` (API -> calls/s,
+    burst) when given; yields its endpoint URL."""
     port_file = workdir / "scale-aws.port"
     port_file.unlink(missing_ok=True)
     argv = [sys.executable, "-m", "orgsync.services.simulators.scale_aws"]
@@ -187,7 +195,9 @@ def simulator(args: argparse.Namespace, workdir: Path) -> Iterator[str]:
     argv += ["--accounts", str(args.accounts), "--depth", str(args.depth)]
     argv += ["--branching", str(args.branching), "--tags-per-account", str(args.tags)]
     argv += ["--suspended", str(args.suspended), "--excluded", str(args.excluded)]
-    argv += ["--latency-ms", str(args.latency_ms), "--throttle-ratio", str(args.throttle_ratio)]
+    argv += ["--latency-ms", str(args.latency_ms)]
+    for api, (rate, burst) in (rates or {}).items():
+        argv += ["--rate", f"{api}={rate:g}:{burst:g}"]
     with subprocess_running(argv, dict(os.environ), workdir / "scale-aws.log"):
         port = wait_for(
             lambda: port_file.read_text().strip() if port_file.exists() else None,
@@ -355,39 +365,57 @@ def bare_loop(args: argparse.Namespace, endpoint: str, org: dict[str, Any]) -> d
 def run(args: argparse.Namespace) -> dict[str, Any]:
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="orgsync-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
+    if args.only_throttled:
+        return throttled.run(sys.modules[__name__], args, workdir)
+    with simulator(args, workdir) as endpoint, scratch_services() as settings:
+        result = measure_pipeline(args, settings, endpoint, workdir)
+    if args.throttled_accounts:
+        result["throttled_phase"] = throttled.run(sys.modules[__name__], args, workdir)
+        result["throttled"] = result["throttled_phase"].pop("throttled")
+        result["throttled_no_budget"] = result["throttled_phase"].pop("throttled_no_budget")
+    return result
+
+
+@contextmanager
+def scratch_services() -> Iterator[Settings]:
+    """Settings for a database and a vhost of their own, dropped afterwards."""
     server_url = os.environ.get(
         "ORGSYNC_TEST_DATABASE_URL", "postgresql://root@127.0.0.1:5432/postgres"
     )
     broker_base = os.environ.get("ORGSYNC_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672")
     keyring = Keyring([generate_key("bench")])
-    with (
-        simulator(args, workdir) as endpoint,
-        scratch_database(server_url) as database_url,
-        scratch_vhost(broker_base) as broker,
-    ):
-        settings = Settings(
+    with scratch_database(server_url) as database_url, scratch_vhost(broker_base) as broker:
+        yield Settings(
             database_url=database_url, broker_url=broker, encryption_keys=keyring.format()
         )
-        return measure_pipeline(args, settings, endpoint, workdir)
 
 
-def measure_pipeline(
-    args: argparse.Namespace, settings: Settings, endpoint: str, workdir: Path
-) -> dict[str, Any]:
-    sim = SimulatedAwsControl(endpoint)
-    org = scale_aws.describe(endpoint)
-    env = dict(
+def worker_env(settings: Settings, endpoint: str, budget: bool = True) -> dict[str, str]:
+    return dict(
         os.environ,
         **aws_env(endpoint),
         ORGSYNC_DATABASE_URL=settings.database_url,
         ORGSYNC_BROKER_URL=settings.broker_url,
         ORGSYNC_ENCRYPTION_KEYS=settings.encryption_keys or "",
+        ORGSYNC_AWS_BUDGET="true" if budget else "false",
+        # far above the simulator's rates: the budget has to find them out
+        ORGSYNC_AWS_RATES=os.environ.get(
+            "ORGSYNC_AWS_RATES", f"*=1:{BUDGET_CEILING},AssumeRole=1:{BUDGET_CEILING}"
+        ),
     )
+
+
+def worker_argv(args: argparse.Namespace) -> list[str]:
     argv = [sys.executable, "-m", "orgsync.services.cli", "worker"]
-    argv += ["--processes", str(args.processes), "--threads", str(args.threads)]
-    log = workdir / "worker.log"
-    with subprocess_running(argv, env, log) as process:
-        workers = Workers(process.pid)
+    return [*argv, "--processes", str(args.processes), "--threads", str(args.threads)]
+
+
+@contextmanager
+def workers_running(
+    args: argparse.Namespace, env: dict[str, str], log: Path, settings: Settings
+) -> Iterator[Any]:
+    """`orgsync worker`, once every queue has its consumers."""
+    with subprocess_running(worker_argv(args), env, log) as process:
         wait_for(
             lambda: (
                 True
@@ -398,6 +426,18 @@ def measure_pipeline(
             "the workers' consumers",
             interval=0.5,
         )
+        yield process
+
+
+def measure_pipeline(
+    args: argparse.Namespace, settings: Settings, endpoint: str, workdir: Path
+) -> dict[str, Any]:
+    sim = SimulatedAwsControl(endpoint)
+    org = scale_aws.describe(endpoint)
+    env = worker_env(settings, endpoint, budget=not args.no_budget)
+    log = workdir / "worker.log"
+    with workers_running(args, env, log, settings) as process:
+        workers = Workers(process.pid)
         time.sleep(1.0)  # let the workers finish booting (pool, sweeper) before counting CPU
         org_id: list[str] = []
 
@@ -467,7 +507,6 @@ def report(
             "branching": args.branching,
             "ous": org["ous"],
             "latency_ms": args.latency_ms,
-            "throttle_ratio": args.throttle_ratio,
             "processes": args.processes,
             "threads": args.threads,
             "tag_changes": args.tag_changes,
@@ -552,7 +591,7 @@ def table(result: dict[str, Any]) -> str:
     widths = [max(len(str(r[i])) for r in rows) for i in range(5)]
     lines = [
         f"orgsync bench: {cfg['accounts']} accounts ({result['imported']} imported, "
-        f"{cfg['ous']} OUs), {cfg['latency_ms']:g} ms/call, throttle {cfg['throttle_ratio']:g}, "
+        f"{cfg['ous']} OUs), {cfg['latency_ms']:g} ms/call, "
         f"{cfg['processes']} x {cfg['threads']} workers, {result['machine']['cpus']} CPUs, "
         f"load {result['machine']['load_avg_1m']:.2f}"
     ]
@@ -573,7 +612,22 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--suspended", type=int, help="default: 1%% of the accounts")
     parser.add_argument("--excluded", type=int, help="sandbox- accounts; default: 1%%")
     parser.add_argument("--latency-ms", type=float, default=50.0)
-    parser.add_argument("--throttle-ratio", type=float, default=0.0)
+    parser.add_argument(
+        "--throttled-accounts",
+        type=int,
+        default=10_000,
+        help="accounts of the throttled phase (0: no such phase)",
+    )
+    parser.add_argument(
+        "--no-budget", action="store_true", help="the main phases without the AWS rate budget"
+    )
+    parser.add_argument("--only-throttled", action="store_true", help="the throttled phase alone")
+    parser.add_argument(
+        "--throttled-rate",
+        type=float,
+        default=100.0,
+        help="the throttled phase's simulator: calls/s (and burst) per API and calling account",
+    )
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--threads", type=int, default=16)
     parser.add_argument("--tag-changes", type=int, default=100, help="accounts re-tagged")
@@ -584,6 +638,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     if args.smoke:  # a shallower tree too: the walk's page calls are sequential
         args.accounts, args.tag_changes = min(args.accounts, 200), min(args.tag_changes, 20)
         args.depth, args.branching = min(args.depth, 2), min(args.branching, 3)
+        args.throttled_accounts = min(args.throttled_accounts, 300)
+        args.throttled_rate = min(args.throttled_rate, 20.0)
     args.suspended = args.accounts // 100 if args.suspended is None else args.suspended
     args.excluded = args.accounts // 100 if args.excluded is None else args.excluded
     args.timeout = args.timeout or max(300.0, args.accounts / 20)
@@ -598,11 +654,19 @@ def main(argv: list[str] | None = None) -> int:
         print("bench: rabbitmqctl is needed to give the run a vhost of its own", file=sys.stderr)
         return 2
     result = run(args)
-    print(table(result))
+    if args.only_throttled:
+        print(throttled.table(result))
+    else:
+        print(table(result))
+    if "throttled_phase" in result:
+        phase = result["throttled_phase"]
+        print(throttled.table({**phase, **{k: result[k] for k in THROTTLED_KEYS}}))
     document = json.dumps(result, indent=2, default=str)
     print(document)
     if args.json_out:
         Path(args.json_out).write_text(document + "\n")
+    if args.only_throttled:
+        return 0
     # the figures are reported, never asserted; the inventory must be right, though
     expected = {
         "ok": args.accounts - args.suspended - args.excluded + 1,

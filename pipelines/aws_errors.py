@@ -85,6 +85,28 @@ PERMANENT_CODES: frozenset[str] = frozenset(
     }
 )
 
+# AWS's "slow down" answers (a subset of TRANSIENT_CODES): the rate budget (services/budget.py)
+# lowers its rate on them and waits for a token instead of letting them count as failures.
+THROTTLING_CODES: frozenset[str] = frozenset(
+    {
+        "EC2ThrottledException",
+        "RequestLimitExceeded",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "SlowDown",
+        "ThrottledException",
+        "Throttling",
+        "ThrottlingException",
+        "TooManyRequestsException",
+    }
+)
+
+
+def is_throttling(code: str, status: object = None) -> bool:
+    """AWS asked for fewer requests: a throttling code, or HTTP 429 whatever the code."""
+    return code in THROTTLING_CODES or status == 429
+
+
 # Every delay stays far under RabbitMQ's consumer_timeout (30 minutes by default): a delayed
 # dramatiq message is held unacked by the worker until its ETA, and a hold longer than the
 # timeout makes the broker close the channel and redeliver every held message.
@@ -112,6 +134,10 @@ class ErrorClass:
     transient: bool
     code: str
     message: str
+
+    @property
+    def throttling(self) -> bool:
+        return is_throttling(self.code) or self.code == "HTTP429"
 
 
 def classify(error: BaseException) -> ErrorClass:

@@ -23,7 +23,7 @@ from orgsync.pipelines.outbox import emit
 from orgsync.pipelines.references import look_up
 from orgsync.pipelines.stage import Conn, Deps, Outcome, StageResult, rejected
 
-MAX_ATTEMPTS = 6  # per account, each after botocore's own retries
+MAX_ATTEMPTS = 6  # per account, each after botocore's own retries; throttling never counts
 RETRY_BASE_SECONDS = 1.0
 
 
@@ -48,6 +48,7 @@ class Unread:
     error: str
     transient: bool = False
     malformed: bool = False
+    throttling: bool = False  # AWS asked for fewer calls: never a reason to give up
 
 
 def try_tags(orgs: Any, account_id: str) -> dict[str, str] | Unread:
@@ -55,7 +56,11 @@ def try_tags(orgs: Any, account_id: str) -> dict[str, str] | Unread:
         return fetch_tags(orgs, account_id)
     except (ClientError, BotoCoreError) as error:
         verdict: ErrorClass = classify(error)
-        return Unread(f"{verdict.code}: {verdict.message}", transient=verdict.transient)
+        return Unread(
+            f"{verdict.code}: {verdict.message}",
+            transient=verdict.transient,
+            throttling=verdict.throttling,
+        )
     except MalformedTags as error:
         return Unread(str(error), malformed=True)
 
@@ -75,7 +80,11 @@ def harvest(deps: Deps, event: AccountsValidated) -> StageResult:
     again: list[str] = []
     unread: list[Unread] = []
     for account_id, answer in zip(due, answers, strict=True):
-        if isinstance(answer, Unread) and answer.transient and event.attempt < MAX_ATTEMPTS:
+        if (
+            isinstance(answer, Unread)
+            and answer.transient
+            and (event.attempt < MAX_ATTEMPTS or answer.throttling)
+        ):
             again.append(account_id)
             continue
         if isinstance(answer, Unread):

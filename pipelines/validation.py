@@ -26,8 +26,10 @@ from orgsync.pipelines.stage import Conn, Deps, Outcome, StageResult, rejected
 # jittered sleeps (services/aws.py), so three attempts, a few RETRY_BASE_SECONDS apart at most
 # (full jitter, capped by aws_errors far under RabbitMQ's 30-minute consumer_timeout), ride out
 # 15-50 s of throttling: with a third of all calls throttled, one account in 10^7 would give
-# up. A longer storm becomes "gave up after 3 attempts", kept in `failures`: the next sync or
-# `retry-failed` validates the account again.
+# up. A longer storm of errors becomes "gave up after 3 attempts", kept in `failures`: the next
+# sync or `retry-failed` validates the account again. Throttling is not a failure of the
+# account: however long it lasts, the account goes round again (the rate budget, when on, has
+# already waited for AWS inside the call).
 MAX_ATTEMPTS = 3
 RETRY_BASE_SECONDS = 2.0
 
@@ -123,7 +125,7 @@ def validate(deps: Deps, event: AccountsDiscovered) -> StageResult:
     for account_id, answer in zip(due, answers, strict=True):
         if isinstance(answer, Validation):
             verdicts[account_id] = answer
-        elif event.attempt < MAX_ATTEMPTS:
+        elif event.attempt < MAX_ATTEMPTS or answer.throttling:
             again.append(account_id)
         else:
             verdicts[account_id] = gave_up(TransientAwsError(answer), event.attempt)

@@ -36,6 +36,7 @@ from orgsync.pipelines.stage import Deps, Outcome, StageResult
 from orgsync.services import db, metrics, relay
 from orgsync.services.aws import Aws
 from orgsync.services.broker import make_broker
+from orgsync.services.budget import Budget
 from orgsync.services.feed import Feed
 from orgsync.services.health import Watchdog
 from orgsync.services.keys import ReloadingKeyring
@@ -66,11 +67,24 @@ class Resources:
     @classmethod
     def open(cls, settings: Settings, broker: dramatiq.Broker) -> Resources:
         pool = db.open_pool(settings.database_url, max_size=16)
-        aws = Aws()
-        calls = ThreadPoolExecutor(settings.aws_concurrency, "aws-call")
+        # a small pool of its own: the budget's short statements, one per AWS call of every
+        # stage's threads, never take the connections the stages' own work needs
+        budget_pool = (
+            db.open_pool(settings.database_url, max_size=4) if settings.aws_budget else None
+        )
+        aws = Aws(Budget(budget_pool, settings.aws_rates) if budget_pool else None)
+        calls: dict[str, ThreadPoolExecutor] = {}
+        lock = threading.Lock()
 
         def concurrently(call: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
-            return list(calls.map(call, items))
+            # a pool per stage: calls waiting on one API's rate budget (AssumeRole) never hold
+            # the threads another stage's API (ListTagsForResource) could be using
+            message = CurrentMessage.get_current_message()
+            stage = message.actor_name if message else ""
+            with lock:
+                if stage not in calls:
+                    calls[stage] = ThreadPoolExecutor(settings.aws_concurrency, f"aws-{stage}")
+            return list(calls[stage].map(call, items))
 
         def relay_now(message_ids: list[str]) -> None:
             try:
@@ -108,7 +122,18 @@ def build(
     """The broker with every actor declared on it (RabbitMQ's unless `broker` is given); with
     `feed`, each worker process also reads the organizations' change-event queues."""
     broker = broker or make_broker(settings.broker_url)
-    resources = functools.cache(lambda: Resources.open(settings, broker))
+    opened: list[Resources] = []
+    opening = threading.Lock()
+
+    def resources() -> Resources:
+        # once per process, under a lock: a worker started while its queues are full has all
+        # its threads asking at once, and each would otherwise open pools of its own
+        if not opened:
+            with opening:
+                if not opened:
+                    opened.append(Resources.open(settings, broker))
+        return opened[0]
+
     messages = StageMessages(recorder(lambda: resources().pool.connection()))
 
     class OpenResources(dramatiq.Middleware):

@@ -21,11 +21,14 @@ from botocore.config import Config
 
 from orgsync.pipelines.orgs import Organization
 from orgsync.pipelines.request_rules import Credentials, queue_region
+from orgsync.services.budget import SERVICE_SCOPE, Budget
 
-# botocore's own retries absorb short throttling bursts (TooManyRequestsException included);
-# what outlasts them goes back to the queue with a longer, jittered backoff. These are only
-# defaults: AWS_RETRY_MODE and AWS_MAX_ATTEMPTS (or retry_mode / max_attempts in the profile
-# of AWS_CONFIG_FILE) win, each on its own.
+# botocore's own retries absorb short bursts of 5xx and network errors; what outlasts them goes
+# back to the queue with a longer, jittered backoff. Throttling is not theirs when the rate
+# budget is on (services/budget.py): its handler sees a throttled answer first and retries it
+# after a budget wait, so botocore's retries never storm an organization that asked for less.
+# These are only defaults: AWS_RETRY_MODE and AWS_MAX_ATTEMPTS (or retry_mode / max_attempts
+# in the profile of AWS_CONFIG_FILE) win, each on its own, for what the budget leaves them.
 DEFAULT_RETRIES = {"mode": "standard", "max_attempts": 4}
 SESSION_RETRY_SETTINGS = {"mode": "retry_mode", "max_attempts": "max_attempts"}
 CLIENT_CONFIG = Config(
@@ -79,12 +82,18 @@ class AssumedRole:
 
 
 class Aws:
-    def __init__(self) -> None:
+    """`budget`, when given, paces every call of the clients kept here (not those `assume`
+    hands out alone, for a registration's checks)."""
+
+    def __init__(self, budget: Budget | None = None) -> None:
+        self.budget = budget
         # AWS_PROFILE, AWS_CONFIG_FILE and the profile's region are boto3's own business
         self._session = boto3.session.Session(region_name=os.environ.get("AWS_REGION") or None)
         self.region = self._session.region_name or "us-east-1"
         self.config = client_config(self._session)
         self.sts = self._session.client("sts", region_name=self.region, config=self.config)
+        if budget is not None:
+            budget.attach(self.sts, SERVICE_SCOPE)
         self._roles: dict[tuple[str, Credentials], AssumedRole] = {}
         self._lock = threading.Lock()
 
@@ -146,6 +155,8 @@ class Aws:
                 role = self._roles.get(key)
                 if role is None or role.expires_at <= time.time():
                     role = self.assume(org.credentials)
+                    if self.budget is not None:
+                        self.budget.attach(role.organizations, org.org_id)
                     self._remember(key, role)
         return role
 

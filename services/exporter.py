@@ -101,6 +101,23 @@ FAMILIES: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "Messages a stage could not read and recorded in rejected_messages.",
         ("queue",),
     ),
+    "orgsync_aws_calls": (
+        "counter",
+        "AWS calls that took a token of the shared rate budget (retries after a throttle "
+        "included), by organization (org_id 'service' for orgsync's own AssumeRole) and API.",
+        ("org_id", "org", "api"),
+    ),
+    "orgsync_aws_throttled": (
+        "counter",
+        "AWS answers that were throttling (TooManyRequestsException, Throttling), by "
+        "organization and API: each lowered the budget or was counted against its last decrease.",
+        ("org_id", "org", "api"),
+    ),
+    "orgsync_aws_budget_rate": (
+        "gauge",
+        "The shared rate budget's current rate, in calls per second, by organization and API.",
+        ("org_id", "org", "api"),
+    ),
     "orgsync_exporter_up": (
         "gauge",
         "1 when the service (postgresql, rabbitmq, rabbitmq_management) answered this scrape.",
@@ -165,12 +182,18 @@ GROUP BY 1, 2, 3
 
 REJECTED = "SELECT queue_name AS queue, count(*) AS n FROM rejected_messages GROUP BY 1"
 
+BUDGETS = """
+SELECT b.scope AS org_id, coalesce(o.nickname, '') AS org, b.api, b.calls, b.throttled, b.rate
+FROM aws_budgets b LEFT JOIN organizations o ON o.org_id = b.scope
+"""
+
 QUERIES = {
     "accounts": ACCOUNTS,
     "waiting": WAITING,
     "last_syncs": LAST_SYNCS,
     "failed": FAILED,
     "rejected": REJECTED,
+    "budgets": BUDGETS,
 }
 
 
@@ -385,6 +408,11 @@ def add_database(out: dict[str, Family], results: dict[str, list[dict[str, Any]]
         out["orgsync_syncs"].add_metric(org, row["syncs"])
     for row in results["rejected"]:
         out["orgsync_rejected_messages"].add_metric([row["queue"]], row["n"])
+    for row in results["budgets"]:
+        labels = [row["org_id"], row["org"], row["api"]]
+        out["orgsync_aws_calls"].add_metric(labels, row["calls"])
+        out["orgsync_aws_throttled"].add_metric(labels, row["throttled"])
+        out["orgsync_aws_budget_rate"].add_metric(labels, row["rate"])
 
 
 def make_server(settings: Settings, host: str, port: int) -> tuple[Any, Exporter]:

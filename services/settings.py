@@ -16,9 +16,14 @@ DEFAULT_SYNC_INTERVAL = 3600.0
 # a sync with nothing moving for this long is re-driven (pipelines/stuck.py)
 DEFAULT_STUCK_AFTER = 900.0
 DEFAULT_WORKER_METRICS_DIR = Path(tempfile.gettempdir()) / "orgsync-worker-metrics"
-# AWS calls in flight at once in one worker process, whatever its number of threads: a page's
-# calls share them, so two cores and the connection pool are never oversubscribed
+# AWS calls in flight at once for one stage in one worker process, whatever its number of
+# threads: a page's calls share them, so two cores and the connection pool are never
+# oversubscribed, and a stage waiting on its API's rate budget never holds another's
 DEFAULT_AWS_CONCURRENCY = 16
+# the shared AWS rate budget (services/budget.py): calls/s per API, floor and ceiling; `*` is
+# every API not named. AWS publishes no rates for Organizations: the budget finds them between
+# these bounds, starting at the ceiling and halving nothing below the floor.
+DEFAULT_AWS_RATES: dict[str, tuple[float, float]] = {"*": (1.0, 50.0), "AssumeRole": (1.0, 100.0)}
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smh]?)", re.ASCII)
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600}
@@ -57,6 +62,10 @@ class Settings:
     aws_concurrency: int = DEFAULT_AWS_CONCURRENCY
     removal_limit: float = 0.20  # share of an organization's accounts one walk may remove
     removal_min: int = 10  # accounts one walk may always remove
+    aws_budget: bool = True  # False: each process calls AWS as fast as botocore lets it
+    aws_rates: dict[str, tuple[float, float]] = field(
+        default_factory=lambda: dict(DEFAULT_AWS_RATES), hash=False
+    )
     # `orgsync web` (services/web/): never printed, hence repr=False on the secrets
     web_host: str = "127.0.0.1"
     web_port: int = 8080
@@ -113,6 +122,8 @@ class Settings:
             removal_min=_count(
                 get("ORGSYNC_REMOVAL_MIN"), "ORGSYNC_REMOVAL_MIN", 10, most=1_000_000, least=0
             ),
+            aws_budget=_flag(get("ORGSYNC_AWS_BUDGET") or "true", "ORGSYNC_AWS_BUDGET"),
+            aws_rates=parse_rates(get("ORGSYNC_AWS_RATES"), "ORGSYNC_AWS_RATES"),
             web_host=get("ORGSYNC_WEB_HOST") or "127.0.0.1",
             web_port=_port(get("ORGSYNC_WEB_PORT"), "ORGSYNC_WEB_PORT", 8080),
             web_password=get("ORGSYNC_WEB_PASSWORD"),
@@ -150,6 +161,23 @@ def _count(
     if not text.isdigit() or not least <= int(text) <= most:
         raise SettingsError(f"{name}={text!r}: expected a whole number from {least} to {most}")
     return int(text)
+
+
+_RATE = re.compile(r"(\*|[A-Z][A-Za-z]{1,63})=(\d+(?:\.\d+)?):(\d+(?:\.\d+)?)", re.ASCII)
+
+
+def parse_rates(text: str | None, name: str) -> dict[str, tuple[float, float]]:
+    """`API=FLOOR:CEILING,...` (calls/s; `*` for every API not named) over the defaults."""
+    rates = dict(DEFAULT_AWS_RATES)
+    for item in filter(None, (part.strip() for part in (text or "").split(","))):
+        match = _RATE.fullmatch(item)
+        if not match or not 0 < float(match[2]) <= float(match[3]):
+            raise SettingsError(
+                f"{name}: {item!r}: expected API=FLOOR:CEILING in calls/s with "
+                "0 < FLOOR <= CEILING, such as ListTagsForResource=1:20 or *=1:50"
+            )
+        rates[match[1]] = (float(match[2]), float(match[3]))
+    return rates
 
 
 def _flag(text: str | None, name: str) -> bool:

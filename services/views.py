@@ -24,7 +24,13 @@ SELECT o.org_id, o.nickname, o.management_account_id, o.partition,
                                   'polled_at', f.polled_at, 'error', f.error,
                                   'error_since', f.error_since, 'retry_at', f.retry_at)
         FROM (SELECT NULL) one LEFT JOIN feeds f ON f.org_id = o.org_id
-        WHERE o.events_queue_url IS NOT NULL) AS feed
+        WHERE o.events_queue_url IS NOT NULL) AS feed,
+       coalesce((SELECT jsonb_object_agg(b.api, jsonb_build_object(
+                    'rate', round(b.rate::numeric, 1), 'calls', b.calls,
+                    'throttled', b.throttled, 'last_throttled_at', b.last_throttled_at))
+                 FROM aws_budgets b WHERE b.scope IN (o.org_id, 'service')), '{}') AS aws_budget,
+       EXISTS (SELECT 1 FROM aws_budgets b WHERE b.scope IN (o.org_id, 'service')
+               AND b.last_throttled_at > now() - interval '1 minute') AS throttled_now
 FROM organizations o ORDER BY o.nickname
 """
 

@@ -31,10 +31,11 @@ def cmd_orgs(ctx: Context, args: argparse.Namespace) -> int:
     for row in rows:
         last = row["last_sync"] or {}
         row["last_sync_at"] = last.get("started_at")
-        row["sync_state"] = sync_state(last)
+        row["sync_state"] = sync_state(last, row["throttled_now"])
+        row["aws_rate"] = aws_rates(row["aws_budget"])
         row["feed"] = feed_state(row["feed"])
-    columns = ["org_id", "nickname", "accounts", "filters", "last_sync_at", "sync_state", "feed"]
-    print(table(rows, columns))
+    columns = ["org_id", "nickname", "accounts", "filters", "last_sync_at", "sync_state"]
+    print(table(rows, [*columns, "aws_rate", "feed"]))
     return 0
 
 
@@ -54,12 +55,19 @@ def feed_state(feed: dict[str, Any] | None) -> str:
     return ", ".join(parts)
 
 
-def sync_state(last: dict[str, Any]) -> str:
+def sync_state(last: dict[str, Any], throttled_now: bool = False) -> str:
     if not last:
         return "-"
     if last.get("complete") is None:
-        return "running"
+        # AWS throttled one of its calls within the last minute: slow, and not stuck
+        return "running, slowed by AWS throttling" if throttled_now else "running"
     return "complete" if last["complete"] else "incomplete"
+
+
+def aws_rates(budget: dict[str, Any]) -> str:
+    """The shared rate budget's current rate per API (calls/s), throttled ones first."""
+    ranked = sorted(budget.items(), key=lambda item: (-item[1]["throttled"], item[0]))
+    return ", ".join(f"{api} {b['rate']}/s" for api, b in ranked) or "-"
 
 
 def cmd_accounts(ctx: Context, args: argparse.Namespace) -> int:

@@ -2,6 +2,11 @@
 
 moto never throttles and its AssumeRole always succeeds, so the fault harness, the demo and
 the end-to-end tests wrap moto's WSGI app in a middleware that injects AWS-shaped errors.
+Throttling is by rate, as AWS does it: with `rates` set, each (API, calling account) has a
+token bucket of its own (rate and burst per API, `*` for the rest), and a call that finds it
+empty is answered `TooManyRequestsException` (Organizations, JSON) or `Throttling` (STS, IAM,
+XML), HTTP 400. AWS publishes no rates for Organizations: `MODEST_RATES` is a guess at a
+modest organization's, not a figure of AWS's.
 The fault state is driven in-process through `SimulatedAws.faults`, or from other processes
 (workers, test drivers) through the `/_sim/` control plane served on the same port.
 """
@@ -33,7 +38,9 @@ WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 # The caller named in denial messages when the request does not pin an account.
 DEFAULT_CALLER_ACCOUNT = "123456789012"
-_COUNTED_SETTINGS = ("throttle_assume_role", "throttle", "fail_operations")
+_COUNTED_SETTINGS = ("throttle_assume_role", "throttle", "fail_operations", "fail_assume_role")
+# calls/s and burst per API of one calling account; `*` is every API not named
+MODEST_RATES: dict[str, tuple[float, float]] = {"*": (10.0, 20.0), "AssumeRole": (50.0, 100.0)}
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,10 @@ def _throttled() -> Fault:
 
 # Query-protocol codes (sts, iam) and what JSON-protocol services (organizations) say instead.
 _JSON_CODES = {"Throttling": "TooManyRequestsException"}
+_JSON_MESSAGES = {
+    "Throttling": "You have sent too many requests in too short a period of time. The quota "
+    "helps protect against denial-of-service attacks. Try again later."
+}
 
 
 @dataclass(frozen=True)
@@ -92,6 +103,7 @@ class FaultState:
         self._lock = threading.Lock()
         self._operations: Counter[str] = Counter()
         self._assume_role: Counter[str] = Counter()
+        self._throttled: Counter[str] = Counter()
         self.reset(random_seed)
 
     def reset(self, random_seed: int = 0) -> None:
@@ -102,6 +114,9 @@ class FaultState:
             self.throttle: dict[str, int] = {}
             self.throttle_ratio: float = 0.0
             self.fail_operations: dict[str, int] = {}
+            self.fail_assume_role: dict[str, int] = {}
+            self.rates: dict[str, tuple[float, float]] = {}
+            self._buckets: dict[tuple[str, str], tuple[float, float]] = {}
             self.random_seed = random_seed
             self._rng = random.Random(random_seed)
 
@@ -113,6 +128,8 @@ class FaultState:
                 setattr(self, key, value)
             if "random_seed" in parsed:
                 self._rng = random.Random(parsed["random_seed"])
+            if "rates" in parsed:
+                self._buckets = {}
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
@@ -123,17 +140,24 @@ class FaultState:
                 "throttle": dict(self.throttle),
                 "throttle_ratio": self.throttle_ratio,
                 "fail_operations": dict(self.fail_operations),
+                "fail_assume_role": dict(self.fail_assume_role),
+                "rates": {name: list(rate) for name, rate in self.rates.items()},
                 "random_seed": self.random_seed,
             }
 
     def counts(self) -> dict[str, dict[str, int]]:
         with self._lock:
-            return {"operations": dict(self._operations), "assume_role": dict(self._assume_role)}
+            return {
+                "operations": dict(self._operations),
+                "assume_role": dict(self._assume_role),
+                "throttled": dict(self._throttled),
+            }
 
     def reset_counts(self) -> None:
         with self._lock:
             self._operations.clear()
             self._assume_role.clear()
+            self._throttled.clear()
 
     def decide(self, call: AwsCall) -> tuple[float, Fault | None]:
         """Count one AWS call and pick its fault, consuming one unit of any counted fault.
@@ -149,19 +173,87 @@ class FaultState:
             self._operations[operation] += 1
             if target_account is not None:
                 self._assume_role[target_account] += 1
-            if _take(self.fail_operations, operation):
+            if _take(self.fail_operations, operation) or (
+                target_account is not None and _take(self.fail_assume_role, target_account)
+            ):
                 return latency_s, Fault(
                     500, "InternalFailure", "We encountered an internal error.", sender=False
                 )
-            if _take(self.throttle, operation):
-                return latency_s, _throttled()
-            if target_account is not None and _take(self.throttle_assume_role, target_account):
-                return latency_s, _throttled()
-            if self.throttle_ratio > 0 and self._rng.random() < self.throttle_ratio:
+            if (
+                _take(self.throttle, operation)
+                or (target_account is not None and _take(self.throttle_assume_role, target_account))
+                or (self.throttle_ratio > 0 and self._rng.random() < self.throttle_ratio)
+                or self._over_rate(operation, call.caller_account)
+            ):
+                self._throttled[operation] += 1
                 return latency_s, _throttled()
             if target_account is not None and target_account in self.deny_assume_role:
                 return latency_s, _denial(call)
             return latency_s, None
+
+    def _over_rate(self, operation: str, caller: str) -> bool:
+        """Take a token from the bucket of (operation, caller); True when it had none."""
+        rate, burst = self.rates.get(operation) or self.rates.get("*") or (0.0, 0.0)
+        if rate <= 0:
+            return False
+        now = time.monotonic()
+        tokens, at = self._buckets.get((operation, caller), (burst, now))
+        tokens = min(burst, tokens + (now - at) * rate)
+        if tokens < 1:
+            self._buckets[(operation, caller)] = (tokens, now)
+            return True
+        self._buckets[(operation, caller)] = (tokens - 1, now)
+        return False
+
+
+def parse_rate(text: str) -> tuple[str, tuple[float, float]]:
+    """`API=RATE[:BURST]` (calls/s; burst defaults to one second of calls) from a command line."""
+    name, _, numbers = text.partition("=")
+    rate, _, burst = numbers.partition(":")
+    try:
+        parsed = _parse_rates({name: [float(rate), float(burst or rate)]})
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected API=RATE[:BURST]; {error}") from None
+    return next(iter(parsed.items()))
+
+
+def rates_from_args(args: argparse.Namespace) -> dict[str, tuple[float, float]]:
+    return {**(MODEST_RATES if args.modest_rates else {}), **dict(args.rate or [])}
+
+
+def add_rate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--rate",
+        type=parse_rate,
+        action="append",
+        metavar="API=RATE[:BURST]",
+        help="throttle API (or * for every other) beyond RATE calls/s per calling account",
+    )
+    parser.add_argument(
+        "--modest-rates",
+        action="store_true",
+        help=f"throttle as a modest organization might (a guess: {MODEST_RATES})",
+    )
+
+
+def _parse_rates(value: Any) -> dict[str, tuple[float, float]]:
+    if not isinstance(value, dict):
+        raise ValueError("rates must map API names (or *) to [rate, burst]")
+    rates = {}
+    for name, pair in value.items():
+        if isinstance(pair, int | float):
+            pair = [pair, pair]
+        if (
+            not isinstance(name, str)
+            or not (name == "*" or name.isalnum())
+            or not isinstance(pair, list | tuple)
+            or len(pair) != 2
+            or not all(isinstance(n, int | float) and n > 0 for n in pair)
+            or pair[1] < 1
+        ):
+            raise ValueError(f"rates: {name!r}: expected [rate > 0, burst >= 1]")
+        rates[name] = (float(pair[0]), float(pair[1]))
+    return rates
 
 
 def _take(budget: dict[str, int], key: str) -> bool:
@@ -188,6 +280,8 @@ def _parse_setting(key: str, value: Any) -> Any:
         if not isinstance(value, int):
             raise ValueError("random_seed must be an integer")
         return value
+    if key == "rates":
+        return _parse_rates(value)
     if key == "deny_assume_role":
         if isinstance(value, str) or not isinstance(value, list | set | tuple | frozenset):
             raise ValueError("deny_assume_role must be a list of account ids")
@@ -204,7 +298,10 @@ def _parse_setting(key: str, value: Any) -> Any:
 def _error_body(environ: dict[str, Any], fault: Fault, request_id: str) -> tuple[str, bytes]:
     if environ.get("HTTP_X_AMZ_TARGET"):
         content_type = environ.get("CONTENT_TYPE") or "application/x-amz-json-1.1"
-        body = {"__type": _JSON_CODES.get(fault.code, fault.code), "message": fault.message}
+        body = {
+            "__type": _JSON_CODES.get(fault.code, fault.code),
+            "message": _JSON_MESSAGES.get(fault.code, fault.message),
+        }
         return content_type, json.dumps(body).encode()
     error_type = "Sender" if fault.sender else "Receiver"
     xml = (
@@ -448,6 +545,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port-file", help="write the bound port here once listening")
     parser.add_argument("--seed", type=int, help="seed moto's id generator")
     parser.add_argument("--latency-ms", type=float, default=0.0)
+    add_rate_arguments(parser)
     args = parser.parse_args(argv)
 
     stopping = threading.Event()
@@ -457,7 +555,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     simulated = SimulatedAws(port=args.port)
     endpoint_url = simulated.start()
     try:
-        simulated.faults.update(latency_ms=args.latency_ms)
+        simulated.faults.update(latency_ms=args.latency_ms, rates=rates_from_args(args))
         if args.seed is not None:
             SimulatedAwsControl(endpoint_url).seed(args.seed)
         if args.port_file:

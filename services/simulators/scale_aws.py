@@ -43,12 +43,16 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from orgsync.services.simulators.moto_aws import (
+    _JSON_MESSAGES,
+    DEFAULT_CALLER_ACCOUNT,
     AwsCall,
     Fault,
     FaultState,
     ServedInThread,
     _write_port_file,
+    add_rate_arguments,
     fault_control,
+    rates_from_args,
 )
 from orgsync.services.simulators.sample_org import (
     MANAGEMENT_ACCOUNT_ID,
@@ -463,11 +467,17 @@ def assume_role(form: dict[str, str]) -> str:
     )
 
 
-def caller_identity(session_token: str | None) -> str:
+def caller_arn(session_token: str | None) -> str:
+    """Who calls: the role a session token of ours was issued for, else the service's user."""
     arn = f"arn:aws:iam::{MANAGEMENT_ACCOUNT_ID}:user/moto"
     if session_token:
-        with contextlib.suppress(ValueError, KeyError, binascii.Error):
-            arn = json.loads(base64.b64decode(session_token))["arn"]
+        with contextlib.suppress(ValueError, KeyError, TypeError, binascii.Error):
+            arn = str(json.loads(base64.b64decode(session_token))["arn"])
+    return arn
+
+
+def caller_identity(session_token: str | None) -> str:
+    arn = caller_arn(session_token)
     account = arn.split(":")[4]
     return (
         "<GetCallerIdentityResult>"
@@ -538,10 +548,12 @@ class Handler(BaseHTTPRequestHandler):
         return fault
 
     def _organizations(self, operation: str, body: bytes) -> None:
-        fault = self._fault(AwsCall(operation))
+        caller = caller_arn(self.headers.get("X-Amz-Security-Token")).split(":")[4]
+        fault = self._fault(AwsCall(operation, caller_account=caller))
         if fault is not None:
             code = "TooManyRequestsException" if fault.code == "Throttling" else fault.code
-            self._json_error(AwsError(fault.status, code, fault.message))
+            message = _JSON_MESSAGES.get(fault.code, fault.message)
+            self._json_error(AwsError(fault.status, code, message))
             return
         try:
             params = json.loads(body or b"{}")
@@ -564,7 +576,9 @@ class Handler(BaseHTTPRequestHandler):
         if operation == "AssumeRole":
             arn_fields = form.get("RoleArn", "").split(":")
             target = arn_fields[4] if len(arn_fields) > 4 else ""
-        call = AwsCall(operation or None, target, form.get("RoleArn", ""))
+        token = self.headers.get("X-Amz-Security-Token")
+        caller = caller_arn(token).split(":")[4] if token else DEFAULT_CALLER_ACCOUNT
+        call = AwsCall(operation or None, target, form.get("RoleArn", ""), caller)
         fault = self._fault(call)
         if fault is not None:
             self._xml_error(AwsError(fault.status, fault.code, fault.message), fault.sender)
@@ -673,7 +687,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--latency-ms", type=float, default=0.0)
-    parser.add_argument("--throttle-ratio", type=float, default=0.0)
+    add_rate_arguments(parser)
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--port-file", help="write the bound port here once listening")
     args = parser.parse_args(argv)
@@ -690,7 +704,7 @@ def main(argv: list[str] | None = None) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
     with ScaleAws(spec, port=args.port) as aws:
-        aws.faults.update(latency_ms=args.latency_ms, throttle_ratio=args.throttle_ratio)
+        aws.faults.update(latency_ms=args.latency_ms, rates=rates_from_args(args))
         if args.port_file:
             _write_port_file(args.port_file, aws.port)
         print(f"scale AWS listening on {aws.endpoint_url}", flush=True)

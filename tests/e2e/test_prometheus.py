@@ -56,7 +56,7 @@ RABBITMQ_PROMETHEUS = os.environ.get("ORGSYNC_TEST_RABBITMQ_PROMETHEUS", "127.0.
 
 ACCOUNTS = 300
 DENIED = 3  # member roles AWS refuses: the failed-roles panel
-THROTTLED = 2  # member roles throttled for all 5 of botocore's attempts: tried again in a page
+THROTTLED = 2  # member roles failing (HTTP 500) all 5 of botocore's attempts: tried again in a page
 LATENCY_MS = 60  # per simulated AWS call, so the drain lasts long enough to watch
 SCRAPE_SECONDS = 1
 TIMEOUT = 90
@@ -72,11 +72,13 @@ QUIET = {
     "rejected without requeue, as dramatiq does when its retries run out",
     "RabbitMQ: dead-lettered and received per second/A": "the same dead letter, as RabbitMQ "
     "counts it",
-    "Retries and failures per second/A": "a throttled validation goes round again as a page "
+    "Retries and failures per second/A": "a failing validation goes round again as a page "
     "of its own, not as a dramatiq retry, so a healthy sync retries, fails and skips nothing; "
     "forced: an unreadable message, recorded and skipped",
     "Rejected messages/A": "nothing unreadable arrives in a healthy run; forced: a body that is "
     "not JSON on tags-harvested",
+    "AWS calls and throttled answers per second/B": "the simulated AWS throttles nothing in a "
+    "healthy run; forced: AssumeRole throttled twice for the account retried",
     "Syncs started per hour/A": "increase() cannot see a counter's first sample, so an "
     "organization's first sync counts 0; forced: a second sync",
 }
@@ -379,7 +381,7 @@ def test_every_dashboard_query_answers_on_a_real_prometheus_while_300_accounts_s
     aws.faults.update(
         latency_ms=LATENCY_MS,
         deny_assume_role=denied,
-        throttle_assume_role=dict.fromkeys(throttled, 5),  # all 5 of botocore's attempts
+        fail_assume_role=dict.fromkeys(throttled, 5),  # all 5 of botocore's attempts
     )
 
     exporter_port, front_port, back_port = free_port(), free_port(), free_port()
@@ -515,11 +517,13 @@ def test_every_dashboard_query_answers_on_a_real_prometheus_while_300_accounts_s
 
 
 def force_with_workers(settings: Settings, aws: SimulatedAws, account_id: str) -> None:
-    """An unreadable message, and a validation retried because AWS throttled it."""
+    """An unreadable message, and a validation retried because AWS failed it (a throttled one
+    waits on the rate budget instead)."""
     connection = pika.BlockingConnection(pika.URLParameters(settings.broker_url))
     connection.channel().basic_publish("", "tags-harvested", b"this is not JSON")
     connection.close()
-    aws.faults.update(throttle_assume_role={account_id: 5})  # all 5 of botocore's attempts
+    # all 5 of botocore's attempts fail; the page's next try is throttled twice (budget waits)
+    aws.faults.update(fail_assume_role={account_id: 5}, throttle_assume_role={account_id: 2})
     assert orgsync(settings, aws, "retry-failed", "--account", account_id, "--json")
 
 

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from orgsync.pipelines.validation import MAX_ATTEMPTS
-from orgsync.services import client
+from orgsync.services import client, db
 from orgsync.services.aws import CLIENT_CONFIG
 from orgsync.services.settings import Settings
 from orgsync.services.simulators.moto_aws import SimulatedAws
@@ -18,7 +17,6 @@ from tests.e2e.conftest import worker_env
 from tests.e2e.test_pipeline import TIMEOUT, orgsync, register_and_sync, request_for
 
 pytestmark = pytest.mark.e2e
-DELIVERIES = MAX_ATTEMPTS  # dramatiq's deliveries of one validation message
 HTTP_ATTEMPTS = CLIENT_CONFIG.retries["max_attempts"] + 1  # botocore counts retries only
 
 
@@ -74,27 +72,28 @@ def test_denied_roles_fail_throttled_ones_recover_and_retry_failed_heals_the_den
     assert orgsync(settings, aws, "failed", "--org", "roles", "--json") == []
     calls = aws.faults.counts()["assume_role"]
     assert {a: calls.get(a) for a in plain} == dict.fromkeys(plain, 1)
-    assert {a: calls.get(a) for a in throttled} == dict.fromkeys(throttled, 3)  # botocore's retries
+    assert {a: calls.get(a) for a in throttled} == dict.fromkeys(throttled, 3)  # budget waits
     assert {a: calls.get(a) for a in denied} == dict.fromkeys(denied, 2)  # once, then the retry
 
 
-def test_a_throttling_storm_longer_than_the_retry_budget_ends_as_gave_up(
+def test_a_throttling_storm_longer_than_botocores_retries_never_fails_the_account(
     settings: Settings, aws: SimulatedAws, worker: Path
 ) -> None:
     org = build_organization(aws.endpoint_url, OrgSpec(accounts=2, suspended=0, excluded=0))
     stormy, calm = org.accounts[0].id, org.accounts[1].id
-    aws.faults.update(throttle_assume_role={stormy: 1000})
+    storm = 3 * HTTP_ATTEMPTS  # three times what botocore alone would try
+    aws.faults.update(throttle_assume_role={stormy: storm})
 
     register_and_sync(settings, request_for(org, "storm"))
 
     listed = {
         a["account_id"]: a for a in orgsync(settings, aws, "accounts", "--org", "storm", "--json")
     }
-    assert listed[calm]["status"] == "ok"
-    assert listed[stormy]["status"] == "assume_role_failed"
-    assert listed[stormy]["status_reason"] == (
-        f"gave up after {DELIVERIES} attempts: Throttling: Rate exceeded"
-    )
-    [failure] = orgsync(settings, aws, "failed", "--org", "storm", "--json")
-    assert (failure["code"], failure["attempts"]) == ("Throttling", DELIVERIES)
-    assert aws.faults.counts()["assume_role"][stormy] == DELIVERIES * HTTP_ATTEMPTS
+    assert listed[calm]["status"] == listed[stormy]["status"] == "ok"
+    assert orgsync(settings, aws, "failed", "--org", "storm", "--json") == []
+    assert aws.faults.counts()["assume_role"][stormy] == storm + 1
+    with db.connect(settings.database_url) as conn:
+        budget = conn.execute(
+            "SELECT throttled, rate FROM aws_budgets WHERE scope = 'service' AND api = 'AssumeRole'"
+        ).fetchone()
+    assert budget is not None and budget["throttled"] == storm

@@ -331,13 +331,17 @@ def deliver_twice(harness: Harness, run: Run, workers: Supervisor) -> None:
     run.notes.append("every message published twice")
 
 
+THROTTLE_RATES = {"*": [20, 10], "AssumeRole": [20, 10]}  # calls/s and burst, per API
+
+
 def throttle(harness: Harness, run: Run, workers: Supervisor) -> None:
-    run.notes.append("1/3 of AWS calls throttled")
+    run.notes.append("AWS throttles every API beyond 20 calls/s")
 
 
 @contextlib.contextmanager
-def throttled(harness: Harness, ratio: float) -> Iterator[None]:
-    harness.aws.faults.update(throttle_ratio=ratio, random_seed=harness.seed)
+def throttled(harness: Harness) -> Iterator[None]:
+    """AWS throttling by rate, as it does: the workers' shared budget has to find the rate."""
+    harness.aws.faults.update(rates=THROTTLE_RATES)
     try:
         yield
     finally:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import time
 import tracemalloc
 from collections.abc import Iterator
 from typing import Any
@@ -12,7 +14,14 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from orgsync.pipelines import discovery
-from orgsync.services.simulators.moto_aws import SimulatedAws, SimulatedAwsControl
+from orgsync.services.simulators.moto_aws import (
+    MODEST_RATES,
+    ControlPlaneError,
+    SimulatedAws,
+    SimulatedAwsControl,
+    add_rate_arguments,
+    rates_from_args,
+)
 from orgsync.services.simulators.sample_org import OrgSpec, build_organization, change_tags
 from orgsync.services.simulators.scale_aws import ScaleAws, describe, generate
 
@@ -180,3 +189,69 @@ def test_a_100000_account_organization_takes_tens_of_megabytes_not_gigabytes() -
     assert org.size == 100_000
     assert org.name(99_999).endswith("-100000")
     assert held < 32 * 1024 * 1024  # about 10 MB measured: arrays and shared tag values
+
+
+def test_rates_throttle_each_api_and_calling_account_beyond_its_burst(scale: ScaleAws) -> None:
+    control = SimulatedAwsControl(scale.endpoint_url)
+    control.set_faults(rates={"ListRoots": [0.001, 2], "*": [0.001, 1]})
+    orgs = client(scale, "organizations", retries={"total_max_attempts": 1})
+
+    orgs.list_roots()
+    orgs.list_roots()
+    with pytest.raises(ClientError) as throttled:
+        orgs.list_roots()
+    orgs.describe_organization()  # another API, its own bucket
+    member = client(scale, "sts").assume_role(
+        RoleArn="arn:aws:iam::100000000001:role/OrgSyncMember", RoleSessionName="probe"
+    )["Credentials"]
+    as_member = boto3.client(
+        "organizations",
+        endpoint_url=scale.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id=member["AccessKeyId"],
+        aws_secret_access_key=member["SecretAccessKey"],
+        aws_session_token=member["SessionToken"],
+        config=Config(retries={"total_max_attempts": 1}),
+    )
+    as_member.list_roots()  # another calling account, its own bucket
+
+    error = throttled.value.response
+    assert error["Error"]["Code"] == "TooManyRequestsException"
+    assert error["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert "too many requests" in error["Error"]["Message"]
+    assert control.counts()["throttled"] == {"ListRoots": 1}
+    assert control.faults()["rates"] == {"ListRoots": [0.001, 2.0], "*": [0.001, 1.0]}
+
+
+def test_a_bucket_refills_at_its_rate(scale: ScaleAws) -> None:
+    scale.faults.update(rates={"ListRoots": [50, 1]})
+    orgs = client(scale, "organizations", retries={"total_max_attempts": 1})
+    orgs.list_roots()
+    with pytest.raises(ClientError):
+        orgs.list_roots()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            orgs.list_roots()
+            break
+        except ClientError:
+            time.sleep(0.01)
+    else:
+        pytest.fail("the bucket never refilled")
+
+
+@pytest.mark.parametrize(
+    "rates", [{"ListRoots": [0, 1]}, {"ListRoots": [1, 0.5]}, {"List Roots": 1}, ["x"]]
+)
+def test_bad_rates_are_refused_by_the_control_plane(scale: ScaleAws, rates: Any) -> None:
+    with pytest.raises(ControlPlaneError, match="rates"):
+        SimulatedAwsControl(scale.endpoint_url).set_faults(rates=rates)
+
+
+def test_the_command_line_takes_rates_and_the_modest_defaults() -> None:
+    parser = argparse.ArgumentParser()
+    add_rate_arguments(parser)
+    args = parser.parse_args(["--modest-rates", "--rate", "ListRoots=5:10", "--rate", "*=3"])
+    assert rates_from_args(args) == {**MODEST_RATES, "ListRoots": (5.0, 10.0), "*": (3.0, 3.0)}
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--rate", "ListRoots=-1"])

@@ -217,8 +217,9 @@ def test_counts_count_assume_role_per_target_account_failed_or_not(
     assert counts == {
         "operations": {"AssumeRole": 4, "GetCallerIdentity": 1},
         "assume_role": {DENIED: 3, ALLOWED: 1},
+        "throttled": {},
     }
-    assert control.counts() == {"operations": {}, "assume_role": {}}
+    assert control.counts() == {"operations": {}, "assume_role": {}, "throttled": {}}
 
 
 def test_moto_api_requests_pass_through_and_are_not_counted(
@@ -229,7 +230,7 @@ def test_moto_api_requests_pass_through_and_are_not_counted(
     control.seed(1)
     control.reset()
 
-    assert control.counts() == {"operations": {}, "assume_role": {}}
+    assert control.counts() == {"operations": {}, "assume_role": {}, "throttled": {}}
 
 
 def test_latency_adds_about_the_configured_delay(sim: SimulatedAws) -> None:

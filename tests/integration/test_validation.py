@@ -57,6 +57,7 @@ def aws_error(code: str, status: int = 400, message: str = "nope") -> ClientErro
 
 DENIED = aws_error("AccessDenied", 403, "not authorized")
 THROTTLED = aws_error("Throttling", 400, "Rate exceeded")
+UNAVAILABLE = aws_error("ServiceUnavailable", 503, "Service Unavailable")
 
 
 class ScriptedSts:
@@ -200,16 +201,33 @@ def test_a_storm_that_outlasts_the_attempts_is_stored_as_gave_up(
     org.commit()
     last = page(31, attempt=validation.MAX_ATTEMPTS)
 
-    run(org, keyring, ScriptedSts(a31=[THROTTLED]), last)
+    run(org, keyring, ScriptedSts(a31=[UNAVAILABLE]), last)
 
     row = account(org, 31)
-    reason = f"gave up after {validation.MAX_ATTEMPTS} attempts: Throttling: Rate exceeded"
+    reason = (
+        f"gave up after {validation.MAX_ATTEMPTS} attempts: ServiceUnavailable: Service Unavailable"
+    )
     assert row["status_reason"] == reason
     assert (row["code"], row["message"], row["attempts"]) == (
-        "Throttling",
+        "ServiceUnavailable",
         reason,
         validation.MAX_ATTEMPTS,
     )
+
+
+def test_throttling_never_fails_an_account_however_many_attempts_it_took(
+    org: Conn, keyring: Keyring
+) -> None:
+    add_account(org, 32)
+    org.commit()
+    late = page(32, attempt=validation.MAX_ATTEMPTS + 5)
+
+    result = run(org, keyring, ScriptedSts(a32=[THROTTLED]), late)
+
+    assert result.counts["again"] == 1 and result.counts["failed"] == 0
+    assert account(org, 32)["stage"] == "discovered"
+    [retry] = [e for e in outbox_events(org) if e.account_ids == (acct(32),)]
+    assert retry.attempt == validation.MAX_ATTEMPTS + 6
 
 
 def test_a_page_naming_an_account_of_another_organization_is_rejected_whole(
@@ -234,12 +252,12 @@ def test_redrive_selects_by_org_account_and_code_with_new_message_ids(
         add_account(org, n)
     org.commit()
     run(org, keyring, ScriptedSts(a301=[DENIED], a302=[DENIED]), page(301, 302))
-    run(org, keyring, ScriptedSts(a304=[THROTTLED]), page(304, attempt=validation.MAX_ATTEMPTS))
+    run(org, keyring, ScriptedSts(a304=[UNAVAILABLE]), page(304, attempt=validation.MAX_ATTEMPTS))
 
     [one] = validation.redrive(org, "r1", None, acct(302), None)
     assert one.account_ids == (acct(302),)
-    [throttled] = validation.redrive(org, "r2", ORG, None, "Throttling")
-    assert throttled.account_ids == (acct(304),)
+    [unavailable] = validation.redrive(org, "r2", ORG, None, "ServiceUnavailable")
+    assert unavailable.account_ids == (acct(304),)
     [rest] = validation.redrive(org, "r3", None, None, None)
     assert rest.account_ids == (acct(301),)  # 302 and 304 are already on their way
     assert rest.message_id.endswith(":r3:1")

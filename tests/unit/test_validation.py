@@ -101,12 +101,12 @@ def test_throttling_server_errors_and_connection_errors_are_raised_for_a_retry(
 def test_a_transient_error_that_outlasts_the_retries_fails_as_gave_up_after_n_attempts() -> None:
     with pytest.raises(TransientAwsError) as raised:
         validation.assume_member_role(
-            FakeSts(aws_error("Throttling", 400, "Rate exceeded")), ORG, ACCOUNT
+            FakeSts(aws_error("InternalFailure", 500, "internal error")), ORG, ACCOUNT
         )
     result = validation.gave_up(raised.value, 4)
     assert result.status is ValidationStatus.ASSUME_ROLE_FAILED
-    assert result.code == "Throttling"
-    assert result.reason == "gave up after 4 attempts: Throttling: Rate exceeded"
+    assert result.code == "InternalFailure"
+    assert result.reason == "gave up after 4 attempts: InternalFailure: internal error"
     assert result.detail == result.reason
 
 

@@ -1,0 +1,67 @@
+"""A sync through a simulated AWS that throttles by rate: slower, never a failed account."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from orgsync.services import client, db, views
+from orgsync.services.commands.inventory import sync_state
+from orgsync.services.settings import Settings
+from orgsync.services.simulators.moto_aws import SimulatedAws
+from orgsync.services.simulators.sample_org import OrgSpec, build_organization
+from tests.e2e.test_pipeline import TIMEOUT, orgsync, request_for
+
+pytestmark = pytest.mark.e2e
+
+# far below the budget's default ceilings (50/s, AssumeRole 100/s): it must find these out
+RATES = {"*": [15, 5], "AssumeRole": [15, 5]}
+
+
+def test_a_sync_under_rate_throttling_imports_every_account_and_fails_none(
+    settings: Settings, aws: SimulatedAws, worker: Path
+) -> None:
+    org = build_organization(aws.endpoint_url, OrgSpec(accounts=60, suspended=0, excluded=0))
+    aws.faults.reset_counts()
+    aws.faults.update(rates=RATES)
+
+    request = request_for(org, "throttled")
+    client.submit(settings, request)
+    verdict = client.wait_verdict(settings, request["request_id"], TIMEOUT)
+    assert verdict.accepted and verdict.org_id is not None
+    org_id = verdict.org_id
+    sync_id = client.latest_sync(settings, org_id)
+    assert sync_id is not None
+    states = set()
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        with db.connect(settings.database_url) as conn:
+            [row] = views.organizations(conn)
+            finished = views.sync_finished(views.sync_progress(conn, sync_id))
+        if finished:
+            break
+        states.add(sync_state(row["last_sync"] or {}, row["throttled_now"]))
+        time.sleep(0.2)
+    assert finished, "the sync did not finish"
+    assert "running, slowed by AWS throttling" in states  # what `orgsync orgs` said meanwhile
+
+    accounts = orgsync(settings, aws, "accounts", "--org", "throttled", "--json")
+    assert len(accounts) == 61 and {a["status"] for a in accounts} == {"ok"}
+    assert all(a["badges"] for a in accounts)  # harvested and reconciled, every one
+    assert orgsync(settings, aws, "failed", "--org", "throttled", "--json") == []
+    throttled = aws.faults.counts()["throttled"]
+    assert throttled, "the simulator never throttled: the test shows nothing"
+    with db.connect(settings.database_url) as conn:
+        budgets = {
+            (r["scope"], r["api"]): r
+            for r in conn.execute("SELECT scope, api, rate, throttled FROM aws_budgets")
+        }
+    seen = sum(b["throttled"] for b in budgets.values())
+    assert 0 < seen <= sum(throttled.values())  # the registration's own checks are not paced
+    tags = budgets[(org_id, "ListTagsForResource")]
+    assert tags["rate"] < settings.aws_rates["*"][1]
+    [shown] = orgsync(settings, aws, "orgs", "--json")
+    assert shown["aws_budget"]["ListTagsForResource"]["throttled"] == tags["throttled"]
+    assert shown["aws_budget"]["AssumeRole"]["rate"] > 0  # orgsync's own, shared by every org

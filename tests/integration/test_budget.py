@@ -1,0 +1,136 @@
+"""The rate budget on real PostgreSQL: processes share it, and AWS clients wait on it."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from orgsync.services import db
+from orgsync.services.budget import SLOW_START_DECREASE, Budget
+from orgsync.services.simulators.sample_org import OrgSpec
+from orgsync.services.simulators.scale_aws import ScaleAws
+
+pytestmark = pytest.mark.integration
+
+RATE = 20.0  # calls/s, floor = ceiling: no adaptation, only the bucket
+CALLS_EACH = 30
+
+
+def call_at_budget_pace(database_url: str, calls: int, times: Any) -> None:
+    """One worker process: `calls` calls, each sent when the shared budget says so."""
+    pool = db.open_pool(database_url, max_size=2)
+    try:
+        budget = Budget(pool, {"*": (RATE, RATE)})
+        for _ in range(calls):
+            _, wait = budget.acquire("o-shared", "ListTagsForResource")
+            time.sleep(wait)
+            times.put(time.time())
+    finally:
+        pool.close()
+
+
+def test_two_processes_sharing_one_budget_together_stay_under_its_rate(
+    database_url: str,
+) -> None:
+    spawn = multiprocessing.get_context("spawn")
+    times = spawn.Queue()
+    workers = [
+        spawn.Process(target=call_at_budget_pace, args=(database_url, CALLS_EACH, times))
+        for _ in range(2)
+    ]
+    for worker in workers:
+        worker.start()
+    sent = sorted(times.get(timeout=60) for _ in range(2 * CALLS_EACH))
+    for worker in workers:
+        worker.join(timeout=30)
+        assert worker.exitcode == 0
+
+    # a second of tokens may go at once; after that, RATE a second between both processes
+    burst = int(RATE)
+    assert sent[-1] - sent[0] >= (2 * CALLS_EACH - burst) / RATE * 0.95
+    for i, start in enumerate(sent):
+        in_window = sum(1 for t in sent[i:] if t < start + 1.0)
+        assert in_window <= burst + RATE + 1
+    with db.connect(database_url) as conn:
+        row = conn.execute("SELECT calls, throttled, rate FROM aws_budgets").fetchone()
+    assert row == {"calls": 2 * CALLS_EACH, "throttled": 0, "rate": RATE}
+
+
+def test_a_throttle_seen_by_one_process_lowers_the_rate_another_process_gets(
+    database_url: str,
+) -> None:
+    rates = {"*": (4.0, 80.0)}  # a new budget starts at 80 / 8 = 10 calls/s
+    with (
+        db.open_pool(database_url, max_size=2) as first_pool,
+        db.open_pool(database_url, max_size=2) as second_pool,
+    ):
+        first, second = Budget(first_pool, rates), Budget(second_pool, rates)
+        ticket, _ = first.acquire("o-a", "ListRoots")
+        first.throttled("o-a", "ListRoots", ticket)
+        _, wait = second.acquire("o-a", "ListRoots")
+        with db.connect(database_url) as conn:
+            row = conn.execute("SELECT rate, throttled FROM aws_budgets").fetchone()
+    assert row == {"rate": pytest.approx(10.0 * SLOW_START_DECREASE), "throttled": 1}
+    assert wait > 0  # the banked tokens went with the throttle: the next call waits its turn
+
+
+@pytest.fixture(scope="module")
+def scale() -> Iterator[ScaleAws]:
+    with ScaleAws(OrgSpec(accounts=30, depth=1, branching=2, suspended=0, excluded=0)) as aws:
+        yield aws
+
+
+def test_a_client_on_the_budget_rides_out_aws_throttling_without_an_error(
+    database_url: str, scale: ScaleAws
+) -> None:
+    """botocore's own retries are off: every throttled answer is the budget's to wait out."""
+    scale.faults.update(rates={"ListTagsForResource": [20, 5]})
+    orgs = boto3.client(
+        "organizations",
+        endpoint_url=scale.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(retries={"total_max_attempts": 1}),
+    )
+    accounts = [a.id for a in scale.org.sample_org().accounts] * 3
+    with db.open_pool(database_url, max_size=8) as pool:
+        Budget(pool, {"*": (5.0, 60.0)}).attach(orgs, "o-scale")
+        with ThreadPoolExecutor(8) as threads:
+            answers = list(
+                threads.map(lambda a: orgs.list_tags_for_resource(ResourceId=a), accounts)
+            )
+    with db.connect(database_url) as conn:
+        row = conn.execute("SELECT * FROM aws_budgets").fetchone()
+    throttled = scale.faults.counts()["throttled"].get("ListTagsForResource", 0)
+
+    assert len(answers) == len(accounts)
+    assert row is not None and (row["scope"], row["api"]) == ("o-scale", "ListTagsForResource")
+    assert row["throttled"] == throttled > 0  # the ceiling is above AWS's rate: it found out
+    assert row["calls"] == len(accounts) + throttled  # each throttled call waited and went again
+    assert row["rate"] < 60.0
+
+
+def test_without_postgresql_a_call_goes_ahead_unpaced_rather_than_failing(
+    database_url: str, scale: ScaleAws
+) -> None:
+    scale.faults.update(rates={})
+    orgs = boto3.client(
+        "organizations",
+        endpoint_url=scale.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    pool = db.open_pool(database_url, max_size=1)
+    Budget(pool, {"*": (1.0, 10.0)}).attach(orgs, "o-scale")
+    pool.close()  # what a PostgreSQL restart looks like to the pool, for a moment
+
+    assert orgs.list_roots()["Roots"]
