@@ -25,7 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from orgsync.pipelines.aws_errors import classify
 from orgsync.pipelines.change_events import ChangeEvent, Unusable, Work, read
-from orgsync.pipelines.discovery import SeenAccount, load_page
+from orgsync.pipelines.discovery import REMOVE_EXCLUDED, SeenAccount, load_page
 from orgsync.pipelines.events import (
     AccountPage,
     AccountsDiscovered,
@@ -226,6 +226,9 @@ def _apply(
         (event.target, sync_id),
     )
     events = load_page(conn, org, sync_id, [reread], Counter())
+    # a walk removes what its filters exclude at its end (the removal guard's count); one
+    # account's event is its own end: an account now out of scope is removed at once
+    conn.execute(REMOVE_EXCLUDED, {"org_id": org.org_id, "sync_id": sync_id})
     conn.execute("UPDATE accounts SET feed_at = now() WHERE account_id = %s", (event.target,))
     return "applied", None, events
 
