@@ -37,13 +37,13 @@ from bench import (
     scratch_database,
     scratch_vhost,
     simulator,
-    subprocess_running,
     wait_for,
     wait_synced,
+    workers_running,
 )
 
 from orgsync.pipelines.credentials import Keyring, generate_key
-from orgsync.services import client, db, queues
+from orgsync.services import client, db
 from orgsync.services.settings import Settings
 from orgsync.services.simulators import scale_aws
 from orgsync.services.simulators.moto_aws import SimulatedAws, SimulatedAwsControl
@@ -92,19 +92,7 @@ def measure(
         ORGSYNC_BROKER_URL=settings.broker_url,
         ORGSYNC_ENCRYPTION_KEYS=settings.encryption_keys or "",
     )
-    argv = [sys.executable, "-m", "orgsync.services.cli", "worker"]
-    argv += ["--processes", str(args.processes), "--threads", str(args.threads)]
-    with subprocess_running(argv, env, workdir / "worker.log"):
-        wait_for(
-            lambda: (
-                True
-                if all(q["consumers"] >= args.processes for q in queues.depths(settings.broker_url))
-                else None
-            ),
-            120,
-            "the workers' consumers",
-            interval=0.5,
-        )
+    with workers_running(args, env, workdir / "worker.log", settings):
         started = time.time()
         org_id = register(settings, org, queue_url, args.timeout)
         synced_s = time.time() - started

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -149,6 +149,19 @@ def walk(
         stack.append(
             Parent(root["Id"], root.get("Name") or "Root", not scope or root["Id"] in scope)
         )
+    return below(client, stack, scope, sleep, malformed=malformed)
+
+
+def below(
+    client: Any,
+    stack: list[Parent],
+    scope: Collection[str],
+    sleep: Sleep = time.sleep,
+    *,
+    malformed: list[str] | None = None,
+) -> Iterator[list[SeenAccount]]:
+    """Pages of the accounts below the parents on `stack`, depth first (`walk`'s descent, from
+    any parents: the roots, or one OU the change-event feed re-reads)."""
     while stack:
         parent = stack.pop()
         for page in pages(

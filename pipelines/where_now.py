@@ -9,13 +9,12 @@ path and scope, and for an OU the walk of what is below it. Pages are retried li
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from orgsync.pipelines.aws_errors import classify
-from orgsync.pipelines.discovery import Parent, SeenAccount, pages, retried, seen
+from orgsync.pipelines.discovery import Parent, SeenAccount, below, retried, seen
 
 # The Organizations reads of the feed, beyond discovery's: where an account or an OU is now.
 FEED_ACTIONS: tuple[str, ...] = (
@@ -77,31 +76,4 @@ def reread_ou(
     above = parent_of(client, ou_id, limit_ou_ids, sleep)
     name = ou["OrganizationalUnit"]["Name"]
     top = Parent(ou_id, f"{above.path}/{name}", above.in_scope or ou_id in limit_ou_ids)
-    return list(_below(client, top, limit_ou_ids, sleep))
-
-
-def _below(
-    client: Any, top: Parent, limit_ou_ids: tuple[str, ...], sleep: Any
-) -> Iterator[SeenAccount]:
-    stack = [top]
-    while stack:
-        parent = stack.pop()
-        for page in pages(
-            client, "list_accounts_for_parent", "Accounts", sleep, ParentId=parent.parent_id
-        ):
-            yield from (seen(raw, parent) for raw in page)
-        for page in pages(
-            client,
-            "list_organizational_units_for_parent",
-            "OrganizationalUnits",
-            sleep,
-            ParentId=parent.parent_id,
-        ):
-            stack.extend(
-                Parent(
-                    ou["Id"],
-                    f"{parent.path}/{ou['Name']}",
-                    parent.in_scope or ou["Id"] in limit_ou_ids,
-                )
-                for ou in page
-            )
+    return [account for page in below(client, [top], limit_ou_ids, sleep) for account in page]
