@@ -168,8 +168,14 @@ _RATE = re.compile(r"(\*|[A-Z][A-Za-z]{1,63})=(\d+(?:\.\d+)?):(\d+(?:\.\d+)?)", 
 
 def parse_rates(text: str | None, name: str) -> dict[str, tuple[float, float]]:
     """`API=FLOOR:CEILING,...` (calls/s; `*` for every API not named) over the defaults."""
-    rates = dict(DEFAULT_AWS_RATES)
-    for item in filter(None, (part.strip() for part in (text or "").split(","))):
+    return {**DEFAULT_AWS_RATES, **parse_rate_spec(text or "", name)}
+
+
+def parse_rate_spec(text: str, name: str) -> dict[str, tuple[float, float]]:
+    """`API=FLOOR:CEILING,...` as written, without the defaults: ORGSYNC_AWS_RATES's syntax, and
+    an organization's override of it (`--aws-rates`, the console's form)."""
+    rates: dict[str, tuple[float, float]] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
         match = _RATE.fullmatch(item)
         if not match or not 0 < float(match[2]) <= float(match[3]):
             raise SettingsError(
