@@ -13,7 +13,7 @@ from orgsync.pipelines.request_rules import Credentials, Filters
 SELECT = """
 SELECT org_id, nickname, partition, management_account_id, credentials_key_id, credentials,
        exclude_prefixes, auto_remove_suspended, auto_badge, limit_ou_ids, sync_interval_seconds,
-       events_queue_url
+       events_queue_url, aws_rates
 FROM organizations WHERE org_id = %s
 """
 
@@ -59,6 +59,7 @@ def load_organization(
             limit_ou_ids=tuple(row["limit_ou_ids"]),
             sync_interval_seconds=row["sync_interval_seconds"],
             events_queue_url=row["events_queue_url"],
+            aws_rates=row["aws_rates"],
         ),
         credentials=Credentials(**open_json(keyring, sealed, bound_to(org_id))),
     )

@@ -429,6 +429,8 @@ def store_organization(
             "limit_ou_ids": list(filters.limit_ou_ids),
             "sync_interval_seconds": filters.sync_interval_seconds,
             "events_queue_url": filters.events_queue_url,
+            # SQL NULL, not JSON null, for no override
+            "aws_rates": None if filters.aws_rates is None else Jsonb(filters.aws_rates),
         },
     )
 
@@ -437,15 +439,16 @@ UPSERT_ORG = """
 INSERT INTO organizations (org_id, nickname, management_account_id, partition,
                            credentials_key_id, credentials, exclude_prefixes,
                            auto_remove_suspended, auto_badge, limit_ou_ids,
-                           sync_interval_seconds, events_queue_url)
+                           sync_interval_seconds, events_queue_url, aws_rates)
 VALUES (%(org_id)s, %(nickname)s, %(management_account_id)s, %(partition)s, %(key_id)s,
         %(credentials)s, %(exclude_prefixes)s, %(auto_remove_suspended)s, %(auto_badge)s,
-        %(limit_ou_ids)s, %(sync_interval_seconds)s, %(events_queue_url)s)
+        %(limit_ou_ids)s, %(sync_interval_seconds)s, %(events_queue_url)s, %(aws_rates)s)
 ON CONFLICT (org_id) DO UPDATE SET
     nickname = EXCLUDED.nickname, management_account_id = EXCLUDED.management_account_id,
     partition = EXCLUDED.partition, credentials_key_id = EXCLUDED.credentials_key_id,
     credentials = EXCLUDED.credentials, exclude_prefixes = EXCLUDED.exclude_prefixes,
     auto_remove_suspended = EXCLUDED.auto_remove_suspended, auto_badge = EXCLUDED.auto_badge,
     limit_ou_ids = EXCLUDED.limit_ou_ids, sync_interval_seconds = EXCLUDED.sync_interval_seconds,
-    events_queue_url = EXCLUDED.events_queue_url, updated_at = now()
+    events_queue_url = EXCLUDED.events_queue_url, aws_rates = EXCLUDED.aws_rates,
+    updated_at = now()
 """

@@ -1,18 +1,24 @@
 """The formatting rules of a registration (or update) request, as AWS itself defines them.
 
-Pure: no I/O, no environment. ``check_request`` reports every problem at once, at most one per
-field, so a form or a verdict can show them side by side. Patterns use explicit ASCII classes and
-``re.fullmatch``: in Python ``\\d`` and ``\\w`` match Unicode digits and letters, and ``$`` matches
-before a trailing newline. Problem messages never quote a credential value, only the offending
+Pure: no I/O, no environment, but for botocore's service models of Organizations and STS, read
+once from the installed botocore: they say which API names `aws_rates` may hold.
+``check_request`` reports every problem at once, at most one per field, so a form or a verdict
+can show them side by side. Patterns use explicit ASCII classes and ``re.fullmatch``: in Python
+``\\d`` and ``\\w`` match Unicode digits and letters, and ``$`` matches before a trailing
+newline. Problem messages never quote a credential value, only the offending
 characters or the wrong ARN component.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import cache
 from typing import Any
+
+import botocore.session
 
 PARTITIONS = ("aws", "aws-cn", "aws-us-gov")
 CREDENTIAL_FIELDS = (
@@ -33,6 +39,7 @@ FILTER_FIELDS = (
     "limit_ou_ids",
     "sync_interval_seconds",
     "events_queue_url",
+    "aws_rates",
 )
 ALL_FIELDS = ("request_id", "org_id", "nickname", *CREDENTIAL_FIELDS, *FILTER_FIELDS)
 
@@ -47,6 +54,10 @@ MAX_SYNC_INTERVAL = 7 * 24 * 3600
 # each scope id is looked for in AWS at registration; the JSON Schema says the same (maxItems)
 MAX_EXCLUDE_PREFIXES = 100
 MAX_LIMIT_OU_IDS = 100
+# an organization's own floor and ceiling per Organizations API, calls/s (the rate budget's
+# override of ORGSYNC_AWS_RATES); no API of AWS's answers anywhere near this
+MAX_AWS_RATE = 1000.0
+MAX_AWS_RATE_ENTRIES = 50
 
 _REQUEST_ID = "A-Za-z0-9._:-"
 _NAME = "A-Za-z0-9_+=,.@-"  # IAM RoleName, STS RoleSessionName: [\w+=,.@-] in ASCII
@@ -95,6 +106,8 @@ class Filters:
     limit_ou_ids: tuple[str, ...] = ()
     sync_interval_seconds: int | None = None  # None: the scheduler's ORGSYNC_SYNC_INTERVAL
     events_queue_url: str | None = None  # None: no change-event feed
+    # None: ORGSYNC_AWS_RATES; else {"<API or *>": {"floor": f, "ceiling": c}} in calls/s
+    aws_rates: Mapping[str, Mapping[str, float]] | None = field(default=None, hash=False)
 
     def updated(self, changes: Mapping[str, object]) -> Filters:
         """These filters with the fields in ``changes`` replaced and every other field kept."""
@@ -330,6 +343,75 @@ def queue_url_problems(value: object, sqs_endpoint: str | None = None) -> list[s
     ]
 
 
+@cache
+def operation_names(service: str) -> frozenset[str]:
+    """The operations of an AWS service, from botocore's service model (loaded once)."""
+    model = botocore.session.get_session().get_service_model(service)
+    return frozenset(model.operation_names)
+
+
+def _aws_rates(value: object) -> list[str]:
+    """null, or {"<Organizations API or *>": {"floor": f, "ceiling": c}}, 0 < f <= c <= 1000."""
+    if value is None:
+        return []
+    if not isinstance(value, dict):
+        return [
+            'must be a JSON object such as {"*": {"floor": 1, "ceiling": 20}}, or null,'
+            f" got {_json_type(value)}"
+        ]
+    if not value:
+        return ["must name at least one API: use null for no override"]
+    if len(value) > MAX_AWS_RATE_ENTRIES:
+        return [
+            f"must hold at most {MAX_AWS_RATE_ENTRIES} entries (maxProperties), got {len(value)}"
+        ]
+    return [
+        f"{_quote(str(api))}: {message}"
+        for api, limits in value.items()
+        for message in _rate_api(api) or _rate_limits(limits)
+    ]
+
+
+def _rate_api(api: object) -> list[str]:
+    organizations = operation_names("organizations")
+    if api == "*" or api in organizations:
+        return []
+    if api in operation_names("sts"):
+        return [
+            "an STS call, counted against orgsync's own account, not the organization's:"
+            " set it in ORGSYNC_AWS_RATES"
+        ]
+    return [f"not an AWS Organizations operation{_did_you_mean(str(api), organizations)}"]
+
+
+def _did_you_mean(name: str, known: frozenset[str]) -> str:
+    by_case = {option.lower(): option for option in known}
+    close = difflib.get_close_matches(name, sorted(known), n=1)
+    match = by_case.get(name.lower()) or (close[0] if close else None)
+    return f" (did you mean {match!r}?)" if match else " (or '*' for every one not named)"
+
+
+def _rate_limits(limits: object) -> list[str]:
+    if not isinstance(limits, dict):
+        return [f'must be {{"floor": number, "ceiling": number}}, got {_json_type(limits)}']
+    missing = [name for name in ("floor", "ceiling") if name not in limits]
+    unknown = sorted(_quote(str(name)) for name in limits if name not in ("floor", "ceiling"))
+    problems = [f"{name} is required" for name in missing]
+    if unknown:
+        problems.append(f"unknown {', '.join(unknown)} (only floor and ceiling)")
+    numbers = {name: limits[name] for name in ("floor", "ceiling") if name in limits}
+    for name, number in numbers.items():
+        if isinstance(number, bool) or not isinstance(number, int | float):
+            problems.append(f"{name} must be a number (calls/s), got {_json_type(number)}")
+        elif not 0 < number <= MAX_AWS_RATE:  # NaN fails it too
+            problems.append(
+                f"{name} must be above 0 and at most {MAX_AWS_RATE:g} calls/s, got {number}"
+            )
+    if not problems and numbers["floor"] > numbers["ceiling"]:
+        problems.append(f"floor {numbers['floor']} must not exceed ceiling {numbers['ceiling']}")
+    return problems
+
+
 def queue_region(url: str) -> str | None:
     """The region of an AWS queue URL; None for one under AWS_ENDPOINT_URL."""
     found = _AWS_QUEUE_URL.fullmatch(url)
@@ -405,6 +487,7 @@ _FIELD_RULES: dict[str, Callable[[object], list[str]]] = {
     "limit_ou_ids": _unique_list(_scope_id, MAX_LIMIT_OU_IDS),
     "sync_interval_seconds": _sync_interval,
     "events_queue_url": queue_url_problems,
+    "aws_rates": _aws_rates,
 }
 
 

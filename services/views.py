@@ -13,7 +13,7 @@ Conn = psycopg.Connection[dict[str, Any]]
 ORGS = """
 SELECT o.org_id, o.nickname, o.management_account_id, o.partition,
        o.exclude_prefixes, o.auto_remove_suspended, o.auto_badge, o.limit_ou_ids,
-       o.sync_interval_seconds, o.events_queue_url, o.created_at, o.updated_at,
+       o.sync_interval_seconds, o.events_queue_url, o.aws_rates, o.created_at, o.updated_at,
        coalesce((SELECT jsonb_object_agg(status, n) FROM (
            SELECT status, count(*) AS n FROM accounts a WHERE a.org_id = o.org_id GROUP BY status
        ) c), '{}') AS accounts,

@@ -225,6 +225,63 @@ def test_a_per_organization_sync_interval_overrides_the_scheduler_default_until_
     assert org is not None and org.filters.sync_interval_seconds is None
 
 
+def stored_rates(conn: Conn) -> object:
+    row = conn.execute(
+        "SELECT aws_rates, aws_rates IS NULL AS absent FROM organizations WHERE org_id = %s",
+        (ORG,),
+    ).fetchone()
+    assert row is not None
+    return None if row["absent"] else row["aws_rates"]
+
+
+def test_an_aws_rate_override_is_stored_changed_alone_and_cleared_with_null(
+    conn: Conn, keyring: Keyring
+) -> None:
+    override = {"*": {"floor": 1, "ceiling": 20}, "ListParents": {"floor": 0.5, "ceiling": 5}}
+    registered(conn, keyring, auto_badge=True, aws_rates=override)
+    assert stored_rates(conn) == override
+
+    changed = {"ListRoots": {"floor": 2, "ceiling": 4}}
+    verdict, events = decide(
+        conn, keyring, {"request_id": "u1", "org_id": ORG, "aws_rates": changed}
+    )
+    assert verdict.accepted and len(events) == 1
+    assert stored_rates(conn) == changed
+    org = load_organization(conn, keyring, ORG)
+    assert org is not None and org.filters.aws_rates == changed and org.filters.auto_badge
+
+    decide(conn, keyring, {"request_id": "u2", "org_id": ORG, "auto_badge": False})
+    assert stored_rates(conn) == changed  # another filter's update keeps it
+
+    verdict, _ = decide(conn, keyring, {"request_id": "u3", "org_id": ORG, "aws_rates": None})
+    assert verdict.accepted
+    assert stored_rates(conn) is None  # SQL NULL, not a JSON null
+    org = load_organization(conn, keyring, ORG)
+    assert org is not None and org.filters.aws_rates is None
+
+
+def test_a_bad_aws_rate_override_is_rejected_and_keeps_the_stored_one(
+    conn: Conn, keyring: Keyring
+) -> None:
+    override = {"*": {"floor": 1, "ceiling": 20}}
+    registered(conn, keyring, aws_rates=override)
+
+    verdict, events = decide(
+        conn,
+        keyring,
+        {
+            "request_id": "u1",
+            "org_id": ORG,
+            "aws_rates": {"AssumeRole": {"floor": 1, "ceiling": 9}},
+        },
+    )
+
+    assert not verdict.accepted and events == []
+    assert [p.field for p in verdict.reasons] == ["aws_rates"]
+    assert "ORGSYNC_AWS_RATES" in verdict.reasons[0].message
+    assert stored_rates(conn) == override
+
+
 def test_every_accepted_update_starts_a_sync(conn: Conn, keyring: Keyring) -> None:
     registered(conn, keyring)
 

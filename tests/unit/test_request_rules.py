@@ -131,6 +131,12 @@ VALID = [
     pytest.param("sync_interval_seconds", 60, id="sync_interval_seconds-shortest"),
     pytest.param("sync_interval_seconds", 604800, id="sync_interval_seconds-a-week"),
     pytest.param("sync_interval_seconds", None, id="sync_interval_seconds-null-is-the-default"),
+    pytest.param("aws_rates", None, id="aws_rates-null-is-the-setting"),
+    pytest.param(
+        "aws_rates",
+        {"*": {"floor": 1, "ceiling": 20}, "ListParents": {"floor": 0.5, "ceiling": 5}},
+        id="aws_rates-star-and-one-api",
+    ),
 ]
 
 # (field, value, part of the message): each makes NEW invalid with exactly one problem.
@@ -392,11 +398,69 @@ INVALID = [
     pytest.param("sync_interval_seconds", "3600", "got string", id="sync-interval-string"),
     pytest.param("sync_interval_seconds", True, "got boolean", id="sync-interval-boolean"),
     pytest.param("sync_interval_seconds", 3600.0, "got number", id="sync-interval-float"),
+    pytest.param("aws_rates", {}, "use null for no override", id="aws_rates-empty"),
+    pytest.param("aws_rates", "*=1:20", "must be a JSON object", id="aws_rates-string"),
+    pytest.param(
+        "aws_rates",
+        {"*": {"floor": 0, "ceiling": 20}},
+        "'*': floor must be above 0",
+        id="aws_rates-zero-floor",
+    ),
+    pytest.param(
+        "aws_rates",
+        {"ListRoots": {"floor": 1, "ceiling": 1001}},
+        "'ListRoots': ceiling must be above 0 and at most 1000 calls/s, got 1001",
+        id="aws_rates-over-1000",
+    ),
+    pytest.param(
+        "aws_rates",
+        {"*": {"floor": True, "ceiling": 20}},
+        "floor must be a number (calls/s), got boolean",
+        id="aws_rates-boolean",
+    ),
+    pytest.param(
+        "aws_rates",
+        {"*": {"floor": 1}},
+        "'*': ceiling is required",
+        id="aws_rates-no-ceiling",
+    ),
+    pytest.param(
+        "aws_rates",
+        {"list-parents": {"floor": 1, "ceiling": 2}},
+        "not an AWS Organizations operation",
+        id="aws_rates-not-an-api-name",
+    ),
+    pytest.param(
+        "aws_rates",
+        {f"Api{n}": {"floor": 1, "ceiling": 2} for n in range(51)},
+        "at most 50 entries (maxProperties), got 51",
+        id="aws_rates-51",
+    ),
+    # the schema cannot check these three
+    pytest.param(
+        "aws_rates",
+        {"*": {"floor": 5, "ceiling": 2}},
+        "floor 5 must not exceed ceiling 2",
+        id="aws_rates-floor-above-ceiling",
+    ),
+    pytest.param(
+        "aws_rates",
+        {"ListParent": {"floor": 1, "ceiling": 2}},
+        "(did you mean 'ListParents'?)",
+        id="aws_rates-typo",
+    ),
+    pytest.param(
+        "aws_rates",
+        {"AssumeRole": {"floor": 1, "ceiling": 2}},
+        "set it in ORGSYNC_AWS_RATES",
+        id="aws_rates-sts",
+    ),
 ]
 
 # Invalid values the JSON Schema cannot reject: Python's jsonschema lets "$" match before a
 # trailing newline, counts 3600.0 as an integer, and the schema neither knows every
-# non-printable character nor counts an IAM path. check_request is authoritative.
+# non-printable character nor counts an IAM path, nor knows AWS's API names or compares a floor
+# with its ceiling. check_request is authoritative.
 SCHEMA_GAPS = {
     "request_id-trailing-newline",
     "nickname-newline",
@@ -412,6 +476,9 @@ SCHEMA_GAPS = {
     "limit_ou_ids-trailing-newline",
     "org_id-trailing-newline",
     "sync-interval-float",
+    "aws_rates-floor-above-ceiling",
+    "aws_rates-typo",
+    "aws_rates-sts",
 }
 
 
@@ -819,6 +886,15 @@ valid_requests = st.fixed_dictionaries(
         "limit_ou_ids": st.lists(
             st.from_regex(r"ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}|r-[0-9a-z]{4,32}", fullmatch=True),
             unique=True,
+            max_size=3,
+        ),
+        "aws_rates": st.none()
+        | st.dictionaries(
+            st.sampled_from(["*", "ListParents", "ListRoots", "ListTagsForResource"]),
+            st.tuples(st.floats(0.001, 1000), st.floats(0.001, 1000)).map(
+                lambda pair: {"floor": min(pair), "ceiling": max(pair)}
+            ),
+            min_size=1,
             max_size=3,
         ),
     },
