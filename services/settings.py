@@ -7,6 +7,7 @@ import re
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
 DEFAULT_DATABASE_URL = "postgresql://root@127.0.0.1:5432/orgsync"
@@ -184,6 +185,32 @@ def parse_rate_spec(text: str, name: str) -> dict[str, tuple[float, float]]:
             )
         rates[match[1]] = (float(match[2]), float(match[3]))
     return rates
+
+
+def parse_rate_override(text: str, name: str) -> dict[str, dict[str, float]] | None:
+    """An organization's `aws_rates` field from the setting's syntax; `none`, `default` or
+    blank: None, no override (ORGSYNC_AWS_RATES applies)."""
+    if text.strip().lower() in ("", "none", "default"):
+        return None
+    rates = parse_rate_spec(text, name)
+    if not rates:
+        raise SettingsError(f"{name}: {text!r}: expected at least one API=FLOOR:CEILING")
+    return {api: {"floor": floor, "ceiling": ceiling} for api, (floor, ceiling) in rates.items()}
+
+
+def rate_override_text(override: Mapping[str, Mapping[str, float]] | None) -> str:
+    """The `aws_rates` field in the setting's syntax, read back by parse_rate_override; "" for
+    no override."""
+    return ",".join(
+        f"{api}={_decimal(r['floor'])}:{_decimal(r['ceiling'])}"
+        for api, r in (override or {}).items()
+    )
+
+
+def _decimal(number: float) -> str:
+    """`number` in plain decimals, every digit kept (20, 0.5, 0.00001: never 1e-05)."""
+    text = format(Decimal(repr(float(number))), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def _flag(text: str | None, name: str) -> bool:

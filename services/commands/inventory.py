@@ -17,6 +17,7 @@ from orgsync.services.commands.context import (
 )
 from orgsync.services.errors import UserError
 from orgsync.services.output import print_json, table
+from orgsync.services.settings import rate_override_text
 
 BADGE_ARGS = {"add": "KEY=VALUE", "delete": "KEY"}
 STATUSES = ["pending", "ok", "assume_role_failed", "suspended", "removed"]
@@ -34,6 +35,7 @@ def cmd_orgs(ctx: Context, args: argparse.Namespace) -> int:
         row["sync_state"] = sync_state(last, row["throttled_now"])
         row["aws_rate"] = aws_rates(row["aws_budget"])
         row["feed"] = feed_state(row["feed"])
+        row["filters"]["aws_rates"] = rate_override_text(row["filters"]["aws_rates"]) or None
     columns = ["org_id", "nickname", "accounts", "filters", "last_sync_at", "sync_state"]
     print(table(rows, [*columns, "aws_rate", "feed"]))
     return 0

@@ -18,7 +18,7 @@ from orgsync.services.commands.context import (
 )
 from orgsync.services.errors import UserError
 from orgsync.services.output import print_json
-from orgsync.services.settings import SettingsError, parse_duration
+from orgsync.services.settings import SettingsError, parse_duration, parse_rate_override
 
 
 def request_from(args: argparse.Namespace, org_id: str | None) -> dict[str, Any]:
@@ -37,12 +37,23 @@ def request_from(args: argparse.Namespace, org_id: str | None) -> dict[str, Any]
         request["sync_interval_seconds"] = args.sync_interval or None
     if args.events_queue_url is not None:
         request["events_queue_url"] = args.events_queue_url or None
+    if args.aws_rates is not None:
+        request["aws_rates"] = args.aws_rates or None
     return request
 
 
 def events_queue_url(text: str) -> str:
     """`--events-queue-url`: an SQS queue URL; `none` ("" here) clears it."""
     return "" if text.strip().lower() == "none" else text
+
+
+def aws_rates(text: str) -> dict[str, dict[str, float]]:
+    """`--aws-rates`: API=FLOOR:CEILING[,...] as in ORGSYNC_AWS_RATES; `none` or `default` ({}
+    here) clears the override."""
+    try:
+        return parse_rate_override(text, "--aws-rates") or {}
+    except SettingsError as error:
+        raise argparse.ArgumentTypeError(f"{error}; or none for no override") from error
 
 
 def sync_interval(text: str) -> int:
@@ -239,6 +250,15 @@ def add_request_flags(p: argparse.ArgumentParser, update: bool) -> None:
         metavar="URL",
         help="SQS queue receiving the organization's change events (deploy/aws/events-queue.yaml);"
         " the organization role must receive and delete on it; `none` clears it",
+    )
+    p.add_argument(
+        "--aws-rates",
+        type=aws_rates,
+        metavar="SPEC",
+        help="this organization's floor and ceiling for its Organizations calls, in calls/s,"
+        " over ORGSYNC_AWS_RATES: API=FLOOR:CEILING[,API=FLOOR:CEILING...] (`*` for every"
+        " Organizations API not named, such as *=1:20,ListParents=0.5:5; up to 1000 calls/s);"
+        " `none` or `default` clears it",
     )
     p.add_argument("--no-wait", action="store_true", help="return once the request is queued")
     p.add_argument(

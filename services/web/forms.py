@@ -18,6 +18,7 @@ from starlette.routing import Route
 from orgsync.pipelines.request_rules import CREDENTIAL_FIELDS
 from orgsync.services import client
 from orgsync.services.errors import ServiceUnavailable, UserError
+from orgsync.services.settings import SettingsError, parse_rate_override, rate_override_text
 from orgsync.services.web.auth import page
 from orgsync.services.web.render import render
 
@@ -28,7 +29,7 @@ VERDICT_TIMEOUT = 60.0
 class Field:
     name: str
     label: str
-    kind: str = "text"  # text, int, lines (a list, one item a line) or bool
+    kind: str = "text"  # text, int, lines (a list, one item a line), bool or rates
     hint: str = ""
 
     @property
@@ -50,13 +51,29 @@ FIELDS = (
     Field("auto_badge", "Badges from tags (auto-badging)", "bool"),
     Field("limit_ou_ids", "Only these OU or root ids", "lines", "one a line; empty: all"),
     Field("sync_interval_seconds", "Sync interval", "int", "seconds; blank: the default"),
+    Field(
+        "aws_rates",
+        "AWS rate override",
+        "rates",
+        "API=FLOOR:CEILING,... in calls/s, * for every Organizations API not named;"
+        " blank: the settings (ORGSYNC_AWS_RATES)",
+    ),
 )
 NAMES = {f.name for f in FIELDS}
 
 
+class FieldError(ValueError):
+    """A form value that is no request value at all (a rate override that does not parse)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 def request_from(form: Any, org_id: str | None) -> dict[str, Any]:
     """The registration request a submitted form stands for. Values the registrar would
-    refuse (a duration that is not a number) are passed on as typed, for its reason."""
+    refuse (a duration that is not a number) are passed on as typed, for its reason; a rate
+    override that does not parse raises FieldError."""
     request: dict[str, Any] = {"request_id": f"web-{uuid.uuid4()}"}
     if org_id:
         request["org_id"] = org_id
@@ -66,11 +83,21 @@ def request_from(form: Any, org_id: str | None) -> dict[str, Any]:
             request[f.name] = form.get(f.name) == "on"
         elif f.kind == "lines":
             request[f.name] = [line.strip() for line in text.splitlines() if line.strip()]
+        elif f.kind == "rates":
+            if text.strip() or org_id:  # blank on an edit: back to the settings
+                request[f.name] = rates(f, text)
         elif text.strip():
             request[f.name] = int(text) if f.kind == "int" and text.strip().isdigit() else text
         elif f.name == "sync_interval_seconds" and org_id:
             request[f.name] = None  # blank on an edit: back to the scheduler's default
     return request
+
+
+def rates(f: Field, text: str) -> dict[str, dict[str, float]] | None:
+    try:
+        return parse_rate_override(text, f.label)
+    except SettingsError as error:
+        raise FieldError(f.name, str(error)) from None
 
 
 def filled(form: Any) -> dict[str, Any]:
@@ -81,7 +108,7 @@ def filled(form: Any) -> dict[str, Any]:
 def current(conn: Any, org_id: str) -> dict[str, Any] | None:
     row = conn.execute(
         "SELECT org_id, nickname, exclude_prefixes, auto_remove_suspended, auto_badge,"
-        " limit_ou_ids, sync_interval_seconds FROM organizations WHERE org_id = %s",
+        " limit_ou_ids, sync_interval_seconds, aws_rates FROM organizations WHERE org_id = %s",
         (org_id,),
     ).fetchone()
     if row is None:
@@ -92,6 +119,7 @@ def current(conn: Any, org_id: str) -> dict[str, Any] | None:
     values["auto_remove_suspended"] = "on" if row["auto_remove_suspended"] else ""
     values["auto_badge"] = "on" if row["auto_badge"] else ""
     values["sync_interval_seconds"] = row["sync_interval_seconds"] or ""
+    values["aws_rates"] = rate_override_text(row["aws_rates"])
     return values
 
 
@@ -112,7 +140,11 @@ def show(request: Request, org_id: str | None, values: dict[str, Any], **extra: 
 def submit(request: Request, org_id: str | None) -> Response:
     form = request.state.form
     settings = request.app.state.settings
-    body = request_from(form, org_id)
+    try:
+        body = request_from(form, org_id)
+    except FieldError as error:  # refused here: it has no request value to send
+        refused = {error.field: [str(error)]}
+        return show(request, org_id, filled(form), reasons=refused, status_code=422)
     try:
         client.submit(settings, body)
         verdict = client.wait_verdict(settings, body["request_id"], VERDICT_TIMEOUT, body)

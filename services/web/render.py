@@ -11,6 +11,7 @@ from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
 from orgsync.services.output import cell
+from orgsync.services.settings import rate_override_text
 
 HERE = Path(__file__).resolve().parent
 
@@ -22,6 +23,7 @@ def templates() -> Jinja2Templates:
         undefined=jinja2.StrictUndefined,
     )
     env.filters["show"] = cell  # timestamps and counts as the CLI's tables print them
+    env.filters["rate_override"] = rate_override_text  # as --aws-rates and the form take it
     return Jinja2Templates(env=env)
 
 

@@ -1,5 +1,6 @@
 """Registration through the web: the API answers the registrar's verdict, and the edit form
-keeps blank credentials and refuses some-but-not-all of them, naming the missing ones."""
+keeps blank credentials and refuses some-but-not-all of them, naming the missing ones, and
+carries the AWS rate override there and back."""
 
 from __future__ import annotations
 
@@ -54,8 +55,16 @@ def test_the_api_and_the_edit_form_answer_with_the_registrars_verdict(
         assert "all-or-nothing" in some.text and "missing org_session_name" in some.text
         assert org.org_role_arn not in some.text  # never rendered back
 
-        kept = http.post(f"/orgs/{org_id}/edit", data={**form, "auto_badge": "on"})
+        rates = "*=1:20,ListParents=0.5:5"
+        kept = http.post(
+            f"/orgs/{org_id}/edit", data={**form, "auto_badge": "on", "aws_rates": rates}
+        )
         assert kept.status_code == 200 and "Request accepted" in kept.text
         listed = http.get("/api/orgs", headers=AUTH).json()
         assert listed[0]["filters"]["exclude_prefixes"] == ["sandbox-"]
         assert listed[0]["filters"]["auto_badge"] is True
+        assert listed[0]["filters"]["aws_rates"] == {
+            "*": {"floor": 1, "ceiling": 20},
+            "ListParents": {"floor": 0.5, "ceiling": 5},
+        }
+        assert f'name="aws_rates" value="{rates}"' in http.get(f"/orgs/{org_id}/edit").text

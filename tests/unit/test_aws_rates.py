@@ -1,6 +1,9 @@
-"""`aws_rates`, an organization's override of ORGSYNC_AWS_RATES: its rule."""
+"""`aws_rates`, an organization's override of ORGSYNC_AWS_RATES: its rule, the `--aws-rates`
+flag and the console's field, both in the setting's `API=FLOOR:CEILING,...` syntax."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 
@@ -11,6 +14,16 @@ from orgsync.pipelines.request_rules import (
     check_request,
     operation_names,
 )
+from orgsync.services import cli
+from orgsync.services.commands.registration import request_from
+from orgsync.services.settings import (
+    DEFAULT_AWS_RATES,
+    SettingsError,
+    parse_rate_override,
+    parse_rates,
+    rate_override_text,
+)
+from orgsync.services.web import forms
 
 ORG_ID = "o-abcdefghij"
 OVERRIDE = {"*": {"floor": 1, "ceiling": 20}, "ListParents": {"floor": 0.5, "ceiling": 5}}
@@ -136,3 +149,86 @@ def test_the_operation_names_come_from_botocore_once() -> None:
     assert {"ListParents", "ListRoots", "DescribeOrganization"} <= operation_names("organizations")
     assert operation_names("organizations") is operation_names("organizations")
     assert MAX_AWS_RATE_ENTRIES == 50
+
+
+# --- the setting's syntax, shared ---
+
+
+def test_the_setting_still_merges_over_its_defaults_and_the_override_does_not() -> None:
+    assert parse_rates("ListParents=1:5", "X") == {**DEFAULT_AWS_RATES, "ListParents": (1.0, 5.0)}
+    assert parse_rate_override("ListParents=1:5", "X") == {
+        "ListParents": {"floor": 1.0, "ceiling": 5.0}
+    }
+
+
+@pytest.mark.parametrize("text", ["none", "default", "None", " DEFAULT ", ""])
+def test_none_default_or_blank_is_no_override(text: str) -> None:
+    assert parse_rate_override(text, "X") is None
+
+
+@pytest.mark.parametrize("text", ["*=1", "*=2:1", "List Parents=1:2", "*=0:5", "*=1:2;x=1:2", ","])
+def test_a_malformed_spec_is_refused_with_the_expected_form(text: str) -> None:
+    with pytest.raises(SettingsError, match=r"expected (at least one )?API=FLOOR:CEILING"):
+        parse_rate_override(text, "X")
+
+
+@pytest.mark.parametrize(
+    ("override", "text"),
+    [
+        (OVERRIDE, "*=1:20,ListParents=0.5:5"),
+        ({"ListRoots": {"floor": 0.00001, "ceiling": 12.3456789}}, "ListRoots=0.00001:12.3456789"),
+        (None, ""),
+    ],
+)
+def test_an_override_is_written_in_the_syntax_it_is_read_back_from(
+    override: dict[str, Any] | None, text: str
+) -> None:
+    assert rate_override_text(override) == text
+    assert parse_rate_override(text, "X") == override
+
+
+# --- the flag ---
+
+
+def test_the_flag_sets_the_override_and_none_or_default_clears_it() -> None:
+    args = cli.parser().parse_args(["update", "prod", "--aws-rates", "*=1:20,ListParents=0.5:5"])
+    assert request_from(args, ORG_ID)["aws_rates"] == OVERRIDE
+    for clear in ("none", "default"):
+        args = cli.parser().parse_args(["update", "prod", "--aws-rates", clear])
+        assert request_from(args, ORG_ID)["aws_rates"] is None
+    args = cli.parser().parse_args(["update", "prod"])
+    assert "aws_rates" not in request_from(args, ORG_ID)
+
+
+def test_register_takes_the_flag_too() -> None:
+    args = cli.parser().parse_args(["register", "--aws-rates", "ListRoots=1:2"])
+    assert request_from(args, None)["aws_rates"] == {"ListRoots": {"floor": 1, "ceiling": 2}}
+
+
+def test_a_malformed_flag_is_an_argparse_error_that_shows_the_form(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exit:
+        cli.parser().parse_args(["update", "prod", "--aws-rates", "ListParents=5"])
+
+    assert exit.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --aws-rates" in err and "'ListParents=5'" in err
+    assert "expected API=FLOOR:CEILING" in err and "or none for no override" in err
+
+
+# --- the console's field ---
+
+
+def test_the_form_sends_the_override_and_blank_clears_it_only_on_an_edit() -> None:
+    assert forms.request_from({"aws_rates": "*=1:20"}, None)["aws_rates"] == {
+        "*": {"floor": 1, "ceiling": 20}
+    }
+    assert "aws_rates" not in forms.request_from({"aws_rates": " "}, None)
+    assert forms.request_from({"aws_rates": ""}, ORG_ID)["aws_rates"] is None
+
+
+def test_a_malformed_form_value_names_its_field() -> None:
+    with pytest.raises(forms.FieldError, match="AWS rate override: '\\*=1'") as error:
+        forms.request_from({"aws_rates": "*=1"}, ORG_ID)
+    assert error.value.field == "aws_rates"

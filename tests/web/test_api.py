@@ -9,6 +9,7 @@ from typing import Any
 
 import pika
 import pytest
+from psycopg.types.json import Jsonb
 from starlette.testclient import TestClient
 
 from orgsync.services import cli
@@ -123,6 +124,26 @@ def test_every_api_read_answers_the_same_json_as_the_cli(
     assert answer.headers["content-type"].startswith("application/json")
     assert answer.json() == cli_json(api_settings, monkeypatch, capsys, *command)
     assert answer.json() != [] or path.startswith("/api/failed?")
+
+
+def test_orgs_show_the_aws_rate_override_or_null(
+    api: TestClient, api_settings: Settings, conn: Any, monkeypatch: Any, capsys: Any
+) -> None:
+    add_org(conn, "o-aaaaaaaaaa", "alpha")
+    add_org(conn, "o-bbbbbbbbbb", "beta")
+    override = {"*": {"floor": 1, "ceiling": 20}, "ListParents": {"floor": 0.5, "ceiling": 5}}
+    conn.execute(
+        "UPDATE organizations SET aws_rates = %s WHERE org_id = 'o-aaaaaaaaaa'", (Jsonb(override),)
+    )
+    conn.commit()
+
+    shown = cli_json(api_settings, monkeypatch, capsys, "orgs")
+
+    assert [o["filters"]["aws_rates"] for o in shown] == [override, None]
+    assert api.get("/api/orgs", headers=AUTH).json() == shown
+    assert cli.main(["orgs"]) == 0
+    table = capsys.readouterr().out
+    assert "aws_rates=*=1:20,ListParents=0.5:5" in table and "aws_rates=None" in table
 
 
 def test_bad_filters_get_a_clear_error(api: TestClient) -> None:

@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 import pytest
+from psycopg.types.json import Jsonb
 from starlette.testclient import TestClient
 
 from orgsync.services.settings import Settings
@@ -198,6 +199,30 @@ def test_the_edit_form_never_shows_credentials(web: TestClient, conn: Any) -> No
     assert 'name="org_role_arn" autocomplete="off" value=""' in html
     assert "sandbox-" in html  # the filters are shown
     assert web.get("/orgs/o-nothere000/edit").status_code == 404
+
+
+def test_the_aws_rate_override_is_shown_prefilled_and_a_malformed_one_named_beside_it(
+    web: TestClient, conn: Any
+) -> None:
+    add_org(conn, "o-ffffffffff", "phi")
+    override = {"*": {"floor": 1, "ceiling": 20}, "ListParents": {"floor": 0.5, "ceiling": 5}}
+    conn.execute(
+        "UPDATE organizations SET aws_rates = %s WHERE org_id = 'o-ffffffffff'", (Jsonb(override),)
+    )
+    conn.commit()
+    assert "AWS rates <code>*=1:20,ListParents=0.5:5</code>" in web.get("/orgs").text
+    page = web.get("/orgs/o-ffffffffff/edit").text
+    assert 'name="aws_rates" value="*=1:20,ListParents=0.5:5"' in page
+
+    refused = web.post(
+        "/orgs/o-ffffffffff/edit",
+        data={"csrf_token": csrf_token(page), "nickname": "phi", "aws_rates": "ListParents=5"},
+    )
+
+    assert refused.status_code == 422  # refused before anything is published
+    field = refused.text.split('id="field-aws_rates"')[1].split("</div>")[0]
+    assert "AWS rate override: &#39;ListParents=5&#39;: expected API=FLOOR:CEILING" in field
+    assert 'value="ListParents=5"' in field  # shown again as typed
 
 
 def test_retrying_shows_the_count_before_it_queues(
