@@ -9,8 +9,9 @@ next free slot and sleeps until then, instead of being sent to be throttled.
 The rate adapts (AIMD): a throttled answer multiplies it by `DECREASE` for everyone at once (at
 most once a second, and only for a call granted since the last decrease); a run of `rate` calls
 without one, lasting a second at least, adds `max(1, rate / 50)` calls/s; always between the
-floor and the ceiling set per API (`ORGSYNC_AWS_RATES`). A new budget starts at an eighth of
-the ceiling (or the floor, if higher) and doubles every such run until AWS first throttles it,
+floor and the ceiling set per API (`ORGSYNC_AWS_RATES`, or the organization's `aws_rates`,
+read with the row so that a change holds from the next call). A new budget starts at an eighth
+of the ceiling (or the floor, if higher) and doubles every such run until AWS first throttles it,
 then about halves (TCP's slow start): it finds an organization's rate in seconds without first
 throwing the ceiling at it. The arithmetic is pure (`take`, `slow_down`); `Budget` keeps it in
 PostgreSQL, where each process takes a tenth of a second of the rate in one round trip (a
@@ -154,17 +155,27 @@ def slow_down(bucket: Bucket, ticket: int, now: float, limits: Limits) -> Bucket
     )
 
 
-def limits_for(rates: dict[str, tuple[float, float]], api: str) -> Limits:
+def limits_for(
+    rates: dict[str, tuple[float, float]], api: str, override: dict[str, Any] | None = None
+) -> Limits:
+    """The floor and ceiling of `api`: the organization's override (`aws_rates` of its
+    registration) for the API, else for `*`, else the setting's for the API, else for `*`."""
+    chosen = (override or {}).get(api) or (override or {}).get("*")
+    if chosen:
+        return Limits(float(chosen["floor"]), float(chosen["ceiling"]))
     floor, ceiling = rates.get(api) or rates["*"]
     return Limits(floor, ceiling)
 
 
+# the organization's override is read with the row, so a changed one holds from the next call
 LOCK = """
-SELECT rate, tokens, refilled_at AS at, run, run_since, calls, throttled, decreased_after,
-       decreased_at,
+SELECT b.rate, b.tokens, b.refilled_at AS at, b.run, b.run_since, b.calls, b.throttled,
+       b.decreased_after, b.decreased_at, o.aws_rates AS override,
        extract(epoch FROM clock_timestamp())::float8 AS now
-FROM aws_budgets WHERE scope = %s AND api = %s FOR UPDATE
+FROM aws_budgets b LEFT JOIN organizations o ON o.org_id = b.scope
+WHERE b.scope = %s AND b.api = %s FOR UPDATE OF b
 """
+OVERRIDE = "SELECT aws_rates FROM organizations WHERE org_id = %s"
 CREATE = """
 INSERT INTO aws_budgets (scope, api, rate, tokens, refilled_at, run_since)
 SELECT %s, %s, %s, %s, now, now FROM extract(epoch FROM clock_timestamp()) AS now
@@ -211,21 +222,19 @@ class Budget:
         self._leases: dict[tuple[str, str], Lease] = {}
         self._leases_lock = threading.Lock()
 
-    def limits(self, scope: str, api: str) -> Limits:
-        return limits_for(self.rates, api)
-
     def _change(
         self, scope: str, api: str, change: Callable[[Bucket, float, Limits], Bucket]
     ) -> Bucket:
-        limits = self.limits(scope, api)
         with self.pool.connection() as conn:
             row = conn.execute(LOCK, (scope, api)).fetchone()
             if row is None:
-                fresh = Bucket.new(limits, 0.0)
+                found = conn.execute(OVERRIDE, (scope,)).fetchone()
+                fresh = Bucket.new(limits_for(self.rates, api, found and found["aws_rates"]), 0.0)
                 conn.execute(CREATE, (scope, api, fresh.rate, fresh.tokens))
                 row = conn.execute(LOCK, (scope, api)).fetchone()
             assert row is not None
             now = row.pop("now")
+            limits = limits_for(self.rates, api, row.pop("override"))
             after = change(Bucket(**row), now, limits)
             conn.execute(STORE, {**after.__dict__, "scope": scope, "api": api})
         return after

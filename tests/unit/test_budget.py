@@ -132,6 +132,17 @@ def test_limits_come_from_the_api_or_else_from_the_star() -> None:
     assert default == Limits(*DEFAULT_AWS_RATES["AssumeRole"])
 
 
+def test_an_organizations_override_wins_for_the_api_then_for_the_star() -> None:
+    rates = parse_rates("ListTagsForResource=2:20,*=1:30", "X")
+    star = {"*": {"floor": 0.5, "ceiling": 5}}
+    assert limits_for(rates, "ListTagsForResource", star) == Limits(0.5, 5.0)
+    both = {**star, "ListRoots": {"floor": 1, "ceiling": 2}}
+    assert limits_for(rates, "ListRoots", both) == Limits(1.0, 2.0)
+    only_roots = {"ListRoots": {"floor": 1, "ceiling": 2}}
+    assert limits_for(rates, "ListTagsForResource", only_roots) == Limits(2.0, 20.0)
+    assert limits_for(rates, "ListParents", None) == Limits(1.0, 30.0)
+
+
 @pytest.mark.parametrize(
     "text", ["ListRoots=0:5", "ListRoots=5:1", "ListRoots=5", "x=1:2", "*=a:b"]
 )
