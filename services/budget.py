@@ -9,11 +9,14 @@ next free slot and sleeps until then, instead of being sent to be throttled.
 The rate adapts (AIMD): a throttled answer multiplies it by `DECREASE` for everyone at once (at
 most once a second, and only for a call granted since the last decrease); a run of `rate` calls
 without one, lasting a second at least, adds `max(1, rate / 50)` calls/s; always between the
-floor and the ceiling set per API (`ORGSYNC_AWS_RATES`). A new budget starts at an eighth of
-the ceiling (or the floor, if higher) and doubles every such run until AWS first throttles it,
+floor and the ceiling set per API (`ORGSYNC_AWS_RATES`, or the organization's `aws_rates`,
+read with the row so that a change holds from the next call). A new budget starts at an eighth
+of the ceiling (or the floor, if higher) and doubles every such run until AWS first throttles it,
 then about halves (TCP's slow start): it finds an organization's rate in seconds without first
 throwing the ceiling at it. The arithmetic is pure (`take`, `slow_down`); `Budget` keeps it in
-PostgreSQL; `attach` hooks it into a boto3 client through botocore's events, so no stage knows
+PostgreSQL, where each process takes a tenth of a second of the rate in one round trip (a
+lease: its tokens keep the slots they were given), so that a call costs a row lock only now
+and then; `attach` hooks it into a boto3 client through botocore's events, so no stage knows
 about it:
 
 - `before-call`: wait for a token (the ticket is kept in the request's context);
@@ -25,9 +28,11 @@ about it:
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import psycopg
@@ -48,6 +53,11 @@ RUN_S = 1.0  # a run: `rate` calls over at least this long
 INCREASE_SHARE = 50  # a run without throttling: the rate plus max(1, rate / this)
 BURST_S = 1.0  # tokens a budget banks, in seconds of its rate (at least one)
 PATIENCE_S = 300.0  # one call's throttled retries, waits included, before its error shows
+# A process takes this long of a budget's rate in one round trip (a lease), so a call costs a
+# row lock only now and then; each leased token keeps the slot PostgreSQL gave it. A token
+# whose slot passed more than STALE_S ago is dropped (sent late, it would add to a new burst).
+LEASE_S = 0.1
+STALE_S = 1.0
 SERVICE_SCOPE = "service"  # orgsync's own STS calls: AWS counts them against its account
 _TICKET = "orgsync_budget_ticket"
 _STARTED = "orgsync_budget_started"
@@ -113,6 +123,19 @@ def take(bucket: Bucket, now: float, limits: Limits) -> tuple[Bucket, float]:
     return after, max(0.0, -tokens / rate)
 
 
+def take_many(bucket: Bucket, now: float, limits: Limits, count: int) -> tuple[Bucket, list[float]]:
+    """`count` tokens at once: the bucket after them and each one's wait, in ticket order."""
+    waits = []
+    for _ in range(count):
+        bucket, wait = take(bucket, now, limits)
+        waits.append(wait)
+    return bucket, waits
+
+
+def lease_size(rate: float) -> int:
+    return max(1, int(rate * LEASE_S))
+
+
 def slow_down(bucket: Bucket, ticket: int, now: float, limits: Limits) -> Bucket:
     """AWS throttled call number `ticket` at `now`. Only a call granted after the last decrease,
     a second or more after it, lowers the rate (and drops the banked tokens): the calls in
@@ -132,17 +155,27 @@ def slow_down(bucket: Bucket, ticket: int, now: float, limits: Limits) -> Bucket
     )
 
 
-def limits_for(rates: dict[str, tuple[float, float]], api: str) -> Limits:
+def limits_for(
+    rates: dict[str, tuple[float, float]], api: str, override: dict[str, Any] | None = None
+) -> Limits:
+    """The floor and ceiling of `api`: the organization's override (`aws_rates` of its
+    registration) for the API, else for `*`, else the setting's for the API, else for `*`."""
+    chosen = (override or {}).get(api) or (override or {}).get("*")
+    if chosen:
+        return Limits(float(chosen["floor"]), float(chosen["ceiling"]))
     floor, ceiling = rates.get(api) or rates["*"]
     return Limits(floor, ceiling)
 
 
+# the organization's override is read with the row, so a changed one holds from the next call
 LOCK = """
-SELECT rate, tokens, refilled_at AS at, run, run_since, calls, throttled, decreased_after,
-       decreased_at,
+SELECT b.rate, b.tokens, b.refilled_at AS at, b.run, b.run_since, b.calls, b.throttled,
+       b.decreased_after, b.decreased_at, o.aws_rates AS override,
        extract(epoch FROM clock_timestamp())::float8 AS now
-FROM aws_budgets WHERE scope = %s AND api = %s FOR UPDATE
+FROM aws_budgets b LEFT JOIN organizations o ON o.org_id = b.scope
+WHERE b.scope = %s AND b.api = %s FOR UPDATE OF b
 """
+OVERRIDE = "SELECT aws_rates FROM organizations WHERE org_id = %s"
 CREATE = """
 INSERT INTO aws_budgets (scope, api, rate, tokens, refilled_at, run_since)
 SELECT %s, %s, %s, %s, now, now FROM extract(epoch FROM clock_timestamp()) AS now
@@ -158,6 +191,16 @@ WHERE scope = %(scope)s AND api = %(api)s
 """
 
 
+@dataclass
+class Lease:
+    """The tokens one process took of one budget and has not used yet: (ticket, the
+    `Budget.clock()` at which it may be sent), in ticket order, and how many to take next."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    tokens: deque[tuple[int, float]] = field(default_factory=deque)
+    size: int = 1
+
+
 class Budget:
     """The budgets in PostgreSQL; `rates` maps an API (or `*`) to its floor and ceiling.
 
@@ -170,44 +213,70 @@ class Budget:
         pool: ConnectionPool,
         rates: dict[str, tuple[float, float]],
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.pool = pool
         self.rates = rates
         self.sleep = sleep
-
-    def limits(self, scope: str, api: str) -> Limits:
-        return limits_for(self.rates, api)
+        self.clock = clock
+        self._leases: dict[tuple[str, str], Lease] = {}
+        self._leases_lock = threading.Lock()
 
     def _change(
         self, scope: str, api: str, change: Callable[[Bucket, float, Limits], Bucket]
     ) -> Bucket:
-        limits = self.limits(scope, api)
         with self.pool.connection() as conn:
             row = conn.execute(LOCK, (scope, api)).fetchone()
             if row is None:
-                fresh = Bucket.new(limits, 0.0)
+                found = conn.execute(OVERRIDE, (scope,)).fetchone()
+                fresh = Bucket.new(limits_for(self.rates, api, found and found["aws_rates"]), 0.0)
                 conn.execute(CREATE, (scope, api, fresh.rate, fresh.tokens))
                 row = conn.execute(LOCK, (scope, api)).fetchone()
             assert row is not None
             now = row.pop("now")
+            limits = limits_for(self.rates, api, row.pop("override"))
             after = change(Bucket(**row), now, limits)
             conn.execute(STORE, {**after.__dict__, "scope": scope, "api": api})
         return after
 
+    def _lease(self, scope: str, api: str) -> Lease:
+        with self._leases_lock:
+            return self._leases.setdefault((scope, api), Lease())
+
     def acquire(self, scope: str, api: str) -> tuple[int, float]:
-        """A token for one call: its ticket and the seconds to wait before sending it."""
-        waits: list[float] = []
+        """A token for one call: its ticket and the seconds to wait before sending it. Taken
+        from this process's lease, refilled with a lease's worth in one round trip."""
+        lease = self._lease(scope, api)
+        with lease.lock:
+            now = self.clock()
+            while lease.tokens and lease.tokens[0][1] < now - STALE_S:
+                lease.tokens.popleft()
+            if not lease.tokens:
+                waits: list[float] = []
 
-        def taken(bucket: Bucket, now: float, limits: Limits) -> Bucket:
-            after, wait = take(bucket, now, limits)
-            waits.append(wait)
-            return after
+                def taken(bucket: Bucket, now: float, limits: Limits) -> Bucket:
+                    after, given = take_many(bucket, now, limits, lease.size)
+                    waits.extend(given)
+                    return after
 
-        after = self._change(scope, api, taken)
-        return after.calls, waits[0]
+                after = self._change(scope, api, taken)
+                now = self.clock()
+                first = after.calls - len(waits) + 1
+                lease.tokens.extend((first + i, now + wait) for i, wait in enumerate(waits))
+                lease.size = lease_size(after.rate)
+            ticket, at = lease.tokens.popleft()
+        return ticket, max(0.0, at - now)
 
     def throttled(self, scope: str, api: str, ticket: int) -> Bucket:
-        after = self._change(scope, api, lambda b, now, limits: slow_down(b, ticket, now, limits))
+        """AWS throttled call `ticket`: the rate goes down for everyone, and this process's
+        leased tokens, given out at the old rate, are dropped."""
+        lease = self._lease(scope, api)
+        with lease.lock:
+            lease.tokens.clear()
+            after = self._change(
+                scope, api, lambda b, now, limits: slow_down(b, ticket, now, limits)
+            )
+            lease.size = lease_size(after.rate)
         log.info("aws_throttled", scope=scope, api=api, rate=round(after.rate, 2))
         return after
 

@@ -11,9 +11,11 @@ from orgsync.services.budget import (
     SLOW_START_DECREASE,
     Bucket,
     Limits,
+    lease_size,
     limits_for,
     slow_down,
     take,
+    take_many,
 )
 from orgsync.services.settings import DEFAULT_AWS_RATES, SettingsError, parse_rates
 
@@ -130,9 +132,33 @@ def test_limits_come_from_the_api_or_else_from_the_star() -> None:
     assert default == Limits(*DEFAULT_AWS_RATES["AssumeRole"])
 
 
+def test_an_organizations_override_wins_for_the_api_then_for_the_star() -> None:
+    rates = parse_rates("ListTagsForResource=2:20,*=1:30", "X")
+    star = {"*": {"floor": 0.5, "ceiling": 5}}
+    assert limits_for(rates, "ListTagsForResource", star) == Limits(0.5, 5.0)
+    both = {**star, "ListRoots": {"floor": 1, "ceiling": 2}}
+    assert limits_for(rates, "ListRoots", both) == Limits(1.0, 2.0)
+    only_roots = {"ListRoots": {"floor": 1, "ceiling": 2}}
+    assert limits_for(rates, "ListTagsForResource", only_roots) == Limits(2.0, 20.0)
+    assert limits_for(rates, "ListParents", None) == Limits(1.0, 30.0)
+
+
 @pytest.mark.parametrize(
     "text", ["ListRoots=0:5", "ListRoots=5:1", "ListRoots=5", "x=1:2", "*=a:b"]
 )
 def test_bad_rates_are_refused_with_the_expected_form(text: str) -> None:
     with pytest.raises(SettingsError, match="API=FLOOR:CEILING"):
         parse_rates(text, "ORGSYNC_AWS_RATES")
+
+
+def test_tokens_taken_together_are_the_same_as_taken_one_by_one() -> None:
+    bucket = Bucket.new(Limits(2.0, 16.0), 0.0)
+    one_by_one, waits = bucket, []
+    for _ in range(40):
+        one_by_one, wait = take(one_by_one, 3.0, LIMITS)
+        waits.append(wait)
+    assert take_many(bucket, 3.0, LIMITS, 40) == (one_by_one, waits)
+
+
+def test_a_lease_is_a_tenth_of_a_second_of_the_rate_and_never_empty() -> None:
+    assert [lease_size(rate) for rate in (0.5, 9.9, 10.0, 400.0)] == [1, 1, 1, 40]
