@@ -11,6 +11,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
+from psycopg.types.json import Jsonb
 
 from orgsync.services import db
 from orgsync.services.budget import SLOW_START_DECREASE, Budget, lease_size
@@ -81,6 +82,39 @@ def test_a_throttle_seen_by_one_process_lowers_the_rate_another_process_gets(
             row = conn.execute("SELECT rate, throttled FROM aws_budgets").fetchone()
     assert row == {"rate": pytest.approx(10.0 * SLOW_START_DECREASE), "throttled": 1}
     assert wait > 0  # the banked tokens went with the throttle: the next call waits its turn
+
+
+def test_an_organizations_override_bounds_its_budget_from_the_next_call(
+    database_url: str,
+) -> None:
+    override = {"*": {"floor": 1, "ceiling": 4}}
+    with db.connect(database_url) as conn:
+        conn.execute(
+            "INSERT INTO organizations (org_id, nickname, management_account_id, partition,"
+            " credentials_key_id, credentials, aws_rates)"
+            " VALUES ('o-override01', 'slow', '111111111111', 'aws', 'k', '\\x00', %s)",
+            (Jsonb(override),),
+        )
+    rates = {"*": (10.0, 400.0)}  # without the override: a slow start at 50 calls/s
+    with db.open_pool(database_url, max_size=2) as pool:
+        budget = Budget(pool, rates)
+        budget.acquire("o-override01", "ListParents")
+        budget.acquire("service", "AssumeRole")
+        with db.connect(database_url) as conn:
+            first = conn.execute("SELECT rate FROM aws_budgets WHERE scope = 'o-override01'")
+            assert first.fetchone() == {"rate": 1.0}  # an eighth of 4, held up by the floor
+            conn.execute(
+                "UPDATE organizations SET aws_rates = %s",
+                (Jsonb({"ListParents": {"floor": 2, "ceiling": 2}}),),
+            )
+        budget.acquire("o-override01", "ListParents")
+        with db.connect(database_url) as conn:
+            rows = conn.execute("SELECT scope, rate FROM aws_budgets ORDER BY scope").fetchall()
+    # the changed override holds from the next call; orgsync's own scope knows no override
+    assert rows == [
+        {"scope": "o-override01", "rate": 2.0},
+        {"scope": "service", "rate": 50.0},
+    ]
 
 
 class CountingPool:
