@@ -15,9 +15,9 @@ of the ceiling (or the floor, if higher) and doubles every such run until AWS fi
 then about halves (TCP's slow start): it finds an organization's rate in seconds without first
 throwing the ceiling at it. The arithmetic is pure (`take`, `slow_down`); `Budget` keeps it in
 PostgreSQL, where each process takes a tenth of a second of the rate in one round trip (a
-lease: its tokens keep the slots they were given), so that a call costs a row lock only now
-and then; `attach` hooks it into a boto3 client through botocore's events, so no stage knows
-about it:
+lease: its tokens keep the slots they were given, and those it leaves unused go back), so that
+a call costs a row lock only now and then; `attach` hooks it into a boto3 client through
+botocore's events, so no stage knows about it:
 
 - `before-call`: wait for a token (the ticket is kept in the request's context);
 - `needs-retry`, first of its handlers: a throttled answer lowers the rate and is retried after
@@ -55,9 +55,11 @@ BURST_S = 1.0  # tokens a budget banks, in seconds of its rate (at least one)
 PATIENCE_S = 300.0  # one call's throttled retries, waits included, before its error shows
 # A process takes this long of a budget's rate in one round trip (a lease), so a call costs a
 # row lock only now and then; each leased token keeps the slot PostgreSQL gave it. A token
-# whose slot passed more than STALE_S ago is dropped (sent late, it would add to a new burst).
+# whose slot passed more than STALE_S ago goes back to the bucket with the process's next round
+# trip: its slot went unused, so AWS's own bucket kept that token (a process with less work
+# than its lease would otherwise waste a share of everyone's rate).
 LEASE_S = 0.1
-STALE_S = 1.0
+STALE_S = 0.1
 SERVICE_SCOPE = "service"  # orgsync's own STS calls: AWS counts them against its account
 _TICKET = "orgsync_budget_ticket"
 _STARTED = "orgsync_budget_started"
@@ -132,6 +134,11 @@ def take_many(bucket: Bucket, now: float, limits: Limits, count: int) -> tuple[B
     return bucket, waits
 
 
+def give_back(bucket: Bucket, unused: int) -> Bucket:
+    """`unused` tokens whose slots passed unused, banked again (`take` caps the bank)."""
+    return replace(bucket, tokens=bucket.tokens + unused) if unused else bucket
+
+
 def lease_size(rate: float) -> int:
     return max(1, int(rate * LEASE_S))
 
@@ -199,6 +206,7 @@ class Lease:
     lock: threading.Lock = field(default_factory=threading.Lock)
     tokens: deque[tuple[int, float]] = field(default_factory=deque)
     size: int = 1
+    unused: int = 0  # tokens whose slots passed, to give back with the next round trip
 
 
 class Budget:
@@ -251,15 +259,18 @@ class Budget:
             now = self.clock()
             while lease.tokens and lease.tokens[0][1] < now - STALE_S:
                 lease.tokens.popleft()
+                lease.unused += 1
             if not lease.tokens:
                 waits: list[float] = []
 
                 def taken(bucket: Bucket, now: float, limits: Limits) -> Bucket:
+                    bucket = give_back(bucket, lease.unused)
                     after, given = take_many(bucket, now, limits, lease.size)
                     waits.extend(given)
                     return after
 
                 after = self._change(scope, api, taken)
+                lease.unused = 0
                 now = self.clock()
                 first = after.calls - len(waits) + 1
                 lease.tokens.extend((first + i, now + wait) for i, wait in enumerate(waits))
@@ -269,10 +280,12 @@ class Budget:
 
     def throttled(self, scope: str, api: str, ticket: int) -> Bucket:
         """AWS throttled call `ticket`: the rate goes down for everyone, and this process's
-        leased tokens, given out at the old rate, are dropped."""
+        leased tokens, given out at the old rate, are dropped, not given back: AWS's bucket is
+        empty."""
         lease = self._lease(scope, api)
         with lease.lock:
             lease.tokens.clear()
+            lease.unused = 0
             after = self._change(
                 scope, api, lambda b, now, limits: slow_down(b, ticket, now, limits)
             )

@@ -134,7 +134,8 @@ def test_a_process_takes_a_lease_of_tokens_per_round_trip_each_keeping_its_slot(
     rate = 100.0  # a lease of 10 tokens
     with db.open_pool(database_url, max_size=2) as pool:
         counting = CountingPool(pool)
-        budget = Budget(counting, {"*": (rate, rate)})  # type: ignore[arg-type]
+        # the process's clock stands still: no slot passes, no token goes back
+        budget = Budget(counting, {"*": (rate, rate)}, clock=lambda: 0.0)  # type: ignore[arg-type]
         granted = [budget.acquire("o-lease", "ListParents") for _ in range(250)]
     tickets, waits = zip(*granted, strict=True)
     assert list(tickets) == list(range(1, 251))
@@ -143,18 +144,30 @@ def test_a_process_takes_a_lease_of_tokens_per_round_trip_each_keeping_its_slot(
     assert waits[-1] == pytest.approx((250 - rate) / rate, abs=0.2)
 
 
-def test_a_throttle_or_a_stale_slot_drops_the_processs_lease(database_url: str) -> None:
+def test_a_lease_gives_back_tokens_whose_slots_passed_and_drops_them_on_a_throttle(
+    database_url: str,
+) -> None:
+    def row() -> dict[str, Any]:
+        with db.connect(database_url) as conn:
+            found = conn.execute("SELECT tokens, refilled_at FROM aws_budgets").fetchone()
+        assert found is not None
+        return found
+
     now = [0.0]
     with db.open_pool(database_url, max_size=2) as pool:
         counting = CountingPool(pool)
         budget = Budget(counting, {"*": (100.0, 100.0)}, clock=lambda: now[0])  # type: ignore[arg-type]
-        budget.acquire("o-lease", "ListParents")
-        budget.acquire("o-lease", "ListParents")  # a round trip for a lease of 10
-        budget.acquire("o-lease", "ListParents")  # from the lease
+        for _ in range(3):  # a round trip for one token, one for a lease of 10, then the lease
+            budget.acquire("o-lease", "ListParents")
         assert counting.taken == 2
-        now[0] = 5.0  # the lease's slots passed long ago
+        before = row()
+        now[0] = 5.0  # the lease's 8 slots passed unused
         budget.acquire("o-lease", "ListParents")
         assert counting.taken == 3
+        after = row()
+        refilled = 100.0 * (after["refilled_at"] - before["refilled_at"])
+        assert after["tokens"] == pytest.approx(min(100.0, before["tokens"] + refilled + 8) - 10)
+
         ticket, _ = budget.acquire("o-lease", "ListParents")
         budget.throttled("o-lease", "ListParents", ticket)
         budget.acquire("o-lease", "ListParents")

@@ -11,6 +11,7 @@ from orgsync.services.budget import (
     SLOW_START_DECREASE,
     Bucket,
     Limits,
+    give_back,
     lease_size,
     limits_for,
     slow_down,
@@ -162,3 +163,12 @@ def test_tokens_taken_together_are_the_same_as_taken_one_by_one() -> None:
 
 def test_a_lease_is_a_tenth_of_a_second_of_the_rate_and_never_empty() -> None:
     assert [lease_size(rate) for rate in (0.5, 9.9, 10.0, 400.0)] == [1, 1, 1, 40]
+
+
+def test_tokens_given_back_are_banked_again_up_to_the_burst() -> None:
+    drained = steady(10.0, tokens=-4.0, at=0.0)
+    bucket, wait = take(give_back(drained, 6), 0.0, LIMITS)
+    assert wait == 0.0 and bucket.tokens == pytest.approx(1.0)
+    full, _ = take(give_back(steady(10.0, tokens=9.0), 50), 0.0, LIMITS)
+    assert full.tokens == pytest.approx(10.0 - 1)
+    assert give_back(drained, 0) is drained
