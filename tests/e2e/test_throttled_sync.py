@@ -16,8 +16,10 @@ from tests.e2e.test_pipeline import TIMEOUT, orgsync, request_for
 
 pytestmark = pytest.mark.e2e
 
-# far below the budget's default ceilings (50/s, AssumeRole 100/s): it must find these out
-RATES = {"*": [15, 5], "AssumeRole": [15, 5]}
+# far below the budget's default ceilings (50/s, AssumeRole 100/s): it must find these out.
+# The walk's listing is slowest, so that AWS throttles while the sync still runs (its walk),
+# whenever the other stages' first throttles come
+RATES = {"*": [15, 5], "AssumeRole": [15, 5], "ListAccountsForParent": [2, 1]}
 
 
 def test_a_sync_under_rate_throttling_imports_every_account_and_fails_none(
