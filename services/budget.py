@@ -167,7 +167,8 @@ def limits_for(
 ) -> Limits:
     """The floor and ceiling of `api`: the organization's override (`aws_rates` of its
     registration) for the API, else for `*`, else the setting's for the API, else for `*`."""
-    chosen = (override or {}).get(api) or (override or {}).get("*")
+    override = override or {}
+    chosen = override.get(api) or override.get("*")
     if chosen:
         return Limits(float(chosen["floor"]), float(chosen["ceiling"]))
     floor, ceiling = rates.get(api) or rates["*"]
