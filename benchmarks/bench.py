@@ -1,7 +1,7 @@
 """orgsync at organization scale, side by side with the bare AWS calls (`make bench`).
 
 One run: a generated organization of `--accounts` members is served by the scale simulator
-(`services/simulators/scale_aws.py`, in a process of its own, `--latency-ms` per call);
+(`services/testing/scale_aws.py`, in a process of its own, `--latency-ms` per call);
 `orgsync worker` runs in subprocesses against the local PostgreSQL and RabbitMQ, in a database
 and a vhost of the run's own (dropped afterwards). It measures:
 
@@ -47,11 +47,13 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 
 from orgsync.pipelines.credentials import Keyring, generate_key
-from orgsync.services import client, db, queues, views
+from orgsync.services.adapters import db, queues
+from orgsync.services.read_models import inventory
 from orgsync.services.settings import Settings
-from orgsync.services.simulators import scale_aws
-from orgsync.services.simulators.moto_aws import SimulatedAwsControl
-from orgsync.services.simulators.sample_org import aws_client
+from orgsync.services.testing import scale_aws
+from orgsync.services.testing.moto_aws import SimulatedAwsControl
+from orgsync.services.testing.sample_org import aws_client
+from orgsync.services.use_cases import registering, syncs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import throttled  # benchmarks/throttled.py, beside this script
@@ -190,7 +192,7 @@ def simulator(
     burst) when given; yields its endpoint URL."""
     port_file = workdir / "scale-aws.port"
     port_file.unlink(missing_ok=True)
-    argv = [sys.executable, "-m", "orgsync.services.simulators.scale_aws"]
+    argv = [sys.executable, "-m", "orgsync.services.testing.scale_aws"]
     argv += ["--port-file", str(port_file)]
     argv += ["--accounts", str(args.accounts), "--depth", str(args.depth)]
     argv += ["--branching", str(args.branching), "--tags-per-account", str(args.tags)]
@@ -230,7 +232,7 @@ def wait_synced(settings: Settings, sync_id: str, timeout: float) -> float:
 
     def poll() -> float | None:
         with db.connect(settings.database_url) as conn:
-            if not views.sync_finished(views.sync_progress(conn, sync_id)):
+            if not inventory.sync_finished(inventory.sync_progress(conn, sync_id)):
                 return None
             row = conn.execute(
                 "SELECT extract(epoch FROM max(stage_at))::float8 AS at FROM accounts"
@@ -273,11 +275,11 @@ def measure(workers: Workers, sim: SimulatedAwsControl, run: Callable[[], float]
 
 def first_sync(settings: Settings, org: dict[str, Any], timeout: float) -> tuple[str, float]:
     request = registration_request(org)
-    client.submit(settings, request)
-    verdict = client.wait_verdict(settings, request["request_id"], timeout)
+    registering.submit(settings, request)
+    verdict = registering.wait_verdict(settings, request["request_id"], timeout)
     if not verdict.accepted or verdict.org_id is None:
         raise RuntimeError(f"registration rejected: {verdict.as_json()}")
-    sync_id = client.latest_sync(settings, verdict.org_id)
+    sync_id = syncs.latest_sync(settings, verdict.org_id)
     assert sync_id is not None
     return verdict.org_id, wait_synced(settings, sync_id, timeout)
 
@@ -406,7 +408,7 @@ def worker_env(settings: Settings, endpoint: str, budget: bool = True) -> dict[s
 
 
 def worker_argv(args: argparse.Namespace) -> list[str]:
-    argv = [sys.executable, "-m", "orgsync.services.cli", "worker"]
+    argv = [sys.executable, "-m", "orgsync", "worker"]
     return [*argv, "--processes", str(args.processes), "--threads", str(args.threads)]
 
 
@@ -457,7 +459,7 @@ def measure_pipeline(
         sync_ids: list[str] = []
 
         def resync() -> float:
-            sync_ids.append(client.sync(settings, org_id[0], trigger="bench"))
+            sync_ids.append(syncs.sync(settings, org_id[0], trigger="bench"))
             return wait_synced(settings, sync_ids[0], args.timeout)
 
         second = measure(workers, sim, resync)

@@ -112,7 +112,7 @@ class GeneratedOrganization:
 def scratch_database(server_url: str) -> Iterator[str]:
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-    from orgsync.services import db
+    from orgsync.services.adapters import db
 
     url = make_conninfo(server_url, dbname=f"orgsync_bench_{uuid.uuid4().hex[:8]}")
     db.migrate(url)
@@ -131,7 +131,7 @@ def run(client: GeneratedOrganization, database_url: str | None) -> Counter[str]
             for account in batch:
                 tally[discovery.judge(account, filters).action] += 1
         return tally
-    from orgsync.services import db
+    from orgsync.services.adapters import db
 
     keyring = Keyring([generate_key("bench")])
     with db.connect(database_url) as conn:

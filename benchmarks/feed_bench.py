@@ -43,16 +43,17 @@ from bench import (
 )
 
 from orgsync.pipelines.credentials import Keyring, generate_key
-from orgsync.services import client, db
+from orgsync.services.adapters import db
 from orgsync.services.settings import Settings
-from orgsync.services.simulators import scale_aws
-from orgsync.services.simulators.moto_aws import SimulatedAws, SimulatedAwsControl
-from orgsync.services.simulators.organization_events import (
+from orgsync.services.testing import scale_aws
+from orgsync.services.testing.moto_aws import SimulatedAws, SimulatedAwsControl
+from orgsync.services.testing.organization_events import (
     create_feed,
     publish,
     tag_account,
 )
-from orgsync.services.simulators.sample_org import aws_client
+from orgsync.services.testing.sample_org import aws_client
+from orgsync.services.use_cases import registering, syncs
 
 TARGETS = {"sent_to_badge_p99_s": 5.0, "aws_calls_per_event": 3.0, "full_syncs": 0}
 SQS_CALLS = ("ReceiveMessage", "DeleteMessage", "DeleteMessageBatch")
@@ -152,11 +153,11 @@ def measure(
 def register(settings: Settings, org: dict[str, Any], queue_url: str, timeout: float) -> str:
     """Register the organization with its events queue; returns once its first sync is done."""
     request = {**registration_request(org), "events_queue_url": queue_url}
-    client.submit(settings, request)
-    verdict = client.wait_verdict(settings, request["request_id"], timeout)
+    registering.submit(settings, request)
+    verdict = registering.wait_verdict(settings, request["request_id"], timeout)
     if not verdict.accepted or verdict.org_id is None:
         raise RuntimeError(f"registration rejected: {verdict.as_json()}")
-    sync_id = client.latest_sync(settings, verdict.org_id)
+    sync_id = syncs.latest_sync(settings, verdict.org_id)
     assert sync_id is not None
     wait_synced(settings, sync_id, timeout)
     return verdict.org_id

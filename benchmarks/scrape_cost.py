@@ -29,8 +29,9 @@ from psycopg.conninfo import make_conninfo
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from orgsync.pipelines.events import QUEUES
-from orgsync.services import db, exporter
-from orgsync.services.broker import make_broker
+from orgsync.services.adapters import db
+from orgsync.services.adapters.broker import make_broker
+from orgsync.services.processes import exporter
 from orgsync.services.settings import Settings
 
 SEED = """

@@ -19,9 +19,11 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from orgsync.services import client, db, views
+from orgsync.services.adapters import db
+from orgsync.services.read_models import inventory
 from orgsync.services.settings import Settings
-from orgsync.services.simulators.moto_aws import SimulatedAwsControl
+from orgsync.services.testing.moto_aws import SimulatedAwsControl
+from orgsync.services.use_cases import registering, syncs
 
 TARGETS = {"wall_to_floor": 1.15, "throttled_share": 0.02, "failed_accounts": 0}
 
@@ -46,7 +48,7 @@ def failed_accounts(settings: Settings, org_id: str) -> int:
 def validated_share(settings: Settings, sync_id: str, accounts: int) -> float:
     """The share of the organization's `accounts` that the sync has validated so far."""
     with db.connect(settings.database_url) as conn:
-        stages = views.sync_progress(conn, sync_id)["stages"]
+        stages = inventory.sync_progress(conn, sync_id)["stages"]
     return (sum(stages.values()) - stages.get("discovered", 0)) / accounts
 
 
@@ -70,17 +72,17 @@ def one_sync(
         started = time.time()
         org = bench.scale_aws.describe(endpoint)
         request = bench.registration_request(org)
-        client.submit(settings, request)
-        verdict = client.wait_verdict(settings, request["request_id"], args.timeout)
+        registering.submit(settings, request)
+        verdict = registering.wait_verdict(settings, request["request_id"], args.timeout)
         if not verdict.accepted or verdict.org_id is None:
             raise RuntimeError(f"registration rejected: {verdict.as_json()}")
-        sync_id = client.latest_sync(settings, verdict.org_id)
+        sync_id = syncs.latest_sync(settings, verdict.org_id)
         assert sync_id is not None
         joined_at = None
         deadline = time.monotonic() + args.timeout
         while True:
             with db.connect(settings.database_url) as conn:
-                if views.sync_finished(views.sync_progress(conn, sync_id)):
+                if inventory.sync_finished(inventory.sync_progress(conn, sync_id)):
                     break
             if (
                 more_workers

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from starlette.testclient import TestClient
 
-from orgsync.services import db
+from orgsync.services.adapters import db
 from orgsync.services.settings import Settings
 from orgsync.services.web.app import create_app
 

@@ -47,7 +47,8 @@ class AssumedRole(Protocol):
 
 
 # The single argument of a registration message whose body could not be read at all: the
-# consumer (services/broker.py) puts the reason there so that it is recorded like any request.
+# consumer (services/adapters/broker.py) puts the reason there so that it is recorded like any
+# request.
 UNREADABLE = "orgsync:unreadable"
 
 # assume(credentials, use_external_id) -> clients acting as the organization role

@@ -2,8 +2,8 @@
 
 A stage is one function `stage(deps, event) -> StageResult` that commits its state and the
 events it emits together (through the outbox) and hands their ids to `deps.relay`. `Deps` is
-everything it needs from the outside world, built once per worker process by services/actors.py
-(the composition root) and by the tests with their own database and simulated AWS. A stage
+everything it needs from the outside world, built once per process by the composition root
+(services/bootstrap.py) and by the tests with their own database and simulated AWS. A stage
 holds a database connection only to read or to write, never across AWS calls, and its AWS calls
 for a page run through `deps.concurrently`, which the worker bounds."""
 

@@ -23,7 +23,8 @@ from orgsync.pipelines.references import look_up
 from orgsync.pipelines.stage import Conn, Deps, Outcome, StageResult, rejected
 
 # Attempts at one account's AssumeRole. Each already makes botocore's own HTTP attempts with
-# jittered sleeps (services/aws.py), so three attempts, a few RETRY_BASE_SECONDS apart at most
+# jittered sleeps (services/adapters/aws.py), so three attempts, a few RETRY_BASE_SECONDS apart at
+# most
 # (full jitter, capped by aws_errors far under RabbitMQ's 30-minute consumer_timeout), ride out
 # 15-50 s of throttling: with a third of all calls throttled, one account in 10^7 would give
 # up. A longer storm of errors becomes "gave up after 3 attempts", kept in `failures`: the next

@@ -24,7 +24,7 @@ from psycopg.conninfo import make_conninfo
 from orgsync.pipelines.credentials import Keyring, generate_key
 from orgsync.pipelines.events import STAGE_BY_QUEUE, Event
 from orgsync.pipelines.stage import Deps
-from orgsync.services import db
+from orgsync.services.adapters import db
 from orgsync.services.settings import Settings
 
 IN_CI = os.environ.get("CI", "").lower() == "true"

@@ -7,11 +7,11 @@ from collections.abc import Callable
 from typing import Any
 
 from orgsync.pipelines.orgs import resolve_org_id
-from orgsync.services import db
+from orgsync.services.adapters import db
 from orgsync.services.errors import UserError
 from orgsync.services.settings import Settings, SettingsError, parse_duration
 
-# command(name, handler, help, json=False) -> the sub-command's parser (see services/cli.py)
+# command(name, handler, help, json=False) -> the sub-command's parser (see commands/cli.py)
 Command = Callable[..., argparse.ArgumentParser]
 
 

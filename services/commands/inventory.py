@@ -7,7 +7,7 @@ import argparse
 from typing import Any
 
 from orgsync.pipelines import badges
-from orgsync.services import keys, views
+from orgsync.services.adapters import keys
 from orgsync.services.commands.context import (
     Command,
     Context,
@@ -15,8 +15,9 @@ from orgsync.services.commands.context import (
     duration,
     external_id,
 )
+from orgsync.services.commands.output import print_json, table
 from orgsync.services.errors import UserError
-from orgsync.services.output import print_json, table
+from orgsync.services.read_models import inventory
 from orgsync.services.settings import rate_override_text
 
 BADGE_ARGS = {"add": "KEY=VALUE", "delete": "KEY"}
@@ -25,7 +26,7 @@ STATUSES = ["pending", "ok", "assume_role_failed", "suspended", "removed"]
 
 def cmd_orgs(ctx: Context, args: argparse.Namespace) -> int:
     with ctx.connect() as conn:
-        rows = views.organizations(conn)
+        rows = inventory.organizations(conn)
     if args.json:
         print_json(rows)
         return 0
@@ -82,10 +83,10 @@ def cmd_accounts(ctx: Context, args: argparse.Namespace) -> int:
     with ctx.connect() as conn:
         org_id = ctx.org_id(conn, args.org) if args.org else None
         if args.excluded:
-            rows = views.excluded(conn, org_id)
+            rows = inventory.excluded(conn, org_id)
             columns = ["account_id", "name", "org_nickname", "org_path", "aws_state", "reason"]
         else:
-            rows = views.accounts(
+            rows = inventory.accounts(
                 conn,
                 org_id=org_id,
                 status=args.status,
@@ -118,7 +119,7 @@ def cmd_accounts(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_registrations(ctx: Context, args: argparse.Namespace) -> int:
     with ctx.connect() as conn:
-        rows = views.registrations(conn, args.limit)
+        rows = inventory.registrations(conn, args.limit)
     if args.json:
         print_json(rows)
         return 0
@@ -136,7 +137,7 @@ def cmd_badges(ctx: Context, args: argparse.Namespace) -> int:
     if rest:
         raise UserError("give one account id, or add/delete (see `orgsync badges --help`)")
     with ctx.connect() as conn:
-        rows = (views.badge_history if args.history else views.badges)(conn, action)
+        rows = (inventory.badge_history if args.history else inventory.badges)(conn, action)
     if args.json:
         print_json(rows)
         return 0
@@ -176,7 +177,7 @@ def edit_badges(ctx: Context, action: str, words: list[str]) -> int:
 
 
 def cmd_account(ctx: Context, args: argparse.Namespace) -> int:
-    from orgsync.services import standalone
+    from orgsync.services.use_cases import standalone
 
     with ctx.connect() as conn:
         if args.account_command == "delete":

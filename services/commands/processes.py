@@ -10,7 +10,7 @@ import sys
 import threading
 
 from orgsync.pipelines.events import STAGES
-from orgsync.services import keys, queues
+from orgsync.services.adapters import keys, queues
 from orgsync.services.commands.context import Command, Context, duration
 from orgsync.services.errors import UserError
 
@@ -35,16 +35,16 @@ def cmd_worker(ctx: Context, args: argparse.Namespace) -> int:
     keys.load_keyring(ctx.settings)
     queue_stages = [s for s in stages if s != FEED_STAGE]
     if not queue_stages:  # the feed alone: no stage queue to consume
-        from orgsync.services import feed
+        from orgsync.services.processes import feed_poller
 
-        return feed.run_alone(ctx.settings)
+        return feed_poller.run_alone(ctx.settings)
     # prefetch only what the threads can run, so one process cannot starve the others
     os.environ.setdefault("dramatiq_queue_prefetch", str(args.threads))
     argv = [
         sys.executable,
         "-m",
         "dramatiq",
-        "orgsync.services.worker_events" if FEED_STAGE in stages else "orgsync.services.worker",
+        "orgsync.services.processes." + ("worker_events" if FEED_STAGE in stages else "worker"),
         "--skip-logging",
         "--processes",
         str(args.processes),
@@ -58,7 +58,7 @@ def cmd_worker(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_scheduler(ctx: Context, args: argparse.Namespace) -> int:
-    from orgsync.services import scheduler
+    from orgsync.services.processes import scheduler
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -72,7 +72,7 @@ def cmd_scheduler(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_exporter(ctx: Context, args: argparse.Namespace) -> int:
-    from orgsync.services import exporter
+    from orgsync.services.processes import exporter
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -86,7 +86,7 @@ def cmd_exporter(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_demo(ctx: Context, args: argparse.Namespace) -> int:
     try:  # the simulated AWS is imported only when asked for; a wheel may not ship it
-        from orgsync.services import demo
+        from orgsync.services.processes import demo
     except ImportError as error:
         raise UserError(
             f"the demo needs the simulated AWS ({error.name} is not installed):"

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from orgsync.services import check, db, iam_policy, keys
+from orgsync.services.adapters import db, keys
 from orgsync.services.commands.context import Command, Context
-from orgsync.services.output import print_json
+from orgsync.services.commands.output import print_json
+from orgsync.services.use_cases import check, iam_policy
 
 
 def cmd_migrate(ctx: Context, args: argparse.Namespace) -> int:

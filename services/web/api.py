@@ -14,9 +14,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from orgsync.pipelines.orgs import resolve_org_id
-from orgsync.services import client, queues, views
+from orgsync.services.adapters import queues
+from orgsync.services.commands.output import dumps
 from orgsync.services.errors import ServiceUnavailable, UserError
-from orgsync.services.output import dumps
+from orgsync.services.read_models import inventory
+from orgsync.services.use_cases import registering
 from orgsync.services.web import openapi
 from orgsync.services.web.auth import api
 from orgsync.services.web.listing import STATUSES
@@ -68,14 +70,14 @@ def read(query: Any) -> Any:
 
 
 def orgs(conn: Any, request: Request) -> Any:
-    return views.organizations(conn)
+    return inventory.organizations(conn)
 
 
 def accounts(conn: Any, request: Request) -> Any:
     """`orgsync accounts [--org] [--status] [--badge K=V] [--include-removed] [--excluded]`."""
     org_id = _org(conn, request)
     if _flag(request, "excluded"):
-        return views.excluded(conn, org_id)
+        return inventory.excluded(conn, org_id)
     status = request.query_params.get("status") or None
     if status is not None and status not in STATUSES:
         raise BadQuery(f"status must be one of {', '.join(STATUSES)}")
@@ -85,7 +87,7 @@ def accounts(conn: Any, request: Request) -> Any:
         if not sep:
             raise BadQuery("badge takes KEY=VALUE")
         badge = (key, value)
-    return views.accounts(
+    return inventory.accounts(
         conn,
         org_id=org_id,
         status=status,
@@ -95,19 +97,20 @@ def accounts(conn: Any, request: Request) -> Any:
 
 
 def failed(conn: Any, request: Request) -> Any:
-    return views.failures(conn, _org(conn, request))
+    return inventory.failures(conn, _org(conn, request))
 
 
 def registrations(conn: Any, request: Request) -> Any:
     limit = request.query_params.get("limit", "50")
     if not limit.isdigit():
         raise BadQuery("limit must be a whole number")
-    return views.registrations(conn, int(limit))
+    return inventory.registrations(conn, int(limit))
 
 
 def account_badges(conn: Any, request: Request) -> Any:
     account_id = request.path_params["account_id"]
-    return (views.badge_history if _flag(request, "history") else views.badges)(conn, account_id)
+    read = inventory.badge_history if _flag(request, "history") else inventory.badges
+    return read(conn, account_id)
 
 
 @api
@@ -133,10 +136,10 @@ def register(request: Request) -> Response:
     settings = request.app.state.settings
     try:
         timeout = min(float(request.query_params.get("timeout", "60")), MAX_WAIT)
-        client.submit(settings, body)
+        registering.submit(settings, body)
         if request.query_params.get("wait", "true").lower() in ("false", "0", "no"):
             return as_json({"request_id": body["request_id"], "queued": True}, 202)
-        verdict = client.wait_verdict(settings, str(body["request_id"]), timeout, body)
+        verdict = registering.wait_verdict(settings, str(body["request_id"]), timeout, body)
     except ValueError:
         return error("timeout must be a number of seconds", 400)
     except ServiceUnavailable as unavailable:

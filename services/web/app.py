@@ -19,9 +19,9 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from orgsync.services import db
+from orgsync.services.adapters import db
 from orgsync.services.settings import Settings
-from orgsync.services.web import api, auth, forms, pages
+from orgsync.services.web import api, auth, forms, inventory_pages
 from orgsync.services.web.render import HERE, render, templates
 
 # no inline script or style anywhere: the only script is /static/app.js
@@ -128,7 +128,7 @@ def create_app(settings: Settings, *, failed_delay: float = auth.FAILED_SIGN_IN_
         Route("/login", login_form, methods=["GET"]),
         Route("/login", login, methods=["POST"]),
         Route("/logout", logout, methods=["POST"]),
-        *pages.routes(),
+        *inventory_pages.routes(),
         *forms.routes(),
         *api.routes(),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),

@@ -16,9 +16,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from orgsync.pipelines.request_rules import CREDENTIAL_FIELDS
-from orgsync.services import client
 from orgsync.services.errors import ServiceUnavailable, UserError
 from orgsync.services.settings import SettingsError, parse_rate_override, rate_override_text
+from orgsync.services.use_cases import registering
 from orgsync.services.web.auth import page
 from orgsync.services.web.render import render
 
@@ -146,8 +146,8 @@ def submit(request: Request, org_id: str | None) -> Response:
         refused = {error.field: [str(error)]}
         return show(request, org_id, filled(form), reasons=refused, status_code=422)
     try:
-        client.submit(settings, body)
-        verdict = client.wait_verdict(settings, body["request_id"], VERDICT_TIMEOUT, body)
+        registering.submit(settings, body)
+        verdict = registering.wait_verdict(settings, body["request_id"], VERDICT_TIMEOUT, body)
     except (ServiceUnavailable, UserError) as error:
         return show(request, org_id, filled(form), general=[str(error)], status_code=503)
     if verdict.accepted:

@@ -12,7 +12,7 @@ from typing import Any
 
 from psycopg import sql
 
-from orgsync.services.views import Conn
+from orgsync.services.read_models.inventory import Conn
 
 STATUSES = ("pending", "ok", "assume_role_failed", "suspended", "removed")
 # what a column header sorts by; each ends with account_id so that pages never overlap

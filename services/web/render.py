@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
-from orgsync.services.output import cell
+from orgsync.services.commands.output import cell
 from orgsync.services.settings import rate_override_text
 
 HERE = Path(__file__).resolve().parent

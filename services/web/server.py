@@ -8,7 +8,7 @@ import sys
 
 import uvicorn
 
-from orgsync.services import db
+from orgsync.services.adapters import db
 from orgsync.services.errors import UserError
 from orgsync.services.settings import Settings
 from orgsync.services.web.app import create_app

@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from orgsync.services import client, db
+from orgsync.services.adapters import db
 from orgsync.services.settings import Settings
-from orgsync.services.simulators.moto_aws import SimulatedAws
-from orgsync.services.simulators.sample_org import OrgSpec, SampleOrg, build_organization
+from orgsync.services.testing.moto_aws import SimulatedAws
+from orgsync.services.testing.sample_org import OrgSpec, SampleOrg, build_organization
+from orgsync.services.use_cases import syncs
 from tests.browser.conftest import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
@@ -90,9 +91,9 @@ def test_an_operator_registers_browses_retries_and_watches_a_sync(
     fill_registration(page, org, org.org_role_arn)
     expect(page.locator("h1")).to_have_text("Request accepted")
     org_id = page.locator("[role=status] code").nth(1).inner_text()
-    sync_id = client.latest_sync(settings, org_id)
+    sync_id = syncs.latest_sync(settings, org_id)
     assert sync_id is not None
-    client.wait_sync(settings, sync_id, TIMEOUT)
+    syncs.wait_sync(settings, sync_id, TIMEOUT)
 
     # the organization's account count leads to the listing filtered by its badge
     page.goto(f"{web_url}/orgs")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from orgsync.services.settings import Settings
-from orgsync.services.simulators.moto_aws import SimulatedAws, SimulatedAwsControl
+from orgsync.services.testing.moto_aws import SimulatedAws, SimulatedAwsControl
 
 
 @pytest.fixture(scope="session")
@@ -51,7 +51,7 @@ def running_worker(
     command = ["worker", "--processes", "1", "--threads", str(threads)]
     with log.open("w") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "orgsync.services.cli", *command],
+            [sys.executable, "-m", "orgsync", *command],
             env=worker_env(settings, endpoint_url) | env,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from orgsync.services import client
 from orgsync.services.settings import Settings
-from orgsync.services.simulators.moto_aws import SimulatedAws
-from orgsync.services.simulators.sample_org import OrgSpec, SampleOrg, build_organization
+from orgsync.services.testing.moto_aws import SimulatedAws
+from orgsync.services.testing.sample_org import OrgSpec, SampleOrg, build_organization
+from orgsync.services.use_cases import registering, syncs
 from tests.e2e.conftest import running_worker, worker_env
 from tests.e2e.test_pipeline import request_for
 
@@ -38,7 +38,7 @@ def worker(settings: Settings, aws: SimulatedAws, tmp_path: Path) -> Iterator[Pa
 
 def orgsync(settings: Settings, aws: SimulatedAws, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "orgsync.services.cli", *args],
+        [sys.executable, "-m", "orgsync", *args],
         env=worker_env(settings, aws.endpoint_url),
         capture_output=True,
         text=True,
@@ -53,9 +53,9 @@ def listed(settings: Settings, aws: SimulatedAws, *args: str) -> Any:
 
 
 def wait_for_sync(settings: Settings, org_id: str) -> dict[str, Any]:
-    sync_id = client.latest_sync(settings, org_id)
+    sync_id = syncs.latest_sync(settings, org_id)
     assert sync_id is not None
-    progress = client.wait_sync(settings, sync_id, TIMEOUT)
+    progress = syncs.wait_sync(settings, sync_id, TIMEOUT)
     return dict(progress["sync"])
 
 
@@ -85,8 +85,8 @@ def test_discovery_imports_the_scoped_subtree_explains_the_rest_and_adopts_a_sta
     assert added.returncode == 0, added.stderr
 
     request = request_for(org, "disc", limit_ou_ids=[scope_id], auto_badge=False)
-    client.submit(settings, request)
-    verdict = client.wait_verdict(settings, request["request_id"], TIMEOUT)
+    registering.submit(settings, request)
+    verdict = registering.wait_verdict(settings, request["request_id"], TIMEOUT)
     assert verdict.accepted and verdict.org_id is not None, verdict.reasons
     sync = wait_for_sync(settings, verdict.org_id)
 

@@ -26,10 +26,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from orgsync.pipelines.events import PAGE_MAX
-from orgsync.services import client, exporter
+from orgsync.services.processes import exporter
 from orgsync.services.settings import Settings
-from orgsync.services.simulators.moto_aws import SimulatedAws
-from orgsync.services.simulators.sample_org import OrgSpec, build_organization
+from orgsync.services.testing.moto_aws import SimulatedAws
+from orgsync.services.testing.sample_org import OrgSpec, build_organization
+from orgsync.services.use_cases import registering, syncs
 from tests.e2e.conftest import worker_env
 from tests.e2e.test_pipeline import orgsync, request_for
 
@@ -71,7 +72,7 @@ def wait_until(check: Any, timeout: float = TIMEOUT) -> Any:
 
 def walk_finished(settings: Settings, sync_id: str) -> int | None:
     """How many accounts wait for validation once discovery has walked the organization."""
-    progress = client.progress(settings, sync_id)
+    progress = syncs.progress(settings, sync_id)
     if not (progress["sync"] and progress["sync"]["walked_at"]):
         return None
     return int(progress["stages"].get("discovered", 0))
@@ -96,7 +97,7 @@ class Workers:
         with (self.logs / f"worker-{stages}.log").open("w") as out:
             self.processes.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "orgsync.services.cli", "worker", "--stages", stages],
+                    [sys.executable, "-m", "orgsync", "worker", "--stages", stages],
                     env=dict(self.env, ORGSYNC_WORKER_METRICS_PORT=str(port)),
                     stdout=out,
                     stderr=subprocess.STDOUT,
@@ -153,11 +154,11 @@ def test_metrics_follow_a_200_account_sync_from_queue_depth_to_account_gauges(
     try:
         front = workers.start("registration,discovery")
         request = request_for(org, "metrics")
-        client.submit(settings, request)
-        verdict = client.wait_verdict(settings, request["request_id"], TIMEOUT)
+        registering.submit(settings, request)
+        verdict = registering.wait_verdict(settings, request["request_id"], TIMEOUT)
         assert verdict.accepted and verdict.org_id is not None
         watcher.start()
-        sync_id = client.latest_sync(settings, verdict.org_id)
+        sync_id = syncs.latest_sync(settings, verdict.org_id)
         assert sync_id is not None
         # with no validator, discovery's messages (a page of accounts each) wait in
         # account-discovered
@@ -168,7 +169,7 @@ def test_metrics_follow_a_200_account_sync_from_queue_depth_to_account_gauges(
         wait_until(lambda: seen and seen[-1] == pages)
 
         back = workers.start("validation,harvest,reconcile")
-        client.wait_sync(settings, sync_id, TIMEOUT)
+        syncs.wait_sync(settings, sync_id, TIMEOUT)
         wait_until(lambda: seen[-1] == 0)
         stop.set()
         watcher.join()

@@ -11,16 +11,17 @@ from typing import Any
 
 import pytest
 
-from orgsync.services import db, iam_policy
+from orgsync.services.adapters import db
 from orgsync.services.settings import Settings
-from orgsync.services.simulators.moto_aws import SimulatedAws
-from orgsync.services.simulators.organization_events import (
+from orgsync.services.testing.moto_aws import SimulatedAws
+from orgsync.services.testing.organization_events import (
     cloudtrail_record,
     create_feed,
     publish,
     tag_account,
 )
-from orgsync.services.simulators.sample_org import OrgSpec, aws_client, build_organization
+from orgsync.services.testing.sample_org import OrgSpec, aws_client, build_organization
+from orgsync.services.use_cases import iam_policy
 from tests.e2e.conftest import worker_env
 from tests.e2e.test_pipeline import orgsync, register_and_sync, request_for
 
@@ -99,7 +100,7 @@ def test_the_events_stage_runs_alone_beside_the_queue_stages(
     processes = []
     for name, chosen in (("queues", stages), ("events", "events")):
         with logs[name].open("w") as out:
-            argv = [sys.executable, "-m", "orgsync.services.cli", "worker", "--stages", chosen]
+            argv = [sys.executable, "-m", "orgsync", "worker", "--stages", chosen]
             processes.append(subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT))
     try:
         register_and_sync(settings, request_for(org, "alone", events_queue_url=url))

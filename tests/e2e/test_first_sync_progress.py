@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from orgsync.pipelines.where_now import FEED_ACTIONS
-from orgsync.services import iam_policy
 from orgsync.services.settings import Settings
-from orgsync.services.simulators.moto_aws import SimulatedAws
-from orgsync.services.simulators.sample_org import OrgSpec, build_organization
+from orgsync.services.testing.moto_aws import SimulatedAws
+from orgsync.services.testing.sample_org import OrgSpec, build_organization
+from orgsync.services.use_cases import iam_policy
 from tests.e2e.conftest import worker_env
 from tests.e2e.test_pipeline import register_and_sync, request_for
 
@@ -25,7 +25,7 @@ UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
 def orgsync(settings: Settings, aws: SimulatedAws, *args: str) -> str:
     done = subprocess.run(
-        [sys.executable, "-m", "orgsync.services.cli", *args],
+        [sys.executable, "-m", "orgsync", *args],
         env=worker_env(settings, aws.endpoint_url),
         capture_output=True,
         text=True,

@@ -12,15 +12,15 @@ from typing import Any
 import pika
 import pytest
 
-from orgsync.services import client
 from orgsync.services.settings import Settings
-from orgsync.services.simulators.moto_aws import SimulatedAws
-from orgsync.services.simulators.sample_org import (
+from orgsync.services.testing.moto_aws import SimulatedAws
+from orgsync.services.testing.sample_org import (
     OrgSpec,
     SampleOrg,
     build_organization,
     change_tags,
 )
+from orgsync.services.use_cases import registering, syncs
 from tests.e2e.conftest import worker_env
 
 pytestmark = pytest.mark.e2e
@@ -45,7 +45,7 @@ def request_for(org: SampleOrg, nickname: str, **extra: Any) -> dict[str, Any]:
 
 def orgsync(settings: Settings, aws: SimulatedAws, *args: str) -> Any:
     done = subprocess.run(
-        [sys.executable, "-m", "orgsync.services.cli", *args],
+        [sys.executable, "-m", "orgsync", *args],
         env=worker_env(settings, aws.endpoint_url),
         capture_output=True,
         text=True,
@@ -56,13 +56,13 @@ def orgsync(settings: Settings, aws: SimulatedAws, *args: str) -> Any:
 
 
 def register_and_sync(settings: Settings, request: dict[str, Any]) -> str:
-    client.submit(settings, request)
-    verdict = client.wait_verdict(settings, request["request_id"], TIMEOUT)
+    registering.submit(settings, request)
+    verdict = registering.wait_verdict(settings, request["request_id"], TIMEOUT)
     assert verdict.accepted, verdict.reasons
     assert verdict.org_id is not None
-    sync_id = client.latest_sync(settings, verdict.org_id)
+    sync_id = syncs.latest_sync(settings, verdict.org_id)
     assert sync_id is not None
-    client.wait_sync(settings, sync_id, TIMEOUT)
+    syncs.wait_sync(settings, sync_id, TIMEOUT)
     return verdict.org_id
 
 
@@ -104,7 +104,7 @@ def test_a_tag_changed_in_aws_is_a_changed_badge_after_the_next_sync(
     key = next(iter(target.tags))
     change_tags(aws.endpoint_url, {target.id: {key: "changed", "new-tag": "yes"}})
 
-    client.wait_sync(settings, client.sync(settings, org_id), TIMEOUT)
+    syncs.wait_sync(settings, syncs.sync(settings, org_id), TIMEOUT)
 
     history = orgsync(settings, aws, "badges", target.id, "--history", "--json")
     assert {(h["key"], h["action"], h["new_value"]) for h in history} >= {
@@ -119,8 +119,8 @@ def test_a_malformed_request_is_recorded_and_the_worker_keeps_going(
     settings: Settings, aws: SimulatedAws, worker: Path
 ) -> None:
     bad = {"request_id": "bad-1", "nickname": "x", "org_role_arn": "arn:aw:iam::123:role/R"}
-    client.submit(settings, bad)
-    verdict = client.wait_verdict(settings, "bad-1", TIMEOUT)
+    registering.submit(settings, bad)
+    verdict = registering.wait_verdict(settings, "bad-1", TIMEOUT)
     assert not verdict.accepted
     assert {p.field for p in verdict.reasons} >= {"org_role_arn", "org_session_name"}
 
@@ -150,7 +150,7 @@ def test_the_scheduler_turns_tags_changed_in_aws_into_badges_with_no_other_actio
     with (tmp_path / "scheduler.log").open("w") as out:
         schedulers = [
             subprocess.Popen(
-                [sys.executable, "-m", "orgsync.services.cli", "scheduler"],
+                [sys.executable, "-m", "orgsync", "scheduler"],
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -164,7 +164,7 @@ def test_the_scheduler_turns_tags_changed_in_aws_into_badges_with_no_other_actio
             b = {b["key"] for b in orgsync(settings, aws, "badges", second.id, "--json")}
             return True if "added" in a and removed_key not in b else None
 
-        assert client.wait_for(badges_followed, TIMEOUT, "badges did not follow the tags")
+        assert syncs.wait_for(badges_followed, TIMEOUT, "badges did not follow the tags")
     finally:
         for process in schedulers:
             process.terminate()

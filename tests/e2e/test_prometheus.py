@@ -39,10 +39,10 @@ import psycopg
 import pytest
 import yaml
 
-from orgsync.services import client
 from orgsync.services.settings import Settings
-from orgsync.services.simulators.moto_aws import SimulatedAws
-from orgsync.services.simulators.sample_org import OrgSpec, build_organization
+from orgsync.services.testing.moto_aws import SimulatedAws
+from orgsync.services.testing.sample_org import OrgSpec, build_organization
+from orgsync.services.use_cases import registering, syncs
 from tests.conftest import IN_CI, unavailable
 from tests.e2e.conftest import worker_env
 from tests.e2e.test_pipeline import orgsync, request_for
@@ -316,7 +316,7 @@ class Processes:
     def start(self, name: str, *args: str, **env: str) -> None:
         with (self.logs / f"{name}.log").open("w") as out:
             self.running[name] = subprocess.Popen(
-                [sys.executable, "-m", "orgsync.services.cli", *args],
+                [sys.executable, "-m", "orgsync", *args],
                 env=dict(self.env, **env),
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -411,10 +411,10 @@ def test_every_dashboard_query_answers_on_a_real_prometheus_while_300_accounts_s
             )
 
         request = request_for(org, "dashboard")
-        client.submit(settings, request)
-        verdict = client.wait_verdict(settings, request["request_id"], TIMEOUT)
+        registering.submit(settings, request)
+        verdict = registering.wait_verdict(settings, request["request_id"], TIMEOUT)
         assert verdict.accepted and verdict.org_id is not None
-        sync_id = client.latest_sync(settings, verdict.org_id)
+        sync_id = syncs.latest_sync(settings, verdict.org_id)
         assert sync_id is not None
         started = time.time()
 
@@ -424,16 +424,16 @@ def test_every_dashboard_query_answers_on_a_real_prometheus_while_300_accounts_s
 
         # mid-sync: validators at work, the queue not yet drained
         def draining() -> bool:
-            progress = client.progress(settings, sync_id)["stages"]
+            progress = syncs.progress(settings, sync_id)["stages"]
             return progress.get("reconciled", 0) >= ACCOUNTS // 3
 
         wait_until(draining, TIMEOUT, "a third of the accounts reconciled")
         mid_sync = {q.name: prometheus.query(q.expr) for q in queries}
-        assert client.progress(settings, sync_id)["stages"].get("discovered", 0) > 0, (
+        assert syncs.progress(settings, sync_id)["stages"].get("discovered", 0) > 0, (
             "the sync ended before the mid-sync evaluation: raise LATENCY_MS"
         )
 
-        client.wait_sync(settings, sync_id, TIMEOUT)
+        syncs.wait_sync(settings, sync_id, TIMEOUT)
         ended = time.time()
         # ... and falls back to zero, in orgsync's view and in RabbitMQ's
         wait_until(lambda: not any(depth_panel().values()), 30, "every queue depth back to 0")
@@ -544,4 +544,4 @@ def force_without_workers(settings: Settings) -> None:
     with psycopg.connect(settings.database_url) as conn:
         row = conn.execute("SELECT org_id FROM organizations").fetchone()
     assert row is not None
-    client.sync(settings, row[0])
+    syncs.sync(settings, row[0])

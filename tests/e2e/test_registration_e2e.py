@@ -19,15 +19,16 @@ from hypothesis import strategies as st
 
 from orgsync.pipelines.events import REGISTRATION_ACTOR, REGISTRATION_QUEUE
 from orgsync.pipelines.request_rules import ALL_FIELDS
-from orgsync.services import client, db
+from orgsync.services.adapters import db
 from orgsync.services.settings import Settings
-from orgsync.services.simulators.moto_aws import SimulatedAws
-from orgsync.services.simulators.sample_org import (
+from orgsync.services.testing.moto_aws import SimulatedAws
+from orgsync.services.testing.sample_org import (
     MANAGEMENT_ACCOUNT_ID,
     OrgSpec,
     aws_client,
     build_organization,
 )
+from orgsync.services.use_cases import registering
 from tests.e2e.test_pipeline import orgsync, register_and_sync, request_for
 
 pytestmark = pytest.mark.e2e
@@ -240,7 +241,7 @@ def test_a_thousand_malformed_requests_are_each_rejected_with_a_reason_and_the_w
     oversized = [b"x" * (64 * 1024 + 1), json.dumps(envelope(["y" * 70_000])).encode()]
     bodies = [*generate(MESSAGES), *oversized]
     assert len(bodies) >= MESSAGES
-    client.wait_verdict(settings, submit_probe(settings), TIMEOUT)  # the worker is consuming
+    registering.wait_verdict(settings, submit_probe(settings), TIMEOUT)  # the worker is consuming
     before = dead_lettered(settings.broker_url)
 
     publish_raw(settings.broker_url, bodies)
@@ -269,7 +270,7 @@ def test_a_thousand_malformed_requests_are_each_rejected_with_a_reason_and_the_w
 
 def submit_probe(settings: Settings) -> str:
     request_id = f"probe-{uuid.uuid4().hex[:8]}"
-    client.submit(settings, {"request_id": request_id})
+    registering.submit(settings, {"request_id": request_id})
     return request_id
 
 

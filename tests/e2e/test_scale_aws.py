@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from orgsync.services.settings import Settings
-from orgsync.services.simulators.moto_aws import SimulatedAws
-from orgsync.services.simulators.sample_org import OrgSpec, build_organization
-from orgsync.services.simulators.scale_aws import ScaleAws
+from orgsync.services.testing.moto_aws import SimulatedAws
+from orgsync.services.testing.sample_org import OrgSpec, build_organization
+from orgsync.services.testing.scale_aws import ScaleAws
 from tests.e2e.conftest import running_worker
 from tests.e2e.test_pipeline import orgsync, register_and_sync, request_for
 

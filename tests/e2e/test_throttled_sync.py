@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from orgsync.services import client, db, views
+from orgsync.services.adapters import db
 from orgsync.services.commands.inventory import sync_state
+from orgsync.services.read_models import inventory
 from orgsync.services.settings import Settings
-from orgsync.services.simulators.moto_aws import SimulatedAws
-from orgsync.services.simulators.sample_org import OrgSpec, build_organization
+from orgsync.services.testing.moto_aws import SimulatedAws
+from orgsync.services.testing.sample_org import OrgSpec, build_organization
+from orgsync.services.use_cases import registering, syncs
 from tests.e2e.test_pipeline import TIMEOUT, orgsync, request_for
 
 pytestmark = pytest.mark.e2e
@@ -38,18 +40,18 @@ def test_a_sync_under_rate_throttling_imports_every_account_and_fails_none(
     aws.faults.update(rates=RATES)
 
     request = request_for(org, "throttled")
-    client.submit(settings, request)
-    verdict = client.wait_verdict(settings, request["request_id"], TIMEOUT)
+    registering.submit(settings, request)
+    verdict = registering.wait_verdict(settings, request["request_id"], TIMEOUT)
     assert verdict.accepted and verdict.org_id is not None
     org_id = verdict.org_id
-    sync_id = client.latest_sync(settings, org_id)
+    sync_id = syncs.latest_sync(settings, org_id)
     assert sync_id is not None
     states = set()
     deadline = time.monotonic() + TIMEOUT
     while time.monotonic() < deadline:
         with db.connect(settings.database_url) as conn:
-            [row] = views.organizations(conn)
-            finished = views.sync_finished(views.sync_progress(conn, sync_id))
+            [row] = inventory.organizations(conn)
+            finished = inventory.sync_finished(inventory.sync_progress(conn, sync_id))
         if finished:
             break
         states.add(sync_state(row["last_sync"] or {}, row["throttled_now"]))

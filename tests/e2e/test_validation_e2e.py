@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from orgsync.services import client, db
-from orgsync.services.aws import CLIENT_CONFIG
+from orgsync.services.adapters import db
+from orgsync.services.adapters.aws import CLIENT_CONFIG
 from orgsync.services.settings import Settings
-from orgsync.services.simulators.moto_aws import SimulatedAws
-from orgsync.services.simulators.sample_org import OrgSpec, build_organization
+from orgsync.services.testing.moto_aws import SimulatedAws
+from orgsync.services.testing.sample_org import OrgSpec, build_organization
+from orgsync.services.use_cases import syncs
 from tests.e2e.conftest import worker_env
 from tests.e2e.test_pipeline import TIMEOUT, orgsync, register_and_sync, request_for
 
@@ -22,7 +23,7 @@ HTTP_ATTEMPTS = CLIENT_CONFIG.retries["max_attempts"] + 1  # botocore counts ret
 
 def retry_failed(settings: Settings, aws: SimulatedAws, *args: str) -> str:
     done = subprocess.run(
-        [sys.executable, "-m", "orgsync.services.cli", "retry-failed", *args],
+        [sys.executable, "-m", "orgsync", "retry-failed", *args],
         env=worker_env(settings, aws.endpoint_url),
         capture_output=True,
         text=True,
@@ -65,7 +66,7 @@ def test_denied_roles_fail_throttled_ones_recover_and_retry_failed_heals_the_den
     )
     aws.faults.update(deny_assume_role=[])
     assert retry_failed(settings, aws, "--org", "roles") == "queued 5 account(s) for validation"
-    client.wait_sync(settings, failed[0]["sync_id"], TIMEOUT)
+    syncs.wait_sync(settings, failed[0]["sync_id"], TIMEOUT)
 
     after = orgsync(settings, aws, "accounts", "--org", "roles", "--json")
     assert {a["status"] for a in after} == {"ok"} and len(after) == 51

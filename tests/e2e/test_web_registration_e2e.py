@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from orgsync.services import client
 from orgsync.services.settings import Settings
-from orgsync.services.simulators.moto_aws import SimulatedAws
-from orgsync.services.simulators.sample_org import OrgSpec, build_organization
+from orgsync.services.testing.moto_aws import SimulatedAws
+from orgsync.services.testing.sample_org import OrgSpec, build_organization
+from orgsync.services.use_cases import syncs
 from orgsync.services.web.app import create_app
 from tests.e2e.test_pipeline import TIMEOUT, request_for
 
@@ -38,7 +38,7 @@ def test_the_api_and_the_edit_form_answer_with_the_registrars_verdict(
         ).json()
         assert accepted["accepted"] is True and accepted["reasons"] == []
         org_id = accepted["org_id"]
-        client.wait_sync(settings, client.latest_sync(settings, org_id) or "", TIMEOUT)
+        syncs.wait_sync(settings, syncs.latest_sync(settings, org_id) or "", TIMEOUT)
 
         token = re.search(r'name="csrf_token" value="([^"]+)"', http.get("/login").text)
         assert token

@@ -29,11 +29,13 @@ from psycopg.conninfo import make_conninfo
 
 from orgsync.pipelines.credentials import Keyring, generate_key
 from orgsync.pipelines.events import QUEUES, OrgRegistered
-from orgsync.services import client, db, views
-from orgsync.services.broker import make_broker
+from orgsync.services.adapters import db
+from orgsync.services.adapters.broker import make_broker
+from orgsync.services.read_models import inventory
 from orgsync.services.settings import Settings
-from orgsync.services.simulators.moto_aws import SimulatedAws, SimulatedAwsControl
-from orgsync.services.simulators.sample_org import OrgSpec, SampleOrg, build_organization
+from orgsync.services.testing.moto_aws import SimulatedAws, SimulatedAwsControl
+from orgsync.services.testing.sample_org import OrgSpec, SampleOrg, build_organization
+from orgsync.services.use_cases import registering, syncs
 from tests.e2e.conftest import worker_env
 from tests.faults.servers import PrivatePostgres, PrivateRabbitmq
 from tests.faults.state import Counts, Snapshot, compare, snapshot
@@ -59,7 +61,7 @@ class Run:
     notes: list[str] = field(default_factory=list)
 
     def progress(self) -> dict[str, Any]:
-        return client.progress(self.settings, self.sync_id)
+        return syncs.progress(self.settings, self.sync_id)
 
     def reconciled(self) -> int:
         return int(self.progress()["stages"].get("reconciled", 0))
@@ -70,7 +72,7 @@ class Run:
         return sum(STEPS.get(stage, 0) * n for stage, n in stages.items())
 
     def finished(self) -> bool:
-        return views.sync_finished(self.progress())
+        return inventory.sync_finished(self.progress())
 
 
 @dataclass
@@ -175,10 +177,10 @@ class Harness:
             "exclude_prefixes": ["sandbox-"],
             "auto_badge": True,
         }
-        argv = [sys.executable, "-m", "orgsync.services.cli", "worker", "--stages", "registration"]
+        argv = [sys.executable, "-m", "orgsync", "worker", "--stages", "registration"]
         with Supervisor(self.worker_env(settings), self.base / "setup.log", slots=1, argv=argv):
-            client.submit(settings, request)
-            verdict = client.wait_verdict(settings, request["request_id"], 120)
+            registering.submit(settings, request)
+            verdict = registering.wait_verdict(settings, request["request_id"], 120)
         assert verdict.accepted and verdict.org_id, verdict.reasons
         self.org_id = verdict.org_id
 
@@ -192,7 +194,7 @@ class Harness:
         run = Run(name, settings, self.worker_env(settings), self.org_id)
         run.log = self.base / f"{name}.log"
         started = time.monotonic()
-        run.sync_id = client.sync(settings, self.org_id, trigger=f"faults:{name}")
+        run.sync_id = syncs.sync(settings, self.org_id, trigger=f"faults:{name}")
         with Supervisor(run.env, run.log, **supervisor) as workers:
             if fault is not None:
                 fault(self, run, workers)
@@ -220,13 +222,13 @@ class Harness:
             try:
                 with db.connect(run.settings.database_url) as conn:
                     waiting = conn.execute("SELECT count(*) AS n FROM outbox").fetchone()
-                    done = views.sync_finished(views.sync_progress(conn, run.sync_id))
+                    done = inventory.sync_finished(inventory.sync_progress(conn, run.sync_id))
             except Exception:  # the database may be restarting
                 return None
             return True if done and waiting and waiting["n"] == 0 else None
 
         try:
-            client.wait_for(settled, SETTLE_TIMEOUT, "not settled")
+            syncs.wait_for(settled, SETTLE_TIMEOUT, "not settled")
         except Exception:
             return False
         return True
@@ -253,7 +255,7 @@ def publish_again(settings: Settings, org_id: str, sync_id: str) -> None:
 def wait_reconciled(run: Run, fraction: float, timeout: float = SETTLE_TIMEOUT) -> int:
     """Until `fraction` of the organization's accounts are through; returns how many are."""
     target = int(ACCOUNTS * fraction)
-    client.wait_for(
+    syncs.wait_for(
         lambda: n if (n := run.reconciled()) >= target else None,
         timeout,
         f"{run.name}: {target} accounts not reconciled within {timeout:.0f} s",
@@ -278,7 +280,7 @@ def kill_workers(harness: Harness, run: Run, workers: Supervisor) -> None:
     time.sleep(rng.uniform(0.5, 3.0))  # the first may catch discovery's walk
     while kills < KILLS:
         if run.finished():
-            run.sync_id = client.sync(run.settings, run.org_id, trigger=f"faults:{run.name}")
+            run.sync_id = syncs.sync(run.settings, run.org_id, trigger=f"faults:{run.name}")
             syncs += 1
         if len(workers.consumers()) >= 2 and workers.kill_one(rng) is not None:
             kills += 1
@@ -300,13 +302,13 @@ def restart_postgres(harness: Harness, run: Run, workers: Supervisor) -> None:
     scheduler_log = harness.base / f"{run.name}-scheduler.log"
     with scheduler_log.open("w") as out:
         scheduler = subprocess.Popen(
-            [sys.executable, "-m", "orgsync.services.cli", "scheduler"],
+            [sys.executable, "-m", "orgsync", "scheduler"],
             env=run.env,
             stdout=out,
             stderr=subprocess.STDOUT,
         )
     try:
-        client.wait_for(
+        syncs.wait_for(
             lambda: True if "scheduler_leading" in scheduler_log.read_text() else None,
             60,
             "the scheduler never took the lead",
@@ -315,7 +317,7 @@ def restart_postgres(harness: Harness, run: Run, workers: Supervisor) -> None:
         started = time.monotonic()
         harness.postgres.restart(down_for=3.0)
         run.notes.append(f"restarted at {at} reconciled, down {time.monotonic() - started:.0f} s")
-        client.wait_for(
+        syncs.wait_for(
             lambda: True if scheduler_log.read_text().count("scheduler_leading") >= 2 else None,
             60,
             "the scheduler did not come back after PostgreSQL restarted",
@@ -353,7 +355,7 @@ def twice_argv(threads: int = 4) -> list[str]:
         sys.executable,
         "-m",
         "dramatiq",
-        "orgsync.services.worker",
+        "orgsync.services.processes.worker",
         "tests.faults.twice",
         "--skip-logging",
         "--processes",

@@ -13,7 +13,7 @@ from dramatiq.middleware import TimeLimit
 
 from orgsync.pipelines import discovery, validation
 from orgsync.pipelines.aws_errors import MAX_BACKOFF_SECONDS
-from orgsync.services.actors import build
+from orgsync.services.processes.actors import build
 from orgsync.services.settings import Settings
 
 CONSUMER_TIMEOUT_MS = 30 * 60 * 1000

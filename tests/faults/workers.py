@@ -59,7 +59,7 @@ class Supervisor:
         self.argv = argv or [
             sys.executable,
             "-m",
-            "orgsync.services.cli",
+            "orgsync",
             "worker",
             "--processes",
             "1",

@@ -18,7 +18,7 @@ from orgsync.pipelines.credentials import Keyring
 from orgsync.pipelines.events import AccountsDiscovered, TagsHarvested
 from orgsync.pipelines.registration import store_organization
 from orgsync.pipelines.request_rules import Credentials, Filters
-from orgsync.services.actors import build
+from orgsync.services.processes.actors import build
 from orgsync.services.settings import Settings
 
 pytestmark = pytest.mark.integration

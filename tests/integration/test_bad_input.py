@@ -33,14 +33,14 @@ from orgsync.pipelines.events import (
     OrgRegistered,
     TagsHarvested,
 )
-from orgsync.services import client
 from orgsync.services.settings import Settings
-from orgsync.services.simulators.moto_aws import SimulatedAws, SimulatedAwsControl
-from orgsync.services.simulators.sample_org import (
+from orgsync.services.testing.moto_aws import SimulatedAws, SimulatedAwsControl
+from orgsync.services.testing.sample_org import (
     MANAGEMENT_ACCOUNT_ID,
     OrgSpec,
     build_organization,
 )
+from orgsync.services.use_cases import syncs
 from tests.e2e.conftest import aws, simulated_aws, worker  # noqa: F401 (fixtures)
 from tests.e2e.test_pipeline import TIMEOUT, register_and_sync, request_for
 
@@ -135,7 +135,7 @@ def test_bad_messages_on_every_queue_are_recorded_and_the_worker_keeps_consuming
         emptied_after.endpoint_url, OrgSpec(accounts=4, suspended=0, excluded=0)
     )
     org_id = register_and_sync(settings, request_for(org, "bad-input"))
-    sync_id = client.latest_sync(settings, org_id)
+    sync_id = syncs.latest_sync(settings, org_id)
     assert sync_id is not None
     conn.commit()
     before = inventory(conn)
@@ -159,7 +159,7 @@ def test_bad_messages_on_every_queue_are_recorded_and_the_worker_keeps_consuming
             rows = rejected(c)
         return rows if len(rows) >= expected else None
 
-    rows = client.wait_for(all_recorded, TIMEOUT, "not every bad message was recorded")
+    rows = syncs.wait_for(all_recorded, TIMEOUT, "not every bad message was recorded")
     conn.commit()
 
     assert len(rows) == expected  # each recorded once
@@ -195,8 +195,8 @@ def test_bad_messages_on_every_queue_are_recorded_and_the_worker_keeps_consuming
     broken = backend.get_account_by_id(stateless)
     broken.state = broken.status = None
     try:
-        second = client.sync(settings, org_id)
-        done = client.wait_sync(settings, second, TIMEOUT)
+        second = syncs.sync(settings, org_id)
+        done = syncs.wait_sync(settings, second, TIMEOUT)
     finally:
         backend.get_account_by_id(nameless).name = org.accounts[0].name
         broken.state = broken.status = "ACTIVE"

@@ -13,10 +13,10 @@ import pytest
 from botocore.config import Config
 from psycopg.types.json import Jsonb
 
-from orgsync.services import db
-from orgsync.services.budget import SLOW_START_DECREASE, Budget, lease_size
-from orgsync.services.simulators.sample_org import OrgSpec
-from orgsync.services.simulators.scale_aws import ScaleAws
+from orgsync.services.adapters import db
+from orgsync.services.adapters.budget import SLOW_START_DECREASE, Budget, lease_size
+from orgsync.services.testing.sample_org import OrgSpec
+from orgsync.services.testing.scale_aws import ScaleAws
 
 pytestmark = pytest.mark.integration
 

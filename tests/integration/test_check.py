@@ -20,9 +20,9 @@ import pytest
 from psycopg.conninfo import make_conninfo
 
 from orgsync.pipelines.credentials import Keyring, generate_key
-from orgsync.services import check, standalone
 from orgsync.services.settings import Settings
-from orgsync.services.simulators.moto_aws import SimulatedAws
+from orgsync.services.testing.moto_aws import SimulatedAws
+from orgsync.services.use_cases import check, standalone
 from tests.e2e.conftest import aws, simulated_aws, worker, worker_env  # noqa: F401 (fixtures)
 from tests.e2e.test_pipeline import register_and_sync, request_for
 from tests.integration.test_exporter import declare_queues
@@ -93,7 +93,7 @@ def test_check_prints_one_line_per_dependency_and_json_on_request(
 ) -> None:
     env = worker_env(ready, aws_env.endpoint_url)
     done = subprocess.run(
-        [sys.executable, "-m", "orgsync.services.cli", "check"],
+        [sys.executable, "-m", "orgsync", "check"],
         env=env,
         capture_output=True,
         text=True,
@@ -106,7 +106,7 @@ def test_check_prints_one_line_per_dependency_and_json_on_request(
     ]
     assert done.stderr == ""
     done = subprocess.run(
-        [sys.executable, "-m", "orgsync.services.cli", "check", "--json"],
+        [sys.executable, "-m", "orgsync", "check", "--json"],
         env=env,
         capture_output=True,
         text=True,
@@ -235,7 +235,7 @@ def test_check_org_assumes_the_organization_and_member_roles(
     aws_env: SimulatedAws,
     worker: Path,  # noqa: F811
 ) -> None:
-    from orgsync.services.simulators.sample_org import OrgSpec, build_organization
+    from orgsync.services.testing.sample_org import OrgSpec, build_organization
 
     org = build_organization(aws_env.endpoint_url, OrgSpec(accounts=3, suspended=0, excluded=0))
     register_and_sync(settings, request_for(org, "checked"))
@@ -265,8 +265,8 @@ def test_check_org_checks_the_change_event_queue(
     aws_env: SimulatedAws,
     worker: Path,  # noqa: F811
 ) -> None:
-    from orgsync.services.simulators.organization_events import create_feed
-    from orgsync.services.simulators.sample_org import OrgSpec, aws_client, build_organization
+    from orgsync.services.testing.organization_events import create_feed
+    from orgsync.services.testing.sample_org import OrgSpec, aws_client, build_organization
 
     org = build_organization(aws_env.endpoint_url, OrgSpec(accounts=2, suspended=0, excluded=0))
     url = create_feed(aws_env.endpoint_url)

@@ -24,11 +24,13 @@ from orgsync.pipelines.events import AccountsDiscovered, AccountsValidated, Even
 from orgsync.pipelines.registration import start_sync, store_organization
 from orgsync.pipelines.request_rules import Credentials, Filters
 from orgsync.pipelines.stage import Outcome
-from orgsync.services import cli, standalone, views
-from orgsync.services.aws import CLIENT_CONFIG
+from orgsync.services.adapters.aws import CLIENT_CONFIG
+from orgsync.services.commands import cli
 from orgsync.services.errors import UserError
-from orgsync.services.simulators.moto_aws import SimulatedAws, SimulatedAwsControl
-from orgsync.services.simulators.sample_org import MANAGEMENT_ACCOUNT_ID, aws_client
+from orgsync.services.read_models import inventory
+from orgsync.services.testing.moto_aws import SimulatedAws, SimulatedAwsControl
+from orgsync.services.testing.sample_org import MANAGEMENT_ACCOUNT_ID, aws_client
+from orgsync.services.use_cases import standalone
 from tests.conftest import outbox_events, stage_deps
 
 Conn = psycopg.Connection[dict[str, Any]]
@@ -627,7 +629,7 @@ def test_the_orgs_view_shows_the_last_sync_with_its_counts_by_reason(
 
     run = sync(conn, keyring, client, org.org_id)
 
-    (row,) = views.organizations(conn)
+    (row,) = inventory.organizations(conn)
     assert row["last_sync"]["sync_id"] == run.sync_id
     assert row["last_sync"]["complete"] is True
     assert row["last_sync"]["counts"] == {

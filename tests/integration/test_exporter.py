@@ -24,8 +24,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from orgsync.pipelines.events import QUEUES
-from orgsync.services import exporter
-from orgsync.services.broker import make_broker
+from orgsync.services.adapters.broker import make_broker
+from orgsync.services.processes import exporter
 from orgsync.services.settings import Settings
 
 pytestmark = pytest.mark.integration

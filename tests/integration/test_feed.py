@@ -31,8 +31,8 @@ from orgsync.pipelines.events import (
 )
 from orgsync.pipelines.orgs import Organization, load_organization, seal_credentials
 from orgsync.pipelines.request_rules import Credentials
-from orgsync.services import views
-from orgsync.services.feed import Feed
+from orgsync.services.processes.feed_poller import Feed
+from orgsync.services.read_models import inventory
 from tests.conftest import stage_deps
 
 pytestmark = pytest.mark.integration
@@ -346,7 +346,7 @@ def test_the_poller_deletes_a_message_only_once_its_work_is_committed(world: Wor
     assert not world.sqs.receive_message(QueueUrl=world.url).get("Messages")
     assert [o for _, o in world.outcomes()] == ["rejected", "applied"]
     assert world.account_row(world.prod)["org_path"] == "Root/Eng"
-    (shown,) = views.organizations(world.conn)
+    (shown,) = inventory.organizations(world.conn)
     assert shown["feed"]["queue"] == world.url and shown["feed"]["handled"] == 2
     assert shown["feed"]["error"] is None and shown["feed"]["lag_seconds"] is not None
 
@@ -356,7 +356,7 @@ def test_a_deleted_queue_is_shown_with_its_reason_and_tried_again_later(world: W
     poller = Feed(world.deps, lambda org, url: world.sqs, wait_seconds=0)
     delay = poller.attempt(world.org_id, world.url, 3)
     assert delay is not None and 0 <= delay <= 16
-    (shown,) = views.organizations(world.conn)
+    (shown,) = inventory.organizations(world.conn)
     assert "NonExistentQueue" in shown["feed"]["error"]
     assert shown["feed"]["retry_at"] is not None
 

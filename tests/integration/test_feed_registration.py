@@ -18,8 +18,8 @@ from orgsync.pipelines.credentials import Keyring
 from orgsync.pipelines.orgs import load_organization
 from orgsync.pipelines.registration import Verdict
 from orgsync.pipelines.request_rules import Credentials
-from orgsync.services import views
-from orgsync.services.aws import AssumedRole, Aws
+from orgsync.services.adapters.aws import AssumedRole, Aws
+from orgsync.services.read_models import inventory
 
 pytestmark = pytest.mark.integration
 Conn = psycopg.Connection[dict[str, Any]]
@@ -81,7 +81,7 @@ def test_a_queue_the_role_can_read_is_stored_and_shown(
     assert verdict.org_id is not None
     org = load_organization(conn, keyring, verdict.org_id)
     assert org is not None and org.filters.events_queue_url == url
-    (shown,) = views.organizations(conn)
+    (shown,) = inventory.organizations(conn)
     assert shown["filters"]["events_queue_url"] == url
     assert shown["feed"]["queue"] == url and shown["feed"]["handled"] is None  # not polled yet
     # cleared with null, without a check
@@ -89,7 +89,7 @@ def test_a_queue_the_role_can_read_is_stored_and_shown(
         conn, keyring, assume, {"request_id": "r2", "org_id": org.org_id, "events_queue_url": None}
     )
     assert verdict.accepted, reasons(verdict)
-    (shown,) = views.organizations(conn)
+    (shown,) = inventory.organizations(conn)
     assert shown["feed"] is None and shown["filters"]["events_queue_url"] is None
 
 

@@ -21,7 +21,7 @@ import pytest
 
 from orgsync.pipelines.credentials import InvalidKeyringError, Keyring, UnknownKeyError
 from orgsync.pipelines.orgs import load_organization, seal_credentials
-from orgsync.services import keys
+from orgsync.services.adapters import keys
 from tests.integration.test_keys import ORGS, autocommit, creds, file_settings, key_file, seed
 
 __all__ = ["autocommit", "key_file"]  # fixtures

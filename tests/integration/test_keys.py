@@ -15,7 +15,7 @@ import pytest
 from orgsync.pipelines.credentials import CredentialError, Keyring, generate_key, seal_json
 from orgsync.pipelines.orgs import load_organization, seal_credentials
 from orgsync.pipelines.request_rules import Credentials
-from orgsync.services import keys
+from orgsync.services.adapters import keys
 from orgsync.services.errors import UserError
 from orgsync.services.settings import Settings
 
@@ -196,7 +196,7 @@ def test_rotation_refuses_a_swapped_ciphertext_before_touching_the_key_file(
 def orgsync(database_url: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("ORGSYNC_")}
     return subprocess.run(
-        [sys.executable, "-m", "orgsync.services.cli", *args],
+        [sys.executable, "-m", "orgsync", *args],
         env={**environ, "ORGSYNC_DATABASE_URL": database_url, **env},
         capture_output=True,
         text=True,

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from orgsync.services import db
+from orgsync.services.adapters import db
 
 pytestmark = pytest.mark.integration
 

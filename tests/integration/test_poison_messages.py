@@ -29,8 +29,9 @@ from dramatiq.brokers.stub import StubBroker
 from dramatiq.common import dq_name
 
 from orgsync.pipelines.events import QUEUES, REGISTRATION_QUEUE, STAGES
-from orgsync.services import client, health
+from orgsync.services.processes import health
 from orgsync.services.settings import Settings
+from orgsync.services.use_cases import syncs
 from tests.e2e.conftest import running_worker
 from tests.integration.test_bad_input import publish
 
@@ -70,7 +71,7 @@ def poison(queue: str, actor: str, tag: str) -> dict[str, bytes]:
 
 
 def until(condition: Any, message: str) -> None:
-    client.wait_for(lambda: True if condition() else None, TIMEOUT, message)
+    syncs.wait_for(lambda: True if condition() else None, TIMEOUT, message)
 
 
 def free_port() -> int:

@@ -19,7 +19,7 @@ from orgsync.pipelines.credentials import Keyring
 from orgsync.pipelines.events import AccountsValidated, TagsHarvested
 from orgsync.pipelines.orgs import seal_credentials
 from orgsync.pipelines.request_rules import Credentials
-from orgsync.services import cli
+from orgsync.services.commands import cli
 from tests.conftest import outbox_events, stage_deps
 
 pytestmark = pytest.mark.integration

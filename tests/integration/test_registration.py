@@ -19,7 +19,7 @@ from orgsync.pipelines.events import Event, OrgRegistered, TagsHarvested
 from orgsync.pipelines.orgs import load_organization
 from orgsync.pipelines.registration import UNREADABLE, Verdict
 from orgsync.pipelines.request_rules import Credentials
-from orgsync.services import scheduler
+from orgsync.services.processes import scheduler
 from tests.conftest import stage_deps
 
 pytestmark = pytest.mark.integration

@@ -12,8 +12,8 @@ from orgsync.pipelines.credentials import Keyring
 from orgsync.pipelines.idempotency import conflict_id, request_digest
 from orgsync.pipelines.orgs import load_organization
 from orgsync.pipelines.registration import decided
-from orgsync.services import client
 from orgsync.services.settings import Settings
+from orgsync.services.use_cases import registering
 from tests.integration.test_registration import (
     ORG,
     OU_DEEP,
@@ -88,8 +88,8 @@ def test_the_publisher_of_the_reused_id_waits_for_its_own_verdict(
     conn.commit()
 
     # what `orgsync update ... --request-id reuse-3` and the web console wait for
-    assert client.wait_verdict(settings, "reuse-3", 5, first).accepted
-    mine = client.wait_verdict(settings, "reuse-3", 5, second)
+    assert registering.wait_verdict(settings, "reuse-3", 5, first).accepted
+    mine = registering.wait_verdict(settings, "reuse-3", 5, second)
     assert not mine.accepted and "already used" in mine.reasons[0].message
 
 

@@ -15,7 +15,7 @@ from orgsync.pipelines.credentials import Keyring
 from orgsync.pipelines.events import OrgRegistered
 from orgsync.pipelines.registration import start_sync
 from orgsync.pipelines.stage import Outcome
-from orgsync.services.simulators.moto_aws import SimulatedAws
+from orgsync.services.testing.moto_aws import SimulatedAws
 from tests.conftest import stage_deps
 from tests.integration.test_discovery import (
     AwsOrg,

@@ -14,7 +14,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from orgsync.pipelines import discovery
-from orgsync.services.simulators.moto_aws import (
+from orgsync.services.testing.moto_aws import (
     MODEST_RATES,
     ControlPlaneError,
     SimulatedAws,
@@ -22,8 +22,8 @@ from orgsync.services.simulators.moto_aws import (
     add_rate_arguments,
     rates_from_args,
 )
-from orgsync.services.simulators.sample_org import OrgSpec, build_organization, change_tags
-from orgsync.services.simulators.scale_aws import ScaleAws, describe, generate
+from orgsync.services.testing.sample_org import OrgSpec, build_organization, change_tags
+from orgsync.services.testing.scale_aws import ScaleAws, describe, generate
 
 pytestmark = pytest.mark.integration
 

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 
 def orgsync(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "orgsync.services.cli", *argv],
+        [sys.executable, "-m", "orgsync", *argv],
         env={**os.environ, **env},
         capture_output=True,
         text=True,

@@ -19,12 +19,12 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from orgsync.services.simulators.moto_aws import (
+from orgsync.services.testing.moto_aws import (
     ControlPlaneError,
     SimulatedAws,
     SimulatedAwsControl,
 )
-from orgsync.services.simulators.sample_org import (
+from orgsync.services.testing.sample_org import (
     OrgSpec,
     SampleOrg,
     Service,
@@ -347,7 +347,7 @@ def test_module_entry_point_serves_until_sigterm_and_reports_its_port(tmp_path: 
     port_file = tmp_path / "port"
     process = subprocess.Popen(
         [
-            *(sys.executable, "-m", "orgsync.services.simulators.moto_aws", "--port", "0"),
+            *(sys.executable, "-m", "orgsync.services.testing.moto_aws", "--port", "0"),
             *("--port-file", str(port_file), "--seed", "3", "--latency-ms", "7"),
         ],
         cwd=REPO_ROOT,

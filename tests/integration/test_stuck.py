@@ -17,8 +17,8 @@ from orgsync.pipelines.events import (
     TagsHarvested,
 )
 from orgsync.pipelines.outbox import emit
-from orgsync.services import db, relay
-from orgsync.services.broker import make_broker
+from orgsync.services.adapters import db, relay
+from orgsync.services.adapters.broker import make_broker
 from orgsync.services.settings import Settings, SettingsError
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from orgsync.services import cli, progress
+from orgsync.services.commands import cli
+from orgsync.services.read_models import sync_progress
 from orgsync.services.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -73,9 +74,11 @@ def finish_walk(conn: Conn, sync_id: str, complete: bool = True) -> None:
 def test_plain_lines_follow_each_stage_and_a_summary_closes(settings: Settings, conn: Conn) -> None:
     sync_id, ids = new_sync(conn, 4)
     out = io.StringIO()
-    result: list[progress.Snapshot] = []
+    result: list[sync_progress.Snapshot] = []
     follower = threading.Thread(
-        target=lambda: result.append(progress.follow(settings, sync_id, 30, out, interval=0.05))
+        target=lambda: result.append(
+            sync_progress.follow(settings, sync_id, 30, out, interval=0.05)
+        )
     )
     follower.start()
     time.sleep(0.3)
@@ -97,7 +100,7 @@ def test_plain_lines_follow_each_stage_and_a_summary_closes(settings: Settings, 
     assert len(lines) == len(set(line.rsplit("  ", 1)[0] for line in lines))  # one per change
     (snap,) = result
     assert snap.finished and snap.passed["reconciled"] == 4
-    summary = progress.summary(conn, sync_id)
+    summary = sync_progress.summary(conn, sync_id)
     assert summary["accounts"] == {"ok": 3, "assume_role_failed": 1}
     assert summary["changes"] == 0 and summary["duration_seconds"] >= 0
 
@@ -107,7 +110,7 @@ def test_a_terminal_gets_one_line_rewritten_in_place(settings: Settings, conn: C
     finish_walk(conn, sync_id)
     advance(conn, sync_id, ids, "reconciled")
     out = Terminal()
-    progress.follow(settings, sync_id, 10, out)
+    sync_progress.follow(settings, sync_id, 10, out)
     assert out.getvalue().startswith("\r\x1b[2Kdiscovery walked (2 accounts)")
     assert out.getvalue().endswith("\n") and out.getvalue().count("\n") == 1
 

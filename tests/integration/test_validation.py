@@ -22,9 +22,10 @@ from orgsync.pipelines.events import AccountsDiscovered, AccountsValidated
 from orgsync.pipelines.registration import store_organization
 from orgsync.pipelines.request_rules import Credentials, Filters
 from orgsync.pipelines.stage import Outcome
-from orgsync.services import client
-from orgsync.services.broker import make_broker
+from orgsync.services.adapters import dead_letters
+from orgsync.services.adapters.broker import make_broker
 from orgsync.services.settings import Settings
+from orgsync.services.use_cases import redrive
 from tests.conftest import outbox_events, stage_deps
 
 pytestmark = pytest.mark.integration
@@ -310,14 +311,14 @@ def test_retry_failed_re_drives_dead_letters_and_failures_and_reports_what_it_le
     org.commit()
     run(org, keyring, ScriptedSts(a403=[DENIED]), page(403))
     dead_letter(own_broker_url, page(401), page(402))
-    assert client.dead_letter_count(settings) == 3
+    assert dead_letters.dead_letter_count(settings) == 3
 
-    dry = client.retry_failed(settings, ORG, dry_run=True)
+    dry = redrive.retry_failed(settings, ORG, dry_run=True)
     assert (dry.queued, dry.failed, dry.dead_lettered, dry.stale, dry.left) == (2, 1, 1, 1, 1)
-    assert client.dead_letter_count(settings) == 3
+    assert dead_letters.dead_letter_count(settings) == 3
     assert account(org, 403)["stage"] == "validated"
 
-    done = client.retry_failed(settings, ORG)
+    done = redrive.retry_failed(settings, ORG)
     assert (done.queued, done.failed, done.dead_lettered, done.stale, done.left) == (2, 1, 1, 1, 1)
     assert "queued 2 account(s) for validation (1 from account-discovered.XQ)" in done.describe()
     assert [m["raw"] for m in queued(own_broker_url, f"{QUEUE}.XQ")] == [b"{not json"]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from orgsync.services.aws import Aws
+from orgsync.services.adapters.aws import Aws
 
 AWS_VARIABLES = ("AWS_PROFILE", "AWS_RETRY_MODE", "AWS_MAX_ATTEMPTS", "AWS_CONFIG_FILE")
 

@@ -14,8 +14,8 @@ from orgsync.pipelines.request_rules import (
     check_request,
     operation_names,
 )
-from orgsync.services import cli
-from orgsync.services.commands.registration import request_from
+from orgsync.services.commands import cli
+from orgsync.services.commands.organizations import request_from
 from orgsync.services.settings import (
     DEFAULT_AWS_RATES,
     SettingsError,

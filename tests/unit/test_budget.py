@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from orgsync.services.budget import (
+from orgsync.services.adapters.budget import (
     DECREASE,
     DECREASE_INTERVAL_S,
     SLOW_START_DECREASE,

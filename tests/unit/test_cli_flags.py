@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from orgsync.services import cli
-from orgsync.services.commands import context
+from orgsync.services.commands import cli, context
 from orgsync.services.errors import UserError
 
 REQUIRED = (
@@ -161,9 +160,11 @@ def test_account_add_takes_a_duration_and_the_external_id_from_a_file(tmp_path: 
 def test_the_demo_without_the_simulated_aws_installed_says_how_to_get_it(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setitem(sys.modules, "orgsync.services.demo", None)  # import fails as without moto
+    # the import fails as it does without moto
+    monkeypatch.setitem(sys.modules, "orgsync.services.processes.demo", None)
     assert cli.main(["demo"]) == 2
     assert capsys.readouterr().err.startswith(
-        "orgsync: the demo needs the simulated AWS (orgsync.services.demo is not installed):"
+        "orgsync: the demo needs the simulated AWS"
+        " (orgsync.services.processes.demo is not installed):"
         " pip install 'orgsync[sim]'"
     )

@@ -19,8 +19,8 @@ import yaml
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import Metric
 
-from orgsync.services.exporter import Exporter
-from orgsync.services.metrics import WorkerMetrics
+from orgsync.services.processes.exporter import Exporter
+from orgsync.services.processes.metrics import WorkerMetrics
 from orgsync.services.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]

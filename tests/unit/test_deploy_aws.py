@@ -16,7 +16,8 @@ import pytest
 import yaml
 from botocore import xform_name
 
-from orgsync.services import cli, iam_policy
+from orgsync.services.commands import cli
+from orgsync.services.use_cases import iam_policy
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy" / "aws"
@@ -52,7 +53,7 @@ def calls_in_code(services: tuple[str, ...]) -> set[str]:
         path.read_text()
         for folder in ("pipelines", "services")
         for path in (ROOT / folder).rglob("*.py")
-        if "simulators" not in path.parts
+        if "testing" not in path.parts
     ]
     session = botocore.session.get_session()
     found = set()
@@ -66,7 +67,7 @@ def calls_in_code(services: tuple[str, ...]) -> set[str]:
 
 
 def test_the_org_role_policy_allows_exactly_the_calls_made_with_the_org_role() -> None:
-    # the organization role's clients are Organizations and IAM (services/aws.py)
+    # the organization role's clients are Organizations and IAM (services/adapters/aws.py)
     assert iam_policy.actions(iam_policy.org_permissions()) == calls_in_code(
         ("organizations", "iam")
     )

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from orgsync.pipelines.request_rules import check_request, queue_region, queue_url_problems
-from orgsync.services import cli
-from orgsync.services.commands.registration import request_from
+from orgsync.services.commands import cli
+from orgsync.services.commands.organizations import request_from
 
 AWS_URL = "https://sqs.eu-west-1.amazonaws.com/123456789012/orgsync-organization-events"
 

@@ -16,8 +16,8 @@ from botocore.exceptions import ClientError
 from orgsync.pipelines import discovery, harvest
 from orgsync.pipelines.registration import REQUIRED_ACTIONS, LiveCheck, check_live
 from orgsync.pipelines.request_rules import Credentials
-from orgsync.services.simulators.moto_aws import SimulatedAws, SimulatedAwsControl
-from orgsync.services.simulators.sample_org import OrgSpec, build_organization
+from orgsync.services.testing.moto_aws import SimulatedAws, SimulatedAwsControl
+from orgsync.services.testing.sample_org import OrgSpec, build_organization
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/secret-path/OrgReader"
 ORG_ID = "o-abcdefghij"

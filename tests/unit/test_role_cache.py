@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from orgsync.pipelines.request_rules import Credentials
-from orgsync.services import aws as aws_module
-from orgsync.services.aws import AssumedRole, Aws
+from orgsync.services.adapters import aws as aws_module
+from orgsync.services.adapters.aws import AssumedRole, Aws
 from tests.integration.test_keys import creds
 
 

@@ -1,4 +1,5 @@
-"""The allow-list itself (services/screening.py): what dramatiq writes passes, nothing else."""
+"""The allow-list itself (services/adapters/screening.py): what dramatiq writes passes, nothing
+else."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import dramatiq
 import pytest
 from dramatiq.common import dq_name
 
-from orgsync.services.screening import problem
+from orgsync.services.adapters.screening import problem
 
 
 def retried_envelope(queue: str) -> dramatiq.Message[object]:

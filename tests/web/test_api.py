@@ -12,7 +12,7 @@ import pytest
 from psycopg.types.json import Jsonb
 from starlette.testclient import TestClient
 
-from orgsync.services import cli
+from orgsync.services.commands import cli
 from orgsync.services.settings import Settings
 from orgsync.services.web.app import create_app
 from tests.web.conftest import HOSTILE, TOKEN, add_account, add_failure, add_org, add_sync

@@ -258,7 +258,7 @@ def test_retrying_shows_the_count_before_it_queues(
 
 def test_orgsync_web_refuses_to_start_without_a_password_in_one_line() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "orgsync.services.cli", "web", "--port", "0"],
+        [sys.executable, "-m", "orgsync", "web", "--port", "0"],
         env={"PATH": "/usr/bin:/bin", "HOME": "/tmp"},
         capture_output=True,
         text=True,
@@ -271,7 +271,7 @@ def test_orgsync_web_refuses_to_start_without_a_password_in_one_line() -> None:
 
 def test_a_password_hash_signs_in_with_its_password_only() -> None:
     made = subprocess.run(
-        [sys.executable, "-m", "orgsync.services.cli", "web", "--hash-password"],
+        [sys.executable, "-m", "orgsync", "web", "--hash-password"],
         input="s3cret\n",
         capture_output=True,
         text=True,

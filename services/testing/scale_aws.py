@@ -42,7 +42,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from xml.sax.saxutils import escape
 
-from orgsync.services.simulators.moto_aws import (
+from orgsync.services.testing.moto_aws import (
     _JSON_MESSAGES,
     DEFAULT_CALLER_ACCOUNT,
     AwsCall,
@@ -54,7 +54,7 @@ from orgsync.services.simulators.moto_aws import (
     fault_control,
     rates_from_args,
 )
-from orgsync.services.simulators.sample_org import (
+from orgsync.services.testing.sample_org import (
     MANAGEMENT_ACCOUNT_ID,
     MEMBER_ROLE_NAME,
     ORG_ROLE_NAME,

@@ -16,13 +16,13 @@ from typing import Any
 import psycopg
 
 from orgsync.pipelines.credentials import CredentialError
-from orgsync.services.commands import inventory, operations, processes, registration, setup
+from orgsync.services.commands import inventory, operator, organizations, processes, setup
 from orgsync.services.commands.context import Context
 from orgsync.services.errors import ServiceUnavailable, UserError
 from orgsync.services.settings import Settings, SettingsError
 
 # the command groups, in the order `orgsync --help` lists them
-GROUPS = (setup, registration, inventory, operations, processes)
+GROUPS = (setup, organizations, inventory, operator, processes)
 # long-running processes keep their structured logs on stderr (the worker's come from its
 # dramatiq processes, which configure their own); other commands show them only with
 # --verbose, so that a library's warnings never come before a one-line answer, and pika's
@@ -92,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except psycopg.errors.UndefinedTable:
         assert settings is not None
-        from orgsync.services.db import describe
+        from orgsync.services.adapters.db import describe
 
         print(
             f"orgsync: the database {describe(settings.database_url)} has no orgsync tables"

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import boto3
 from botocore.config import Config
 
-from orgsync.services.simulators.moto_aws import SimulatedAwsControl
+from orgsync.services.testing.moto_aws import SimulatedAwsControl
 
 MANAGEMENT_ACCOUNT_ID = "123456789012"  # moto's default account; it must create the org
 ORG_ROLE_NAME = "OrgSyncReadOnly"

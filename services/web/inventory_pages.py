@@ -11,8 +11,8 @@ from starlette.routing import Route
 
 from orgsync.pipelines import badges
 from orgsync.pipelines.orgs import resolve_org_id
-from orgsync.services import views
-from orgsync.services.web import listing, operations
+from orgsync.services.read_models import inventory
+from orgsync.services.web import listing, operator_pages
 from orgsync.services.web.auth import page
 from orgsync.services.web.render import render
 
@@ -20,7 +20,7 @@ from orgsync.services.web.render import render
 @page
 def orgs(request: Request) -> Response:
     with request.app.state.pool.connection() as conn:
-        rows = views.organizations(conn)
+        rows = inventory.organizations(conn)
     return render(request, "orgs.html", orgs=rows)
 
 
@@ -66,7 +66,7 @@ def accounts(request: Request) -> Response:
     with request.app.state.pool.connection() as conn:
         query, problems = parse_listing(conn, args)
         if args.get("excluded"):
-            rows = views.excluded(conn, query.org_id)
+            rows = inventory.excluded(conn, query.org_id)
             total = len(rows)
         else:
             rows, total = listing.page(conn, query)
@@ -115,8 +115,8 @@ def show_account(
         row = conn.execute(ACCOUNT, (account_id,)).fetchone()
         if row is None:
             return render(request, "error.html", 404, message=f"no account {account_id}")
-        badge_rows = views.badges(conn, account_id)
-        history = views.badge_history(conn, account_id)
+        badge_rows = inventory.badges(conn, account_id)
+        history = inventory.badge_history(conn, account_id)
     return render(
         request,
         "account.html",
@@ -157,5 +157,5 @@ def routes() -> list[Route]:
         Route("/accounts", accounts),
         Route("/accounts/{account_id}", account),
         Route("/accounts/{account_id}/badges", edit_badges, methods=["POST"]),
-        *operations.routes(),
+        *operator_pages.routes(),
     ]

@@ -33,9 +33,9 @@ from prometheus_client import multiprocess as prometheus_multiprocess
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from orgsync.pipelines.events import STAGE_BY_QUEUE
-from orgsync.services import health
 from orgsync.services.logs import configure as configure_logging
 from orgsync.services.logs import get_logger
+from orgsync.services.processes import health
 from orgsync.services.settings import Settings
 
 log = get_logger("orgsync.metrics")

@@ -6,16 +6,18 @@ import argparse
 import dataclasses
 import time
 
-from orgsync.services import client, queues, views
+from orgsync.services.adapters import dead_letters, queues
 from orgsync.services.commands.context import Command, Context, duration
+from orgsync.services.commands.output import print_json, table
 from orgsync.services.errors import ServiceUnavailable
-from orgsync.services.output import print_json, table
+from orgsync.services.read_models import inventory
+from orgsync.services.use_cases import redrive
 
 
 def cmd_failed(ctx: Context, args: argparse.Namespace) -> int:
     with ctx.connect() as conn:
         org_id = ctx.org_id(conn, args.org) if args.org else None
-        rows = views.failures(conn, org_id)
+        rows = inventory.failures(conn, org_id)
     if args.json:
         print_json(rows)
         return 0
@@ -23,13 +25,13 @@ def cmd_failed(ctx: Context, args: argparse.Namespace) -> int:
     print(table(rows, [*columns, "first_failed_at", "last_failed_at"]))
     print(f"{len(rows)} failed account(s)")
     try:
-        dead = client.dead_letter_count(ctx.settings)
+        dead = dead_letters.dead_letter_count(ctx.settings)
     except ServiceUnavailable as error:
         print(f"dead-lettered validations not counted: {error}")
         return 0
     if dead:
         print(
-            f"{dead} validation message(s) dead-lettered in {client.DEAD_LETTERS} without an"
+            f"{dead} validation message(s) dead-lettered in {dead_letters.DEAD_LETTERS} without an"
             " outcome: `orgsync retry-failed` re-drives them"
         )
     return 0
@@ -38,7 +40,7 @@ def cmd_failed(ctx: Context, args: argparse.Namespace) -> int:
 def cmd_retry_failed(ctx: Context, args: argparse.Namespace) -> int:
     with ctx.connect() as conn:
         org_id = ctx.org_id(conn, args.org) if args.org else None
-    result = client.retry_failed(ctx.settings, org_id, args.account, args.code, args.dry_run)
+    result = redrive.retry_failed(ctx.settings, org_id, args.account, args.code, args.dry_run)
     if args.json:
         print_json({"queued": result.queued, **dataclasses.asdict(result)})
     else:

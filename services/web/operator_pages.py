@@ -9,8 +9,10 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from orgsync.pipelines.orgs import resolve_org_id
-from orgsync.services import client, queues, views
+from orgsync.services.adapters import dead_letters, queues
 from orgsync.services.errors import ServiceUnavailable, UserError
+from orgsync.services.read_models import inventory
+from orgsync.services.use_cases import redrive, syncs
 from orgsync.services.web.auth import page
 from orgsync.services.web.render import render
 
@@ -22,10 +24,10 @@ def failed(request: Request) -> Response:
     org = request.query_params.get("org", "").strip()
     with request.app.state.pool.connection() as conn:
         org_id = resolve_org_id(conn, org) if org else None
-        rows = views.failures(conn, org_id if org_id else (org or None))
+        rows = inventory.failures(conn, org_id if org_id else (org or None))
         org_list = conn.execute("SELECT org_id, nickname FROM organizations ORDER BY 2").fetchall()
     try:
-        dead = client.dead_letter_count(request.app.state.settings)
+        dead = dead_letters.dead_letter_count(request.app.state.settings)
     except ServiceUnavailable as error:
         dead, problem = None, str(error)
     else:
@@ -44,7 +46,7 @@ def retry(request: Request) -> Response:
     scope = {name: (str(form.get(name, "")).strip() or None) for name in ("org", "account", "code")}
     confirmed = form.get("confirm") == "yes"
     try:
-        result = client.retry_failed(
+        result = redrive.retry_failed(
             request.app.state.settings,
             scope["org"],
             scope["account"],
@@ -74,7 +76,7 @@ def pipeline_state(request: Request) -> dict[str, Any]:
     with request.app.state.pool.connection() as conn:
         for row in conn.execute(CURRENT).fetchall():
             # the same per-stage counts as `orgsync sync --wait` follows
-            progress = views.sync_progress(conn, row["sync_id"]) if row["sync_id"] else {}
+            progress = inventory.sync_progress(conn, row["sync_id"]) if row["sync_id"] else {}
             sync = progress.get("sync") or {}
             current.append({**row, "complete": sync.get("complete"), **progress})
         last = conn.execute(LAST_SYNCS).fetchall()
@@ -108,7 +110,7 @@ def sync_now(request: Request) -> Response:
     if org_id is None:
         return render(request, "error.html", 404, message="no such organization")
     try:
-        client.sync(request.app.state.settings, org_id)
+        syncs.sync(request.app.state.settings, org_id)
     except (ServiceUnavailable, UserError) as error:
         return render(request, "error.html", 503, message=str(error))
     return RedirectResponse("/pipeline", status_code=303)

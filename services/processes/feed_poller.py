@@ -190,11 +190,11 @@ def run_alone(settings: Any) -> int:
     """`orgsync worker --stages events`: the feed without any stage queue, until SIGTERM."""
     import signal
 
-    from orgsync.services.actors import Resources
-    from orgsync.services.broker import make_broker
+    from orgsync.services.adapters.broker import make_broker
     from orgsync.services.logs import configure
+    from orgsync.services.processes.actors import Resources
 
-    # the worker always logs; the CLI silences commands that exec nothing (services/cli.py)
+    # the worker always logs; the CLI silences commands that exec nothing (services/commands/cli.py)
     logging.disable(logging.NOTSET)
     configure(settings.log_level, settings.log_format)
     resources = Resources.open(settings, make_broker(settings.broker_url))

@@ -11,8 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from orgsync.services import db, views
+from orgsync.services.adapters import db
 from orgsync.services.errors import UserError
+from orgsync.services.read_models import inventory
 from orgsync.services.settings import Settings
 
 STAGES = ("discovered", "validated", "harvested", "reconciled")
@@ -48,7 +49,7 @@ class Snapshot:
 
     @property
     def finished(self) -> bool:
-        return views.sync_finished({"sync": self.sync, "stages": self.stages})
+        return inventory.sync_finished({"sync": self.sync, "stages": self.stages})
 
     def line(self, elapsed: float) -> str:
         total = self.passed["discovered"]
@@ -59,7 +60,7 @@ class Snapshot:
 
 
 def snapshot(conn: Any, sync_id: str) -> Snapshot:
-    state = views.sync_progress(conn, sync_id)
+    state = inventory.sync_progress(conn, sync_id)
     return Snapshot(state["sync"], state["stages"])
 
 

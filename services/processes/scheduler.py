@@ -11,9 +11,10 @@ from typing import Any
 
 import psycopg
 
-from orgsync.services import client, db
+from orgsync.services.adapters import db
 from orgsync.services.logs import get_logger
 from orgsync.services.settings import Settings
+from orgsync.services.use_cases import syncs
 
 log = get_logger("orgsync.scheduler")
 _LOCK = 0x6F726763  # any fixed number shared by every scheduler
@@ -35,7 +36,7 @@ def due(conn: psycopg.Connection[dict[str, Any]], interval: float) -> list[str]:
 def tick(settings: Settings, conn: psycopg.Connection[dict[str, Any]]) -> list[str]:
     started = []
     for org_id in due(conn, settings.sync_interval):
-        sync_id = client.sync(settings, org_id, trigger="schedule")
+        sync_id = syncs.sync(settings, org_id, trigger="schedule")
         log.info("sync_scheduled", org_id=org_id, sync_id=sync_id)
         started.append(sync_id)
     return started

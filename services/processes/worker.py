@@ -1,13 +1,13 @@
-"""What `orgsync worker` runs (`dramatiq orgsync.services.worker`): settings, logging, and the
-broker with every actor, built by `orgsync.services.actors.build` and made dramatiq's global
-broker."""
+"""What `orgsync worker` runs (`dramatiq orgsync.services.processes.worker`): settings, logging,
+and the broker with every actor, built by `orgsync.services.processes.actors.build` and made
+dramatiq's global broker."""
 
 from __future__ import annotations
 
 import dramatiq
 
-from orgsync.services.actors import build
 from orgsync.services.logs import configure as configure_logging
+from orgsync.services.processes.actors import build
 from orgsync.services.settings import Settings
 
 SETTINGS = Settings.from_env()

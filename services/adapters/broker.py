@@ -29,9 +29,9 @@ from dramatiq.common import q_name
 from dramatiq.middleware import CurrentMessage
 
 from orgsync.pipelines.registration import UNREADABLE
-from orgsync.services import advice
+from orgsync.services.adapters import connection_advice
+from orgsync.services.adapters.screening import problem, stand_in
 from orgsync.services.errors import ServiceUnavailable
-from orgsync.services.screening import problem, stand_in
 
 
 def describe(url: str) -> str:
@@ -94,7 +94,7 @@ def make_broker(url: str) -> RabbitmqBroker:
 
 
 def unavailable(url: str, error: Exception) -> ServiceUnavailable:
-    return ServiceUnavailable(*advice.rabbitmq(url, error))
+    return ServiceUnavailable(*connection_advice.rabbitmq(url, error))
 
 
 def connect(url: str) -> pika.BlockingConnection:

@@ -13,7 +13,7 @@ from typing import Any
 from orgsync.pipelines import registration, validation
 from orgsync.pipelines.credentials import CredentialError, MissingKeysError
 from orgsync.pipelines.orgs import load_organization, resolve_org_id
-from orgsync.services import broker, db, keys, queues
+from orgsync.services.adapters import broker, db, keys, queues
 from orgsync.services.errors import ServiceUnavailable
 from orgsync.services.settings import Settings
 
@@ -244,7 +244,7 @@ def run(
         verdicts += [pg, migrations, mq, check_queues(connection)]
         verdicts.append(check_keys(settings, conn))
         if aws_factory is None:
-            from orgsync.services.aws import Aws
+            from orgsync.services.adapters.aws import Aws
 
             aws_factory = Aws
         aws_verdict, aws = check_aws(aws_factory)

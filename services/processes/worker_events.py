@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import dramatiq
 
-from orgsync.services.actors import build
 from orgsync.services.logs import configure as configure_logging
+from orgsync.services.processes.actors import build
 from orgsync.services.settings import Settings
 
 SETTINGS = Settings.from_env()

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from orgsync.pipelines.change_events import DETAIL_TYPES, EVENT_SOURCE, SOURCE, WORK
-from orgsync.services.simulators.sample_org import MANAGEMENT_ACCOUNT_ID, aws_client
+from orgsync.services.testing.sample_org import MANAGEMENT_ACCOUNT_ID, aws_client
 
 RULE = "orgsync-organization-events"
 PATTERN: dict[str, Any] = {

@@ -8,7 +8,7 @@ accounts, rejected messages). It keeps one connection to each between scrapes an
 one when a service went away, so it outlives restarts of both; a service that does not
 answer makes `orgsync_exporter_up{service=...}` 0 and /healthz 503, never a crash.
 
-The stage histograms and counters come from the workers themselves (services/metrics.py).
+The stage histograms and counters come from the workers themselves (services/processes/metrics.py).
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from psycopg.rows import dict_row
 
 from orgsync.pipelines.events import STAGES
-from orgsync.services import db, queues
-from orgsync.services.broker import describe as describe_broker
+from orgsync.services.adapters import db, queues
+from orgsync.services.adapters.broker import describe as describe_broker
 from orgsync.services.logs import get_logger
-from orgsync.services.metrics import Response, prometheus_text, serve
+from orgsync.services.processes.metrics import Response, prometheus_text, serve
 from orgsync.services.settings import Settings
 
 log = get_logger("orgsync.exporter")

@@ -18,19 +18,21 @@ from pathlib import Path
 from typing import Any
 
 from orgsync.pipelines.orgs import resolve_org_id
-from orgsync.services import client, db, keys, views
+from orgsync.services.adapters import db, keys
 from orgsync.services.commands.inventory import feed_state
+from orgsync.services.commands.output import table
 from orgsync.services.errors import UserError
-from orgsync.services.output import table
+from orgsync.services.read_models import inventory
 from orgsync.services.settings import Settings
-from orgsync.services.simulators.moto_aws import SimulatedAws
-from orgsync.services.simulators.organization_events import create_feed, publish, tag_account
-from orgsync.services.simulators.sample_org import (
+from orgsync.services.testing.moto_aws import SimulatedAws
+from orgsync.services.testing.organization_events import create_feed, publish, tag_account
+from orgsync.services.testing.sample_org import (
     OrgSpec,
     SampleOrg,
     build_organization,
     change_tags,
 )
+from orgsync.services.use_cases import redrive, registering, syncs
 
 NICKNAME = "demo"
 DENIED = 3  # member roles the demo breaks on purpose, then fixes
@@ -77,7 +79,7 @@ def start_worker(settings: Settings, endpoint: str, processes: int, threads: int
         [
             sys.executable,
             "-m",
-            "orgsync.services.cli",
+            "orgsync",
             "worker",
             "--processes",
             str(processes),
@@ -111,8 +113,8 @@ def walkthrough(
         "events_queue_url": create_feed(aws.endpoint_url),
     }
     request.update({"org_id": existing} if existing else {"nickname": NICKNAME})
-    client.submit(settings, request)
-    verdict = client.wait_verdict(settings, request["request_id"], timeout)
+    registering.submit(settings, request)
+    verdict = registering.wait_verdict(settings, request["request_id"], timeout)
     say(f"   verdict: {'accepted' if verdict.accepted else 'REJECTED'} as {verdict.org_id}")
     for problem in verdict.reasons:
         say(f"   reason: {problem.field}: {problem.message}")
@@ -121,7 +123,7 @@ def walkthrough(
     if not verdict.accepted or verdict.org_id is None:
         raise UserError("the demo organization was rejected")
     org_id = verdict.org_id
-    sync_id = client.wait_for(lambda: client.latest_sync(settings, org_id), timeout, "no sync")
+    sync_id = syncs.wait_for(lambda: syncs.latest_sync(settings, org_id), timeout, "no sync")
 
     say("\n2. sync: accounts flow through the stages")
     follow(settings, sync_id, timeout)
@@ -129,16 +131,16 @@ def walkthrough(
 
     say(f"\n3. {len(denied)} member roles were denied; fix them in AWS and retry-failed")
     with db.connect(settings.database_url) as conn:
-        failed = views.failures(conn, org_id)
+        failed = inventory.failures(conn, org_id)
     say(table(failed, ["account_id", "name", "code", "attempts"]))
     aws.faults.update(deny_assume_role=[])
-    redriven = client.retry_failed(settings, org_id)  # what `orgsync retry-failed` runs
+    redriven = redrive.retry_failed(settings, org_id)  # what `orgsync retry-failed` runs
     say(f"   orgsync retry-failed --org {NICKNAME}: {redriven.describe()}")
     for sync_id in sorted({row["sync_id"] for row in failed}):
         follow(settings, sync_id, timeout)
     with db.connect(settings.database_url) as conn:
-        still = views.failures(conn, org_id)
-        ok = len(views.accounts(conn, org_id=org_id, status="ok"))
+        still = inventory.failures(conn, org_id)
+        ok = len(inventory.accounts(conn, org_id=org_id, status="ok"))
     say(f"   after retry-failed: {ok} accounts ok, {len(still)} still failing")
 
     say("\n4. change tags in AWS, sync again, see the badges follow")
@@ -149,7 +151,7 @@ def walkthrough(
         changed[2].id: dict.fromkeys(changed[2].tags),
     }
     change_tags(aws.endpoint_url, changes)
-    second = client.sync(settings, org_id)
+    second = syncs.sync(settings, org_id)
     follow(settings, second, timeout)
     with db.connect(settings.database_url) as conn:
         history = conn.execute(
@@ -186,10 +188,10 @@ def feed_step(
             ).fetchone()
         return row
 
-    client.wait_for(badge, timeout, "the badge did not follow the event")
+    syncs.wait_for(badge, timeout, "the badge did not follow the event")
     with db.connect(settings.database_url) as conn:
         after = conn.execute("SELECT count(*) AS n FROM syncs WHERE trigger <> 'events'").fetchone()
-        (shown,) = [o for o in views.organizations(conn) if o["org_id"] == org_id]
+        (shown,) = [o for o in inventory.organizations(conn) if o["org_id"] == org_id]
     assert syncs is not None and after is not None
     say(
         f"   badge env={value} after {time.monotonic() - sent:.1f} s; syncs started: "
@@ -212,13 +214,13 @@ def follow(settings: Settings, sync_id: str, timeout: float) -> None:
             say(line)
 
     if sync_id:
-        client.wait_sync(settings, sync_id, timeout, on_progress=show)
+        syncs.wait_sync(settings, sync_id, timeout, on_progress=show)
 
 
 def show_accounts(settings: Settings, org_id: str) -> None:
     with db.connect(settings.database_url) as conn:
-        rows = views.accounts(conn, org_id=org_id, include_removed=True)
-        excluded = views.excluded(conn, org_id)
+        rows = inventory.accounts(conn, org_id=org_id, include_removed=True)
+        excluded = inventory.excluded(conn, org_id)
     for row in rows:
         row["badges"] = ", ".join(
             f"{b['key']}={b['value']}"

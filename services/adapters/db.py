@@ -15,7 +15,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from orgsync import schema
-from orgsync.services import advice
+from orgsync.services.adapters import connection_advice
 from orgsync.services.errors import ServiceUnavailable
 
 # schema/ is a package of data files, so an installed wheel carries the migrations with it
@@ -33,7 +33,7 @@ def describe(url: str) -> str:
 
 
 def unavailable(url: str, error: Exception) -> ServiceUnavailable:
-    return ServiceUnavailable(*advice.postgres(url, error))
+    return ServiceUnavailable(*connection_advice.postgres(url, error))
 
 
 def connect(url: str, **kwargs: object) -> psycopg.Connection[dict[str, object]]:

@@ -16,7 +16,7 @@ import pika
 import pika.exceptions
 
 from orgsync.pipelines.events import QUEUES
-from orgsync.services.broker import connect
+from orgsync.services.adapters.broker import connect
 
 
 def _ready(channel: Any, name: str) -> tuple[int | None, int | None]:

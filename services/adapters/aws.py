@@ -21,12 +21,13 @@ from botocore.config import Config
 
 from orgsync.pipelines.orgs import Organization
 from orgsync.pipelines.request_rules import Credentials, queue_region
-from orgsync.services.budget import SERVICE_SCOPE, Budget
+from orgsync.services.adapters.budget import SERVICE_SCOPE, Budget
 
 # botocore's own retries absorb short bursts of 5xx and network errors; what outlasts them goes
 # back to the queue with a longer, jittered backoff. Throttling is not theirs when the rate
-# budget is on (services/budget.py): its handler sees a throttled answer first and retries it
-# after a budget wait, so botocore's retries never storm an organization that asked for less.
+# budget is on (services/adapters/budget.py): its handler sees a throttled answer first and
+# retries it after a budget wait, so botocore's retries never storm an organization that asked
+# for less.
 # These are only defaults: AWS_RETRY_MODE and AWS_MAX_ATTEMPTS (or retry_mode / max_attempts
 # in the profile of AWS_CONFIG_FILE) win, each on its own, for what the budget leaves them.
 DEFAULT_RETRIES = {"mode": "standard", "max_attempts": 4}

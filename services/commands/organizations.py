@@ -8,7 +8,6 @@ import uuid
 from typing import Any
 
 from orgsync.pipelines.request_rules import CREDENTIAL_FIELDS
-from orgsync.services import client, progress
 from orgsync.services.commands.context import (
     Command,
     Context,
@@ -16,9 +15,11 @@ from orgsync.services.commands.context import (
     duration,
     external_id,
 )
+from orgsync.services.commands.output import print_json
 from orgsync.services.errors import UserError
-from orgsync.services.output import print_json
+from orgsync.services.read_models import sync_progress
 from orgsync.services.settings import SettingsError, parse_duration, parse_rate_override
+from orgsync.services.use_cases import registering, syncs
 
 
 def request_from(args: argparse.Namespace, org_id: str | None) -> dict[str, Any]:
@@ -72,12 +73,12 @@ def cmd_register(ctx: Context, args: argparse.Namespace) -> int:
         with ctx.connect() as conn:
             org_id = ctx.org_id(conn, args.org)
     request = request_from(args, org_id)
-    client.submit(ctx.settings, request)
+    registering.submit(ctx.settings, request)
     if args.no_wait:
         document = {"request_id": request["request_id"], "queued": True}
         print_json(document) if args.json else print(f"queued request {request['request_id']}")
         return 0
-    verdict = client.wait_verdict(ctx.settings, request["request_id"], args.timeout, request)
+    verdict = registering.wait_verdict(ctx.settings, request["request_id"], args.timeout, request)
     if args.json:
         print_json(verdict.as_json())
         return 0 if verdict.accepted else 1
@@ -91,7 +92,7 @@ def cmd_register(ctx: Context, args: argparse.Namespace) -> int:
         print(f"  warning {warning}")
     if not verdict.accepted:
         return 1
-    sync_id = progress.started_by(ctx.settings, verdict.request_id)
+    sync_id = sync_progress.started_by(ctx.settings, verdict.request_id)
     if sync_id is None:
         return 0
     print(f"sync {sync_id} started (`orgsync sync --attach {sync_id}` follows it)")
@@ -106,7 +107,7 @@ def cmd_sync(ctx: Context, args: argparse.Namespace) -> int:
         return show_sync(ctx, args.attach, args.timeout, json=args.json)
     with ctx.connect() as conn:
         org_id = ctx.org_id(conn, args.org)
-    sync_id = client.sync(ctx.settings, org_id, confirm_removals=args.confirm_removals)
+    sync_id = syncs.sync(ctx.settings, org_id, confirm_removals=args.confirm_removals)
     if not args.wait:
         print_json({"org_id": org_id, "sync_id": sync_id}) if args.json else print(
             f"sync {sync_id} of {org_id} started"
@@ -123,12 +124,12 @@ def show_sync(ctx: Context, sync_id: str, timeout: float, *, json: bool) -> int:
         uuid.UUID(sync_id)
     except ValueError:
         raise UserError(f"{sync_id!r} is not a sync id (a UUID)") from None
-    snap = progress.follow(ctx.settings, sync_id, timeout, None if json else sys.stdout)
+    snap = sync_progress.follow(ctx.settings, sync_id, timeout, None if json else sys.stdout)
     if json:
         print_json({"sync": snap.sync, "stages": snap.stages})
     else:
-        totals = progress.sync_summary(ctx.settings, sync_id)
-        print("\n".join(progress.describe_summary(sync_id, snap, totals)))
+        totals = sync_progress.sync_summary(ctx.settings, sync_id)
+        print("\n".join(sync_progress.describe_summary(sync_id, snap, totals)))
         if snap.sync and snap.sync.get("held"):
             print(f"held: {snap.sync['held']}")
     return 0 if snap.sync and snap.sync["complete"] and not snap.sync.get("held") else 1

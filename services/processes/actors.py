@@ -33,15 +33,16 @@ from orgsync.pipelines.events import REGISTRATION_ACTOR, STAGE_BY_NAME
 from orgsync.pipelines.outbox import emit
 from orgsync.pipelines.request_rules import Problem
 from orgsync.pipelines.stage import Deps, Outcome, StageResult
-from orgsync.services import db, metrics, relay
-from orgsync.services.aws import Aws
-from orgsync.services.broker import make_broker
-from orgsync.services.budget import Budget
-from orgsync.services.feed import Feed
-from orgsync.services.health import Watchdog
-from orgsync.services.keys import ReloadingKeyring
+from orgsync.services.adapters import db, relay
+from orgsync.services.adapters.aws import Aws
+from orgsync.services.adapters.broker import make_broker
+from orgsync.services.adapters.budget import Budget
+from orgsync.services.adapters.keys import ReloadingKeyring
 from orgsync.services.logs import get_logger
-from orgsync.services.middleware import StageMessages, recorder
+from orgsync.services.processes import metrics
+from orgsync.services.processes.feed_poller import Feed
+from orgsync.services.processes.health import Watchdog
+from orgsync.services.processes.middleware import StageMessages, recorder
 from orgsync.services.settings import Settings
 
 log = get_logger("orgsync.worker")

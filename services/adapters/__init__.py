@@ -1,0 +1,1 @@
+"""Adapters: what talks to PostgreSQL, RabbitMQ, AWS and the key files."""
