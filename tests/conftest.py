@@ -25,6 +25,7 @@ from orgsync.pipelines.credentials import Keyring, generate_key
 from orgsync.pipelines.events import STAGE_BY_QUEUE, Event
 from orgsync.pipelines.stage import Deps
 from orgsync.services.adapters import db
+from orgsync.services.bootstrap import House
 from orgsync.services.settings import Settings
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -155,6 +156,13 @@ def settings(database_url: str, broker_url: str, keyring: Keyring) -> Settings:
         encryption_keys=keyring.format(),
         log_format="json",
     )
+
+
+@pytest.fixture
+def house(settings: Settings) -> Iterator[House]:
+    """The test's composition root on its own database and vhost, closed after the test."""
+    with House(settings) as opened:
+        yield opened
 
 
 def stage_deps(conn: psycopg.Connection[Any], keyring: Keyring, **clients: Any) -> Deps:

@@ -17,10 +17,11 @@ from orgsync.pipelines import badges, registration
 from orgsync.pipelines.credentials import Keyring
 from orgsync.pipelines.events import Event, OrgRegistered, TagsHarvested
 from orgsync.pipelines.orgs import load_organization
-from orgsync.pipelines.registration import UNREADABLE, Verdict
-from orgsync.pipelines.request_rules import Credentials
+from orgsync.pipelines.registration import RegistrationMessage
+from orgsync.pipelines.request_rules import Credentials, Problem
+from orgsync.pipelines.verdicts import Verdict, decided
 from orgsync.services.processes import scheduler
-from tests.conftest import stage_deps
+from tests.conftest import outbox_events, stage_deps
 
 pytestmark = pytest.mark.integration
 Conn = psycopg.Connection[dict[str, Any]]
@@ -96,8 +97,14 @@ def new_request(request_id: str, nickname: str = "first", **fields: Any) -> dict
 def decide(
     conn: Conn, keyring: Keyring, raw: object, assume: Assume | None = None
 ) -> tuple[Verdict, list[Event]]:
-    with conn.transaction():
-        return registration.register(conn, keyring, raw, "fallback-id", assume or Assume())
+    """The stage's verdict on `raw` (or on a decoded message) and the events it emitted."""
+    message = raw if isinstance(raw, RegistrationMessage) else RegistrationMessage("fb-id", raw)
+    before = len(outbox_events(conn))
+    deps = stage_deps(conn, keyring, assume_org_role=assume or Assume())
+    result = registration.register(deps, message)
+    verdict = decided(conn, result.counts["request_id"])
+    assert verdict is not None
+    return verdict, outbox_events(conn)[before:]
 
 
 def registered(conn: Conn, keyring: Keyring, nickname: str = "first", **fields: Any) -> str:
@@ -403,14 +410,15 @@ def test_a_request_id_that_breaks_its_rule_is_not_the_key_its_verdict_is_stored_
 ) -> None:
     verdict, _ = decide(conn, keyring, new_request("bad id\n" * 40))
 
-    assert verdict.request_id == "fallback-id" and not verdict.accepted
+    assert verdict.request_id == "fb-id" and not verdict.accepted
     assert "request_id" in {p.field for p in verdict.reasons}
 
 
 def test_an_unreadable_message_is_recorded_as_a_rejected_request_with_its_reason(
     conn: Conn, keyring: Keyring
 ) -> None:
-    verdict, events = decide(conn, keyring, {UNREADABLE: "the body is not JSON: Expecting value"})
+    unreadable = Problem("message", "the body is not JSON: Expecting value")
+    verdict, events = decide(conn, keyring, RegistrationMessage("fb-id", None, unreadable))
 
     assert not verdict.accepted and events == []
     assert [(p.field, p.message) for p in verdict.reasons] == [

@@ -14,7 +14,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from orgsync.pipelines import discovery, harvest
-from orgsync.pipelines.registration import REQUIRED_ACTIONS, LiveCheck, check_live
+from orgsync.pipelines.registration_checks import REQUIRED_ACTIONS, LiveCheck, check_live
 from orgsync.pipelines.request_rules import Credentials
 from orgsync.services.testing.moto_aws import SimulatedAws, SimulatedAwsControl
 from orgsync.services.testing.sample_org import OrgSpec, build_organization
