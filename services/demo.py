@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from orgsync.pipelines.account_state import AccountStatus, StageMark
 from orgsync.pipelines.orgs import resolve_org_id
 from orgsync.services import client, db, keys, views
 from orgsync.services.commands.inventory import feed_state
@@ -138,7 +139,7 @@ def walkthrough(
         follow(settings, sync_id, timeout)
     with db.connect(settings.database_url) as conn:
         still = views.failures(conn, org_id)
-        ok = len(views.accounts(conn, org_id=org_id, status="ok"))
+        ok = len(views.accounts(conn, org_id=org_id, status=AccountStatus.OK))
     say(f"   after retry-failed: {ok} accounts ok, {len(still)} still failing")
 
     say("\n4. change tags in AWS, sync again, see the badges follow")
@@ -203,10 +204,7 @@ def follow(settings: Settings, sync_id: str, timeout: float) -> None:
 
     def show(state: dict[str, Any]) -> None:
         stages = state["stages"]
-        line = "   " + "  ".join(
-            f"{s} {stages.get(s, 0):>4}"
-            for s in ("discovered", "validated", "harvested", "reconciled")
-        )
+        line = "   " + "  ".join(f"{s} {stages.get(s, 0):>4}" for s in StageMark)
         if [line] != last:
             last[:] = [line]
             say(line)

@@ -7,6 +7,7 @@ import argparse
 from typing import Any
 
 from orgsync.pipelines import badges
+from orgsync.pipelines.account_state import AccountStatus
 from orgsync.services import keys, views
 from orgsync.services.commands.context import (
     Command,
@@ -20,7 +21,7 @@ from orgsync.services.output import print_json, table
 from orgsync.services.settings import rate_override_text
 
 BADGE_ARGS = {"add": "KEY=VALUE", "delete": "KEY"}
-STATUSES = ["pending", "ok", "assume_role_failed", "suspended", "removed"]
+STATUSES = [s.value for s in AccountStatus]
 
 
 def cmd_orgs(ctx: Context, args: argparse.Namespace) -> int:
