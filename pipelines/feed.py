@@ -23,9 +23,11 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from orgsync.pipelines.account_state import AccountStatus, StageMark
 from orgsync.pipelines.aws_errors import classify
 from orgsync.pipelines.change_events import ChangeEvent, Unusable, Work, read
-from orgsync.pipelines.discovery import REMOVE_EXCLUDED, SeenAccount, load_page
+from orgsync.pipelines.discovery_load import load_page
+from orgsync.pipelines.discovery_walk import SeenAccount
 from orgsync.pipelines.events import (
     AccountPage,
     AccountsDiscovered,
@@ -36,9 +38,11 @@ from orgsync.pipelines.events import (
 from orgsync.pipelines.events import pages as page_split
 from orgsync.pipelines.orgs import Organization
 from orgsync.pipelines.outbox import emit
+from orgsync.pipelines.sql import load
 from orgsync.pipelines.stage import Conn, Deps
 from orgsync.pipelines.where_now import reread_account, reread_ou
 
+SQL = load("orgsync.pipelines")
 FEED_EPOCH = "2000-01-01T00:00:00Z"  # the feed's sync row: never an organization's latest
 
 
@@ -58,45 +62,32 @@ class Handled:
 def feed_sync(conn: Conn, org_id: str) -> str:
     """The feed's sync of this organization, created with its `feeds` row on first use (under
     a lock of the transaction, so two workers starting together make one)."""
-    query = "SELECT sync_id::text AS id FROM feeds WHERE org_id = %s"
-    if (found := conn.execute(query, (org_id,)).fetchone()) is not None:
+    if (found := conn.execute(SQL["feed_sync_id"], (org_id,)).fetchone()) is not None:
         return str(found["id"])
-    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"orgsync-feed:{org_id}",))
-    if (found := conn.execute(query, (org_id,)).fetchone()) is not None:
+    conn.execute(SQL["lock_feed_creation"], (f"orgsync-feed:{org_id}",))
+    if (found := conn.execute(SQL["feed_sync_id"], (org_id,)).fetchone()) is not None:
         return str(found["id"])
-    created = conn.execute(
-        "INSERT INTO syncs (sync_id, org_id, trigger, started_at, walked_at, complete)"
-        " VALUES (gen_random_uuid(), %s, 'events', %s, %s, true) RETURNING sync_id::text AS id",
-        (org_id, FEED_EPOCH, FEED_EPOCH),
-    ).fetchone()
+    created = conn.execute(SQL["create_feed_sync"], (org_id, FEED_EPOCH, FEED_EPOCH)).fetchone()
     assert created is not None
-    conn.execute("INSERT INTO feeds (org_id, sync_id) VALUES (%s, %s)", (org_id, created["id"]))
+    conn.execute(SQL["create_feed"], (org_id, created["id"]))
     return str(created["id"])
 
 
-RECORD = """
-INSERT INTO change_events (org_id, event_id, event_name, event_time, outcome, reason, target)
-VALUES (%s, %s, %s, %s, %s, %s, %s)
-ON CONFLICT (org_id, event_id) DO NOTHING
-RETURNING event_id
-"""
+def feed_polled(conn: Conn, org_id: str) -> None:
+    """The organization's queue answered: any error it had is cleared."""
+    feed_sync(conn, org_id)
+    conn.execute(SQL["feed_polled"], (org_id,))
 
-COUNT = """
-UPDATE feeds SET handled = handled + 1, last_handled_at = now(),
-       last_event_at = greatest(last_event_at, %(time)s),
-       lag_seconds = CASE WHEN %(time)s::timestamptz IS NULL THEN lag_seconds
-                          ELSE extract(epoch FROM now() - %(time)s) END
-WHERE org_id = %(org)s
-"""
+
+def feed_failed(conn: Conn, org_id: str, reason: str, delay: float) -> None:
+    """The organization's queue could not be read: why (for `orgsync orgs`), since when, and
+    when it is tried again (`delay` seconds from now)."""
+    feed_sync(conn, org_id)
+    conn.execute(SQL["feed_failed"], (reason[:500], delay, org_id))
 
 
 def seen_before(conn: Conn, org_id: str, event_id: str) -> bool:
-    return (
-        conn.execute(
-            "SELECT 1 FROM change_events WHERE org_id = %s AND event_id = %s", (org_id, event_id)
-        ).fetchone()
-        is not None
-    )
+    return conn.execute(SQL["change_event_seen"], (org_id, event_id)).fetchone() is not None
 
 
 def handle(deps: Deps, org: Organization, message_id: str, body: str) -> Handled:
@@ -119,19 +110,16 @@ def handle(deps: Deps, org: Organization, message_id: str, body: str) -> Handled
     with deps.connect() as conn:
         sync_id = feed_sync(conn, org.org_id)
         if not conn.execute(
-            RECORD, (org.org_id, key, event.name, event.time, "applied", None, event.target)
+            SQL["record_change_event"],
+            (org.org_id, key, event.name, event.time, "applied", None, event.target),
         ).fetchone():
             return Handled("repeated", event_name=event.name)
         outcome, reason, events = _apply(conn, org, sync_id, event, reread)
         token = "ev-" + hashlib.sha256(f"{org.org_id}:{key}".encode()).hexdigest()[:20]
         ids = emit(conn, [replace(e, redrive=token) for e in events if isinstance(e, AccountPage)])
         if outcome != "applied" or reason:
-            conn.execute(
-                "UPDATE change_events SET outcome = %s, reason = %s"
-                " WHERE org_id = %s AND event_id = %s",
-                (outcome, reason, org.org_id, key),
-            )
-        conn.execute(COUNT, {"time": event.time, "org": org.org_id})
+            conn.execute(SQL["set_change_event_outcome"], (outcome, reason, org.org_id, key))
+        conn.execute(SQL["feed_event_counted"], {"time": event.time, "org": org.org_id})
     deps.relay(ids)
     accounts = sum(len(e.account_ids) for e in events if isinstance(e, AccountPage))
     return Handled(outcome, reason, event.name, accounts, tuple(ids))
@@ -148,8 +136,11 @@ def _record_only(
     target = event.target if isinstance(event, ChangeEvent) else None
     with deps.connect() as conn:
         feed_sync(conn, org.org_id)
-        conn.execute(RECORD, (org.org_id, key, event.name, event.time, outcome, reason, target))
-        conn.execute(COUNT, {"time": event.time, "org": org.org_id})
+        conn.execute(
+            SQL["record_change_event"],
+            (org.org_id, key, event.name, event.time, outcome, reason, target),
+        )
+        conn.execute(SQL["feed_event_counted"], {"time": event.time, "org": org.org_id})
     return Handled(outcome, reason, event.name)
 
 
@@ -167,69 +158,38 @@ def _reread(deps: Deps, org: Organization, event: ChangeEvent) -> Any:
 
 # ---- load: one transaction --------------------------------------------------------------------
 
-STATE = """
-SELECT a.account_id, a.status, a.stage, greatest(a.feed_at, s.started_at) AS read_at
-FROM accounts a LEFT JOIN syncs s ON s.sync_id = a.sync_id
-WHERE a.account_id = %s AND a.org_id = %s AND a.managed_by_org
-FOR UPDATE OF a
-"""
-
-CLAIM = """
-UPDATE accounts SET sync_id = %s, stage = %s, stage_at = now(), feed_at = now()
-WHERE account_id = %s
-"""
-
-LEFT = """
-UPDATE accounts SET status = 'removed', status_reason = 'left_organization', sync_id = %s,
-                    stage = 'reconciled', stage_at = now(), feed_at = now(), updated_at = now()
-WHERE account_id = %s AND status <> 'removed'
-"""
-
-REPATH = """
-UPDATE accounts a SET org_path = v.org_path, parent_id = v.parent_id, sync_id = %(sync)s,
-                      stage = 'harvested', stage_at = now(), feed_at = now(), updated_at = now()
-FROM unnest(%(ids)s::text[], %(paths)s::text[], %(parents)s::text[])
-     AS v(account_id, org_path, parent_id)
-WHERE a.account_id = v.account_id AND a.org_id = %(org)s AND a.managed_by_org
-  AND a.status <> 'removed' AND a.org_path IS DISTINCT FROM v.org_path
-  AND %(time)s > coalesce(greatest(a.feed_at, (SELECT s.started_at FROM syncs s
-                                                WHERE s.sync_id = a.sync_id)), '-infinity')
-RETURNING a.account_id
-"""
-
 
 def _apply(
     conn: Conn, org: Organization, sync_id: str, event: ChangeEvent, reread: Any
 ) -> tuple[str, str | None, list[Event]]:
     if event.work is Work.OU_PATHS:
         return _repath(conn, org, sync_id, event, reread)
-    state = conn.execute(STATE, (event.target, org.org_id)).fetchone()
+    state = conn.execute(SQL["lock_account_state"], (event.target, org.org_id)).fetchone()
     if state is not None and state["read_at"] is not None and event.time <= state["read_at"]:
         return "stale", f"account {event.target} was read from AWS after this event", []
     if event.work is Work.HARVEST:
-        if state is None or state["status"] == "removed":
+        if state is None or state["status"] == AccountStatus.REMOVED:
             return "ignored", _not_ours(event.target, org), []
         # an account its sync has not validated yet (a new one, say) is validated on the way
-        unvalidated = state["status"] == "pending" or state["stage"] == "discovered"
+        unvalidated = (
+            state["status"] == AccountStatus.PENDING or state["stage"] == StageMark.DISCOVERED
+        )
         kind: type[AccountPage] = AccountsDiscovered if unvalidated else AccountsValidated
-        conn.execute(CLAIM, (sync_id, "discovered" if unvalidated else "validated", event.target))
+        mark = StageMark.DISCOVERED if unvalidated else StageMark.VALIDATED
+        conn.execute(SQL["claim_account_for_feed"], (sync_id, mark, event.target))
         page = kind(org_id=org.org_id, sync_id=sync_id, account_ids=(event.target,))
         return "applied", None, [page]
     if reread is None:  # not in the organization (any more)
-        if state is None or state["status"] == "removed":
+        if state is None or state["status"] == AccountStatus.REMOVED:
             return "ignored", _not_ours(event.target, org), []
-        conn.execute(LEFT, (sync_id, event.target))
+        conn.execute(SQL["remove_left_account"], (sync_id, event.target))
         return "applied", "left_organization", []
-    # discovery's upsert skips an account already in the sync it loads: free it first
-    conn.execute(
-        "UPDATE accounts SET sync_id = NULL WHERE account_id = %s AND sync_id = %s",
-        (event.target, sync_id),
-    )
+    conn.execute(SQL["release_account_from_sync"], (event.target, sync_id))
     events = load_page(conn, org, sync_id, [reread], Counter())
     # a walk removes what its filters exclude at its end (the removal guard's count); one
     # account's event is its own end: an account now out of scope is removed at once
-    conn.execute(REMOVE_EXCLUDED, {"org_id": org.org_id, "sync_id": sync_id})
-    conn.execute("UPDATE accounts SET feed_at = now() WHERE account_id = %s", (event.target,))
+    conn.execute(SQL["remove_excluded_accounts"], {"org_id": org.org_id, "sync_id": sync_id})
+    conn.execute(SQL["mark_read_by_feed"], (event.target,))
     return "applied", None, events
 
 
@@ -239,7 +199,7 @@ def _repath(
     if not below:
         return "ignored", f"no account below {event.target} in organization {org.org_id}", []
     rows = conn.execute(
-        REPATH,
+        SQL["repath_accounts"],
         {
             "sync": sync_id,
             "org": org.org_id,

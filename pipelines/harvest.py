@@ -16,13 +16,16 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 from psycopg.types.json import Jsonb
 
+from orgsync.pipelines.account_state import StageMark
 from orgsync.pipelines.aws_errors import ErrorClass, backoff_seconds, classify
 from orgsync.pipelines.events import AccountsValidated, TagsHarvested
 from orgsync.pipelines.orgs import load_organization
 from orgsync.pipelines.outbox import emit
 from orgsync.pipelines.references import look_up
+from orgsync.pipelines.sql import load
 from orgsync.pipelines.stage import Conn, Deps, Outcome, StageResult, rejected
 
+SQL = load("orgsync.pipelines")
 MAX_ATTEMPTS = 6  # per account, each after botocore's own retries; throttling never counts
 RETRY_BASE_SECONDS = 1.0
 
@@ -67,7 +70,7 @@ def try_tags(orgs: Any, account_id: str) -> dict[str, str] | Unread:
 
 def harvest(deps: Deps, event: AccountsValidated) -> StageResult:
     with deps.connect() as conn:
-        found = look_up(conn, event, "validated")
+        found = look_up(conn, event, StageMark.VALIDATED)
         org = load_organization(conn, deps.keyring, event.org_id) if found.due else None
     if found.problem:
         return rejected(found.problem)
@@ -119,16 +122,6 @@ def retry_later(conn: Conn, event: AccountsValidated, account_ids: list[str]) ->
     return emit(conn, [event.retried(account_ids)], delay_s=delay)
 
 
-STORE = """
-UPDATE accounts a SET tags = CASE WHEN v.changed THEN v.tags ELSE a.tags END,
-                      stage = 'harvested', stage_at = now(),
-                      updated_at = CASE WHEN v.changed THEN now() ELSE a.updated_at END
-FROM unnest(%s::text[], %s::jsonb[], %s::boolean[]) AS v(account_id, tags, changed)
-WHERE a.account_id = v.account_id AND a.sync_id = %s AND a.stage = 'validated'
-RETURNING a.account_id
-"""
-
-
 def store_tags(
     conn: Conn, event: AccountsValidated, tags: dict[str, dict[str, str]], changed: list[str]
 ) -> list[str]:
@@ -138,7 +131,7 @@ def store_tags(
         return []
     ids = sorted(tags)
     stored = conn.execute(
-        STORE,
+        SQL["store_tags"],
         (ids, [Jsonb(tags[a]) for a in ids], [a in changed for a in ids], event.sync_id),
     ).fetchall()
     if not stored:

@@ -16,6 +16,10 @@ from typing import Any
 
 import psycopg
 
+from orgsync.pipelines.sql import load
+
+SQL = load("orgsync.pipelines")
+
 
 def request_digest(request_id: str, raw: object) -> str:
     canonical = json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
@@ -27,9 +31,7 @@ def conflict_id(request_id: str, digest: str) -> str:
 
 
 def stored_digest(conn: psycopg.Connection[dict[str, Any]], request_id: str) -> str | None:
-    row = conn.execute(
-        "SELECT request_digest FROM registrations WHERE request_id = %s", (request_id,)
-    ).fetchone()
+    row = conn.execute(SQL["stored_request_digest"], (request_id,)).fetchone()
     return None if row is None else row["request_digest"]
 
 

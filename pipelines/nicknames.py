@@ -25,6 +25,9 @@ import psycopg
 
 from orgsync.pipelines.events import ORG_ID
 from orgsync.pipelines.request_rules import Problem
+from orgsync.pipelines.sql import load
+
+SQL = load("orgsync.pipelines")
 
 
 def normalised(nickname: str) -> str:
@@ -58,9 +61,7 @@ def problem(
     looks_like = skeleton(nickname)
     if ORG_ID.fullmatch(folded) or _org_id_look().fullmatch(looks_like):
         return Problem("nickname", "a nickname must not look like an organization id (o-...)")
-    others = conn.execute(
-        "SELECT org_id, nickname FROM organizations WHERE org_id IS DISTINCT FROM %s", (org_id,)
-    ).fetchall()
+    others = conn.execute(SQL["other_nicknames"], (org_id,)).fetchall()
     for other in others:
         if skeleton(other["nickname"]) == looks_like:
             same = normalised(other["nickname"]).casefold() == folded

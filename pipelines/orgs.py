@@ -9,13 +9,9 @@ import psycopg
 
 from orgsync.pipelines.credentials import Keyring, Sealed, open_json, seal_json
 from orgsync.pipelines.request_rules import Credentials, Filters
+from orgsync.pipelines.sql import load
 
-SELECT = """
-SELECT org_id, nickname, partition, management_account_id, credentials_key_id, credentials,
-       exclude_prefixes, auto_remove_suspended, auto_badge, limit_ou_ids, sync_interval_seconds,
-       events_queue_url, aws_rates
-FROM organizations WHERE org_id = %s
-"""
+SQL = load("orgsync.pipelines")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,7 +39,7 @@ def seal_credentials(keyring: Keyring, org_id: str, credentials: Credentials) ->
 def load_organization(
     conn: psycopg.Connection[dict[str, Any]], keyring: Keyring, org_id: str
 ) -> Organization | None:
-    row = conn.execute(SELECT, (org_id,)).fetchone()
+    row = conn.execute(SQL["load_organization"], (org_id,)).fetchone()
     if row is None:
         return None
     sealed = Sealed(key_id=row["credentials_key_id"], blob=bytes(row["credentials"]))
@@ -67,9 +63,5 @@ def load_organization(
 
 def resolve_org_id(conn: psycopg.Connection[dict[str, Any]], ref: str) -> str | None:
     """The id of the organization named by its id or its nickname."""
-    row = conn.execute(
-        "SELECT org_id FROM organizations WHERE org_id = %s OR lower(nickname) = lower(%s)"
-        " ORDER BY org_id = %s DESC LIMIT 1",
-        (ref, ref, ref),
-    ).fetchone()
+    row = conn.execute(SQL["resolve_org_id"], (ref, ref, ref)).fetchone()
     return None if row is None else str(row["org_id"])

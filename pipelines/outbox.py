@@ -14,12 +14,9 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from orgsync.pipelines.events import Event
+from orgsync.pipelines.sql import load
 
-INSERT = """
-INSERT INTO outbox (message_id, queue_name, actor_name, payload, deliver_at)
-VALUES (%s, %s, %s, %s, now() + make_interval(secs => %s))
-ON CONFLICT (message_id) DO NOTHING
-"""
+SQL = load("orgsync.pipelines")
 
 
 def emit(
@@ -29,5 +26,5 @@ def emit(
     rows = [(e.message_id, e.queue, e.actor, Jsonb(e.payload()), delay_s) for e in events]
     if rows:
         with conn.cursor() as cur:
-            cur.executemany(INSERT, rows)
+            cur.executemany(SQL["insert_outbox_event"], rows)
     return [row[0] for row in rows]

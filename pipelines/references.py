@@ -14,17 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from orgsync.pipelines.events import AccountPage, Event
+from orgsync.pipelines.sql import load
 from orgsync.pipelines.stage import Conn
 
-LOOKUP = """
-SELECT EXISTS (SELECT 1 FROM organizations WHERE org_id = %(org)s) AS org,
-       (SELECT org_id FROM syncs WHERE sync_id = %(sync)s::uuid) AS sync_org,
-       ARRAY(SELECT account_id FROM accounts
-             WHERE account_id = ANY(%(ids)s) AND org_id = %(org)s) AS known,
-       (SELECT coalesce(jsonb_object_agg(account_id, tags), '{}') FROM accounts
-        WHERE account_id = ANY(%(ids)s) AND org_id = %(org)s
-          AND sync_id = %(sync)s::uuid AND stage = %(stage)s) AS due
-"""
+SQL = load("orgsync.pipelines")
 
 
 @dataclass(frozen=True)
@@ -37,7 +30,8 @@ def look_up(conn: Conn, event: Event, waits_at: str | None = None) -> Lookup:
     """Check what `event` names, and which of its accounts wait at `waits_at`."""
     ids = list(event.account_ids) if isinstance(event, AccountPage) else []
     row: dict[str, Any] | None = conn.execute(
-        LOOKUP, {"org": event.org_id, "sync": event.sync_id, "ids": ids, "stage": waits_at}
+        SQL["look_up_references"],
+        {"org": event.org_id, "sync": event.sync_id, "ids": ids, "stage": waits_at},
     ).fetchone()
     assert row is not None
     if not row["org"]:

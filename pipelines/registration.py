@@ -37,9 +37,11 @@ from orgsync.pipelines.request_rules import (
     redacted,
 )
 from orgsync.pipelines.scope import scope_problem
+from orgsync.pipelines.sql import load
 from orgsync.pipelines.stage import Conn, Deps, Outcome, StageResult
 from orgsync.pipelines.verdicts import Verdict, decided, record, reject_malformed, reused
 
+SQL = load("orgsync.pipelines")
 CHANGED_MEANWHILE = "the organization changed while this request was checked; send it again"
 
 
@@ -151,7 +153,7 @@ def write(conn: Conn, keyring: Keyring, asked: Asked) -> tuple[Verdict, list[str
     assert org_id is not None
     with conn.transaction():
         # one decision per organization at a time: two requests for it never interleave here
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext('registration:' || %s))", (org_id,))
+        conn.execute(SQL["lock_registration"], (org_id,))
         if (earlier := _earlier(conn, asked.request_id, asked.digest)) is not None:
             return earlier, []
         existing = load_organization(conn, keyring, org_id)
@@ -259,10 +261,7 @@ def start_sync(
     confirm_removals: bool = False,
 ) -> OrgRegistered:
     sync_id = str(uuid.uuid4())
-    conn.execute(
-        "INSERT INTO syncs (sync_id, org_id, trigger, confirm_removals) VALUES (%s, %s, %s, %s)",
-        (sync_id, org_id, trigger, confirm_removals),
-    )
+    conn.execute(SQL["start_sync"], (sync_id, org_id, trigger, confirm_removals))
     return OrgRegistered(org_id=org_id, sync_id=sync_id)
 
 
@@ -277,7 +276,7 @@ def store_organization(
     """Insert or replace the organization's row, its credentials sealed to it."""
     sealed = seal_credentials(keyring, org_id, credentials)
     conn.execute(
-        UPSERT_ORG,
+        SQL["store_organization"],
         {
             "org_id": org_id,
             "nickname": nickname,
@@ -295,22 +294,3 @@ def store_organization(
             "aws_rates": None if filters.aws_rates is None else Jsonb(filters.aws_rates),
         },
     )
-
-
-UPSERT_ORG = """
-INSERT INTO organizations (org_id, nickname, management_account_id, partition,
-                           credentials_key_id, credentials, exclude_prefixes,
-                           auto_remove_suspended, auto_badge, limit_ou_ids,
-                           sync_interval_seconds, events_queue_url, aws_rates)
-VALUES (%(org_id)s, %(nickname)s, %(management_account_id)s, %(partition)s, %(key_id)s,
-        %(credentials)s, %(exclude_prefixes)s, %(auto_remove_suspended)s, %(auto_badge)s,
-        %(limit_ou_ids)s, %(sync_interval_seconds)s, %(events_queue_url)s, %(aws_rates)s)
-ON CONFLICT (org_id) DO UPDATE SET
-    nickname = EXCLUDED.nickname, management_account_id = EXCLUDED.management_account_id,
-    partition = EXCLUDED.partition, credentials_key_id = EXCLUDED.credentials_key_id,
-    credentials = EXCLUDED.credentials, exclude_prefixes = EXCLUDED.exclude_prefixes,
-    auto_remove_suspended = EXCLUDED.auto_remove_suspended, auto_badge = EXCLUDED.auto_badge,
-    limit_ou_ids = EXCLUDED.limit_ou_ids, sync_interval_seconds = EXCLUDED.sync_interval_seconds,
-    events_queue_url = EXCLUDED.events_queue_url, aws_rates = EXCLUDED.aws_rates,
-    updated_at = now()
-"""

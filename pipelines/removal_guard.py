@@ -7,7 +7,8 @@ five accounts leaving are simply removed).
 A typo'd OU id or exclusion prefix, a role that suddenly sees one OU, an AWS answer that is
 complete but wrong: each looks, to a walk, like most accounts leaving. Removals are cheap to do
 and costly to undo (badges, history), so past the limit an operator decides: `orgsync sync ORG
---confirm-removals` starts a sync whose walk removes what it finds gone.
+--confirm-removals` starts a sync whose walk removes what it finds gone. The walk counts what it
+would remove with `removal_guard_counts` (pipelines/queries.sql), in its own transaction.
 """
 
 from __future__ import annotations
@@ -40,15 +41,3 @@ def decide(
             " limit_ou_ids and exclude_prefixes, then run `orgsync sync ORG --confirm-removals`"
         ),
     )
-
-
-# what the guard counts, in the walk's own transaction: every account the walk did not import
-# (gone from AWS, or excluded by the filters) is one it would remove
-COUNTS = """
-SELECT
-  (SELECT count(*) FROM accounts WHERE org_id = %(org_id)s AND managed_by_org
-      AND status <> 'removed') AS accounts,
-  (SELECT count(*) FROM accounts WHERE org_id = %(org_id)s AND managed_by_org
-      AND status <> 'removed' AND sync_id IS DISTINCT FROM %(sync_id)s::uuid) AS removing,
-  (SELECT confirm_removals FROM syncs WHERE sync_id = %(sync_id)s::uuid) AS confirmed
-"""

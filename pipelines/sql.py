@@ -8,6 +8,7 @@ importlib.resources, so an installed wheel finds its statements as a checkout do
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from importlib import resources
@@ -16,6 +17,7 @@ from types import MappingProxyType
 HEADER = re.compile(r"^-- name: ([a-z][a-z0-9_]*)[ \t]*$", re.MULTILINE)
 
 
+@functools.cache
 def load(package: str, filename: str = "queries.sql") -> Mapping[str, str]:
     """The statements of `filename` in `package`, by name."""
     return parse((resources.files(package) / filename).read_text(encoding="utf-8"), filename)

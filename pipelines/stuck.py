@@ -19,37 +19,15 @@ from typing import Any
 import psycopg
 
 from orgsync.pipelines.events import STAGES, Event, OrgRegistered, pages
+from orgsync.pipelines.sql import load
+
+SQL = load("orgsync.pipelines")
 
 # any fixed number: the one process holding it sweeps, the others skip the round
 LOCK = 0x6F727374
 # accounts.stage of an account waiting for a stage -> the event that stage consumes
 WAITING_FOR = {s.waits_at: s.event for s in STAGES if s.waits_at and s.event}
 WAITING_STAGES = tuple(WAITING_FOR)
-
-STALLED = """
-WITH current AS (
-    SELECT DISTINCT ON (s.org_id) s.sync_id, s.org_id, s.started_at, s.walked_at, s.redriven_at
-    FROM syncs s JOIN organizations o USING (org_id)
-    ORDER BY s.org_id, s.started_at DESC
-)
-SELECT c.sync_id::text AS sync_id, c.org_id, c.walked_at IS NOT NULL AS walked
-FROM current c
-WHERE greatest(c.started_at, c.walked_at, c.redriven_at,
-               (SELECT max(a.stage_at) FROM accounts a WHERE a.sync_id = c.sync_id))
-      < now() - make_interval(secs => %(bound)s)
-  AND (c.walked_at IS NULL OR EXISTS (
-        SELECT 1 FROM accounts a WHERE a.sync_id = c.sync_id AND a.stage = ANY(%(stages)s)))
-  AND NOT EXISTS (SELECT 1 FROM outbox WHERE payload->>'sync_id' = c.sync_id::text)
-ORDER BY c.org_id
-"""
-
-WAITING = """
-SELECT stage, array_agg(account_id ORDER BY account_id) AS account_ids FROM accounts
-WHERE sync_id = %s AND stage = ANY(%s)
-GROUP BY stage ORDER BY stage
-"""
-
-MARK = "UPDATE syncs SET redriven_at = now(), redrives = redrives + 1 WHERE sync_id = %s"
 
 
 @dataclass(frozen=True)
@@ -75,12 +53,16 @@ def waiting_events(org_id: str, sync_id: str, stage: str, account_ids: list[str]
 def stalled(conn: psycopg.Connection[dict[str, Any]], bound: float) -> list[Redrive]:
     """Every stalled sync with the events that would move it on (reads only)."""
     redrives = []
-    for sync in conn.execute(STALLED, {"bound": bound, "stages": list(WAITING_STAGES)}):
+    for sync in conn.execute(
+        SQL["stalled_syncs"], {"bound": bound, "stages": list(WAITING_STAGES)}
+    ):
         org_id, sync_id = sync["org_id"], sync["sync_id"]
         events: list[Event] = []
         if not sync["walked"]:
             events.append(OrgRegistered(org_id=org_id, sync_id=sync_id))
-        for row in conn.execute(WAITING, (sync_id, list(WAITING_STAGES))).fetchall():
+        for row in conn.execute(
+            SQL["waiting_accounts"], (sync_id, list(WAITING_STAGES))
+        ).fetchall():
             events += waiting_events(org_id, sync_id, row["stage"], row["account_ids"])
         redrives.append(Redrive(org_id, sync_id, events))
     return redrives
@@ -90,10 +72,10 @@ def sweep(conn: psycopg.Connection[dict[str, Any]], bound: float) -> list[Redriv
     """Find stalled syncs and mark them re-driven, inside the caller's transaction, whose
     commit must also carry the events (`pipelines.outbox.emit`). None when another process
     holds the sweeper's lock; the lock is the transaction's and goes with it."""
-    locked = conn.execute("SELECT pg_try_advisory_xact_lock(%s) AS ok", (LOCK,)).fetchone()
+    locked = conn.execute(SQL["try_sweeper_lock"], (LOCK,)).fetchone()
     if not locked or not locked["ok"]:
         return None
     redrives = stalled(conn, bound)
     for redrive in redrives:
-        conn.execute(MARK, (redrive.sync_id,))
+        conn.execute(SQL["mark_redriven"], (redrive.sync_id,))
     return redrives

@@ -15,12 +15,16 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from orgsync.pipelines.account_state import AccountStatus, StageMark
 from orgsync.pipelines.aws_errors import ErrorClass, backoff_seconds, classify
 from orgsync.pipelines.events import AccountsDiscovered, AccountsValidated, pages
 from orgsync.pipelines.orgs import Organization, load_organization
 from orgsync.pipelines.outbox import emit
 from orgsync.pipelines.references import look_up
+from orgsync.pipelines.sql import load
 from orgsync.pipelines.stage import Conn, Deps, Outcome, StageResult, rejected
+
+SQL = load("orgsync.pipelines")
 
 # Attempts at one account's AssumeRole. Each already makes botocore's own HTTP attempts with
 # jittered sleeps (services/adapters/aws.py), so three attempts, a few RETRY_BASE_SECONDS apart at
@@ -36,8 +40,10 @@ RETRY_BASE_SECONDS = 2.0
 
 
 class ValidationStatus(StrEnum):
-    OK = "ok"
-    ASSUME_ROLE_FAILED = "assume_role_failed"
+    """Validation's outcome, which becomes the account's status."""
+
+    OK = AccountStatus.OK.value
+    ASSUME_ROLE_FAILED = AccountStatus.ASSUME_ROLE_FAILED.value
 
 
 class TransientAwsError(RuntimeError):
@@ -113,7 +119,7 @@ def try_member_role(sts: Any, org: Organization, account_id: str) -> Validation 
 
 def validate(deps: Deps, event: AccountsDiscovered) -> StageResult:
     with deps.connect() as conn:
-        found = look_up(conn, event, "discovered")
+        found = look_up(conn, event, StageMark.DISCOVERED)
         org = load_organization(conn, deps.keyring, event.org_id) if found.due else None
     if found.problem:
         return rejected(found.problem)
@@ -155,24 +161,6 @@ def retry_later(conn: Conn, event: AccountsDiscovered, account_ids: list[str]) -
     return emit(conn, [event.retried(account_ids)], delay_s=retry_delay_ms(event.attempt) / 1000)
 
 
-RECORD = """
-UPDATE accounts a SET status = v.status, status_reason = v.reason, stage = 'validated',
-                      stage_at = now(), updated_at = now()
-FROM unnest(%s::text[], %s::text[], %s::text[]) AS v(account_id, status, reason)
-WHERE a.account_id = v.account_id AND a.sync_id = %s AND a.stage = 'discovered'
-RETURNING a.account_id
-"""
-
-RECORD_FAILURES = """
-INSERT INTO failures (account_id, org_id, stage, code, message, attempts)
-SELECT v.account_id, %s, 'validation', v.code, v.message, %s
-FROM unnest(%s::text[], %s::text[], %s::text[]) AS v(account_id, code, message)
-ON CONFLICT (account_id) DO UPDATE SET
-    code = EXCLUDED.code, message = EXCLUDED.message, stage = EXCLUDED.stage,
-    attempts = failures.attempts + EXCLUDED.attempts, last_failed_at = now()
-"""
-
-
 def record(conn: Conn, event: AccountsDiscovered, verdicts: dict[str, Validation]) -> list[str]:
     """Store the outcomes once: an account a duplicate delivery already moved on is left alone.
     Returns the message id of the page of stored accounts that goes on to harvesting."""
@@ -182,7 +170,7 @@ def record(conn: Conn, event: AccountsDiscovered, verdicts: dict[str, Validation
     stored = {
         row["account_id"]
         for row in conn.execute(
-            RECORD,
+            SQL["record_validations"],
             (
                 ids,
                 [verdicts[a].status.value for a in ids],
@@ -194,10 +182,10 @@ def record(conn: Conn, event: AccountsDiscovered, verdicts: dict[str, Validation
     ok = [a for a in ids if a in stored and verdicts[a].status is ValidationStatus.OK]
     failed = [a for a in ids if a in stored and a not in ok]
     if ok:
-        conn.execute("DELETE FROM failures WHERE account_id = ANY(%s)", (ok,))
+        conn.execute(SQL["forget_failures"], (ok,))
     if failed:
         conn.execute(
-            RECORD_FAILURES,
+            SQL["record_validation_failures"],
             (
                 event.org_id,
                 event.attempt,
@@ -217,26 +205,14 @@ def record(conn: Conn, event: AccountsDiscovered, verdicts: dict[str, Validation
     return emit(conn, [validated])
 
 
-# An account still 'discovered' has a validation message on its way (or dead-lettered, which
-# `redrive_dead_letter` handles): a second message would only duplicate the AssumeRole call.
-REDRIVE = """
-UPDATE accounts a SET stage = 'discovered', stage_at = now(), updated_at = now()
-FROM failures f
-WHERE f.account_id = a.account_id AND a.status = 'assume_role_failed'
-  AND a.sync_id IS NOT NULL AND a.stage IS DISTINCT FROM 'discovered'
-  AND (%(org)s::text IS NULL OR a.org_id = %(org)s)
-  AND (%(acct)s::text IS NULL OR a.account_id = %(acct)s)
-  AND (%(code)s::text IS NULL OR f.code = %(code)s)
-RETURNING a.account_id, a.org_id, a.sync_id::text AS sync_id
-"""
-
-
 def redrive(
     conn: Conn, token: str, org_id: str | None, account_id: str | None, code: str | None
 ) -> list[AccountsDiscovered]:
     """Send failed accounts back to validation, a page per organization and sync; `token`
     makes their message ids new."""
-    rows = conn.execute(REDRIVE, {"org": org_id, "acct": account_id, "code": code}).fetchall()
+    rows = conn.execute(
+        SQL["redrive_failed_validations"], {"org": org_id, "acct": account_id, "code": code}
+    ).fetchall()
     by_sync: dict[tuple[str, str], list[str]] = {}
     for r in sorted(rows, key=lambda r: r["account_id"]):
         by_sync.setdefault((r["org_id"], r["sync_id"]), []).append(r["account_id"])
@@ -247,18 +223,17 @@ def redrive(
     ]
 
 
-DUE = """
-SELECT account_id FROM accounts
-WHERE account_id = ANY(%s) AND sync_id = %s AND stage = 'discovered' ORDER BY account_id
-"""
-
-
 def redrive_dead_letter(
     conn: Conn, dead: AccountsDiscovered, token: str
 ) -> AccountsDiscovered | None:
     """A dead-lettered validation again, for those of its accounts that still wait for it;
     None when none does."""
-    due = [r["account_id"] for r in conn.execute(DUE, (list(dead.account_ids), dead.sync_id))]
+    due = [
+        r["account_id"]
+        for r in conn.execute(
+            SQL["accounts_awaiting_validation"], (list(dead.account_ids), dead.sync_id)
+        )
+    ]
     if not due:
         return None
     return AccountsDiscovered(

@@ -15,6 +15,9 @@ from psycopg.types.json import Jsonb
 
 from orgsync.pipelines.idempotency import conflict_id, reuse_reason
 from orgsync.pipelines.request_rules import Problem
+from orgsync.pipelines.sql import load
+
+SQL = load("orgsync.pipelines")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -35,20 +38,8 @@ class Verdict:
         }
 
 
-RECORD = """
-INSERT INTO registrations
-    (request_id, org_id, kind, request, decided_at, accepted, reasons, warnings, request_digest)
-VALUES (%s, %s, %s, %s, now(), %s, %s, %s, %s)
-ON CONFLICT (request_id) DO NOTHING
-"""
-
-
 def decided(conn: psycopg.Connection[dict[str, Any]], request_id: str) -> Verdict | None:
-    row = conn.execute(
-        "SELECT request_id, org_id, accepted, reasons, warnings FROM registrations"
-        " WHERE request_id = %s AND decided_at IS NOT NULL",
-        (request_id,),
-    ).fetchone()
+    row = conn.execute(SQL["decided_verdict"], (request_id,)).fetchone()
     if row is None:
         return None
     return Verdict(
@@ -68,7 +59,7 @@ def record(
     digest: str | None = None,
 ) -> Verdict:
     conn.execute(
-        RECORD,
+        SQL["record_verdict"],
         (
             verdict.request_id,
             verdict.org_id,

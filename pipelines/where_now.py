@@ -14,7 +14,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from orgsync.pipelines.aws_errors import classify
-from orgsync.pipelines.discovery import Parent, SeenAccount, below, retried, seen
+from orgsync.pipelines.discovery_walk import Parent, SeenAccount, below, retried, seen
 
 # The Organizations reads of the feed, beyond discovery's: where an account or an OU is now.
 FEED_ACTIONS: tuple[str, ...] = (

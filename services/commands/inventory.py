@@ -7,6 +7,7 @@ import argparse
 from typing import Any
 
 from orgsync.pipelines import badges
+from orgsync.pipelines.account_state import AccountStatus
 from orgsync.services.adapters import keys
 from orgsync.services.commands.context import (
     Command,
@@ -21,7 +22,7 @@ from orgsync.services.read_models import inventory
 from orgsync.services.settings import rate_override_text
 
 BADGE_ARGS = {"add": "KEY=VALUE", "delete": "KEY"}
-STATUSES = ["pending", "ok", "assume_role_failed", "suspended", "removed"]
+STATUSES = [s.value for s in AccountStatus]
 
 
 def cmd_orgs(ctx: Context, args: argparse.Namespace) -> int:

@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from orgsync.pipelines.account_state import AccountStatus, StageMark
 from orgsync.pipelines.orgs import resolve_org_id
 from orgsync.services.adapters import db, keys
 from orgsync.services.bootstrap import House
@@ -142,7 +143,7 @@ def walkthrough(
         follow(house, sync_id, timeout)
     with house.connect() as conn:
         still = inventory.failures(conn, org_id)
-        ok = len(inventory.accounts(conn, org_id=org_id, status="ok"))
+        ok = len(inventory.accounts(conn, org_id=org_id, status=AccountStatus.OK))
     say(f"   after retry-failed: {ok} accounts ok, {len(still)} still failing")
 
     say("\n4. change tags in AWS, sync again, see the badges follow")
@@ -209,10 +210,7 @@ def follow(house: House, sync_id: str, timeout: float) -> None:
 
     def show(state: dict[str, Any]) -> None:
         stages = state["stages"]
-        line = "   " + "  ".join(
-            f"{s} {stages.get(s, 0):>4}"
-            for s in ("discovered", "validated", "harvested", "reconciled")
-        )
+        line = "   " + "  ".join(f"{s} {stages.get(s, 0):>4}" for s in StageMark)
         if [line] != last:
             last[:] = [line]
             say(line)

@@ -37,15 +37,6 @@ BACKOFF_CAP = 300.0  # a deleted or denied queue is tried again at least every 5
 KEEP_EVENTS = "DELETE FROM change_events WHERE handled_at < now() - interval '15 days'"
 PRUNE_EVERY = 3600.0
 QUEUES = "SELECT org_id, events_queue_url FROM organizations WHERE events_queue_url IS NOT NULL"
-POLLED = """
-UPDATE feeds SET polled_at = now(), error = NULL, error_since = NULL, retry_at = NULL
-WHERE org_id = %s AND (error IS NOT NULL OR polled_at IS NULL OR polled_at < now() - interval '5 s')
-"""
-FAILED = """
-UPDATE feeds SET error = %s, error_since = coalesce(error_since, now()),
-                 retry_at = now() + make_interval(secs => %s)
-WHERE org_id = %s
-"""
 
 
 @dataclass
@@ -133,8 +124,7 @@ class Feed:
             VisibilityTimeout=self.visibility,
         )
         with self.deps.connect() as conn:
-            feed.feed_sync(conn, org_id)
-            conn.execute(POLLED, (org_id,))
+            feed.feed_polled(conn, org_id)
         messages = answer.get("Messages") or []
         # a batch's events are handled side by side; two on one account wait for each other
         handled = self.deps.concurrently(lambda m: self.handle(org, m), messages)
@@ -179,7 +169,6 @@ class Feed:
     def _failed(self, org_id: str, reason: str, delay: float) -> None:
         try:
             with self.deps.connect() as conn:
-                feed.feed_sync(conn, org_id)
-                conn.execute(FAILED, (reason[:500], delay, org_id))
+                feed.feed_failed(conn, org_id, reason, delay)
         except Exception as error:
             log.warning("feed_error_unrecorded", org_id=org_id, error=str(error)[:300])

@@ -6,6 +6,7 @@ from typing import Any
 
 import psycopg
 
+from orgsync.pipelines.account_state import StageMark
 from orgsync.pipelines.request_rules import FILTER_FIELDS
 
 Conn = psycopg.Connection[dict[str, Any]]
@@ -144,5 +145,5 @@ def sync_progress(conn: Conn, sync_id: str) -> dict[str, Any]:
 
 def sync_finished(progress: dict[str, Any]) -> bool:
     sync = progress["sync"]
-    busy = sum(n for stage, n in progress["stages"].items() if stage != "reconciled")
+    busy = sum(n for stage, n in progress["stages"].items() if stage != StageMark.RECONCILED)
     return bool(sync and sync["walked_at"]) and busy == 0

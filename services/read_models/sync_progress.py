@@ -11,12 +11,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from orgsync.pipelines.account_state import StageMark
 from orgsync.services.adapters import db
 from orgsync.services.errors import UserError
 from orgsync.services.read_models import inventory
 from orgsync.services.settings import Settings
 
-STAGES = ("discovered", "validated", "harvested", "reconciled")
+STAGES = tuple(s.value for s in StageMark)
 
 SUMMARY = """
 SELECT

@@ -2,7 +2,7 @@
 
 `orgsync account add / set-credentials / delete`. The role's configuration is sealed like an
 organization's, bound to the account's row. Once an organization's discovery finds the account
-it takes it over (`pipelines.discovery.UPSERT_ACCOUNT` drops these credentials and sets
+it takes it over (`upsert_accounts` in pipelines/queries.sql drops these credentials and sets
 `managed_by_org`); from then on the account can be neither edited nor deleted on its own.
 """
 

@@ -12,9 +12,10 @@ from typing import Any
 
 from psycopg import sql
 
+from orgsync.pipelines.account_state import AccountStatus
 from orgsync.services.read_models.inventory import Conn
 
-STATUSES = ("pending", "ok", "assume_role_failed", "suspended", "removed")
+STATUSES = tuple(s.value for s in AccountStatus)
 # what a column header sorts by; each ends with account_id so that pages never overlap
 SORTS = {
     "name": ("name", "account_id"),

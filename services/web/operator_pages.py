@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from orgsync.pipelines.account_state import StageMark
 from orgsync.pipelines.orgs import resolve_org_id
 from orgsync.services.adapters import dead_letters, queues
 from orgsync.services.errors import ServiceUnavailable, UserError
@@ -16,7 +17,7 @@ from orgsync.services.use_cases import redrive, syncs
 from orgsync.services.web.auth import page
 from orgsync.services.web.render import render
 
-STAGES = ("discovered", "validated", "harvested", "reconciled")
+STAGES = tuple(s.value for s in StageMark)
 
 
 @page

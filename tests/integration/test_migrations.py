@@ -6,11 +6,14 @@ import re
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from enum import StrEnum
+from typing import Any
 
 import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
+from orgsync.pipelines.account_state import AccountStatus, StageMark
 from orgsync.services.adapters import db
 
 pytestmark = pytest.mark.integration
@@ -41,3 +44,26 @@ def test_two_migrations_at_once_apply_each_file_exactly_once(fresh_url: str) -> 
     with ThreadPoolExecutor(2) as pool:
         results = list(pool.map(lambda _: db.migrate(fresh_url), range(2)))
     assert sorted(map(len, results)) == [0, len(db.migration_files())]
+
+
+@pytest.mark.parametrize(
+    ("constraint", "enum"),
+    [("accounts_status_check", AccountStatus), ("accounts_stage_check", StageMark)],
+)
+def test_the_status_and_stage_checks_allow_exactly_the_values_of_the_enums(
+    conn: psycopg.Connection[Any], constraint: str, enum: type[StrEnum]
+) -> None:
+    found = conn.execute(
+        "SELECT pg_get_constraintdef(oid) AS definition FROM pg_constraint WHERE conname = %s",
+        (constraint,),
+    ).fetchone()
+    assert found is not None
+    assert set(re.findall(r"'(\w+)'::text", found["definition"])) == {e.value for e in enum}
+
+
+def test_an_account_with_a_stage_mark_that_does_not_exist_is_refused(
+    conn: psycopg.Connection[Any],
+) -> None:
+    conn.execute("INSERT INTO accounts (account_id, name) VALUES ('111111111111', 'standalone')")
+    with pytest.raises(psycopg.errors.CheckViolation):
+        conn.execute("UPDATE accounts SET stage = 'walked' WHERE account_id = '111111111111'")

@@ -96,7 +96,7 @@ def test_badges_converge_whatever_the_order_and_repetition_of_events(
             event = TagsHarvested(org_id=ORG, sync_id=sync_id, account_ids=(account,))
             badges.reconcile(stage_deps(conn, keyring), event)
 
-    final = badges.load(conn, [account])[account]
+    final = badges.badges_of(conn, [account])[account]
     expected, _ = badges.desired_badges(
         {}, history[-1], org_id=ORG, nickname="r", org_path="Root/A", auto_badge=True
     )
@@ -165,7 +165,7 @@ def test_a_tag_badge_of_a_managed_account_cannot_be_deleted_or_added_by_hand(
     account = "123456789012"
     reconciled(conn, keyring, account, harvest(conn, account, {"env": "prod"}))
     conn.commit()
-    before = badges.load(conn, [account])[account]
+    before = badges.badges_of(conn, [account])[account]
 
     code, _, err = orgsync("badges", "delete", account, "env", "cloud_org_path")
     assert code == 2
@@ -173,7 +173,7 @@ def test_a_tag_badge_of_a_managed_account_cannot_be_deleted_or_added_by_hand(
     assert "badge 'cloud_org_path' belongs to orgsync" in err
     code, _, err = orgsync("badges", "add", account, "team=blue")
     assert code == 2 and f"managed by organization {ORG} (r)" in err
-    assert badges.load(conn, [account])[account] == before
+    assert badges.badges_of(conn, [account])[account] == before
     assert orgsync("badges", "add", "999999999999", "a=b")[2] == (
         "orgsync: no account 999999999999 (see `orgsync accounts`)\n"
     )
@@ -188,7 +188,7 @@ def test_a_badge_added_by_hand_gives_way_to_the_tags_once_an_organization_adopts
 
     reconciled(conn, keyring, "123456789012", harvest(conn, "123456789012", {"env": "prod"}))
 
-    found = badges.load(conn, ["123456789012"])["123456789012"]
+    found = badges.badges_of(conn, ["123456789012"])["123456789012"]
     assert "owner" not in found  # no tag: deleted, as the seed says
     assert found["env"] == badges.Badge("env", "prod", True)
 

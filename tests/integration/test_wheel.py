@@ -136,3 +136,17 @@ def test_the_installed_orgsync_knows_its_version(installed: Path, tmp_path: Path
     out = run(installed / "orgsync", "--version", cwd=tmp_path, env={"PATH": "/usr/bin:/bin"})
     version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
     assert out.strip() == f"orgsync {version}"
+
+
+def test_the_installed_pipelines_read_their_named_statements(
+    installed: Path, tmp_path: Path
+) -> None:
+    out = run(
+        installed / "python",
+        "-c",
+        "from orgsync.pipelines import discovery, sql; print(len(sql.load('orgsync.pipelines')))",
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    shipped = (ROOT / "pipelines" / "queries.sql").read_text()
+    assert int(out) == shipped.count("\n-- name: ") > 0

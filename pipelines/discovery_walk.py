@@ -1,0 +1,204 @@
+"""Discovery's get: the OU tree walked from every root down, a page of accounts at a time.
+
+`walk` pages through roots, OUs and accounts parent by parent, so memory holds one page and
+the stack of OUs still to visit, never the organization; `below` is the same descent from any
+parents (the change-event feed re-reads one OU with it). A page is retried with backoff while
+AWS throttles or fails transiently; an answer without a field the walk needs raises
+MalformedAnswer, or is noted and skipped so the caller marks the walk incomplete.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError, PaginationError
+
+from orgsync.pipelines.aws_errors import backoff_seconds, classify
+
+PAGE_SIZE = 20  # the most AWS Organizations returns in one page
+PAGE_ATTEMPTS = 6  # per page, each one after botocore's own retries
+PAGE_BACKOFF_BASE = 1.0  # seconds; full jitter, doubling per attempt ...
+PAGE_BACKOFF_CAP = 20.0  # ... at most 1+2+4+8+16 s of waiting before a page gives up
+Sleep = Callable[[float], None]
+
+
+@dataclass(frozen=True)
+class Parent:
+    parent_id: str
+    path: str
+    in_scope: bool
+
+
+@dataclass(frozen=True)
+class SeenAccount:
+    account_id: str
+    name: str
+    email: str | None
+    aws_state: str
+    org_path: str
+    parent_id: str
+    in_scope: bool
+
+
+def account_state(raw: dict[str, Any]) -> str:
+    """AWS `State`, falling back to `Status`, which AWS retires in September 2026."""
+    return str(raw.get("State") or raw.get("Status") or "UNKNOWN").upper()
+
+
+def pages(
+    client: Any, operation: str, key: str, sleep: Sleep = time.sleep, **params: Any
+) -> Iterator[list[dict[str, Any]]]:
+    """Every page of a list call, token by token; AWS may send an empty page that still carries
+    a token. Paging by hand, not with a botocore paginator, so any object with the three list
+    methods (a fake in a test or benchmark) can be walked."""
+    call = getattr(client, operation)
+    token: str | None = None
+    while True:
+        page = retried(call, sleep, **params, MaxResults=PAGE_SIZE, **_next(token))
+        yield page.get(key, [])
+        previous, token = token, page.get("NextToken")
+        if not token:
+            return
+        if token == previous:
+            raise PaginationError(message=f"{operation} returned the same NextToken twice")
+
+
+def _next(token: str | None) -> dict[str, str]:
+    return {"NextToken": token} if token else {}
+
+
+def retried(call: Any, sleep: Sleep, **params: Any) -> dict[str, Any]:
+    """One page, retried with backoff while AWS throttles or fails transiently. This comes on
+    top of botocore's few quick retries, so that a busy organization does not send a
+    100,000-account walk back to the start over one page."""
+    for attempt in range(PAGE_ATTEMPTS):
+        try:
+            return dict(call(**params))
+        except (ClientError, BotoCoreError) as error:
+            if attempt + 1 == PAGE_ATTEMPTS or not classify(error).transient:
+                raise
+            sleep(backoff_seconds(attempt, base=PAGE_BACKOFF_BASE, cap=PAGE_BACKOFF_CAP))
+    raise AssertionError("not reached")
+
+
+class MalformedAnswer(ValueError):
+    """AWS answered without a field the walk cannot do without."""
+
+
+def walk(
+    client: Any,
+    limit_ou_ids: tuple[str, ...],
+    sleep: Sleep = time.sleep,
+    *,
+    malformed: list[str] | None = None,
+) -> Iterator[list[SeenAccount]]:
+    """Pages of accounts, parent by parent, from every root down (depth first, so the stack
+    holds the OUs of one branch and their siblings, never the whole tree's accounts).
+
+    An account or OU that AWS lists without a field the walk needs (an id, a name, a state)
+    raises MalformedAnswer; with a `malformed` list it is noted there and skipped instead, so
+    the rest of the organization is still walked and the caller marks the walk incomplete."""
+    scope = set(limit_ou_ids)
+    roots = [root for page in pages(client, "list_roots", "Roots", sleep) for root in page]
+    if not roots:
+        # a complete walk of nothing would remove every account
+        raise MalformedAnswer("ListRoots returned no root")
+    stack = []
+    for root in roots:
+        if _noted(malformed, _missing(root, "ListRoots", "a root", "Id")):
+            continue
+        stack.append(
+            Parent(root["Id"], root.get("Name") or "Root", not scope or root["Id"] in scope)
+        )
+    return below(client, stack, scope, sleep, malformed=malformed)
+
+
+def below(
+    client: Any,
+    stack: list[Parent],
+    scope: Collection[str],
+    sleep: Sleep = time.sleep,
+    *,
+    malformed: list[str] | None = None,
+) -> Iterator[list[SeenAccount]]:
+    """Pages of the accounts below the parents on `stack`, depth first (`walk`'s descent, from
+    any parents: the roots, or one OU the change-event feed re-reads)."""
+    while stack:
+        parent = stack.pop()
+        for page in pages(
+            client, "list_accounts_for_parent", "Accounts", sleep, ParentId=parent.parent_id
+        ):
+            batch = [
+                seen(raw, parent)
+                for raw in page
+                if not _noted(malformed, _missing_account_fields(raw, parent))
+            ]
+            if batch:
+                yield batch
+        for page in pages(
+            client,
+            "list_organizational_units_for_parent",
+            "OrganizationalUnits",
+            sleep,
+            ParentId=parent.parent_id,
+        ):
+            stack.extend(
+                Parent(
+                    ou["Id"], f"{parent.path}/{ou['Name']}", parent.in_scope or ou["Id"] in scope
+                )
+                for ou in page
+                if not _noted(malformed, _missing(ou, _ou_call(parent), "an OU", "Id", "Name"))
+            )
+
+
+def _missing(raw: dict[str, Any], call: str, what: str, *names: str) -> str | None:
+    missing = [name for name in names if not isinstance(raw.get(name), str) or not raw[name]]
+    if not missing:
+        return None
+    ident = raw.get("Id") if isinstance(raw.get("Id"), str) else None
+    named = f" {ident[:40]}" if ident else ""
+    return f"{call} returned {what}{named} without {', '.join(missing)}"
+
+
+def _ou_call(parent: Parent) -> str:
+    return f"ListOrganizationalUnitsForParent({parent.parent_id})"
+
+
+def _missing_account_fields(raw: dict[str, Any], parent: Parent) -> str | None:
+    call = f"ListAccountsForParent({parent.parent_id})"
+    problem = _missing(raw, call, "an account", "Id", "Name")
+    if problem is None and not (raw.get("State") or raw.get("Status")):
+        problem = f"{call} returned an account {str(raw['Id'])[:40]} without State or Status"
+    return problem
+
+
+def _noted(malformed: list[str] | None, problem: str | None) -> bool:
+    """True when `problem` is to be skipped (noted in `malformed`); raises without a list."""
+    if problem is None:
+        return False
+    if malformed is None:
+        raise MalformedAnswer(problem)
+    malformed.append(problem)
+    return True
+
+
+def malformed_error(malformed: list[str]) -> str:
+    """The sync's error for a walk that skipped malformed entries: the first few, and a count."""
+    shown = "; ".join(malformed[:3])
+    more = f" (and {len(malformed) - 3} more)" if len(malformed) > 3 else ""
+    return f"MalformedAnswer: {len(malformed)} skipped: {shown}{more}"
+
+
+def seen(raw: dict[str, Any], parent: Parent) -> SeenAccount:
+    return SeenAccount(
+        account_id=str(raw["Id"]),
+        name=str(raw.get("Name") or ""),
+        email=raw.get("Email"),
+        aws_state=account_state(raw),
+        org_path=parent.path,
+        parent_id=parent.parent_id,
+        in_scope=parent.in_scope,
+    )
