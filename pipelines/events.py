@@ -13,19 +13,17 @@ from __future__ import annotations
 
 import hashlib
 import re
-import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import MISSING, asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any, ClassVar, TypeVar
+
+from orgsync.pipelines import schemas
 
 REGISTRATION_QUEUE = "org-registration"
 REGISTRATION_ACTOR = "register_organization"
 PAGE_MAX = 50  # account ids per event: a couple of AWS discovery pages (20 accounts each)
 
-ORG_ID = re.compile(r"o-[a-z0-9]{10,32}")
-ACCOUNT_ID = re.compile(r"[0-9]{12}")
-REDRIVE = re.compile(r"[A-Za-z0-9-]{1,40}")
-MAX_ATTEMPT = 100
+ORG_ID = re.compile(r"o-[a-z0-9]{10,32}")  # what a nickname must not look like (nicknames.py)
 
 
 class MalformedEvent(ValueError):
@@ -51,20 +49,11 @@ class Event:
     def from_payload(cls: type[E], payload: object) -> E:
         """The event in `payload`, or MalformedEvent naming every problem.
 
-        The same rules as the event's JSON Schema in schema/messages/; nothing from the broker
-        reaches PostgreSQL before they hold."""
+        Checked against the event's JSON Schema in schema/messages/ (named after its queue);
+        nothing from the broker reaches PostgreSQL before it holds."""
         if not isinstance(payload, dict):
             raise MalformedEvent(f"expected a JSON object, got {type(payload).__name__}")
-        known = {f.name: f for f in fields(cls)}
-        problems = [f"unknown field {_quote(k)}" for k in payload if k not in known]
-        for name, field in known.items():
-            if name not in payload:
-                if field.default is MISSING and field.default_factory is MISSING:
-                    problems.append(f"missing field {name!r}")
-                continue
-            if problem := _field_problem(name, payload[name]):
-                problems.append(problem)
-        if problems:
+        if problems := payload_problems(cls.queue.replace("-", "_"), payload):
             raise MalformedEvent("; ".join(problems))
         values: dict[str, Any] = {
             k: tuple(v) if k == "account_ids" else v for k, v in payload.items()
@@ -76,43 +65,18 @@ E = TypeVar("E", bound=Event)
 P = TypeVar("P", bound="AccountPage")
 
 
-def _field_problem(name: str, value: object) -> str | None:
-    if name == "org_id":
-        ok = isinstance(value, str) and ORG_ID.fullmatch(value) is not None
-        return None if ok else "org_id must be an organization id (o- and 10 to 32 of a-z0-9)"
-    if name == "sync_id":
-        return None if _is_uuid(value) else "sync_id must be a UUID"
-    if name == "account_ids":
-        if not isinstance(value, list) or not 1 <= len(value) <= PAGE_MAX:
-            return f"account_ids must be a list of 1 to {PAGE_MAX} account ids"
-        bad = [v for v in value if not isinstance(v, str) or not ACCOUNT_ID.fullmatch(v)]
-        if bad:
-            return f"account_ids: {_quote(bad[0])} is not a 12-digit account id"
-        if len(set(value)) != len(value):
-            return "account_ids must not repeat an account"
-        return None
-    if name == "attempt":
-        ok = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_ATTEMPT
-        return None if ok else f"attempt must be 1 to {MAX_ATTEMPT}"
-    if name == "redrive":
-        ok = isinstance(value, str) and REDRIVE.fullmatch(value) is not None
-        return None if ok else "redrive must be 1 to 40 of A-Z, a-z, 0-9 and -"
-    return f"{name} is not a field of this event"  # not reached: unknown fields are named above
-
-
-def _is_uuid(value: object) -> bool:
-    if not isinstance(value, str) or len(value) != 36:
-        return False
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
-
-
-def _quote(value: object) -> str:
-    text = str(value)
-    return ascii(text[:40]) + ("..." if len(text) > 40 else "")
+def payload_problems(schema: str, payload: dict[str, Any]) -> list[str]:
+    """Unknown fields, then each field's first problem (or its absence) in the schema's order."""
+    found = schemas.errors(schema, payload)
+    properties: dict[str, Any] = schemas.validator(schema).schema["properties"]
+    problems = [f"unknown field {schemas.quote(k)}" for k in payload if k not in properties]
+    for name in properties:
+        if name not in payload:
+            required = any(e.validator == "required" and name in e.validator_value for e in found)
+            problems += [f"missing field {name!r}"] if required else []
+        elif mine := [e for e in found if e.path and e.path[0] == name]:
+            problems.append(schemas.describe(mine[0]))
+    return problems
 
 
 def page_key(account_ids: Iterable[str]) -> str:

@@ -6,12 +6,12 @@ queue, the delay queues (`Q.DQ`) included. dramatiq's worker trusts its envelope
 exception handler, and the thread dies), follows `on_success`/`pipe_target` to other actors and
 stores `message_id` as it is. So an envelope is accepted only when
 
-- its fields are exactly dramatiq's (`REQUIRED`, `OPTIONAL`), each of its JSON type;
-- its options are only those dramatiq's own middleware writes on a message (`OPTIONS`): the
-  delay's `eta`, and what `Retries` records (`retries`, `traceback`, `requeue_timestamp`); each
-  of its type and within bounds;
-- its `message_id` is 1 to `MAX_ID` printable characters (PostgreSQL text cannot hold NUL, and
-  an id is a primary key: its index holds ~2.7 KB at most);
+- it is at most `MAX_BODY_BYTES` of UTF-8 JSON;
+- it satisfies schema/messages/envelope.json: exactly dramatiq's fields, each of its JSON type;
+  only the options dramatiq's own middleware writes on a message (the delay's `eta`, and what
+  `Retries` records), each of its type and within bounds; a `message_id` of 1 to `MAX_ID`
+  printable characters (PostgreSQL text cannot hold NUL, and an id is a primary key);
+- its `eta` is at most `MAX_ETA_AHEAD_MS` ahead (a bound on now, which a schema cannot state);
 - it names the queue it came off and that queue's only actor.
 
 Anything else is not run: `services.broker` hands the actor a stand-in whose single argument is
@@ -23,63 +23,33 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from functools import cache
 from typing import Any
 
+from jsonschema import ValidationError
+from jsonschema.protocols import Validator
+
+from orgsync.pipelines.schemas import describe, errors, gated, json_type, quote, validator
+
+ENVELOPE: dict[str, Any] = validator("envelope").schema
+_FIELDS: list[str] = list(ENVELOPE["properties"])
+OPTIONS: list[str] = list(ENVELOPE["properties"]["options"]["properties"])
 MAX_BODY_BYTES = 64 * 1024
-MAX_ID = 200
-MAX_TRACEBACK = MAX_BODY_BYTES  # what Retries records (30 frames): bounded by the body
+MAX_ID: int = ENVELOPE["$defs"]["identifier"]["maxLength"]
+MAX_TRACEBACK: int = ENVELOPE["properties"]["options"]["properties"]["traceback"]["maxLength"]
 MAX_ETA_AHEAD_MS = 3_600_000  # dramatiq's own delays here are retries' backoff, a minute at most
-MAX_RETRIES_OPTION = 10_000
-
-# what dramatiq's Message(**fields) takes, with the JSON type each must have
-REQUIRED = {
-    "queue_name": "string",
-    "actor_name": "string",
-    "args": "array",
-    "kwargs": "object",
-    "options": "object",
-}
-OPTIONAL = {"message_id": "string", "message_timestamp": "integer"}
+MAX_RETRIES_OPTION: int = ENVELOPE["properties"]["options"]["properties"]["retries"]["maximum"]
 
 
-def _count(upper: int) -> Callable[[object], str | None]:
-    def check(value: object) -> str | None:
-        ok = json_type(value) == "integer" and 0 <= value <= upper  # type: ignore[operator]
-        return None if ok else f"must be an integer from 0 to {upper}"
-
-    return check
-
-
-def _eta(value: object) -> str | None:
-    if json_type(value) not in ("integer", "number"):
-        return "must be a number (milliseconds since the epoch)"
-    if value > time.time() * 1000 + MAX_ETA_AHEAD_MS:  # type: ignore[operator]
-        return f"is more than {MAX_ETA_AHEAD_MS // 60_000} minutes ahead"
-    return None
-
-
-def _traceback(value: object) -> str | None:
-    ok = isinstance(value, str) and len(value) <= MAX_TRACEBACK
-    return None if ok else f"must be text of at most {MAX_TRACEBACK} characters"
-
-
-# the options dramatiq's own middleware sets on a message (broker delay, Retries)
-OPTIONS: dict[str, Callable[[object], str | None]] = {
-    "eta": _eta,
-    "retries": _count(MAX_RETRIES_OPTION),
-    "traceback": _traceback,
-    "requeue_timestamp": _count(2**53),
-}
+@cache
+def _identifier() -> Validator:
+    return validator("envelope").evolve(schema=ENVELOPE["$defs"]["identifier"])
 
 
 def identifier_problem(value: object, name: str = "message_id") -> str | None:
     """Why `value` cannot be stored as an identifier (a message or request id); None if it can."""
-    if not isinstance(value, str) or not 1 <= len(value) <= MAX_ID:
-        return f"{name} must be 1 to {MAX_ID} characters"
-    if not value.isprintable():
-        return f"{name} must be printable (no NUL, control or line-break characters)"
-    return None
+    found = list(_identifier().iter_errors(value))
+    return f"{name} {describe(found[0])}" if found else None
 
 
 def problem(body: bytes, queue: str, actor: str | None) -> str | None:
@@ -107,19 +77,21 @@ def problem(body: bytes, queue: str, actor: str | None) -> str | None:
 
 
 def envelope_problems(envelope: dict[str, Any]) -> list[str]:
-    expected = REQUIRED | OPTIONAL
+    """Every way `envelope` is not what dramatiq writes: missing and unknown fields, each
+    field's type, then its other problems, then the options', as envelope.json words them."""
+    found = gated(errors("envelope", envelope))
+    required = [e for e in found if e.validator == "required"]
     problems = []
-    if missing := [name for name in REQUIRED if name not in envelope]:
+    if missing := [name for name in _FIELDS if any(name in e.validator_value for e in required)]:
+        missing = [name for name in missing if name not in envelope]
         problems.append(f"missing {', '.join(missing)}")
-    if unknown := [quote(name) for name in envelope if name not in expected]:
+    if unknown := [quote(name) for name in envelope if name not in _FIELDS]:
         problems.append(f"unknown field(s) {', '.join(unknown)}")
-    problems += [
-        f"{name} must be a JSON {kind}, got {json_type(envelope[name])}"
-        for name, kind in expected.items()
-        if name in envelope and json_type(envelope[name]) != kind
-    ]
-    if "message_id" in envelope and (bad := identifier_problem(envelope["message_id"])):
-        problems.append(bad)
+    fields = sorted(
+        (e for e in found if len(e.path) == 1 and e.validator != "additionalProperties"),
+        key=lambda e: (e.validator != "type", _FIELDS.index(str(e.path[0]))),
+    )
+    problems += [f"{error.path[0]} {describe(error)}" for error in fields]
     options = envelope.get("options")
     if isinstance(options, dict):
         if unknown := [quote(name) for name in options if name not in OPTIONS]:
@@ -127,11 +99,17 @@ def envelope_problems(envelope: dict[str, Any]) -> list[str]:
                 f"option(s) {', '.join(unknown)} not accepted (only {', '.join(OPTIONS)})"
             )
         problems += [
-            f"option {name} {bad}"
-            for name, check in OPTIONS.items()
-            if name in options and (bad := check(options[name]))
+            f"option {name} {bad}" for name in OPTIONS if (bad := _option(name, found, options))
         ]
     return problems
+
+
+def _option(name: str, found: list[ValidationError], options: dict[str, Any]) -> str | None:
+    if mine := [error for error in found if list(error.path) == ["options", name]]:
+        return describe(mine[0])
+    if name == "eta" and name in options and options[name] > time.time() * 1000 + MAX_ETA_AHEAD_MS:
+        return f"is more than {MAX_ETA_AHEAD_MS // 60_000} minutes ahead"
+    return None
 
 
 def stand_in(body: bytes, amqp_id: object) -> str:
@@ -141,17 +119,3 @@ def stand_in(body: bytes, amqp_id: object) -> str:
     if isinstance(amqp_id, str) and identifier_problem(amqp_id[:100]) is None:
         return f"unreadable:{amqp_id[:100]}"
     return f"unreadable:{hashlib.sha256(body).hexdigest()[:32]}"
-
-
-def json_type(value: object) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    names = {float: "number", str: "string", list: "array", dict: "object", type(None): "null"}
-    return names.get(type(value), type(value).__name__)
-
-
-def quote(value: object) -> str:
-    text = str(value)
-    return ascii(text[:40]) + ("..." if len(text) > 40 else "")

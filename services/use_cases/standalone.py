@@ -17,7 +17,7 @@ import psycopg
 from orgsync.pipelines.credentials import Keyring, seal_json
 
 # The registration request's own field rules, so both kinds of role are checked alike.
-from orgsync.pipelines.request_rules import _EXTERNAL_ID, _NAME, _duration, _role_arn, _token
+from orgsync.pipelines.request_rules import field_problems
 from orgsync.services.errors import UserError
 
 Conn = psycopg.Connection[dict[str, Any]]
@@ -42,13 +42,15 @@ def bound_to(account_id: str) -> str:
 def problems(account_id: str, creds: AccountCredentials) -> list[str]:
     """Every formatting problem at once, each naming its flag."""
     found = [] if _ACCOUNT_ID.fullmatch(account_id) else ["ACCOUNT_ID must be 12 digits"]
-    found += [f"--role-arn {p}" for p in _role_arn(creds.role_arn)]
+    found += [f"--role-arn {p}" for p in field_problems("org_role_arn", creds.role_arn)]
     if not found and creds.role_arn.split(":")[4] != account_id:
         found.append(f"--role-arn must name a role in account {account_id} itself")
-    found += [f"--session-name {p}" for p in _token(_NAME, 2, 64)(creds.session_name)]
-    found += [f"--session-duration {p}" for p in _duration(creds.session_duration)]
+    found += [f"--session-name {p}" for p in field_problems("org_session_name", creds.session_name)]
+    duration = field_problems("org_session_duration", creds.session_duration)
+    found += [f"--session-duration {p}" for p in duration]
     if creds.external_id is not None:
-        found += [f"--external-id {p}" for p in _token(_EXTERNAL_ID, 2, 1224)(creds.external_id)]
+        external_id = field_problems("external_id", creds.external_id)
+        found += [f"--external-id {p}" for p in external_id]
     return found
 
 

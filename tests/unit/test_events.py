@@ -7,7 +7,6 @@ from dataclasses import fields
 from pathlib import Path
 
 import pytest
-from jsonschema import Draft202012Validator
 
 from orgsync.pipelines.events import (
     PAGE_MAX,
@@ -38,18 +37,9 @@ SCHEMA_FILES = {
 }
 
 
-def schema_for(event: type[Event]) -> Draft202012Validator:
-    return Draft202012Validator(json.loads((SCHEMAS / SCHEMA_FILES[event]).read_text()))
-
-
 @pytest.mark.parametrize("event", EXAMPLES, ids=lambda e: e.queue)
 def test_an_event_survives_its_payload(event: Event) -> None:
     assert type(event).from_payload(json.loads(json.dumps(event.payload()))) == event
-
-
-@pytest.mark.parametrize("event", EXAMPLES, ids=lambda e: e.queue)
-def test_an_event_payload_satisfies_its_json_schema(event: Event) -> None:
-    schema_for(type(event)).validate(event.payload())
 
 
 @pytest.mark.parametrize("kind", list(SCHEMA_FILES), ids=lambda k: k.queue)
@@ -132,7 +122,13 @@ def test_a_malformed_payload_names_its_problem(payload: object, problem: str) ->
         (kind or AccountsDiscovered).from_payload(payload)
 
 
-def test_every_malformed_payload_is_refused_by_the_json_schema_too() -> None:
-    schema = schema_for(AccountsDiscovered)
-    for bad in ({**GOOD, "account_ids": []}, {**GOOD, "account_ids": ["x"]}, {**GOOD, "a": 1}):
-        assert not schema.is_valid(bad)
+def test_every_problem_of_a_payload_is_named_at_once_in_the_schemas_order() -> None:
+    payload = {"sync_id": "x", "extra": 1, "account_ids": [PAGE[0], PAGE[0]], "attempt": 0}
+
+    with pytest.raises(MalformedEvent) as error:
+        AccountsDiscovered.from_payload(payload)
+
+    assert str(error.value) == (
+        "unknown field 'extra'; missing field 'org_id'; sync_id must be a UUID;"
+        " account_ids must not repeat an account; attempt must be 1 to 100"
+    )
