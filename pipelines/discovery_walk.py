@@ -48,7 +48,7 @@ def account_state(raw: dict[str, Any]) -> str:
     return str(raw.get("State") or raw.get("Status") or "UNKNOWN").upper()
 
 
-def pages(
+def aws_pages(
     client: Any, operation: str, key: str, sleep: Sleep = time.sleep, **params: Any
 ) -> Iterator[list[dict[str, Any]]]:
     """Every page of a list call, token by token; AWS may send an empty page that still carries
@@ -102,7 +102,7 @@ def walk(
     raises MalformedAnswer; with a `malformed` list it is noted there and skipped instead, so
     the rest of the organization is still walked and the caller marks the walk incomplete."""
     scope = set(limit_ou_ids)
-    roots = [root for page in pages(client, "list_roots", "Roots", sleep) for root in page]
+    roots = [root for page in aws_pages(client, "list_roots", "Roots", sleep) for root in page]
     if not roots:
         # a complete walk of nothing would remove every account
         raise MalformedAnswer("ListRoots returned no root")
@@ -128,7 +128,7 @@ def below(
     any parents: the roots, or one OU the change-event feed re-reads)."""
     while stack:
         parent = stack.pop()
-        for page in pages(
+        for page in aws_pages(
             client, "list_accounts_for_parent", "Accounts", sleep, ParentId=parent.parent_id
         ):
             batch = [
@@ -138,7 +138,7 @@ def below(
             ]
             if batch:
                 yield batch
-        for page in pages(
+        for page in aws_pages(
             client,
             "list_organizational_units_for_parent",
             "OrganizationalUnits",

@@ -84,7 +84,7 @@ def page_key(account_ids: Iterable[str]) -> str:
     return hashlib.sha256(",".join(sorted(account_ids)).encode()).hexdigest()[:16]
 
 
-def pages(account_ids: Sequence[str], size: int = PAGE_MAX) -> Iterator[tuple[str, ...]]:
+def paged(account_ids: Sequence[str], size: int = PAGE_MAX) -> Iterator[tuple[str, ...]]:
     for start in range(0, len(account_ids), size):
         yield tuple(account_ids[start : start + size])
 

@@ -34,8 +34,8 @@ from orgsync.pipelines.events import (
     AccountsValidated,
     Event,
     TagsHarvested,
+    paged,
 )
-from orgsync.pipelines.events import pages as page_split
 from orgsync.pipelines.orgs import Organization
 from orgsync.pipelines.outbox import emit
 from orgsync.pipelines.sql import load
@@ -212,7 +212,7 @@ def _repath(
     changed = sorted(r["account_id"] for r in rows)
     events: list[Event] = [
         TagsHarvested(org_id=org.org_id, sync_id=sync_id, account_ids=page)
-        for page in page_split(changed)
+        for page in paged(changed)
     ]
     if not changed:
         return "stale", "every account below already has this path (or was read later)", []

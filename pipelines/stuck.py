@@ -18,7 +18,7 @@ from typing import Any
 
 import psycopg
 
-from orgsync.pipelines.events import STAGES, Event, OrgRegistered, pages
+from orgsync.pipelines.events import STAGES, Event, OrgRegistered, paged
 from orgsync.pipelines.sql import load
 
 SQL = load("orgsync.pipelines")
@@ -46,7 +46,7 @@ def waiting_events(org_id: str, sync_id: str, stage: str, account_ids: list[str]
     event = WAITING_FOR[stage]
     return [
         event(org_id=org_id, sync_id=sync_id, account_ids=page)  # type: ignore[call-arg]
-        for page in pages(account_ids)
+        for page in paged(account_ids)
     ]
 
 

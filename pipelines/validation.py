@@ -17,7 +17,7 @@ from typing import Any
 
 from orgsync.pipelines.account_state import AccountStatus, StageMark
 from orgsync.pipelines.aws_errors import ErrorClass, backoff_seconds, classify
-from orgsync.pipelines.events import AccountsDiscovered, AccountsValidated, pages
+from orgsync.pipelines.events import AccountsDiscovered, AccountsValidated, paged
 from orgsync.pipelines.orgs import Organization, load_organization
 from orgsync.pipelines.outbox import emit
 from orgsync.pipelines.references import look_up
@@ -219,7 +219,7 @@ def redrive(
     return [
         AccountsDiscovered(org_id=org, sync_id=sync, account_ids=page, redrive=token)
         for (org, sync), ids in sorted(by_sync.items())
-        for page in pages(ids)
+        for page in paged(ids)
     ]
 
 

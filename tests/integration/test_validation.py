@@ -303,32 +303,35 @@ def queued(broker_url: str, queue: str) -> list[dict[str, Any]]:
 
 
 def test_retry_failed_re_drives_dead_letters_and_failures_and_reports_what_it_left(
-    org: Conn, keyring: Keyring, settings: Settings, house: House, own_broker_url: str
+    org: Conn, keyring: Keyring, settings: Settings, own_broker_url: str
 ) -> None:
     settings = replace(settings, broker_url=own_broker_url)
-    add_account(org, 401)  # dead-lettered while its validation was due
-    add_account(org, 402, stage="reconciled")  # dead-lettered, then a later message won
-    add_account(org, 403)
-    org.commit()
-    run(org, keyring, ScriptedSts(a403=[DENIED]), page(403))
-    dead_letter(own_broker_url, page(401), page(402))
-    assert dead_letters.dead_letter_count(settings.broker_url) == 3
+    with House(settings) as house:
+        add_account(org, 401)  # dead-lettered while its validation was due
+        add_account(org, 402, stage="reconciled")  # dead-lettered, then a later message won
+        add_account(org, 403)
+        org.commit()
+        run(org, keyring, ScriptedSts(a403=[DENIED]), page(403))
+        dead_letter(own_broker_url, page(401), page(402))
+        assert dead_letters.dead_letter_count(settings.broker_url) == 3
 
-    dry = redrive.retry_failed(house, ORG, dry_run=True)
-    assert (dry.queued, dry.failed, dry.dead_lettered, dry.stale, dry.left) == (2, 1, 1, 1, 1)
-    assert dead_letters.dead_letter_count(settings.broker_url) == 3
-    assert account(org, 403)["stage"] == "validated"
+        dry = redrive.retry_failed(house, ORG, dry_run=True)
+        assert (dry.queued, dry.failed, dry.dead_lettered, dry.stale, dry.left) == (2, 1, 1, 1, 1)
+        assert dead_letters.dead_letter_count(settings.broker_url) == 3
+        assert account(org, 403)["stage"] == "validated"
 
-    done = redrive.retry_failed(house, ORG)
-    assert (done.queued, done.failed, done.dead_lettered, done.stale, done.left) == (2, 1, 1, 1, 1)
-    assert "queued 2 account(s) for validation (1 from account-discovered.XQ)" in done.describe()
-    assert [m["raw"] for m in queued(own_broker_url, f"{QUEUE}.XQ")] == [b"{not json"]
-    republished = queued(own_broker_url, QUEUE)
-    assert sorted(a for m in republished for a in m["args"][0]["account_ids"]) == [
-        acct(401),
-        acct(403),
-    ]
-    assert all(m["options"] == {} for m in republished)  # a fresh retry budget
-    tokens = {m["args"][0]["redrive"] for m in republished}
-    assert len(tokens) == 1 and tokens != {"0"}
-    assert all(m["message_id"].endswith(f":{tokens.pop()}:1") for m in republished[:1])
+        done = redrive.retry_failed(house, ORG)
+        counts = (done.queued, done.failed, done.dead_lettered, done.stale, done.left)
+        assert counts == (2, 1, 1, 1, 1)
+        described = "queued 2 account(s) for validation (1 from account-discovered.XQ)"
+        assert described in done.describe()
+        assert [m["raw"] for m in queued(own_broker_url, f"{QUEUE}.XQ")] == [b"{not json"]
+        republished = queued(own_broker_url, QUEUE)
+        assert sorted(a for m in republished for a in m["args"][0]["account_ids"]) == [
+            acct(401),
+            acct(403),
+        ]
+        assert all(m["options"] == {} for m in republished)  # a fresh retry budget
+        tokens = {m["args"][0]["redrive"] for m in republished}
+        assert len(tokens) == 1 and tokens != {"0"}
+        assert all(m["message_id"].endswith(f":{tokens.pop()}:1") for m in republished[:1])

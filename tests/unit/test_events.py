@@ -17,7 +17,7 @@ from orgsync.pipelines.events import (
     MalformedEvent,
     OrgRegistered,
     TagsHarvested,
-    pages,
+    paged,
 )
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schema" / "messages"
@@ -53,7 +53,7 @@ def test_a_page_holds_at_most_the_bound_its_schema_states() -> None:
     for kind in (AccountsDiscovered, AccountsValidated, TagsHarvested):
         schema = json.loads((SCHEMAS / SCHEMA_FILES[kind]).read_text())
         assert schema["properties"]["account_ids"]["maxItems"] == PAGE_MAX
-    assert [len(p) for p in pages([f"{i:012d}" for i in range(120)])] == [50, 50, 20]
+    assert [len(p) for p in paged([f"{i:012d}" for i in range(120)])] == [50, 50, 20]
 
 
 def test_the_same_page_always_has_the_same_message_id_in_any_order() -> None:
