@@ -171,7 +171,7 @@ def feed_step(
 ) -> None:
     say("\n5. one more tag change, this time arriving as a change event: no sync")
     with db.connect(settings.database_url) as conn:
-        syncs = conn.execute(SQL["demo_syncs_started"]).fetchone()
+        before = conn.execute(SQL["demo_syncs_started"]).fetchone()
     value = f"event-{uuid.uuid4().hex[:6]}"
     record = tag_account(aws.endpoint_url, account_id, {"env": value})
     sent = time.monotonic()
@@ -187,10 +187,10 @@ def feed_step(
     with db.connect(settings.database_url) as conn:
         after = conn.execute(SQL["demo_syncs_started"]).fetchone()
         (shown,) = [o for o in inventory.organizations(conn) if o["org_id"] == org_id]
-    assert syncs is not None and after is not None
+    assert before is not None and after is not None
     say(
         f"   badge env={value} after {time.monotonic() - sent:.1f} s; syncs started: "
-        f"{after['n'] - syncs['n']}"
+        f"{after['n'] - before['n']}"
     )
     say(f"   orgsync orgs, feed: {feed_state(shown['feed'])}")
 
