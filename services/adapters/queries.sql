@@ -49,3 +49,29 @@ WHERE credentials IS NOT NULL AND (%s OR credentials_key_id <> %s)
 -- composed like sealed_credentials; replaces a credential only if it is still what was read
 UPDATE {table} SET credentials_key_id = %s, credentials = %s
 WHERE {key} = %s AND credentials_key_id = %s AND credentials = %s
+
+-- name: lock_budget
+-- the organization's override is read with the row, so a changed one holds from the next call;
+-- the time is PostgreSQL's, the one clock every process shares
+SELECT b.rate, b.tokens, b.refilled_at AS at, b.run, b.run_since, b.calls, b.throttled,
+       b.decreased_after, b.decreased_at, o.aws_rates AS override,
+       extract(epoch FROM clock_timestamp())::float8 AS now
+FROM aws_budgets b LEFT JOIN organizations o ON o.org_id = b.scope
+WHERE b.scope = %s AND b.api = %s FOR UPDATE OF b
+
+-- name: budget_rate_override
+SELECT aws_rates FROM organizations WHERE org_id = %s
+
+-- name: create_budget
+-- two processes may create the same budget at once: the second one's row is dropped
+INSERT INTO aws_budgets (scope, api, rate, tokens, refilled_at, run_since)
+SELECT %s, %s, %s, %s, now, now FROM extract(epoch FROM clock_timestamp()) AS now
+ON CONFLICT DO NOTHING
+
+-- name: store_budget
+UPDATE aws_budgets SET rate = %(rate)s, tokens = %(tokens)s, refilled_at = %(at)s, run = %(run)s,
+    run_since = %(run_since)s,
+    calls = %(calls)s, throttled = %(throttled)s, decreased_after = %(decreased_after)s,
+    decreased_at = %(decreased_at)s,
+    last_throttled_at = CASE WHEN %(throttled)s > throttled THEN now() ELSE last_throttled_at END
+WHERE scope = %(scope)s AND api = %(api)s
