@@ -21,7 +21,7 @@ DEFAULT_WORKER_METRICS_DIR = Path(tempfile.gettempdir()) / "orgsync-worker-metri
 # threads: a page's calls share them, so two cores and the connection pool are never
 # oversubscribed, and a stage waiting on its API's rate budget never holds another's
 DEFAULT_AWS_CONCURRENCY = 16
-# the shared AWS rate budget (services/adapters/budget.py): calls/s per API, floor and ceiling;
+# the shared AWS rate budget (services/adapters/budget/): calls/s per API, floor and ceiling;
 # `*` is every API not named. AWS publishes no rates for Organizations: the budget finds them
 # between these bounds, starting at the ceiling and halving nothing below the floor.
 DEFAULT_AWS_RATES: dict[str, tuple[float, float]] = {"*": (1.0, 50.0), "AssumeRole": (1.0, 100.0)}

@@ -25,7 +25,7 @@ from orgsync.services.adapters.budget import SERVICE_SCOPE, Budget
 
 # botocore's own retries absorb short bursts of 5xx and network errors; what outlasts them goes
 # back to the queue with a longer, jittered backoff. Throttling is not theirs when the rate
-# budget is on (services/adapters/budget.py): its handler sees a throttled answer first and
+# budget is on (services/adapters/budget/hooks.py): its handler sees a throttled answer first and
 # retries it after a budget wait, so botocore's retries never storm an organization that asked
 # for less.
 # These are only defaults: AWS_RETRY_MODE and AWS_MAX_ATTEMPTS (or retry_mode / max_attempts

@@ -15,11 +15,13 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from orgsync import schema
+from orgsync.pipelines.sql import load
 from orgsync.services.adapters import connection_advice
 from orgsync.services.errors import ServiceUnavailable
 
 # schema/ is a package of data files, so an installed wheel carries the migrations with it
 MIGRATIONS = schema.MIGRATIONS
+SQL = load("orgsync.services.adapters")
 # Any fixed number: every `orgsync migrate` takes this advisory lock, so two at once are safe.
 _MIGRATION_LOCK = 0x6F726773
 
@@ -83,10 +85,10 @@ def ensure_database(url: str) -> bool:
     name = str(params.get("dbname") or "")
     admin = make_conninfo(url, dbname="postgres")
     with connect(admin, autocommit=True) as conn:
-        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+        if conn.execute(SQL["database_exists"], (name,)).fetchone():
             return False
         try:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            conn.execute(sql.SQL(SQL["create_database"]).format(sql.Identifier(name)))
         except psycopg.errors.DuplicateDatabase:
             return False  # another process created it in the meantime
         return True
@@ -107,17 +109,14 @@ def migrate(url: str) -> list[str]:
     ensure_database(url)
     applied: list[str] = []
     with connect(url) as conn, conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations ("
-            " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
-        )
-        done = {row["version"] for row in conn.execute("SELECT version FROM schema_migrations")}
+        conn.execute(SQL["migration_lock"], (_MIGRATION_LOCK,))
+        conn.execute(SQL["create_migrations_table"])
+        done = {row["version"] for row in conn.execute(SQL["applied_migrations"])}
         for path in migration_files():
             version = version_of(path)
             if version in done:
                 continue
             conn.execute(path.read_text())  # type: ignore[call-overload]
-            conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
+            conn.execute(SQL["record_migration"], (version,))
             applied.append(version)
     return applied

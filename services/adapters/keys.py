@@ -27,9 +27,12 @@ from orgsync.pipelines.credentials import (
     generate_key,
     reseal,
 )
+from orgsync.pipelines.sql import load
 from orgsync.services.errors import UserError
 from orgsync.services.logs import get_logger
 from orgsync.services.settings import Settings
+
+SQL = load("orgsync.services.adapters")
 
 
 def load_keyring(settings: Settings) -> Keyring:
@@ -262,17 +265,9 @@ def _reseal_table(
 ) -> tuple[int, int]:
     """(rows opened or resealed, rows changed since they were read)."""
     names = {"table": sql.Identifier(table), "key": sql.Identifier(key)}
-    rows = conn.execute(
-        sql.SQL(
-            "SELECT {key} AS id, credentials_key_id, credentials FROM {table}"
-            " WHERE credentials IS NOT NULL AND (%s OR credentials_key_id <> %s)"
-        ).format(**names),
-        (check_only, keyring.active.key_id),
-    ).fetchall()
-    update = sql.SQL(
-        "UPDATE {table} SET credentials_key_id = %s, credentials = %s"
-        " WHERE {key} = %s AND credentials_key_id = %s AND credentials = %s"
-    ).format(**names)
+    read = sql.SQL(SQL["sealed_credentials"]).format(**names)
+    rows = conn.execute(read, (check_only, keyring.active.key_id)).fetchall()
+    update = sql.SQL(SQL["reseal_credentials"]).format(**names)
     count = changed = 0
     for row in rows:
         sealed = Sealed(row["credentials_key_id"], bytes(row["credentials"]))

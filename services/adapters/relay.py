@@ -19,31 +19,26 @@ from psycopg_pool import ConnectionPool
 
 from orgsync.pipelines import stuck
 from orgsync.pipelines.outbox import emit
+from orgsync.pipelines.sql import load
 from orgsync.services.logs import get_logger
 
 log = get_logger(__name__)
 
-DELAY_MS = "greatest(0, extract(epoch FROM deliver_at - now()) * 1000)::bigint AS delay_ms"
-CLAIM_IDS = f"""
-SELECT id, message_id, queue_name, actor_name, payload, {DELAY_MS} FROM outbox
-WHERE message_id = ANY(%s) ORDER BY id FOR UPDATE SKIP LOCKED
-"""
-CLAIM_STALE = f"""
-SELECT id, message_id, queue_name, actor_name, payload, {DELAY_MS} FROM outbox
-WHERE created_at < now() - make_interval(secs => %s) ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED
-"""
+SQL = load("orgsync.services.adapters")
 
 
 def relay(pool: ConnectionPool, broker: RabbitmqBroker, message_ids: Sequence[str]) -> int:
     """Publish these outbox rows now (those no other relay holds)."""
-    return _publish(pool, broker, CLAIM_IDS, (list(message_ids),)) if message_ids else 0
+    if not message_ids:
+        return 0
+    return _publish(pool, broker, SQL["claim_outbox_messages"], (list(message_ids),))
 
 
 def sweep(
     pool: ConnectionPool, broker: RabbitmqBroker, older_than: float = 5.0, limit: int = 500
 ) -> int:
     """Publish rows that nobody relayed: their writer died between its commit and its relay."""
-    return _publish(pool, broker, CLAIM_STALE, (older_than, limit))
+    return _publish(pool, broker, SQL["claim_stale_outbox_messages"], (older_than, limit))
 
 
 def _publish(pool: ConnectionPool, broker: RabbitmqBroker, query: str, params: tuple) -> int:
@@ -67,7 +62,7 @@ def _publish(pool: ConnectionPool, broker: RabbitmqBroker, query: str, params: t
             ],
         )
         # deleted only once RabbitMQ confirmed every publish: an error rolls the claim back
-        conn.execute("DELETE FROM outbox WHERE id = ANY(%s)", ([r["id"] for r in rows],))
+        conn.execute(SQL["delete_outbox_messages"], ([r["id"] for r in rows],))
     return len(rows)
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from orgsync.pipelines.account_state import AccountStatus, StageMark
 from orgsync.pipelines.orgs import resolve_org_id
+from orgsync.pipelines.sql import load
 from orgsync.services.adapters import db, keys
 from orgsync.services.bootstrap import House
 from orgsync.services.commands.inventory import feed_state
@@ -36,6 +37,7 @@ from orgsync.services.testing.sample_org import (
 )
 from orgsync.services.use_cases import redrive, registering, syncs
 
+SQL = load("orgsync.services.processes")
 NICKNAME = "demo"
 DENIED = 3  # member roles the demo breaks on purpose, then fixes
 LOG = Path(".orgsync") / "demo-worker.log"
@@ -157,11 +159,7 @@ def walkthrough(
     second = syncs.sync(house, org_id)
     follow(house, second, timeout)
     with house.connect() as conn:
-        history = conn.execute(
-            "SELECT account_id, key, action, old_value, new_value FROM badge_history"
-            " WHERE sync_id = %s ORDER BY account_id, key",
-            (second,),
-        ).fetchall()
+        history = conn.execute(SQL["demo_badge_changes"], (second,)).fetchall()
     say(table(history, ["account_id", "key", "action", "old_value", "new_value"]))
     feed_step(house, aws, org_id, changed[0].id, timeout)
     say(
@@ -176,9 +174,7 @@ def feed_step(
 ) -> None:
     say("\n5. one more tag change, this time arriving as a change event: no sync")
     with house.connect() as conn:
-        before = conn.execute(
-            "SELECT count(*) AS n FROM syncs WHERE trigger <> 'events'"
-        ).fetchone()
+        before = conn.execute(SQL["demo_syncs_started"]).fetchone()
     value = f"event-{uuid.uuid4().hex[:6]}"
     record = tag_account(aws.endpoint_url, account_id, {"env": value})
     sent = time.monotonic()
@@ -187,15 +183,12 @@ def feed_step(
 
     def badge() -> dict[str, Any] | None:
         with house.connect() as conn:
-            row = conn.execute(
-                "SELECT value FROM badges WHERE account_id = %s AND key = 'env' AND value = %s",
-                (account_id, value),
-            ).fetchone()
+            row = conn.execute(SQL["demo_badge"], (account_id, value)).fetchone()
         return row
 
     syncs.wait_for(badge, timeout, "the badge did not follow the event")
     with house.connect() as conn:
-        after = conn.execute("SELECT count(*) AS n FROM syncs WHERE trigger <> 'events'").fetchone()
+        after = conn.execute(SQL["demo_syncs_started"]).fetchone()
         (shown,) = [o for o in inventory.organizations(conn) if o["org_id"] == org_id]
     assert before is not None and after is not None
     say(

@@ -24,6 +24,7 @@ from psycopg.types.json import Jsonb
 from orgsync.pipelines.events import STAGE_BY_QUEUE, Event, MalformedEvent
 from orgsync.pipelines.registration import RegistrationMessage
 from orgsync.pipelines.request_rules import Problem
+from orgsync.pipelines.sql import load
 from orgsync.pipelines.stage import StageResult, rejected
 from orgsync.services.adapters.broker import unreadable_reason
 from orgsync.services.logs import get_logger
@@ -32,9 +33,7 @@ log = get_logger("orgsync.worker")
 
 Record = Callable[[str, str, str, object], None]  # queue, message id, reason, body
 
-REJECT = """
-INSERT INTO rejected_messages (queue_name, message_id, reason, body) VALUES (%s, %s, %s, %s)
-"""
+SQL = load("orgsync.services.processes")
 
 
 def decode(kind: type[Event], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Event:
@@ -141,6 +140,8 @@ def recorder(connect: Callable[[], Any]) -> Record:
 
     def record(queue: str, message_id: str, reason: str, body: object) -> None:
         with connect() as conn:
-            conn.execute(REJECT, (queue, message_id, reason, str(Jsonb(body).obj)[:10_000]))
+            conn.execute(
+                SQL["reject_message"], (queue, message_id, reason, str(Jsonb(body).obj)[:10_000])
+            )
 
     return record

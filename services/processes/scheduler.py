@@ -11,6 +11,7 @@ from typing import Any
 
 import psycopg
 
+from orgsync.pipelines.sql import load
 from orgsync.services.adapters import db
 from orgsync.services.bootstrap import House
 from orgsync.services.logs import get_logger
@@ -20,18 +21,12 @@ from orgsync.services.use_cases import syncs
 log = get_logger("orgsync.scheduler")
 _LOCK = 0x6F726763  # any fixed number shared by every scheduler
 
-DUE = """
-SELECT o.org_id FROM organizations o
-WHERE NOT EXISTS (
-    SELECT 1 FROM syncs s WHERE s.org_id = o.org_id
-    AND s.started_at > now() - make_interval(secs => coalesce(o.sync_interval_seconds, %s)))
-ORDER BY o.org_id
-"""
+SQL = load("orgsync.services.processes")
 
 
 def due(conn: psycopg.Connection[dict[str, Any]], interval: float) -> list[str]:
     """Organizations whose last sync started longer than their interval ago."""
-    return [row["org_id"] for row in conn.execute(DUE, (interval,)).fetchall()]
+    return [row["org_id"] for row in conn.execute(SQL["organizations_due"], (interval,)).fetchall()]
 
 
 def tick(house: House, conn: psycopg.Connection[dict[str, Any]]) -> list[str]:
@@ -54,7 +49,7 @@ def lead(house: House, stop: threading.Event, poll: float) -> None:
     while not stop.is_set():
         try:
             with db.connect(settings.database_url, autocommit=True) as conn:
-                leader = conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (_LOCK,)).fetchone()
+                leader = conn.execute(SQL["scheduler_lock"], (_LOCK,)).fetchone()
                 if not leader or not leader["ok"]:
                     log.info("scheduler_standby", reason="another scheduler holds the lock")
                     stop.wait(poll)

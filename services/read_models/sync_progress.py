@@ -12,25 +12,14 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from orgsync.pipelines.account_state import StageMark
+from orgsync.pipelines.sql import load
 from orgsync.services.adapters import db
 from orgsync.services.errors import UserError
 from orgsync.services.read_models import inventory
 from orgsync.services.settings import Settings
 
 STAGES = tuple(s.value for s in StageMark)
-
-SUMMARY = """
-SELECT
-  coalesce((SELECT jsonb_object_agg(status, n) FROM (
-      SELECT status, count(*) AS n FROM accounts WHERE sync_id = %(sync)s GROUP BY status) s),
-    '{}') AS statuses,
-  (SELECT count(*) FROM badge_history WHERE sync_id = %(sync)s) AS changes,
-  (SELECT count(*) FROM failures f JOIN accounts a USING (account_id)
-    WHERE a.sync_id = %(sync)s AND a.status = 'assume_role_failed') AS failures,
-  (SELECT coalesce(max(a.stage_at), s.walked_at, now()) - s.started_at
-     FROM syncs s LEFT JOIN accounts a ON a.sync_id = s.sync_id
-     WHERE s.sync_id = %(sync)s GROUP BY s.started_at, s.walked_at) AS duration
-"""
+SQL = load("orgsync.services.read_models")
 
 
 @dataclass(frozen=True)
@@ -66,7 +55,7 @@ def snapshot(conn: Any, sync_id: str) -> Snapshot:
 
 
 def summary(conn: Any, sync_id: str) -> dict[str, Any]:
-    row = conn.execute(SUMMARY, {"sync": sync_id}).fetchone()
+    row = conn.execute(SQL["sync_summary"], {"sync": sync_id}).fetchone()
     duration = row["duration"]
     return {
         "accounts": row["statuses"],
@@ -133,7 +122,7 @@ def follow(
     line = Line(out) if out is not None else None
     start = clock()
     with db.connect(settings.database_url, autocommit=True) as conn:
-        if conn.execute("SELECT 1 FROM syncs WHERE sync_id = %s", (sync_id,)).fetchone() is None:
+        if conn.execute(SQL["sync_exists"], (sync_id,)).fetchone() is None:
             raise UserError(f"no sync {sync_id} (`orgsync orgs --json` shows each last sync)")
         while True:
             snap = snapshot(conn, sync_id)
@@ -161,10 +150,5 @@ def sync_summary(settings: Settings, sync_id: str) -> dict[str, Any]:
 def started_by(settings: Settings, request_id: str) -> str | None:
     """The sync an accepted registration request started."""
     with db.connect(settings.database_url) as conn:
-        row = conn.execute(
-            "SELECT s.sync_id::text AS id FROM registrations r JOIN syncs s USING (org_id)"
-            " WHERE r.request_id = %s AND r.accepted AND s.started_at >= r.received_at"
-            " ORDER BY s.started_at LIMIT 1",
-            (request_id,),
-        ).fetchone()
+        row = conn.execute(SQL["sync_started_by_registration"], (request_id,)).fetchone()
     return None if row is None else str(row["id"])

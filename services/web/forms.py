@@ -16,11 +16,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from orgsync.pipelines.request_rules import CREDENTIAL_FIELDS
+from orgsync.pipelines.sql import load
 from orgsync.services.errors import ServiceUnavailable, UserError
 from orgsync.services.settings import SettingsError, parse_rate_override, rate_override_text
 from orgsync.services.use_cases import registering
 from orgsync.services.web.auth import page
 from orgsync.services.web.render import render
+
+SQL = load("orgsync.services.web")
 
 VERDICT_TIMEOUT = 60.0
 
@@ -106,11 +109,7 @@ def filled(form: Any) -> dict[str, Any]:
 
 
 def current(conn: Any, org_id: str) -> dict[str, Any] | None:
-    row = conn.execute(
-        "SELECT org_id, nickname, exclude_prefixes, auto_remove_suspended, auto_badge,"
-        " limit_ou_ids, sync_interval_seconds, aws_rates FROM organizations WHERE org_id = %s",
-        (org_id,),
-    ).fetchone()
+    row = conn.execute(SQL["organization_form"], (org_id,)).fetchone()
     if row is None:
         return None
     values = {k: v for k, v in row.items() if k in NAMES}

@@ -11,10 +11,13 @@ from starlette.routing import Route
 
 from orgsync.pipelines import badges
 from orgsync.pipelines.orgs import resolve_org_id
+from orgsync.pipelines.sql import load
 from orgsync.services.read_models import inventory
 from orgsync.services.web import listing, operator_pages
 from orgsync.services.web.auth import page
 from orgsync.services.web.render import render
+
+SQL = load("orgsync.services.web")
 
 
 @page
@@ -70,7 +73,7 @@ def accounts(request: Request) -> Response:
             total = len(rows)
         else:
             rows, total = listing.page(conn, query)
-        org_list = conn.execute("SELECT org_id, nickname FROM organizations ORDER BY 2").fetchall()
+        org_list = conn.execute(SQL["organization_choices"]).fetchall()
     kept = {k: v for k, v in args.items() if k not in ("page", "sort", "order") and v}
 
     def link(**change: Any) -> str:
@@ -93,16 +96,6 @@ def accounts(request: Request) -> Response:
     )
 
 
-ACCOUNT = """
-SELECT a.account_id, a.name, a.email, a.org_id, o.nickname AS org_nickname, a.org_path,
-       a.aws_state, a.status, a.status_reason, a.managed_by_org, a.tags, a.stage,
-       a.first_seen_at, a.updated_at,
-       f.code AS failure_code, f.message AS failure_message, f.attempts AS failure_attempts
-FROM accounts a LEFT JOIN organizations o USING (org_id) LEFT JOIN failures f USING (account_id)
-WHERE a.account_id = %s
-"""
-
-
 @page
 def account(request: Request) -> Response:
     return show_account(request, request.path_params["account_id"])
@@ -112,7 +105,7 @@ def show_account(
     request: Request, account_id: str, refusals: list[str] | None = None, done: str = ""
 ) -> Response:
     with request.app.state.house.connect() as conn:
-        row = conn.execute(ACCOUNT, (account_id,)).fetchone()
+        row = conn.execute(SQL["account_page"], (account_id,)).fetchone()
         if row is None:
             return render(request, "error.html", 404, message=f"no account {account_id}")
         badge_rows = inventory.badges(conn, account_id)

@@ -10,12 +10,15 @@ from starlette.routing import Route
 
 from orgsync.pipelines.account_state import StageMark
 from orgsync.pipelines.orgs import resolve_org_id
+from orgsync.pipelines.sql import load
 from orgsync.services.adapters import dead_letters, queues
 from orgsync.services.errors import ServiceUnavailable, UserError
 from orgsync.services.read_models import inventory
 from orgsync.services.use_cases import redrive, syncs
 from orgsync.services.web.auth import page
 from orgsync.services.web.render import render
+
+SQL = load("orgsync.services.web")
 
 STAGES = tuple(s.value for s in StageMark)
 
@@ -26,7 +29,7 @@ def failed(request: Request) -> Response:
     with request.app.state.house.connect() as conn:
         org_id = resolve_org_id(conn, org) if org else None
         rows = inventory.failures(conn, org_id if org_id else (org or None))
-        org_list = conn.execute("SELECT org_id, nickname FROM organizations ORDER BY 2").fetchall()
+        org_list = conn.execute(SQL["organization_choices"]).fetchall()
     try:
         dead = dead_letters.dead_letter_count(request.app.state.settings.broker_url)
     except ServiceUnavailable as error:
@@ -59,28 +62,16 @@ def retry(request: Request) -> Response:
     return render(request, "retry.html", result=result, scope=scope, confirmed=confirmed)
 
 
-CURRENT = """
-SELECT o.org_id, o.nickname, (SELECT s.sync_id::text FROM syncs s WHERE s.org_id = o.org_id
-                              ORDER BY s.started_at DESC LIMIT 1) AS sync_id
-FROM organizations o ORDER BY o.nickname
-"""
-LAST_SYNCS = """
-SELECT s.sync_id::text AS sync_id, s.org_id, o.nickname, s.trigger, s.started_at, s.walked_at,
-       s.complete, s.error, s.counts
-FROM syncs s JOIN organizations o USING (org_id) ORDER BY s.started_at DESC LIMIT 10
-"""
-
-
 def pipeline_state(request: Request) -> dict[str, Any]:
     settings = request.app.state.settings
     current = []
     with request.app.state.house.connect() as conn:
-        for row in conn.execute(CURRENT).fetchall():
+        for row in conn.execute(SQL["current_syncs"]).fetchall():
             # the same per-stage counts as `orgsync sync --wait` follows
             progress = inventory.sync_progress(conn, row["sync_id"]) if row["sync_id"] else {}
             sync = progress.get("sync") or {}
             current.append({**row, "complete": sync.get("complete"), **progress})
-        last = conn.execute(LAST_SYNCS).fetchall()
+        last = conn.execute(SQL["last_syncs"]).fetchall()
     try:
         depths = queues.depths(settings.broker_url, settings.rabbitmq_management_url)
         problem = ""

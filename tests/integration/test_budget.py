@@ -14,7 +14,8 @@ from botocore.config import Config
 from psycopg.types.json import Jsonb
 
 from orgsync.services.adapters import db
-from orgsync.services.adapters.budget import SLOW_START_DECREASE, Budget, lease_size
+from orgsync.services.adapters.budget import Budget
+from orgsync.services.adapters.budget.arithmetic import SLOW_START_DECREASE, lease_size
 from orgsync.services.testing.sample_org import OrgSpec
 from orgsync.services.testing.scale_aws import ScaleAws
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from orgsync.services.adapters.budget import (
+from orgsync.services.adapters.budget.arithmetic import (
     DECREASE,
     DECREASE_INTERVAL_S,
     SLOW_START_DECREASE,

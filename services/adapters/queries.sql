@@ -1,0 +1,77 @@
+-- The adapters' statements, each run by name (`SQL["..."]`) from services/adapters/.
+
+-- name: database_exists
+SELECT 1 FROM pg_database WHERE datname = %s
+
+-- name: create_database
+-- composed with psycopg.sql: the name is an identifier, which cannot be a parameter
+CREATE DATABASE {}
+
+-- name: migration_lock
+-- held to the end of the transaction: two `orgsync migrate` at once run one after the other
+SELECT pg_advisory_xact_lock(%s)
+
+-- name: create_migrations_table
+-- the runner's own bookkeeping, made before any migration runs, so it cannot be one of them
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())
+
+-- name: applied_migrations
+SELECT version FROM schema_migrations
+
+-- name: record_migration
+INSERT INTO schema_migrations (version) VALUES (%s)
+
+-- name: claim_outbox_messages
+-- SKIP LOCKED: two relays never claim the same row; delay_ms is what is left of deliver_at
+SELECT id, message_id, queue_name, actor_name, payload,
+       greatest(0, extract(epoch FROM deliver_at - now()) * 1000)::bigint AS delay_ms
+FROM outbox
+WHERE message_id = ANY(%s) ORDER BY id FOR UPDATE SKIP LOCKED
+
+-- name: claim_stale_outbox_messages
+-- rows nobody relayed: their writer died between its commit and its relay
+SELECT id, message_id, queue_name, actor_name, payload,
+       greatest(0, extract(epoch FROM deliver_at - now()) * 1000)::bigint AS delay_ms
+FROM outbox
+WHERE created_at < now() - make_interval(secs => %s) ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED
+
+-- name: delete_outbox_messages
+DELETE FROM outbox WHERE id = ANY(%s)
+
+-- name: sealed_credentials
+-- composed with psycopg.sql for each sealed table and its key column (keys.SEALED_COLUMNS);
+-- the first parameter true reads every credential, to check that each one opens
+SELECT {key} AS id, credentials_key_id, credentials FROM {table}
+WHERE credentials IS NOT NULL AND (%s OR credentials_key_id <> %s)
+
+-- name: reseal_credentials
+-- composed like sealed_credentials; replaces a credential only if it is still what was read
+UPDATE {table} SET credentials_key_id = %s, credentials = %s
+WHERE {key} = %s AND credentials_key_id = %s AND credentials = %s
+
+-- name: lock_budget
+-- the organization's override is read with the row, so a changed one holds from the next call;
+-- the time is PostgreSQL's, the one clock every process shares
+SELECT b.rate, b.tokens, b.refilled_at AS at, b.run, b.run_since, b.calls, b.throttled,
+       b.decreased_after, b.decreased_at, o.aws_rates AS override,
+       extract(epoch FROM clock_timestamp())::float8 AS now
+FROM aws_budgets b LEFT JOIN organizations o ON o.org_id = b.scope
+WHERE b.scope = %s AND b.api = %s FOR UPDATE OF b
+
+-- name: budget_rate_override
+SELECT aws_rates FROM organizations WHERE org_id = %s
+
+-- name: create_budget
+-- two processes may create the same budget at once: the second one's row is dropped
+INSERT INTO aws_budgets (scope, api, rate, tokens, refilled_at, run_since)
+SELECT %s, %s, %s, %s, now, now FROM extract(epoch FROM clock_timestamp()) AS now
+ON CONFLICT DO NOTHING
+
+-- name: store_budget
+UPDATE aws_budgets SET rate = %(rate)s, tokens = %(tokens)s, refilled_at = %(at)s, run = %(run)s,
+    run_since = %(run_since)s,
+    calls = %(calls)s, throttled = %(throttled)s, decreased_after = %(decreased_after)s,
+    decreased_at = %(decreased_at)s,
+    last_throttled_at = CASE WHEN %(throttled)s > throttled THEN now() ELSE last_throttled_at END
+WHERE scope = %(scope)s AND api = %(api)s

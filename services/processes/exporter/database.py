@@ -1,0 +1,101 @@
+"""The exporter's PostgreSQL side: six named reads sent in one round trip, and their families.
+
+Accounts per organization and status, the oldest work waiting at each stage, the last sync of
+each organization, failed accounts, rejected messages and the rate budgets. One connection is
+kept between scrapes and opened again when it went away.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from orgsync.pipelines.events import STAGES
+from orgsync.pipelines.sql import load
+from orgsync.services.processes.exporter.families import Family
+
+SQL = load("orgsync.services.processes")
+# a scrape's reads, by the name their rows go under (benchmarks/scrape_cost.py times each)
+QUERIES = {
+    "accounts": SQL["exporter_accounts"],
+    "waiting": SQL["exporter_waiting"],
+    "last_syncs": SQL["exporter_last_syncs"],
+    "failed": SQL["exporter_failed_accounts"],
+    "rejected": SQL["exporter_rejected_messages"],
+    "budgets": SQL["exporter_budgets"],
+}
+WAITING_STAGE = {s.waits_at or s.name: s.name for s in STAGES}
+
+Rows = dict[str, list[dict[str, Any]]]
+
+
+class Database:
+    """The exporter's connection to PostgreSQL, kept between scrapes."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.conn: psycopg.Connection[dict[str, Any]] | None = None
+
+    def connection(self) -> psycopg.Connection[dict[str, Any]]:
+        if self.conn is None or self.conn.closed or self.conn.broken:
+            self.close()
+            self.conn = psycopg.connect(
+                self.url,
+                autocommit=True,
+                row_factory=dict_row,
+                connect_timeout=3,
+                options="-c statement_timeout=10000",
+            )
+        return self.conn
+
+    def close(self) -> None:
+        if self.conn is not None and not self.conn.closed:
+            self.conn.close()
+        self.conn = None
+
+    def read(self) -> Rows:
+        """Every query in one round trip (pipeline mode)."""
+        conn = self.connection()
+        with conn.pipeline():
+            cursors = {name: conn.execute(sql) for name, sql in QUERIES.items()}
+        return {name: cursor.fetchall() for name, cursor in cursors.items()}
+
+    def ping(self) -> None:
+        self.connection().execute(SQL["exporter_ping"]).fetchone()
+
+
+def add_database(out: dict[str, Family], results: Rows) -> None:
+    for row in results["accounts"]:
+        out["orgsync_accounts"].add_metric([row["org_id"], row["org"], row["status"]], row["n"])
+    for row in results["failed"]:
+        labels = [row["org_id"], row["org"], row["code"]]
+        out["orgsync_failed_accounts"].add_metric(labels, row["n"])
+    waiting = {stage.name: (0, 0.0) for stage in STAGES}
+    waiting |= {
+        WAITING_STAGE.get(row["waits_at"], row["waits_at"]): (row["n"], float(row["oldest"]))
+        for row in results["waiting"]
+    }
+    for stage, (n, oldest) in waiting.items():
+        out["orgsync_pipeline_waiting"].add_metric([stage], n)
+        out["orgsync_pipeline_oldest_waiting_seconds"].add_metric([stage], oldest)
+    for row in results["last_syncs"]:
+        org = [row["org_id"], row["org"]]
+        out["orgsync_sync_last_started_timestamp_seconds"].add_metric(org, float(row["started"]))
+        out["orgsync_sync_last_duration_seconds"].add_metric(org, float(row["duration"]))
+        running = row["complete"] is None or row["pending"] > 0
+        out["orgsync_sync_last_running"].add_metric(org, int(running))
+        if row["complete"] is not None:
+            out["orgsync_sync_last_complete"].add_metric(org, int(row["complete"]))
+        for name, value in (row["counts"] or {}).items():
+            total = sum(value.values()) if isinstance(value, dict) else value
+            out["orgsync_sync_last_accounts"].add_metric([*org, name], total)
+        out["orgsync_syncs"].add_metric(org, row["syncs"])
+    for row in results["rejected"]:
+        out["orgsync_rejected_messages"].add_metric([row["queue"]], row["n"])
+    for row in results["budgets"]:
+        labels = [row["org_id"], row["org"], row["api"]]
+        out["orgsync_aws_calls"].add_metric(labels, row["calls"])
+        out["orgsync_aws_throttled"].add_metric(labels, row["throttled"])
+        out["orgsync_aws_budget_rate"].add_metric(labels, row["rate"])
