@@ -86,6 +86,16 @@ def feed_failed(conn: Conn, org_id: str, reason: str, delay: float) -> None:
     conn.execute(SQL["feed_failed"], (reason[:500], delay, org_id))
 
 
+def queues(conn: Conn) -> set[tuple[str, str]]:
+    """(organization, queue URL) of every organization with a change-event queue."""
+    return {(r["org_id"], r["events_queue_url"]) for r in conn.execute(SQL["feed_queues"])}
+
+
+def forget_old_events(conn: Conn) -> None:
+    """Forget the eventIDs no message can repeat any more."""
+    conn.execute(SQL["forget_old_change_events"])
+
+
 def seen_before(conn: Conn, org_id: str, event_id: str) -> bool:
     return conn.execute(SQL["change_event_seen"], (org_id, event_id)).fetchone() is not None
 

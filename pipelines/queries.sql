@@ -235,6 +235,13 @@ VALUES (gen_random_uuid(), %s, 'events', %s, %s, true) RETURNING sync_id::text A
 -- name: create_feed
 INSERT INTO feeds (org_id, sync_id) VALUES (%s, %s)
 
+-- name: feed_queues
+SELECT org_id, events_queue_url FROM organizations WHERE events_queue_url IS NOT NULL
+
+-- name: forget_old_change_events
+-- longer than SQS keeps a message (14 days at most), so a late redelivery still finds its eventID
+DELETE FROM change_events WHERE handled_at < now() - interval '15 days'
+
 -- name: feed_polled
 -- written at most every 5 s while the queue answers: a busy queue answers many receives a second
 UPDATE feeds SET polled_at = now(), error = NULL, error_since = NULL, retry_at = NULL

@@ -33,10 +33,7 @@ VISIBILITY_SECONDS = 120  # a message not deleted by then comes back to be handl
 BACKOFF_BASE = 2.0
 BACKOFF_CAP = 300.0  # a deleted or denied queue is tried again at least every 5 minutes
 
-# longer than SQS keeps a message (14 days at most), so a late redelivery still finds its eventID
-KEEP_EVENTS = "DELETE FROM change_events WHERE handled_at < now() - interval '15 days'"
 PRUNE_EVERY = 3600.0
-QUEUES = "SELECT org_id, events_queue_url FROM organizations WHERE events_queue_url IS NOT NULL"
 
 
 @dataclass
@@ -66,9 +63,9 @@ class Feed:
         while not self.stop.is_set():
             try:
                 with self.deps.connect() as conn:
-                    wanted = {(r["org_id"], r["events_queue_url"]) for r in conn.execute(QUEUES)}
+                    wanted = feed.queues(conn)
                     if time.monotonic() >= next_prune:
-                        conn.execute(KEEP_EVENTS)
+                        feed.forget_old_events(conn)
                         next_prune = time.monotonic() + PRUNE_EVERY
             except Exception as error:  # PostgreSQL away: try again, never die
                 log.warning("feed_queues_unread", error=str(error)[:300])

@@ -1,6 +1,5 @@
 -- The processes' own statements, each run by name (`SQL["..."]`) from services/processes/
--- (the exporter's included). The stages' statements live with the stages, in pipelines/;
--- feed_poller.py keeps its own inline for now.
+-- (the exporter's included). The stages' statements live with the stages, in pipelines/.
 
 -- name: reject_message
 INSERT INTO rejected_messages (queue_name, message_id, reason, body) VALUES (%s, %s, %s, %s)

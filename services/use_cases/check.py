@@ -13,9 +13,12 @@ from typing import Any
 from orgsync.pipelines import registration, validation
 from orgsync.pipelines.credentials import CredentialError, MissingKeysError
 from orgsync.pipelines.orgs import load_organization, resolve_org_id
+from orgsync.pipelines.sql import load
 from orgsync.services.adapters import broker, db, keys, queues
 from orgsync.services.errors import ServiceUnavailable
 from orgsync.services.settings import Settings
+
+SQL = load("orgsync.services.use_cases")
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,7 @@ def check_postgres(settings: Settings) -> tuple[Verdict, Any]:
         conn = db.connect(settings.database_url, autocommit=True)
     except ServiceUnavailable as error:
         return _failed("postgresql", error), None
-    row = conn.execute("SHOW server_version").fetchone()
+    row = conn.execute(SQL["server_version"]).fetchone()
     version = row["server_version"] if row else "?"
     where = db.describe(settings.database_url)
     return Verdict("postgresql", True, f"PostgreSQL {version} at {where}"), conn
@@ -57,8 +60,8 @@ def check_migrations(conn: Any) -> Verdict:
         return Verdict("migrations", None, "not checked: PostgreSQL failed")
     wanted = [db.version_of(path) for path in db.migration_files()]
     done: set[str] = set()
-    if conn.execute("SELECT to_regclass('schema_migrations') AS t").fetchone()["t"]:
-        done = {r["version"] for r in conn.execute("SELECT version FROM schema_migrations")}
+    if conn.execute(SQL["migrations_table"]).fetchone()["t"]:
+        done = {r["version"] for r in conn.execute(SQL["applied_migrations"])}
     missing = [v for v in wanted if v not in done]
     if missing:
         return Verdict(
@@ -190,9 +193,7 @@ def check_org(
     if org.filters.events_queue_url:
         yield check_events_queue(conn, aws, org)
     account = conn.execute(
-        "SELECT account_id FROM accounts WHERE org_id = %s AND status <> 'removed'"
-        " AND account_id <> %s ORDER BY status = 'ok' DESC, account_id LIMIT 1",
-        (org_id, org.management_account_id),
+        SQL["member_account_to_check"], (org_id, org.management_account_id)
     ).fetchone()
     if account is None:
         yield Verdict("member role", None, "no member account discovered yet")
@@ -227,7 +228,7 @@ def check_events_queue(conn: Any, aws: Any, org: Any) -> Verdict:
     fix = "deploy/aws/events-queue.yaml creates the queue and grants the role receive and delete"
     if problems:
         return Verdict("events", False, "; ".join(p.message for p in problems), fix)
-    feed = conn.execute("SELECT error FROM feeds WHERE org_id = %s", (org.org_id,)).fetchone()
+    feed = conn.execute(SQL["feed_error"], (org.org_id,)).fetchone()
     if feed is not None and feed["error"]:
         return Verdict("events", False, f"the workers cannot read {url}: {feed['error']}", fix)
     return Verdict("events", True, f"the organization role can receive and delete on {url}")

@@ -18,7 +18,10 @@ from orgsync.pipelines.credentials import Keyring, seal_json
 
 # The registration request's own field rules, so both kinds of role are checked alike.
 from orgsync.pipelines.request_rules import field_problems
+from orgsync.pipelines.sql import load
 from orgsync.services.errors import UserError
+
+SQL = load("orgsync.services.use_cases")
 
 Conn = psycopg.Connection[dict[str, Any]]
 _ACCOUNT_ID = re.compile(r"[0-9]{12}")
@@ -61,9 +64,7 @@ def add(
     sealed = seal_json(keyring, asdict(creds), bound_to(account_id))
     with conn.transaction():
         inserted = conn.execute(
-            "INSERT INTO accounts (account_id, org_id, name, status, managed_by_org,"
-            " credentials_key_id, credentials) VALUES (%s, NULL, %s, 'pending', false, %s, %s)"
-            " ON CONFLICT (account_id) DO NOTHING RETURNING account_id",
+            SQL["add_standalone_account"],
             (account_id, name or account_id, sealed.key_id, sealed.blob),
         ).fetchone()
         if inserted is None:
@@ -81,10 +82,8 @@ def set_credentials(
     sealed = seal_json(keyring, asdict(creds), bound_to(account_id))
     with conn.transaction():
         refuse_if_managed(conn, account_id)
-        # an account whose organization was deleted becomes standalone with its new role
         conn.execute(
-            "UPDATE accounts SET credentials_key_id = %s, credentials = %s,"
-            " managed_by_org = false, updated_at = now() WHERE account_id = %s",
+            SQL["set_standalone_credentials"],
             (sealed.key_id, sealed.blob, account_id),
         )
 
@@ -92,7 +91,7 @@ def set_credentials(
 def delete(conn: Conn, account_id: str) -> None:
     with conn.transaction():
         refuse_if_managed(conn, account_id)
-        conn.execute("DELETE FROM accounts WHERE account_id = %s", (account_id,))
+        conn.execute(SQL["delete_standalone_account"], (account_id,))
 
 
 def check(account_id: str, creds: AccountCredentials) -> None:
@@ -103,11 +102,7 @@ def check(account_id: str, creds: AccountCredentials) -> None:
 def refuse_if_managed(conn: Conn, account_id: str) -> None:
     """Raise unless the account exists and no registered organization manages it; the row
     stays locked until the transaction ends, so discovery cannot adopt it halfway through."""
-    row = conn.execute(
-        "SELECT a.org_id, o.nickname FROM accounts a LEFT JOIN organizations o USING (org_id)"
-        " WHERE a.account_id = %s FOR UPDATE OF a",
-        (account_id,),
-    ).fetchone()
+    row = conn.execute(SQL["lock_account_and_its_organization"], (account_id,)).fetchone()
     if row is None:
         raise UserError(f"no account {account_id} (see `orgsync accounts`)")
     if row["org_id"] is not None:

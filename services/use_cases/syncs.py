@@ -8,9 +8,12 @@ from typing import Any
 
 from orgsync.pipelines.outbox import emit
 from orgsync.pipelines.registration import start_sync
+from orgsync.pipelines.sql import load
 from orgsync.services.bootstrap import House
 from orgsync.services.errors import UserError
 from orgsync.services.read_models import inventory
+
+SQL = load("orgsync.services.use_cases")
 
 
 def wait_for(poll: Callable[[], Any], timeout: float, message: str) -> Any:
@@ -56,9 +59,5 @@ def wait_sync(
 
 def latest_sync(house: House, org_id: str) -> str | None:
     with house.connect() as conn:
-        row = conn.execute(
-            "SELECT sync_id::text AS id FROM syncs WHERE org_id = %s"
-            " ORDER BY started_at DESC LIMIT 1",
-            (org_id,),
-        ).fetchone()
+        row = conn.execute(SQL["latest_sync"], (org_id,)).fetchone()
     return None if row is None else str(row["id"])
