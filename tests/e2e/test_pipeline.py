@@ -56,22 +56,24 @@ def orgsync(settings: Settings, aws: SimulatedAws, *args: str) -> Any:
     return json.loads(done.stdout)
 
 
-def register_and_sync(house: House, request: dict[str, Any]) -> str:
-    registering.submit(house, request)
-    verdict = registering.wait_verdict(house, request["request_id"], TIMEOUT)
-    assert verdict.accepted, verdict.reasons
-    assert verdict.org_id is not None
-    sync_id = syncs.latest_sync(house, verdict.org_id)
-    assert sync_id is not None
-    syncs.wait_sync(house, sync_id, TIMEOUT)
+def register_and_sync(settings: Settings, request: dict[str, Any]) -> str:
+    """Register through the queue and wait for the organization's first sync to finish."""
+    with House(settings) as house:
+        registering.submit(house, request)
+        verdict = registering.wait_verdict(house, request["request_id"], TIMEOUT)
+        assert verdict.accepted, verdict.reasons
+        assert verdict.org_id is not None
+        sync_id = syncs.latest_sync(house, verdict.org_id)
+        assert sync_id is not None
+        syncs.wait_sync(house, sync_id, TIMEOUT)
     return verdict.org_id
 
 
 def test_every_member_account_ends_up_with_status_path_tags_and_badges(
-    settings: Settings, house: House, aws: SimulatedAws, worker: Path
+    settings: Settings, aws: SimulatedAws, worker: Path
 ) -> None:
     org = build_organization(aws.endpoint_url, OrgSpec(accounts=24, suspended=2, excluded=2))
-    org_id = register_and_sync(house, request_for(org, "e2e"))
+    org_id = register_and_sync(settings, request_for(org, "e2e"))
 
     listed = {
         a["account_id"]: a for a in orgsync(settings, aws, "accounts", "--org", "e2e", "--json")
@@ -100,7 +102,7 @@ def test_a_tag_changed_in_aws_is_a_changed_badge_after_the_next_sync(
     settings: Settings, house: House, aws: SimulatedAws, worker: Path
 ) -> None:
     org = build_organization(aws.endpoint_url, OrgSpec(accounts=8, suspended=0, excluded=0))
-    org_id = register_and_sync(house, request_for(org, "tags"))
+    org_id = register_and_sync(settings, request_for(org, "tags"))
     target = org.accounts[0]
     key = next(iter(target.tags))
     change_tags(aws.endpoint_url, {target.id: {key: "changed", "new-tag": "yes"}})
@@ -133,16 +135,16 @@ def test_a_malformed_request_is_recorded_and_the_worker_keeps_going(
     connection.close()
 
     org = build_organization(aws.endpoint_url, OrgSpec(accounts=4, suspended=0, excluded=0))
-    register_and_sync(house, request_for(org, "after-bad"))
+    register_and_sync(settings, request_for(org, "after-bad"))
     registrations = orgsync(settings, aws, "registrations", "--json")
     assert {r["request_id"]: r["accepted"] for r in registrations}["bad-1"] is False
 
 
 def test_the_scheduler_turns_tags_changed_in_aws_into_badges_with_no_other_action(
-    settings: Settings, house: House, aws: SimulatedAws, worker: Path, tmp_path: Path
+    settings: Settings, aws: SimulatedAws, worker: Path, tmp_path: Path
 ) -> None:
     org = build_organization(aws.endpoint_url, OrgSpec(accounts=6, suspended=0, excluded=0))
-    register_and_sync(house, request_for(org, "scheduled"))
+    register_and_sync(settings, request_for(org, "scheduled"))
     first, second = org.accounts[0], org.accounts[1]
     removed_key = next(iter(second.tags))
     change_tags(aws.endpoint_url, {first.id: {"added": "1"}, second.id: {removed_key: None}})
