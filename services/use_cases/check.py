@@ -1,6 +1,6 @@
 """`orgsync check`: every dependency orgsync needs, one verdict each, with the fix.
 
-Each check returns a Verdict; a check that depends on another (migrations on PostgreSQL,
+Each check returns a Finding; a check that depends on another (migrations on PostgreSQL,
 queues on RabbitMQ) says it was skipped rather than failing twice for one cause.
 """
 
@@ -22,7 +22,7 @@ SQL = load("orgsync.services.use_cases")
 
 
 @dataclass(frozen=True)
-class Verdict:
+class Finding:
     name: str
     ok: bool | None  # None: not checked, because what it needs failed
     detail: str
@@ -40,11 +40,11 @@ class Verdict:
         return {"check": self.name, "ok": self.ok, "detail": self.detail, "fix": self.fix}
 
 
-def _failed(name: str, error: ServiceUnavailable) -> Verdict:
-    return Verdict(name, False, error.detail, error.fix)
+def _failed(name: str, error: ServiceUnavailable) -> Finding:
+    return Finding(name, False, error.detail, error.fix)
 
 
-def check_postgres(settings: Settings) -> tuple[Verdict, Any]:
+def check_postgres(settings: Settings) -> tuple[Finding, Any]:
     try:
         conn = db.connect(settings.database_url, autocommit=True)
     except ServiceUnavailable as error:
@@ -52,28 +52,28 @@ def check_postgres(settings: Settings) -> tuple[Verdict, Any]:
     row = conn.execute(SQL["server_version"]).fetchone()
     version = row["server_version"] if row else "?"
     where = db.describe(settings.database_url)
-    return Verdict("postgresql", True, f"PostgreSQL {version} at {where}"), conn
+    return Finding("postgresql", True, f"PostgreSQL {version} at {where}"), conn
 
 
-def check_migrations(conn: Any) -> Verdict:
+def check_migrations(conn: Any) -> Finding:
     if conn is None:
-        return Verdict("migrations", None, "not checked: PostgreSQL failed")
+        return Finding("migrations", None, "not checked: PostgreSQL failed")
     wanted = [db.version_of(path) for path in db.migration_files()]
     done: set[str] = set()
     if conn.execute(SQL["migrations_table"]).fetchone()["t"]:
         done = {r["version"] for r in conn.execute(SQL["applied_migrations"])}
     missing = [v for v in wanted if v not in done]
     if missing:
-        return Verdict(
+        return Finding(
             "migrations",
             False,
             f"{len(missing)} of {len(wanted)} migration(s) not applied ({', '.join(missing)})",
             "run `orgsync migrate`",
         )
-    return Verdict("migrations", True, f"all {len(wanted)} migration(s) applied")
+    return Finding("migrations", True, f"all {len(wanted)} migration(s) applied")
 
 
-def check_rabbitmq(settings: Settings) -> tuple[Verdict, Any]:
+def check_rabbitmq(settings: Settings) -> tuple[Finding, Any]:
     try:
         connection = broker.connect(settings.broker_url)
     except ServiceUnavailable as error:
@@ -81,25 +81,25 @@ def check_rabbitmq(settings: Settings) -> tuple[Verdict, Any]:
     version = connection._impl.server_properties.get("version", b"")
     version = version.decode() if isinstance(version, bytes) else str(version)
     host, _, vhost = broker.describe(settings.broker_url).partition("/")
-    return Verdict("rabbitmq", True, f"RabbitMQ {version} at {host}, vhost {vhost!r}"), connection
+    return Finding("rabbitmq", True, f"RabbitMQ {version} at {host}, vhost {vhost!r}"), connection
 
 
-def check_queues(connection: Any) -> Verdict:
+def check_queues(connection: Any) -> Finding:
     if connection is None:
-        return Verdict("queues", None, "not checked: RabbitMQ failed")
+        return Finding("queues", None, "not checked: RabbitMQ failed")
     rows = queues.count(connection)
     missing = [row["queue"] for row in rows if not row["declared"]]
     if missing:
-        return Verdict(
+        return Finding(
             "queues",
             False,
             f"not declared yet: {', '.join(missing)}",
             "start `orgsync worker` once (it declares every queue)",
         )
-    return Verdict("queues", True, f"all {len(rows)} queues declared")
+    return Finding("queues", True, f"all {len(rows)} queues declared")
 
 
-def check_keys(settings: Settings, conn: Any) -> Verdict:
+def check_keys(settings: Settings, conn: Any) -> Finding:
     source = (
         "ORGSYNC_ENCRYPTION_KEYS"
         if settings.encryption_keys
@@ -108,25 +108,25 @@ def check_keys(settings: Settings, conn: Any) -> Verdict:
     try:
         keyring = keys.load_keyring(settings)
     except MissingKeysError:
-        return Verdict(
+        return Finding(
             "keys",
             False,
             f"no encryption keys (ORGSYNC_ENCRYPTION_KEYS is unset, no {source})",
             "run `orgsync keys generate`",
         )
     except CredentialError as error:
-        return Verdict(
+        return Finding(
             "keys",
             False,
             f"the keys from {source} are unusable ({error})",
             "fix them, or run `orgsync keys generate` for a new key file",
         )
     if conn is None:
-        return Verdict("keys", True, f"{len(keyring.key_ids)} key(s) from {source}")
+        return Finding("keys", True, f"{len(keyring.key_ids)} key(s) from {source}")
     try:
         opened = keys.reseal_all(keyring, conn, check_only=True)
     except CredentialError as error:
-        return Verdict(
+        return Finding(
             "keys",
             False,
             f"the keys from {source} cannot open a stored credential ({error})",
@@ -134,15 +134,15 @@ def check_keys(settings: Settings, conn: Any) -> Verdict:
             " ORGSYNC_ENCRYPTION_KEY_FILE)",
         )
     except Exception:  # no tables yet: the migrations verdict says so
-        return Verdict("keys", True, f"{len(keyring.key_ids)} key(s) from {source}")
-    return Verdict(
+        return Finding("keys", True, f"{len(keyring.key_ids)} key(s) from {source}")
+    return Finding(
         "keys",
         True,
         f"{len(keyring.key_ids)} key(s) from {source} open all {opened} stored credential(s)",
     )
 
 
-def check_aws(aws_factory: Callable[[], Any]) -> tuple[Verdict, Any]:
+def check_aws(aws_factory: Callable[[], Any]) -> tuple[Finding, Any]:
     fix = (
         "give orgsync AWS credentials the usual way (AWS_PROFILE, AWS_ACCESS_KEY_ID and"
         " AWS_SECRET_ACCESS_KEY, or an instance or task role)"
@@ -151,8 +151,8 @@ def check_aws(aws_factory: Callable[[], Any]) -> tuple[Verdict, Any]:
         aws = aws_factory()  # a missing AWS_PROFILE fails here already
         identity = aws.sts.get_caller_identity()
     except Exception as error:
-        return Verdict("aws", False, f"no usable AWS credentials ({_aws_reason(error)})", fix), None
-    return Verdict("aws", True, f"acting as {identity['Arn']}"), aws
+        return Finding("aws", False, f"no usable AWS credentials ({_aws_reason(error)})", fix), None
+    return Finding("aws", True, f"acting as {identity['Arn']}"), aws
 
 
 def _aws_reason(error: Exception) -> str:
@@ -164,24 +164,24 @@ def _aws_reason(error: Exception) -> str:
 
 def check_org(
     settings: Settings, conn: Any, aws: Any, ref: str, migrated: bool
-) -> Iterator[Verdict]:
+) -> Iterator[Finding]:
     needs = [name for name, ok in (("the migrations", migrated), ("AWS", aws)) if not ok]
     if needs:
-        yield Verdict("org role", None, f"not checked: {' and '.join(needs)} failed")
+        yield Finding("org role", None, f"not checked: {' and '.join(needs)} failed")
         return
     org_id = resolve_org_id(conn, ref)
     if org_id is None:
-        yield Verdict("org role", False, f"no organization {ref!r}", "see `orgsync orgs`")
+        yield Finding("org role", False, f"no organization {ref!r}", "see `orgsync orgs`")
         return
     try:
         org = load_organization(conn, keys.load_keyring(settings), org_id)
     except CredentialError as error:
-        yield Verdict("org role", None, f"its credentials cannot be opened ({error})")
+        yield Finding("org role", None, f"its credentials cannot be opened ({error})")
         return
     assert org is not None
     live = registration.check_live(aws.assume, org.credentials)
     if live.problems:
-        yield Verdict(
+        yield Finding(
             "org role",
             False,
             "; ".join(p.message for p in live.problems),
@@ -189,19 +189,19 @@ def check_org(
             " (deploy/aws/org-role.yaml creates it)",
         )
     else:
-        yield Verdict("org role", True, f"{org.credentials.org_role_arn} can read {org_id}")
+        yield Finding("org role", True, f"{org.credentials.org_role_arn} can read {org_id}")
     if org.filters.events_queue_url:
         yield check_events_queue(conn, aws, org)
     account = conn.execute(
         SQL["member_account_to_check"], (org_id, org.management_account_id)
     ).fetchone()
     if account is None:
-        yield Verdict("member role", None, "no member account discovered yet")
+        yield Finding("member role", None, "no member account discovered yet")
         return
     try:
         result = validation.assume_member_role(aws.sts, org, account["account_id"])
     except validation.TransientAwsError as error:
-        yield Verdict(
+        yield Finding(
             "member role",
             False,
             f"AWS failed transiently ({error.error.code}: {error.error.message})",
@@ -209,9 +209,9 @@ def check_org(
         )
         return
     if result.status is validation.ValidationStatus.OK:
-        yield Verdict("member role", True, f"assumed {org.member_role_arn(account['account_id'])}")
+        yield Finding("member role", True, f"assumed {org.member_role_arn(account['account_id'])}")
     else:
-        yield Verdict(
+        yield Finding(
             "member role",
             False,
             f"cannot assume {org.member_role_arn(account['account_id'])} ({result.reason})",
@@ -220,24 +220,24 @@ def check_org(
         )
 
 
-def check_events_queue(conn: Any, aws: Any, org: Any) -> Verdict:
+def check_events_queue(conn: Any, aws: Any, org: Any) -> Finding:
     """The organization role can receive and delete on its change-event queue, and the feed
     reads it (`feeds.error`, what the workers last met)."""
     url = org.filters.events_queue_url
     problems = registration.check_queue(aws.assume, org.credentials, url)
     fix = "deploy/aws/events-queue.yaml creates the queue and grants the role receive and delete"
     if problems:
-        return Verdict("events", False, "; ".join(p.message for p in problems), fix)
+        return Finding("events", False, "; ".join(p.message for p in problems), fix)
     feed = conn.execute(SQL["feed_error"], (org.org_id,)).fetchone()
     if feed is not None and feed["error"]:
-        return Verdict("events", False, f"the workers cannot read {url}: {feed['error']}", fix)
-    return Verdict("events", True, f"the organization role can receive and delete on {url}")
+        return Finding("events", False, f"the workers cannot read {url}: {feed['error']}", fix)
+    return Finding("events", True, f"the organization role can receive and delete on {url}")
 
 
 def run(
     settings: Settings, org: str | None = None, aws_factory: Callable[[], Any] | None = None
-) -> list[Verdict]:
-    verdicts: list[Verdict] = []
+) -> list[Finding]:
+    verdicts: list[Finding] = []
     pg, conn = check_postgres(settings)
     mq, connection = check_rabbitmq(settings)
     try:
@@ -260,6 +260,6 @@ def run(
     return verdicts
 
 
-def passed(verdicts: list[Verdict]) -> bool:
+def passed(verdicts: list[Finding]) -> bool:
     """No failure. A skipped check is not one: what it needed failed, and says so itself."""
     return all(v.ok is not False for v in verdicts)

@@ -64,11 +64,11 @@ def rabbitmq_user(rabbitmq_server: tuple[str, Any], broker_url: str) -> Iterator
     ctl("delete_user", user)
 
 
-def verdicts(settings: Settings, org: str | None = None) -> dict[str, check.Verdict]:
+def verdicts(settings: Settings, org: str | None = None) -> dict[str, check.Finding]:
     return {v.name: v for v in check.run(settings, org)}
 
 
-def failed(settings: Settings) -> dict[str, check.Verdict]:
+def failed(settings: Settings) -> dict[str, check.Finding]:
     found = verdicts(settings)
     assert not check.passed(list(found.values()))
     return {name: v for name, v in found.items() if v.ok is False}
