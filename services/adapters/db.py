@@ -62,6 +62,9 @@ def check_if_idle(conn: psycopg.Connection[Any]) -> None:
 
 
 def open_pool(url: str, *, max_size: int = 8) -> ConnectionPool:
+    # one connection first: PostgreSQL's own refusal (no such database, wrong password) names
+    # the cause at once, where the pool would retry for its whole timeout and say less
+    connect(url).close()
     pool = ConnectionPool(
         url,
         min_size=1,

@@ -169,8 +169,10 @@ def test_the_scheduler_turns_tags_changed_in_aws_into_badges_with_no_other_actio
 
         assert syncs.wait_for(badges_followed, TIMEOUT, "badges did not follow the tags")
     finally:
+        # all at once: a standby stopped after the leader could take the lock meanwhile
         for process in schedulers:
             process.terminate()
+        for process in schedulers:
             process.wait(timeout=30)
     log = (tmp_path / "scheduler.log").read_text()
     assert log.count('"scheduler_leading"') == 1
