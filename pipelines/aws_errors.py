@@ -86,7 +86,7 @@ PERMANENT_CODES: frozenset[str] = frozenset(
 )
 
 # AWS's "slow down" answers (a subset of TRANSIENT_CODES): the rate budget
-# (services/adapters/budget.py) lowers its rate on them and waits for a token instead of letting
+# (services/adapters/budget/) lowers its rate on them and waits for a token instead of letting
 # them count as failures.
 THROTTLING_CODES: frozenset[str] = frozenset(
     {
