@@ -25,6 +25,7 @@ from orgsync.services.adapters.aws import Aws
 from orgsync.services.adapters.broker import make_broker
 from orgsync.services.adapters.budget import Budget
 from orgsync.services.adapters.keys import ReloadingKeyring
+from orgsync.services.adapters.relay import Sweeper
 from orgsync.services.errors import ServiceUnavailable
 from orgsync.services.logs import get_logger
 from orgsync.services.processes.feed_poller import Feed
@@ -90,7 +91,7 @@ class House:
     # ---- adapters ----------------------------------------------------------------------------
 
     @property
-    def pool(self) -> ConnectionPool:
+    def pool(self) -> db.Pool:
         return self._once(
             "pool",
             lambda: db.open_pool(self.settings.database_url, max_size=self.pool_size),
@@ -99,7 +100,7 @@ class House:
 
     def connect(self) -> AbstractContextManager[Conn]:
         """A pooled connection whose block commits on success."""
-        return self.pool.connection()  # type: ignore[return-value]
+        return self.pool.connection()
 
     @property
     def broker(self) -> dramatiq.Broker:
@@ -148,13 +149,13 @@ class House:
                 "sweeper publishes it once RabbitMQ is back"
             ) from error
 
-    def start_sweeper(self) -> relay.Sweeper:
-        def start() -> relay.Sweeper:
-            sweeper = relay.Sweeper(self.pool, self.broker, stuck_after=self.settings.stuck_after)
+    def start_sweeper(self) -> Sweeper:
+        def start() -> Sweeper:
+            sweeper = Sweeper(self.pool, self.broker, stuck_after=self.settings.stuck_after)
             sweeper.start()
             return sweeper
 
-        return self._once("sweeper", start, relay.Sweeper.stop)
+        return self._once("sweeper", start, Sweeper.stop)
 
     # ---- the stages ----------------------------------------------------------------------------
 

@@ -114,7 +114,7 @@ def connect(url: str) -> pika.BlockingConnection:
         raise unavailable(url, error) from error
 
 
-def publish(broker: RabbitmqBroker, url: str, message: dramatiq.Message[object]) -> None:
+def publish(broker: dramatiq.Broker, url: str, message: dramatiq.Message[object]) -> None:
     try:
         broker.enqueue(message)
     except dramatiq.errors.ConnectionError as error:

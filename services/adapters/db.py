@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from psycopg.rows import dict_row
+from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool
 
 from orgsync import schema
@@ -24,6 +24,8 @@ MIGRATIONS = schema.MIGRATIONS
 SQL = load("orgsync.services.adapters")
 # Any fixed number: every `orgsync migrate` takes this advisory lock, so two at once are safe.
 _MIGRATION_LOCK = 0x6F726773
+# Every pool here hands out connections whose rows are dicts (its connections' row_factory).
+Pool = ConnectionPool[psycopg.Connection[DictRow]]
 
 
 def describe(url: str) -> str:
@@ -61,11 +63,11 @@ def check_if_idle(conn: psycopg.Connection[Any]) -> None:
     _handed_out_at[conn] = now
 
 
-def open_pool(url: str, *, max_size: int = 8) -> ConnectionPool:
+def open_pool(url: str, *, max_size: int = 8) -> Pool:
     # one connection first: PostgreSQL's own refusal (no such database, wrong password) names
     # the cause at once, where the pool would retry for its whole timeout and say less
     connect(url).close()
-    pool = ConnectionPool(
+    pool: Pool = ConnectionPool(
         url,
         min_size=1,
         max_size=max_size,
@@ -119,7 +121,7 @@ def migrate(url: str) -> list[str]:
             version = version_of(path)
             if version in done:
                 continue
-            conn.execute(path.read_text())  # type: ignore[call-overload]
+            conn.execute(path.read_text())
             conn.execute(SQL["record_migration"], (version,))
             applied.append(version)
     return applied

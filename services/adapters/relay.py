@@ -14,12 +14,11 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import dramatiq
-from dramatiq.brokers.rabbitmq import RabbitmqBroker
-from psycopg_pool import ConnectionPool
 
 from orgsync.pipelines import stuck
 from orgsync.pipelines.outbox import emit
 from orgsync.pipelines.sql import load
+from orgsync.services.adapters.db import Pool
 from orgsync.services.logs import get_logger
 
 log = get_logger(__name__)
@@ -27,21 +26,19 @@ log = get_logger(__name__)
 SQL = load("orgsync.services.adapters")
 
 
-def relay(pool: ConnectionPool, broker: RabbitmqBroker, message_ids: Sequence[str]) -> int:
+def relay(pool: Pool, broker: dramatiq.Broker, message_ids: Sequence[str]) -> int:
     """Publish these outbox rows now (those no other relay holds)."""
     if not message_ids:
         return 0
     return _publish(pool, broker, SQL["claim_outbox_messages"], (list(message_ids),))
 
 
-def sweep(
-    pool: ConnectionPool, broker: RabbitmqBroker, older_than: float = 5.0, limit: int = 500
-) -> int:
+def sweep(pool: Pool, broker: dramatiq.Broker, older_than: float = 5.0, limit: int = 500) -> int:
     """Publish rows that nobody relayed: their writer died between its commit and its relay."""
     return _publish(pool, broker, SQL["claim_stale_outbox_messages"], (older_than, limit))
 
 
-def _publish(pool: ConnectionPool, broker: RabbitmqBroker, query: str, params: tuple) -> int:
+def _publish(pool: Pool, broker: dramatiq.Broker, query: str, params: tuple[object, ...]) -> int:
     with pool.connection() as conn:
         rows = conn.execute(query, params).fetchall()
         _enqueue_all(
@@ -76,7 +73,7 @@ _publishers_lock = threading.Lock()
 
 
 def _enqueue_all(
-    broker: RabbitmqBroker, messages: list[tuple[dramatiq.Message[object], int | None]]
+    broker: dramatiq.Broker, messages: list[tuple[dramatiq.Message[object], int | None]]
 ) -> None:
     """Publish (message, delay in ms or None) pairs; a delayed one goes to its delay queue."""
     global _publishers
@@ -92,7 +89,7 @@ def _enqueue_all(
         future.result()  # the first failure raises: nothing is deleted, the sweeper retries
 
 
-def redrive_stuck(pool: ConnectionPool, broker: RabbitmqBroker, bound: float) -> int:
+def redrive_stuck(pool: Pool, broker: dramatiq.Broker, bound: float) -> int:
     """Re-drive syncs stalled for `bound` seconds (pipelines/stuck.py); one process at a time."""
     with pool.connection() as conn:
         redrives = stuck.sweep(conn, bound)
@@ -107,8 +104,8 @@ def redrive_stuck(pool: ConnectionPool, broker: RabbitmqBroker, bound: float) ->
 class Sweeper(threading.Thread):
     def __init__(
         self,
-        pool: ConnectionPool,
-        broker: RabbitmqBroker,
+        pool: Pool,
+        broker: dramatiq.Broker,
         interval: float = 2.0,
         stuck_after: float | None = None,
     ) -> None:

@@ -42,9 +42,10 @@ def wait_verdict(house: House, request_id: str, timeout: float, request: object 
                 return verdict
             return decided(conn, conflict_id(request_id, digest))
 
-    return wait_for(
+    verdict: Verdict = wait_for(
         poll,
         timeout,
         f"no verdict on request {request_id} after {timeout:.0f} s: "
         "is a worker running (`orgsync worker`)?",
     )
+    return verdict

@@ -16,8 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from psycopg_pool import ConnectionPool
-
 from orgsync.pipelines.sql import load
 from orgsync.services.adapters.budget import hooks
 from orgsync.services.adapters.budget.arithmetic import (
@@ -30,6 +28,7 @@ from orgsync.services.adapters.budget.arithmetic import (
     slow_down,
     take_many,
 )
+from orgsync.services.adapters.db import Pool
 from orgsync.services.logs import get_logger
 
 log = get_logger("orgsync.budget")
@@ -58,7 +57,7 @@ class Budget:
 
     def __init__(
         self,
-        pool: ConnectionPool,
+        pool: Pool,
         rates: dict[str, tuple[float, float]],
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
