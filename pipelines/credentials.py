@@ -135,7 +135,7 @@ class Keyring:
 
     @property
     def active(self) -> Key:
-        return self._keys[0]
+        return self.keys[0]
 
     @property
     def keys(self) -> tuple[Key, ...]:
@@ -143,34 +143,34 @@ class Keyring:
 
     @property
     def key_ids(self) -> tuple[str, ...]:
-        return tuple(key.key_id for key in self._keys)
+        return tuple(key.key_id for key in self.keys)
 
     def get(self, key_id: str) -> Key:
         """The key with this id; raises ``UnknownKeyError`` when it is not in the keyring."""
-        for key in self._keys:
+        for key in self.keys:
             if key.key_id == key_id:
                 return key
         raise UnknownKeyError(key_id, self.key_ids)
 
     def with_new_key(self, key: Key) -> Keyring:
         """A keyring with ``key`` as the new active key and every current key kept."""
-        return Keyring((key, *self._keys))
+        return Keyring((key, *self.keys))
 
     def format(self) -> str:
         """The text ``parse`` reads back: ``kid:BASE64URLKEY`` entries joined by commas."""
         return ",".join(
             f"{key.key_id}:{base64.urlsafe_b64encode(key.secret).decode('ascii')}"
-            for key in self._keys
+            for key in self.keys
         )
 
     def __repr__(self) -> str:
         return f"Keyring(key_ids={self.key_ids!r})"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Keyring) and self._keys == other._keys
+        return isinstance(other, Keyring) and self.keys == other.keys
 
     def __hash__(self) -> int:
-        return hash(self._keys)
+        return hash(self.keys)
 
 
 def _parse_entry(number: int, entry: str) -> Key:

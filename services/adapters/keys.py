@@ -169,8 +169,8 @@ class ReloadingKeyring(Keyring):
                 return self.reload()
         return self._current
 
-    @property  # type: ignore[override]
-    def _keys(self) -> tuple[Key, ...]:
+    @property
+    def keys(self) -> tuple[Key, ...]:
         return self.current.keys
 
     def get(self, key_id: str) -> Key:
