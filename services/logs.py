@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 import structlog
+from structlog.typing import EventDict, WrappedLogger
 
 from orgsync.pipelines.redaction import scrub_text
 
@@ -54,7 +55,7 @@ def _message_name(arg: Any) -> Any:
     return arg
 
 
-def redact(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+def redact(_logger: WrappedLogger, _method: str, event: EventDict) -> EventDict:
     for key in SECRET_KEYS & event.keys():
         event[key] = "[redacted]"
     return {key: scrub(value) for key, value in event.items()}

@@ -62,12 +62,13 @@ def replacement(body: bytes, reason: str, queue: str, actor: str, amqp_id: objec
     ).encode()
 
 
-class ScreeningConsumer(_RabbitmqConsumer):  # type: ignore[misc]
+class ScreeningConsumer(_RabbitmqConsumer):
     """dramatiq's consumer, with every body screened before it is decoded: the canonical queues
     and their delay queues (`Q.DQ`) alike, since anyone who can publish can publish there."""
 
     def __init__(self, broker: RabbitmqBroker, queue_name: str, prefetch: int, timeout: int):
-        super().__init__(broker, queue_name, prefetch, timeout)
+        # dramatiq leaves its consumer's __init__ unannotated
+        super().__init__(broker, queue_name, prefetch, timeout)  # type: ignore[no-untyped-call]
         self.iterator = self._screened(self.iterator)
 
     def _screened(self, deliveries: Iterator[Any]) -> Iterator[Any]:

@@ -118,7 +118,7 @@ def build(
     }
     for name, (fn, options) in actors.items():
         stage = STAGE_BY_NAME[name]
-        dramatiq.actor(fn, actor_name=stage.actor, queue_name=stage.queue, broker=broker, **options)
+        dramatiq.actor(actor_name=stage.actor, queue_name=stage.queue, broker=broker, **options)(fn)
     assert STAGE_BY_NAME["registration"].actor == REGISTRATION_ACTOR
     return broker
 

@@ -103,7 +103,8 @@ class StageMetrics(dramatiq.Middleware):
             return
         directory = run_directory(self.base)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
-        values.ValueClass = values.MultiProcessValue()
+        # unannotated in prometheus_client
+        values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
         self.metrics = WorkerMetrics.define()
         # every series exists from the start, at 0: rate() sees a stage's first retry or skip
         for stage in STAGE_BY_QUEUE.values():
@@ -114,7 +115,8 @@ class StageMetrics(dramatiq.Middleware):
 
     def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         if self.metrics is not None:
-            prometheus_multiprocess.mark_process_dead(os.getpid())
+            # unannotated in prometheus_client
+            prometheus_multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
     def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
         if self.metrics is not None:
@@ -231,7 +233,8 @@ def serve_worker_metrics() -> int:
     configure_logging(settings.log_level, settings.log_format)
     directory = run_directory(settings.worker_metrics_dir)
     registry = CollectorRegistry()
-    prometheus_multiprocess.MultiProcessCollector(registry, path=str(directory))
+    # unannotated in prometheus_client
+    prometheus_multiprocess.MultiProcessCollector(registry, path=str(directory))  # type: ignore[no-untyped-call]
     try:
         server = serve(
             settings.worker_metrics_host,

@@ -523,6 +523,7 @@ class Handler(BaseHTTPRequestHandler):
     # client's delayed ACK add ~40 ms to every response on a kept-alive connection
     disable_nagle_algorithm = True
     server: ScaleServer
+    _headers_buffer: list[bytes]  # http.server's, set by send_header(); typeshed omits it
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # one line per request would drown everything at thousands of calls

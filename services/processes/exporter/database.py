@@ -28,6 +28,12 @@ QUERIES = {
 }
 WAITING_STAGE = {s.waits_at or s.name: s.name for s in STAGES}
 
+
+def waiting_stage(mark: str) -> str:
+    """The stage whose messages wait at `mark`; a mark no stage names stands for itself."""
+    return WAITING_STAGE.get(mark, mark)
+
+
 Rows = dict[str, list[dict[str, Any]]]
 
 
@@ -74,7 +80,7 @@ def add_database(out: dict[str, Family], results: Rows) -> None:
         out["orgsync_failed_accounts"].add_metric(labels, row["n"])
     waiting = {stage.name: (0, 0.0) for stage in STAGES}
     waiting |= {
-        WAITING_STAGE.get(row["waits_at"], row["waits_at"]): (row["n"], float(row["oldest"]))
+        waiting_stage(row["waits_at"]): (row["n"], float(row["oldest"]))
         for row in results["waiting"]
     }
     for stage, (n, oldest) in waiting.items():
