@@ -79,7 +79,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check services pipelines tests benchmarks orgsync/__init__.py
 
 typecheck: $(STAMP)
-	$(BIN)/mypy -p orgsync.pipelines
+	$(BIN)/mypy -p orgsync
 
 migrate: $(STAMP)
 	$(BIN)/orgsync migrate
