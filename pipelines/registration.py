@@ -27,11 +27,7 @@ from orgsync.pipelines.events import OrgRegistered
 from orgsync.pipelines.idempotency import request_digest, same_request
 from orgsync.pipelines.orgs import Organization, load_organization, seal_credentials
 from orgsync.pipelines.outbox import emit
-from orgsync.pipelines.registration_checks import LiveCheck
-
-# re-exported: services/use_cases/check.py runs the live checks as registration.check_*
-from orgsync.pipelines.registration_checks import check_live as check_live
-from orgsync.pipelines.registration_checks import check_queue as check_queue
+from orgsync.pipelines.registration_checks import LiveCheck, check_live, check_queue
 from orgsync.pipelines.request_rules import (
     Credentials,
     Filters,

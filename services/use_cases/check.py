@@ -10,9 +10,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from orgsync.pipelines import registration, validation
+from orgsync.pipelines import validation
 from orgsync.pipelines.credentials import CredentialError, MissingKeysError
 from orgsync.pipelines.orgs import load_organization, resolve_org_id
+from orgsync.pipelines.registration_checks import check_live, check_queue
 from orgsync.pipelines.sql import load
 from orgsync.services.adapters import broker, db, keys, queues
 from orgsync.services.errors import ServiceUnavailable
@@ -179,7 +180,7 @@ def check_org(
         yield Finding("org role", None, f"its credentials cannot be opened ({error})")
         return
     assert org is not None
-    live = registration.check_live(aws.assume, org.credentials)
+    live = check_live(aws.assume, org.credentials)
     if live.problems:
         yield Finding(
             "org role",
@@ -224,7 +225,7 @@ def check_events_queue(conn: Any, aws: Any, org: Any) -> Finding:
     """The organization role can receive and delete on its change-event queue, and the feed
     reads it (`feeds.error`, what the workers last met)."""
     url = org.filters.events_queue_url
-    problems = registration.check_queue(aws.assume, org.credentials, url)
+    problems = check_queue(aws.assume, org.credentials, url)
     fix = "deploy/aws/events-queue.yaml creates the queue and grants the role receive and delete"
     if problems:
         return Finding("events", False, "; ".join(p.message for p in problems), fix)

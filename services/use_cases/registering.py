@@ -42,10 +42,9 @@ def wait_verdict(house: House, request_id: str, timeout: float, request: object 
                 return verdict
             return decided(conn, conflict_id(request_id, digest))
 
-    verdict: Verdict = wait_for(
+    return wait_for(
         poll,
         timeout,
         f"no verdict on request {request_id} after {timeout:.0f} s: "
         "is a worker running (`orgsync worker`)?",
     )
-    return verdict

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from orgsync.pipelines.outbox import emit
 from orgsync.pipelines.registration import start_sync
@@ -14,9 +14,10 @@ from orgsync.services.errors import UserError
 from orgsync.services.read_models import inventory
 
 SQL = load("orgsync.services.use_cases")
+T = TypeVar("T")
 
 
-def wait_for(poll: Callable[[], Any], timeout: float, message: str) -> Any:
+def wait_for(poll: Callable[[], T | None], timeout: float, message: str) -> T:
     """Poll until `poll` returns something other than None, or fail with `message`."""
     deadline = time.monotonic() + timeout
     while (result := poll()) is None:
