@@ -23,8 +23,8 @@ import uvicorn
 
 from orgsync.services.settings import Settings
 from orgsync.services.web.app import create_app
-from tests.conftest import IN_CI
-from tests.e2e.conftest import aws, simulated_aws, worker  # noqa: F401  (fixtures)
+from tests.support.browser import PASSWORD
+from tests.support.services import IN_CI
 
 CHROMIUM = Path(os.environ.get("ORGSYNC_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -35,7 +35,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-PASSWORD = "browser-test-password"
 TIMEOUT_MS = 60_000
 
 

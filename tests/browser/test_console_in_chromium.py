@@ -17,7 +17,7 @@ from orgsync.services.settings import Settings
 from orgsync.services.testing.moto_aws import SimulatedAws
 from orgsync.services.testing.sample_org import OrgSpec, SampleOrg, build_organization
 from orgsync.services.use_cases import syncs
-from tests.browser.conftest import PASSWORD
+from tests.support.browser import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 TIMEOUT = 60

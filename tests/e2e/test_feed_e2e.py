@@ -22,8 +22,8 @@ from orgsync.services.testing.organization_events import (
 )
 from orgsync.services.testing.sample_org import OrgSpec, aws_client, build_organization
 from orgsync.services.use_cases import iam_policy
-from tests.e2e.conftest import worker_env
-from tests.e2e.test_pipeline import orgsync, register_and_sync, request_for
+from tests.support.cli import orgsync, register_and_sync, request_for
+from tests.support.workers import worker_env
 
 pytestmark = pytest.mark.e2e
 TIMEOUT = 60

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
-import uuid
 from pathlib import Path
-from typing import Any
 
 import pika
 import pytest
@@ -16,54 +13,14 @@ from orgsync.services.settings import Settings
 from orgsync.services.testing.moto_aws import SimulatedAws
 from orgsync.services.testing.sample_org import (
     OrgSpec,
-    SampleOrg,
     build_organization,
     change_tags,
 )
 from orgsync.services.use_cases import registering, syncs
-from tests.e2e.conftest import worker_env
+from tests.support.cli import TIMEOUT, orgsync, register_and_sync, request_for
+from tests.support.workers import worker_env
 
 pytestmark = pytest.mark.e2e
-TIMEOUT = 120
-
-
-def request_for(org: SampleOrg, nickname: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "request_id": f"test-{uuid.uuid4().hex[:8]}",
-        "nickname": nickname,
-        "org_role_arn": org.org_role_arn,
-        "org_session_name": "orgsync-test",
-        "org_session_duration": 3600,
-        "member_role_name": org.member_role_name,
-        "member_session_name": "orgsync-test-member",
-        "member_session_duration": 900,
-        "exclude_prefixes": ["sandbox-"],
-        "auto_badge": True,
-        **extra,
-    }
-
-
-def orgsync(settings: Settings, aws: SimulatedAws, *args: str) -> Any:
-    done = subprocess.run(
-        [sys.executable, "-m", "orgsync", *args],
-        env=worker_env(settings, aws.endpoint_url),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return json.loads(done.stdout)
-
-
-def register_and_sync(settings: Settings, request: dict[str, Any]) -> str:
-    registering.submit(settings, request)
-    verdict = registering.wait_verdict(settings, request["request_id"], TIMEOUT)
-    assert verdict.accepted, verdict.reasons
-    assert verdict.org_id is not None
-    sync_id = syncs.latest_sync(settings, verdict.org_id)
-    assert sync_id is not None
-    syncs.wait_sync(settings, sync_id, TIMEOUT)
-    return verdict.org_id
 
 
 def test_every_member_account_ends_up_with_status_path_tags_and_badges(

@@ -43,9 +43,9 @@ from orgsync.services.settings import Settings
 from orgsync.services.testing.moto_aws import SimulatedAws
 from orgsync.services.testing.sample_org import OrgSpec, build_organization
 from orgsync.services.use_cases import registering, syncs
-from tests.conftest import IN_CI, unavailable
-from tests.e2e.conftest import worker_env
-from tests.e2e.test_pipeline import orgsync, request_for
+from tests.support.cli import orgsync, request_for
+from tests.support.services import IN_CI, unavailable
+from tests.support.workers import worker_env
 
 pytestmark = pytest.mark.e2e
 

@@ -29,7 +29,7 @@ from orgsync.services.testing.sample_org import (
     build_organization,
 )
 from orgsync.services.use_cases import registering
-from tests.e2e.test_pipeline import orgsync, register_and_sync, request_for
+from tests.support.cli import orgsync, register_and_sync, request_for
 
 pytestmark = pytest.mark.e2e
 TIMEOUT = 60

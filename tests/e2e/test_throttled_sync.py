@@ -15,7 +15,7 @@ from orgsync.services.settings import Settings
 from orgsync.services.testing.moto_aws import SimulatedAws
 from orgsync.services.testing.sample_org import OrgSpec, build_organization
 from orgsync.services.use_cases import registering, syncs
-from tests.e2e.test_pipeline import TIMEOUT, orgsync, request_for
+from tests.support.cli import TIMEOUT, orgsync, request_for
 
 pytestmark = pytest.mark.e2e
 

@@ -36,10 +36,10 @@ from orgsync.services.settings import Settings
 from orgsync.services.testing.moto_aws import SimulatedAws, SimulatedAwsControl
 from orgsync.services.testing.sample_org import OrgSpec, SampleOrg, build_organization
 from orgsync.services.use_cases import registering, syncs
-from tests.e2e.conftest import worker_env
 from tests.faults.servers import PrivatePostgres, PrivateRabbitmq
 from tests.faults.state import Counts, Snapshot, compare, snapshot
 from tests.faults.workers import Supervisor
+from tests.support.workers import worker_env
 
 ACCOUNTS = 300
 STUCK_AFTER = "10s"  # the stuck-sync bound the workers run with here

@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pika
 import psycopg
 import pytest
 from moto.organizations.models import organizations_backends
@@ -41,8 +40,8 @@ from orgsync.services.testing.sample_org import (
     build_organization,
 )
 from orgsync.services.use_cases import syncs
-from tests.e2e.conftest import aws, simulated_aws, worker  # noqa: F401 (fixtures)
-from tests.e2e.test_pipeline import TIMEOUT, register_and_sync, request_for
+from tests.support.amqp import publish
+from tests.support.cli import TIMEOUT, register_and_sync, request_for
 
 pytestmark = pytest.mark.integration
 Conn = psycopg.Connection[dict[str, Any]]
@@ -93,19 +92,6 @@ def events_naming_nothing(org_id: str, sync_id: str) -> dict[str, Event]:
     return cases
 
 
-def publish(broker_url: str, queue: str, bodies: list[bytes]) -> None:
-    connection = pika.BlockingConnection(pika.URLParameters(broker_url))
-    try:
-        channel = connection.channel()
-        channel.confirm_delivery()
-        for body in bodies:
-            channel.basic_publish(
-                "", queue, body, pika.BasicProperties(delivery_mode=2), mandatory=True
-            )
-    finally:
-        connection.close()
-
-
 def rejected(conn: Conn) -> list[dict[str, Any]]:
     return conn.execute("SELECT queue_name, reason FROM rejected_messages ORDER BY id").fetchall()
 
@@ -119,7 +105,7 @@ def inventory(conn: Conn) -> dict[str, Any]:
 
 
 @pytest.fixture
-def emptied_after(aws: SimulatedAws) -> Iterator[SimulatedAws]:  # noqa: F811
+def emptied_after(aws: SimulatedAws) -> Iterator[SimulatedAws]:
     """moto's state is global to the process: leave no organization behind for other tests."""
     yield aws
     SimulatedAwsControl(aws.endpoint_url).reset()
@@ -129,7 +115,7 @@ def test_bad_messages_on_every_queue_are_recorded_and_the_worker_keeps_consuming
     settings: Settings,
     conn: Conn,
     emptied_after: SimulatedAws,
-    worker: Path,  # noqa: F811
+    worker: Path,
 ) -> None:
     org = build_organization(
         emptied_after.endpoint_url, OrgSpec(accounts=4, suspended=0, excluded=0)

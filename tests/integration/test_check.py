@@ -23,9 +23,9 @@ from orgsync.pipelines.credentials import Keyring, generate_key
 from orgsync.services.settings import Settings
 from orgsync.services.testing.moto_aws import SimulatedAws
 from orgsync.services.use_cases import check, standalone
-from tests.e2e.conftest import aws, simulated_aws, worker, worker_env  # noqa: F401 (fixtures)
-from tests.e2e.test_pipeline import register_and_sync, request_for
-from tests.integration.test_exporter import declare_queues
+from tests.support.amqp import declare_queues
+from tests.support.cli import register_and_sync, request_for
+from tests.support.workers import worker_env
 
 pytestmark = pytest.mark.integration
 Conn = psycopg.Connection[dict[str, Any]]
@@ -38,7 +38,7 @@ def closed_port() -> int:
 
 
 @pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch, aws: SimulatedAws) -> SimulatedAws:  # noqa: F811
+def aws_env(monkeypatch: pytest.MonkeyPatch, aws: SimulatedAws) -> SimulatedAws:
     """AWS's variables pointing this process's boto3 at the simulated AWS."""
     for name, value in worker_env(Settings(), aws.endpoint_url).items():
         if name.startswith("AWS_"):
@@ -233,7 +233,7 @@ def test_check_org_assumes_the_organization_and_member_roles(
     ready: Settings,
     settings: Settings,
     aws_env: SimulatedAws,
-    worker: Path,  # noqa: F811
+    worker: Path,
 ) -> None:
     from orgsync.services.testing.sample_org import OrgSpec, build_organization
 
@@ -263,7 +263,7 @@ def test_check_org_checks_the_change_event_queue(
     ready: Settings,
     settings: Settings,
     aws_env: SimulatedAws,
-    worker: Path,  # noqa: F811
+    worker: Path,
 ) -> None:
     from orgsync.services.testing.organization_events import create_feed
     from orgsync.services.testing.sample_org import OrgSpec, aws_client, build_organization

@@ -23,10 +23,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from orgsync.pipelines.events import QUEUES
-from orgsync.services.adapters.broker import make_broker
 from orgsync.services.processes import exporter
 from orgsync.services.settings import Settings
+from tests.support.amqp import declare_queues
 
 pytestmark = pytest.mark.integration
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -167,14 +166,6 @@ def test_a_finished_sync_reports_its_duration_to_the_last_account_reconciled(
     assert sample(samples, "orgsync_sync_last_running", **org) == 0
     duration = sample(samples, "orgsync_sync_last_duration_seconds", **org)
     assert duration is not None and abs(duration - 14 * 60) < 5
-
-
-def declare_queues(broker_url: str) -> None:
-    """The five queues with their .DQ and .XQ, as a worker would declare them."""
-    broker = make_broker(broker_url)
-    for queue in QUEUES:
-        broker.declare_queue(queue, ensure=True)
-    broker.close()
 
 
 def test_queue_gauges_count_ready_delayed_and_dead_lettered_messages(

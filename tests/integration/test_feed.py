@@ -33,7 +33,7 @@ from orgsync.pipelines.orgs import Organization, load_organization, seal_credent
 from orgsync.pipelines.request_rules import Credentials
 from orgsync.services.processes.feed_poller import Feed
 from orgsync.services.read_models import inventory
-from tests.conftest import stage_deps
+from tests.support.stages import stage_deps
 
 pytestmark = pytest.mark.integration
 DATA = Path(__file__).resolve().parents[1] / "data" / "organizations_events"

@@ -32,8 +32,8 @@ from orgsync.pipelines.events import QUEUES, REGISTRATION_QUEUE, STAGES
 from orgsync.services.processes import health
 from orgsync.services.settings import Settings
 from orgsync.services.use_cases import syncs
-from tests.e2e.conftest import running_worker
-from tests.integration.test_bad_input import publish
+from tests.support.amqp import publish
+from tests.support.workers import running_worker
 
 pytestmark = pytest.mark.integration
 ACTORS = {s.queue: s.actor for s in STAGES}

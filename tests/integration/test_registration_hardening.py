@@ -14,7 +14,7 @@ from orgsync.pipelines.orgs import load_organization
 from orgsync.pipelines.registration import decided
 from orgsync.services.settings import Settings
 from orgsync.services.use_cases import registering
-from tests.integration.test_registration import (
+from tests.support.registration import (
     ORG,
     OU_DEEP,
     arn,

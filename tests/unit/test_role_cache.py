@@ -11,7 +11,7 @@ import pytest
 from orgsync.pipelines.request_rules import Credentials
 from orgsync.services.adapters import aws as aws_module
 from orgsync.services.adapters.aws import AssumedRole, Aws
-from tests.integration.test_keys import creds
+from tests.support.keys import creds
 
 
 @pytest.fixture

@@ -1,0 +1,47 @@
+"""Integration: real PostgreSQL and RabbitMQ, moto in this process; no worker processes.
+The fixtures here serve more than one module of this folder only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from orgsync.services.testing.moto_aws import SimulatedAws
+from tests.support.discovery import DEEP, AwsOrg
+
+
+@pytest.fixture
+def key_file(tmp_path: Path) -> Path:
+    return tmp_path / "orgsync" / "keys"
+
+
+@pytest.fixture
+def autocommit(database_url: str) -> Any:
+    # as `orgsync keys rotate` runs it: each row resealed in its own transaction
+    with psycopg.connect(database_url, autocommit=True, row_factory=psycopg.rows.dict_row) as c:
+        yield c
+
+
+@pytest.fixture
+def org(aws: SimulatedAws) -> AwsOrg:
+    return AwsOrg(aws.endpoint_url)
+
+
+@pytest.fixture
+def tree(org: AwsOrg) -> dict[str, str]:
+    """One account at every level of a four-deep branch, plus siblings: name -> account id."""
+    layout = {
+        "top": "Root",
+        "eng": "Root/Engineering",
+        "prod": "Root/Engineering/Prod",
+        "apps": "Root/Engineering/Prod/Apps",
+        "core": DEEP,
+        "dev": "Root/Engineering/Dev",
+        "dev-deep": "Root/Engineering/Dev/Tools/Build",
+        "fin": "Root/Finance",
+        "payroll": "Root/Finance/Payroll/Europe/Paris",
+    }
+    return {name: org.account(name, path) for name, path in layout.items()}
