@@ -13,6 +13,7 @@ pytest_plugins = [
     "tests.support.services",
     "tests.support.simulated_aws",
     "tests.support.workers",
+    "tests.support.check",
 ]
 
 MARKER_BY_FOLDER = {"integration": pytest.mark.integration, "e2e": pytest.mark.e2e}

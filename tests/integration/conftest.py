@@ -3,8 +3,11 @@ The fixtures here serve more than one module of this folder only."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import psycopg
 import pytest
@@ -45,3 +48,14 @@ def tree(org: AwsOrg) -> dict[str, str]:
         "payroll": "Root/Finance/Payroll/Europe/Paris",
     }
     return {name: org.account(name, path) for name, path in layout.items()}
+
+
+@pytest.fixture
+def rabbitmq_user(rabbitmq_server: tuple[str, Any], broker_url: str) -> Iterator[str]:
+    """A RabbitMQ user of this test's own (password `right`), deleted after it."""
+    _base, ctl = rabbitmq_server
+    user = f"orgsync-user-{uuid.uuid4().hex[:8]}"
+    ctl("add_user", user, "right")
+    ctl("set_permissions", "-p", unquote(broker_url.rsplit("/", 1)[1]), user, ".*", ".*", ".*")
+    yield user
+    ctl("delete_user", user)
