@@ -41,6 +41,7 @@ from orgsync.services.testing.sample_org import (
 from orgsync.services.use_cases import syncs
 from tests.support.amqp import publish
 from tests.support.cli import TIMEOUT, register_and_sync, request_for
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 Conn = psycopg.Connection[dict[str, Any]]
@@ -144,7 +145,7 @@ def test_bad_messages_on_every_queue_are_recorded_and_the_worker_keeps_consuming
             rows = rejected(c)
         return rows if len(rows) >= expected else None
 
-    rows = syncs.wait_for(all_recorded, TIMEOUT, "not every bad message was recorded")
+    rows = wait_until(all_recorded, TIMEOUT, "every bad message recorded")
     conn.commit()
 
     assert len(rows) == expected  # each recorded once

@@ -18,6 +18,7 @@ from orgsync.services.testing.sample_org import (
 )
 from orgsync.services.use_cases import registering, syncs
 from tests.support.cli import TIMEOUT, orgsync, register_and_sync, request_for
+from tests.support.waiting import wait_until
 from tests.support.workers import worker_env
 
 pytestmark = pytest.mark.e2e
@@ -121,7 +122,7 @@ def test_the_scheduler_turns_tags_changed_in_aws_into_badges_with_no_other_actio
             b = {b["key"] for b in orgsync(settings, aws, "badges", second.id, "--json")}
             return True if "added" in a and removed_key not in b else None
 
-        assert syncs.wait_for(badges_followed, TIMEOUT, "badges did not follow the tags")
+        assert wait_until(badges_followed, TIMEOUT, "badges following the tags")
     finally:
         for process in schedulers:
             process.terminate()

@@ -27,8 +27,8 @@ from dramatiq.common import dq_name
 
 from orgsync.pipelines.events import QUEUES, REGISTRATION_QUEUE, STAGES
 from orgsync.services.settings import Settings
-from orgsync.services.use_cases import syncs
 from tests.support.amqp import publish
+from tests.support.waiting import wait_until
 from tests.support.workers import running_worker
 
 pytestmark = pytest.mark.e2e
@@ -66,10 +66,6 @@ def poison(queue: str, actor: str, tag: str) -> dict[str, bytes]:
     }
 
 
-def until(condition: Any, message: str) -> None:
-    syncs.wait_for(lambda: True if condition() else None, TIMEOUT, message)
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -98,8 +94,8 @@ def two_thread_worker(settings: Settings, tmp_path: Path) -> Iterator[int]:
         ORGSYNC_WORKER_METRICS_PORT=str(port),
         ORGSYNC_WORKER_METRICS_DIR=str(tmp_path / "metrics"),
     ):
-        until(lambda: get_health(port)[0] == 200, "the worker never got healthy")
-        until(lambda: declared(settings.broker_url), "the worker declared no queues")
+        wait_until(lambda: get_health(port)[0] == 200, TIMEOUT, "the worker healthy")
+        wait_until(lambda: declared(settings.broker_url), TIMEOUT, "the worker's queues")
         yield port
 
 
@@ -150,13 +146,14 @@ def test_poison_envelopes_on_every_queue_and_its_dq_are_recorded_and_every_threa
     registrations = "SELECT count(*) FROM registrations WHERE NOT accepted"
     stage_queues = [q for q in queues if q.removesuffix(".DQ") != REGISTRATION_QUEUE]
     per_queue = len(poison("q", "a", "t"))
-    until(
+    wait_until(
         lambda: (
             count(settings, registrations) >= 2 * per_queue
             and count(settings, "SELECT count(*) FROM rejected_messages")
             >= len(stage_queues) * (per_queue + 1)
         ),
-        "not every poison envelope was recorded",
+        TIMEOUT,
+        "every poison envelope recorded",
     )
     with psycopg.connect(settings.database_url) as c:
         reasons = [r for (r,) in c.execute("SELECT reason FROM rejected_messages")]
@@ -179,8 +176,9 @@ def test_poison_envelopes_on_every_queue_and_its_dq_are_recorded_and_every_threa
     assert state["processes"][0]["worker_threads_alive"] == 2
     before = count(settings, registrations)
     publish(settings.broker_url, REGISTRATION_QUEUE, [b"{after %d" % i for i in range(6)])
-    until(
+    wait_until(
         lambda: count(settings, registrations) == before + 6,
-        "requests after the poison got no verdict",
+        TIMEOUT,
+        "a verdict for each request after the poison",
     )
     assert get_health(two_thread_worker)[0] == 200

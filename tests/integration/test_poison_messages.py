@@ -5,7 +5,6 @@ poison envelopes sent to a real `orgsync worker` are in tests/e2e/test_poison_me
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import dramatiq
@@ -13,6 +12,7 @@ import pytest
 from dramatiq.brokers.stub import StubBroker
 
 from orgsync.services.processes import health
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 TIMEOUT = 60
@@ -39,9 +39,7 @@ def test_the_watchdog_ends_a_worker_process_whose_thread_died_and_healthz_says_s
         assert health.healthz(tmp_path)[0] == 200
         # what the screening now refuses, sent past it: dramatiq's isinstance(error, "x")
         fails.send_with_options(throws="x")
-        deadline = time.monotonic() + TIMEOUT
-        while all(t.is_alive() for t in worker.workers) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: not all(t.is_alive() for t in worker.workers), TIMEOUT, "a thread dead")
         assert not watchdog.check(worker)
     finally:
         worker.stop(timeout=1000)
