@@ -17,6 +17,8 @@ from tests.support.keys import creds
 @pytest.fixture
 def cache(monkeypatch: pytest.MonkeyPatch) -> Aws:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    # no credentials in the environment: boto3 would ask the EC2 metadata service for them
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     aws = Aws()
     lifetime = {"seconds": 600.0}
 
