@@ -50,9 +50,10 @@ def tree(org: AwsOrg) -> dict[str, str]:
     return {name: org.account(name, path) for name, path in layout.items()}
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def rabbitmq_user(rabbitmq_server: tuple[str, Any], broker_url: str) -> Iterator[str]:
-    """A RabbitMQ user of this test's own (password `right`), deleted after it."""
+    """A RabbitMQ user (password `right`) on the run's vhost, deleted after the run: tests only
+    sign in with it, right or wrong, and each `rabbitmqctl` call costs 1-2 s."""
     _base, ctl = rabbitmq_server
     user = f"orgsync-user-{uuid.uuid4().hex[:8]}"
     ctl("add_user", user, "right")

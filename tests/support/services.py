@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote
@@ -118,11 +119,44 @@ def rabbitmq_server() -> Iterator[tuple[str, Any]]:
 def new_vhost(rabbitmq_server: tuple[str, Any], prefix: str) -> Iterator[str]:
     """The URL of a vhost made for the block and deleted after it."""
     base, ctl = rabbitmq_server
+    vhost = make_vhost(ctl, prefix)
+    yield f"{base}/{quote(vhost, safe='')}"
+    ctl("delete_vhost", vhost)
+
+
+def make_vhost(ctl: Any, prefix: str) -> str:
     vhost = f"{prefix}-{uuid.uuid4().hex[:8]}"
     ctl("add_vhost", vhost)
     ctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-    yield f"{base}/{quote(vhost, safe='')}"
-    ctl("delete_vhost", vhost)
+    return vhost
+
+
+class VhostSupply:
+    """Vhosts for one test each, made one ahead and deleted behind, in a thread: every
+    `rabbitmqctl` call boots an Erlang VM (1-2 s on a loaded two-core machine), which a test
+    then no longer waits for. A vhost is still never shared by two tests."""
+
+    def __init__(self, rabbitmq_server: tuple[str, Any], prefix: str) -> None:
+        self.base, self.ctl = rabbitmq_server
+        self.prefix = prefix
+        self.chores = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vhosts")
+        self.ahead: Future[str] | None = None
+        self.deletions: list[Future[None]] = []
+
+    def take(self) -> str:
+        made = self.ahead or self.chores.submit(make_vhost, self.ctl, self.prefix)
+        self.ahead = self.chores.submit(make_vhost, self.ctl, self.prefix)
+        return made.result()
+
+    def delete(self, vhost: str) -> None:
+        self.deletions.append(self.chores.submit(self.ctl, "delete_vhost", vhost))
+
+    def close(self) -> None:
+        if self.ahead is not None:
+            self.delete(self.ahead.result())
+        self.chores.shutdown(wait=True)
+        for deletion in self.deletions:
+            deletion.result()  # a vhost left behind is an error of the run
 
 
 @pytest.fixture(scope="session")
@@ -132,12 +166,20 @@ def broker_url(rabbitmq_server: tuple[str, Any]) -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="session")
+def own_vhosts(rabbitmq_server: tuple[str, Any]) -> Iterator[VhostSupply]:
+    supply = VhostSupply(rabbitmq_server, "orgsync-own")
+    yield supply
+    supply.close()
+
+
 @pytest.fixture
-def own_broker_url(rabbitmq_server: tuple[str, Any]) -> Iterator[str]:
+def own_broker_url(own_vhosts: VhostSupply) -> Iterator[str]:
     """A vhost for this test alone: no other test's worker consumes what it publishes, and
     what it forces into a queue stays there."""
-    with new_vhost(rabbitmq_server, "orgsync-own") as url:
-        yield url
+    vhost = own_vhosts.take()
+    yield f"{own_vhosts.base}/{quote(vhost, safe='')}"
+    own_vhosts.delete(vhost)
 
 
 @pytest.fixture(scope="session")
