@@ -18,8 +18,6 @@ from orgsync.services.testing.moto_aws import SimulatedAws
 from orgsync.services.testing.sample_org import MANAGEMENT_ACCOUNT_ID, aws_client
 
 Conn = psycopg.Connection[dict[str, Any]]
-
-
 DEEP = "Root/Engineering/Prod/Apps/Core"  # four OU levels under the root
 
 

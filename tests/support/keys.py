@@ -13,11 +13,7 @@ from orgsync.pipelines.request_rules import Credentials
 from orgsync.services.settings import Settings
 
 Conn = psycopg.Connection[dict[str, Any]]
-
-
 ORGS = ("o-keysorg0001", "o-keysorg0002")
-
-
 STANDALONE = "444444444444"
 
 

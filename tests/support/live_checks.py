@@ -10,14 +10,8 @@ from botocore.exceptions import ClientError
 from orgsync.pipelines.request_rules import Credentials
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/secret-path/OrgReader"
-
-
 ORG_ID = "o-abcdefghij"
-
-
 ROOT_ID = "r-ab12"
-
-
 SCP_WORDS = "service control policy"
 
 

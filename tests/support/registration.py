@@ -15,14 +15,8 @@ from orgsync.pipelines.registration import Verdict
 from orgsync.pipelines.request_rules import Credentials
 
 Conn = psycopg.Connection[dict[str, Any]]
-
-
 ORG_BY_ACCOUNT = {"111111111111": "o-firstorg01", "222222222222": "o-secondorg2"}
-
-
 ORG = "o-firstorg01"
-
-
 OU_DEEP = "ou-ab12-deepou56"
 
 

@@ -10,11 +10,7 @@ import psycopg
 from starlette.testclient import TestClient
 
 PASSWORD = "correct horse battery staple"
-
-
 TOKEN = "test-api-token"
-
-
 HOSTILE = '<script>alert("x")</script>'
 
 
