@@ -273,12 +273,12 @@ def kill_workers(harness: Harness, run: Run, workers: Supervisor) -> None:
     the state is then compared after the last one.
     """
     rng = random.Random(harness.seed)
-    kills, syncs = 0, 1
+    kills, synced = 0, 1
     time.sleep(rng.uniform(0.5, 3.0))  # a random moment (the fault); the first may catch the walk
     while kills < KILLS:
         if run.finished():
             run.sync_id = syncs.sync(run.settings, run.org_id, trigger=f"faults:{run.name}")
-            syncs += 1
+            synced += 1
         if len(workers.consumers()) >= 2 and workers.kill_one(rng) is not None:
             kills += 1
         target = run.steps() + rng.randint(3, 25)
@@ -289,7 +289,7 @@ def kill_workers(harness: Harness, run: Run, workers: Supervisor) -> None:
             interval=0.2,  # each check counts the sync's stage marks in PostgreSQL
         )
         time.sleep(rng.uniform(0.0, 1.0))  # a random moment: when a kill lands is the fault
-    run.notes.append(f"{kills} kill -9 in {syncs} sync(s) (seed {harness.seed})")
+    run.notes.append(f"{kills} kill -9 in {synced} sync(s) (seed {harness.seed})")
 
 
 def restart_rabbitmq(harness: Harness, run: Run, workers: Supervisor) -> None:
