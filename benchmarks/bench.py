@@ -48,6 +48,7 @@ from psycopg.conninfo import make_conninfo
 
 from orgsync.pipelines.credentials import Keyring, generate_key
 from orgsync.services.adapters import db, queues
+from orgsync.services.bootstrap import House
 from orgsync.services.read_models import inventory
 from orgsync.services.settings import Settings
 from orgsync.services.testing import scale_aws
@@ -273,15 +274,15 @@ def measure(workers: Workers, sim: SimulatedAwsControl, run: Callable[[], float]
     }
 
 
-def first_sync(settings: Settings, org: dict[str, Any], timeout: float) -> tuple[str, float]:
+def first_sync(house: House, org: dict[str, Any], timeout: float) -> tuple[str, float]:
     request = registration_request(org)
-    registering.submit(settings, request)
-    verdict = registering.wait_verdict(settings, request["request_id"], timeout)
+    registering.submit(house, request)
+    verdict = registering.wait_verdict(house, request["request_id"], timeout)
     if not verdict.accepted or verdict.org_id is None:
         raise RuntimeError(f"registration rejected: {verdict.as_json()}")
-    sync_id = syncs.latest_sync(settings, verdict.org_id)
+    sync_id = syncs.latest_sync(house, verdict.org_id)
     assert sync_id is not None
-    return verdict.org_id, wait_synced(settings, sync_id, timeout)
+    return verdict.org_id, wait_synced(house.settings, sync_id, timeout)
 
 
 def change_sample_tags(
@@ -438,13 +439,13 @@ def measure_pipeline(
     org = scale_aws.describe(endpoint)
     env = worker_env(settings, endpoint, budget=not args.no_budget)
     log = workdir / "worker.log"
-    with workers_running(args, env, log, settings) as process:
+    with workers_running(args, env, log, settings) as process, House(settings) as house:
         workers = Workers(process.pid)
         time.sleep(1.0)  # let the workers finish booting (pool, sweeper) before counting CPU
         org_id: list[str] = []
 
         def sync_first() -> float:
-            found, finished = first_sync(settings, org, args.timeout)
+            found, finished = first_sync(house, org, args.timeout)
             org_id.append(found)
             return finished
 
@@ -459,7 +460,7 @@ def measure_pipeline(
         sync_ids: list[str] = []
 
         def resync() -> float:
-            sync_ids.append(syncs.sync(settings, org_id[0], trigger="bench"))
+            sync_ids.append(syncs.sync(house, org_id[0], trigger="bench"))
             return wait_synced(settings, sync_ids[0], args.timeout)
 
         second = measure(workers, sim, resync)

@@ -44,6 +44,7 @@ from bench import (
 
 from orgsync.pipelines.credentials import Keyring, generate_key
 from orgsync.services.adapters import db
+from orgsync.services.bootstrap import House
 from orgsync.services.settings import Settings
 from orgsync.services.testing import scale_aws
 from orgsync.services.testing.moto_aws import SimulatedAws, SimulatedAwsControl
@@ -93,9 +94,9 @@ def measure(
         ORGSYNC_BROKER_URL=settings.broker_url,
         ORGSYNC_ENCRYPTION_KEYS=settings.encryption_keys or "",
     )
-    with workers_running(args, env, workdir / "worker.log", settings):
+    with workers_running(args, env, workdir / "worker.log", settings), House(settings) as house:
         started = time.time()
-        org_id = register(settings, org, queue_url, args.timeout)
+        org_id = register(house, org, queue_url, args.timeout)
         synced_s = time.time() - started
         syncs_before = full_syncs(settings, org_id)
         chosen = sample(settings, org_id, args.events)
@@ -150,16 +151,16 @@ def measure(
     }
 
 
-def register(settings: Settings, org: dict[str, Any], queue_url: str, timeout: float) -> str:
+def register(house: House, org: dict[str, Any], queue_url: str, timeout: float) -> str:
     """Register the organization with its events queue; returns once its first sync is done."""
     request = {**registration_request(org), "events_queue_url": queue_url}
-    registering.submit(settings, request)
-    verdict = registering.wait_verdict(settings, request["request_id"], timeout)
+    registering.submit(house, request)
+    verdict = registering.wait_verdict(house, request["request_id"], timeout)
     if not verdict.accepted or verdict.org_id is None:
         raise RuntimeError(f"registration rejected: {verdict.as_json()}")
-    sync_id = syncs.latest_sync(settings, verdict.org_id)
+    sync_id = syncs.latest_sync(house, verdict.org_id)
     assert sync_id is not None
-    wait_synced(settings, sync_id, timeout)
+    wait_synced(house.settings, sync_id, timeout)
     return verdict.org_id
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from orgsync.services.adapters import db
+from orgsync.services.bootstrap import House
 from orgsync.services.read_models import inventory
 from orgsync.services.settings import Settings
 from orgsync.services.testing.moto_aws import SimulatedAwsControl
@@ -67,16 +68,17 @@ def one_sync(
         settings = stack.enter_context(bench.scratch_services())
         env = bench.worker_env(settings, endpoint, budget=budget)
         stack.enter_context(bench.workers_running(args, env, workdir / f"{name}.log", settings))
+        house = stack.enter_context(House(settings))
         time.sleep(1.0)  # the simulator's buckets refill after the previous run
         sim.reset_counts()
         started = time.time()
         org = bench.scale_aws.describe(endpoint)
         request = bench.registration_request(org)
-        registering.submit(settings, request)
-        verdict = registering.wait_verdict(settings, request["request_id"], args.timeout)
+        registering.submit(house, request)
+        verdict = registering.wait_verdict(house, request["request_id"], args.timeout)
         if not verdict.accepted or verdict.org_id is None:
             raise RuntimeError(f"registration rejected: {verdict.as_json()}")
-        sync_id = syncs.latest_sync(settings, verdict.org_id)
+        sync_id = syncs.latest_sync(house, verdict.org_id)
         assert sync_id is not None
         joined_at = None
         deadline = time.monotonic() + args.timeout

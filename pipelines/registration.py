@@ -1,289 +1,254 @@
-"""Registration (org-registration → org-registered), in the order the product documents it.
+"""Registration (org-registration → org-registered), a stage like the others.
 
-1. formatting of every field, all problems at once (`request_rules`);
-2. AssumeRole into the organization role with the service's own credentials;
-3. the role's permissions for every Organizations action the stages call: the IAM policy
-   simulator first, each simulated denial confirmed with the real read-only call (the simulator
-   cannot see SCPs with global condition keys), the real calls alone where the simulator
-   cannot be called.
+The middleware decodes the message into a `RegistrationMessage`; `register` then decides it in
+three steps, never holding a transaction across an AWS call:
+1. read: formatting of every field, all problems at once (`request_rules`), an earlier verdict
+   on the same request id, the organization it updates, the nickname;
+2. check, with no transaction open: the live checks against AWS (`registration_checks`), the
+   scope ids and the change-event queue when they changed;
+3. write, in one transaction that checks again what the read found (a redelivery or another
+   request may have decided meanwhile): the organization, its verdict and the sync it starts,
+   whose event goes through the outbox.
 A rejected request writes nothing but its verdict.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
 
 from orgsync.pipelines import nicknames
-from orgsync.pipelines.aws_errors import classify
 from orgsync.pipelines.credentials import Keyring
-from orgsync.pipelines.events import Event, OrgRegistered
-from orgsync.pipelines.feed_queue import queue_access_problems
-from orgsync.pipelines.idempotency import conflict_id, request_digest, reuse_reason, same_request
-from orgsync.pipelines.orgs import load_organization, seal_credentials
-from orgsync.pipelines.request_rules import Credentials, Filters, Problem, check_request, redacted
-from orgsync.pipelines.scope import scope_problem
-
-# Exactly the Organizations actions that registration, discovery and harvesting call.
-REQUIRED_ACTIONS: tuple[str, ...] = (
-    "organizations:DescribeOrganization",
-    "organizations:ListRoots",
-    "organizations:ListAccountsForParent",
-    "organizations:ListOrganizationalUnitsForParent",
-    "organizations:ListTagsForResource",
+from orgsync.pipelines.events import OrgRegistered
+from orgsync.pipelines.idempotency import request_digest, same_request
+from orgsync.pipelines.orgs import Organization, load_organization, seal_credentials
+from orgsync.pipelines.outbox import emit
+from orgsync.pipelines.registration_checks import LiveCheck, check_live, check_queue
+from orgsync.pipelines.request_rules import (
+    Credentials,
+    Filters,
+    Problem,
+    RegistrationRequest,
+    check_request,
+    redacted,
 )
+from orgsync.pipelines.scope import scope_problem
+from orgsync.pipelines.stage import Conn, Deps, Outcome, StageResult
+from orgsync.pipelines.verdicts import Verdict, decided, record, reject_malformed, reused
+
+CHANGED_MEANWHILE = "the organization changed while this request was checked; send it again"
 
 
-class AssumedRole(Protocol):
-    organizations: Any
-    iam: Any
+@dataclass(frozen=True)
+class RegistrationMessage:
+    """What a registration message carries: the request as published (its shape is this
+    stage's to judge), or, when the transport found none, the problem that says why. The
+    message id stands in for a request id the request does not give."""
 
-    def queue(self, url: str) -> Any: ...
-
-
-# The single argument of a registration message whose body could not be read at all: the
-# consumer (services/adapters/broker.py) puts the reason there so that it is recorded like any
-# request.
-UNREADABLE = "orgsync:unreadable"
-
-# assume(credentials, use_external_id) -> clients acting as the organization role
-Assume = Callable[[Credentials, bool], AssumedRole]
+    message_id: str
+    request: object
+    problem: Problem | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
-class LiveCheck:
-    aws_org_id: str | None = None
-    problems: list[Problem] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+@dataclass(frozen=True)
+class Asked:
+    """A well-formed request not decided yet, and what the read found for it."""
 
-
-@dataclass(frozen=True, kw_only=True)
-class Verdict:
+    request: RegistrationRequest
     request_id: str
-    accepted: bool
-    org_id: str | None
-    reasons: list[Problem]
-    warnings: list[str]
+    digest: str
+    existing: Organization | None
+    live: LiveCheck = field(default_factory=LiveCheck)
 
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "request_id": self.request_id,
-            "accepted": self.accepted,
-            "org_id": self.org_id,
-            "reasons": [asdict(p) for p in self.reasons],
-            "warnings": self.warnings,
-        }
+    @property
+    def kind(self) -> str:
+        return "update" if self.request.is_update else "register"
 
 
-def probes(orgs: Any, root_id: str) -> dict[str, Callable[[], object]]:
-    """One harmless read-only call per required action."""
-    return {
-        "organizations:DescribeOrganization": orgs.describe_organization,
-        "organizations:ListRoots": lambda: orgs.list_roots(MaxResults=1),
-        "organizations:ListAccountsForParent": lambda: orgs.list_accounts_for_parent(
-            ParentId=root_id, MaxResults=1
-        ),
-        "organizations:ListOrganizationalUnitsForParent": lambda: (
-            orgs.list_organizational_units_for_parent(ParentId=root_id, MaxResults=1)
-        ),
-        "organizations:ListTagsForResource": lambda: orgs.list_tags_for_resource(
-            ResourceId=root_id
-        ),
-    }
+def register(deps: Deps, message: RegistrationMessage) -> StageResult:
+    """Decide a registration or update request and store what it changes."""
+    with deps.connect() as conn:
+        asked = read(conn, deps.keyring, message, deps.sqs_endpoint)
+    if isinstance(asked, Verdict):
+        return _result(asked)
+    asked, problems, warnings = check(deps, asked)
+    with deps.connect() as conn:
+        if problems:
+            return _result(_reject(conn, asked, problems, warnings))
+        verdict, ids = write(conn, deps.keyring, asked)
+    deps.relay(ids)
+    return _result(verdict, ids)
 
 
-def simulated_denials(iam: Any, role_arn: str) -> set[str] | None:
-    """Actions the IAM policy simulator denies the role, or None when it cannot be called."""
-    try:
-        results = iam.simulate_principal_policy(
-            PolicySourceArn=role_arn, ActionNames=list(REQUIRED_ACTIONS)
-        )["EvaluationResults"]
-    except Exception:
-        return None
-    return {r["EvalActionName"] for r in results if r.get("EvalDecision") != "allowed"}
+def read(
+    conn: Conn, keyring: Keyring, message: RegistrationMessage, sqs_endpoint: str | None
+) -> Verdict | Asked:
+    """The verdict when the request can be decided without AWS (recorded), else what to check."""
+    if message.problem is not None:
+        return _undecodable(conn, message)
+    raw = message.request
+    request, problems = check_request(raw, sqs_endpoint)
+    # the request's own id, unless it breaks its rule: then it is no key to store a verdict under
+    request_id = message.message_id
+    if (
+        isinstance(raw, dict)
+        and "request_id" in raw
+        and not any(p.field == "request_id" for p in problems)
+    ):
+        request_id = raw["request_id"]
+    digest = request_digest(request_id, raw)
+    if (earlier := _earlier(conn, request_id, digest)) is not None:
+        return earlier
+    if request is None:
+        return reject_malformed(conn, request_id, raw, problems, digest)
+    asked = Asked(request, request_id, digest, existing=None)
+    if problem := _stored_problem(conn, keyring, asked):
+        return _reject(conn, asked, [problem])
+    existing = load_organization(conn, keyring, request.org_id) if request.org_id else None
+    return Asked(request, request_id, digest, existing)
 
 
-def check_live(assume: Assume, creds: Credentials) -> LiveCheck:
-    try:
-        role = assume(creds, True)
-    except Exception as error:
-        e = classify(error)
-        reason = f"cannot assume the organization role: {e.code}: {e.message}"
-        return LiveCheck(problems=[Problem("org_role_arn", scrub(reason, creds))])
-    warnings: list[str] = []
-    denied = simulated_denials(role.iam, creds.org_role_arn)
-    if denied is None:
-        warnings.append(
-            "the IAM policy simulator could not be called; the real read-only "
-            "calls decided the role's permissions"
+def check(deps: Deps, asked: Asked) -> tuple[Asked, list[Problem], list[str]]:
+    """The live checks, each only where the request changes what it checks, with no transaction
+    open: the request with what AWS answered, the problems and the verdict's warnings."""
+    assert deps.assume_org_role is not None, "registration needs deps.assume_org_role"
+    assume = deps.assume_org_role
+    request, existing = asked.request, asked.existing
+    if request.credentials is not None:
+        asked = replace(asked, live=check_live(assume, request.credentials))
+        if asked.live.problems:
+            return asked, asked.live.problems, asked.live.warnings
+    live_org = asked.live.aws_org_id
+    if existing is None:
+        with deps.connect() as conn:
+            if problem := _registered_already(conn, deps.keyring, live_org):
+                return asked, [problem], []
+    elif live_org not in (None, existing.org_id):
+        belongs = f"the role belongs to organization {live_org}, not {existing.org_id}"
+        return asked, [Problem("org_role_arn", belongs)], []
+    credentials = request.credentials or (existing.credentials if existing else None)
+    assert credentials is not None
+    filters = request.filters(existing.filters if existing else None)
+    if request.filter_changes.get("limit_ou_ids") and (
+        out_of_org := scope_problem(assume, credentials, filters.limit_ou_ids)
+    ):
+        return asked, [out_of_org], asked.live.warnings
+    url = filters.events_queue_url
+    if request.filter_changes.get("events_queue_url") and url:
+        return asked, check_queue(assume, credentials, url), asked.live.warnings
+    return asked, [], asked.live.warnings
+
+
+def write(conn: Conn, keyring: Keyring, asked: Asked) -> tuple[Verdict, list[str]]:
+    """Store an accepted request in one transaction, after checking again what the read found;
+    returns the verdict and the outbox ids of the sync it starts."""
+    request = asked.request
+    org_id = request.org_id or asked.live.aws_org_id
+    assert org_id is not None
+    with conn.transaction():
+        # one decision per organization at a time: two requests for it never interleave here
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('registration:' || %s))", (org_id,))
+        if (earlier := _earlier(conn, asked.request_id, asked.digest)) is not None:
+            return earlier, []
+        existing = load_organization(conn, keyring, org_id)
+        problem = _stored_problem(conn, keyring, asked) or (
+            _registered_already(conn, keyring, org_id) if asked.existing is None else None
         )
-    orgs = role.organizations
-    # these two answer what the probes of the other actions need: the org id and a root id
-    try:
-        org = orgs.describe_organization()["Organization"]
-    except Exception as error:
-        return LiveCheck(problems=[_may_not("organizations:DescribeOrganization", error, creds)])
-    try:
-        root_id = orgs.list_roots(MaxResults=1)["Roots"][0]["Id"]
-    except Exception as error:
-        return LiveCheck(problems=[_may_not("organizations:ListRoots", error, creds)])
-    problems: list[Problem] = []
-    for action, call in probes(orgs, root_id).items():
-        if denied is not None and action not in denied:
-            continue
-        try:
-            call()
-        except Exception as error:
-            problems.append(_may_not(action, error, creds))
-            continue
-        if denied is not None:
-            warnings.append(
-                f"the policy simulator denies {action} but the real call succeeded: probably a "
-                "service control policy with global condition keys, which the simulator cannot "
-                "evaluate (AWS's known issue); harvesting works"
-            )
-    if creds.external_id and _assumable_without_external_id(assume, creds):
-        warnings.append(
-            "the role can be assumed without the external id: its trust policy "
-            "should require sts:ExternalId, or anyone who knows the ARN could use "
-            "this service against it (confused deputy)"
+        if problem is None and asked.existing is not None and existing != asked.existing:
+            problem = Problem("org_id", CHANGED_MEANWHILE)
+        if problem is not None:
+            return _reject(conn, asked, [problem]), []
+        credentials = request.credentials or (existing.credentials if existing else None)
+        assert credentials is not None
+        nickname = request.nickname or (existing.nickname if existing else None)
+        assert nickname is not None
+        filters = request.filters(existing.filters if existing else None)
+        store_organization(
+            conn, keyring, org_id, nicknames.normalised(nickname), credentials, filters
         )
-    return LiveCheck(aws_org_id=org["Id"], problems=problems, warnings=warnings)
+        verdict = Verdict(
+            request_id=asked.request_id,
+            accepted=True,
+            org_id=org_id,
+            reasons=[],
+            warnings=asked.live.warnings,
+        )
+        record(conn, verdict, asked.kind, redacted(request), asked.digest)
+        ids = emit(conn, [start_sync(conn, org_id, asked.kind)])
+    return verdict, ids
 
 
-def check_queue(assume: Assume, creds: Credentials, url: str) -> list[Problem]:
-    """Can the organization role receive from and delete on the change-event queue?"""
-    try:
-        role = assume(creds, True)
-        problems = queue_access_problems(role.queue(url), url)
-    except Exception as error:
-        e = classify(error)
-        problems = [f"the queue could not be checked: {e.code}: {e.message}"]
-    return [Problem("events_queue_url", scrub(p, creds)) for p in problems]
-
-
-def _may_not(action: str, error: Exception, creds: Credentials) -> Problem:
-    e = classify(error)
-    return Problem(
-        "org_role_arn", scrub(f"the role may not call {action}: {e.code}: {e.message}", creds)
+def _undecodable(conn: Conn, message: RegistrationMessage) -> Verdict:
+    assert message.problem is not None
+    if message.problem.field != "message":  # a readable body that is not one request
+        return reject_malformed(conn, message.message_id, None, [message.problem])
+    if (earlier := decided(conn, message.message_id)) is not None:
+        return earlier
+    verdict = Verdict(
+        request_id=message.message_id,
+        accepted=False,
+        org_id=None,
+        reasons=[message.problem],
+        warnings=[],
     )
+    return record(conn, verdict, "malformed", {"unreadable": True})
 
 
-def scrub(text: str, creds: Credentials) -> str:
-    """`text` (an AWS error message, say) without the request's role ARN, names or external id.
-
-    AWS denials quote the role ARN and the assumed-role session; verdicts are stored, listed
-    and logged, and credentials must appear in none of them.
-    """
-    arn = creds.org_role_arn
-    secrets = [arn, arn.split(":", 5)[-1], arn.rsplit("/", 1)[-1], creds.org_session_name]
-    if creds.external_id:
-        secrets.append(creds.external_id)
-    for secret in sorted(filter(None, secrets), key=len, reverse=True):
-        text = text.replace(secret, "[redacted]")
-    return text
-
-
-def _assumable_without_external_id(assume: Assume, creds: Credentials) -> bool:
-    try:
-        assume(creds, False)
-    except Exception:
-        return False
-    return True
-
-
-RECORD = """
-INSERT INTO registrations
-    (request_id, org_id, kind, request, decided_at, accepted, reasons, warnings, request_digest)
-VALUES (%s, %s, %s, %s, now(), %s, %s, %s, %s)
-ON CONFLICT (request_id) DO NOTHING
-"""
-
-
-def decided(conn: psycopg.Connection[dict[str, Any]], request_id: str) -> Verdict | None:
-    row = conn.execute(
-        "SELECT request_id, org_id, accepted, reasons, warnings FROM registrations"
-        " WHERE request_id = %s AND decided_at IS NOT NULL",
-        (request_id,),
-    ).fetchone()
-    if row is None:
+def _earlier(conn: Conn, request_id: str, digest: str) -> Verdict | None:
+    """The verdict already given on this request id: the same request's, or a rejection of the
+    id's reuse for another request."""
+    if (earlier := decided(conn, request_id)) is None:
         return None
-    return Verdict(
-        request_id=row["request_id"],
-        accepted=row["accepted"],
-        org_id=row["org_id"],
-        reasons=[Problem(**p) for p in row["reasons"]],
-        warnings=row["warnings"],
-    )
+    return earlier if same_request(conn, request_id, digest) else reused(conn, request_id, digest)
 
 
-def _record(
-    conn: psycopg.Connection[dict[str, Any]],
-    verdict: Verdict,
-    kind: str,
-    request: dict[str, Any],
-    digest: str | None = None,
-) -> Verdict:
-    conn.execute(
-        RECORD,
-        (
-            verdict.request_id,
-            verdict.org_id,
-            kind,
-            Jsonb(request),
-            verdict.accepted,
-            Jsonb([asdict(p) for p in verdict.reasons]),
-            Jsonb(verdict.warnings),
-            digest,
-        ),
-    )
-    return verdict
-
-
-def unreadable_reason(raw: object) -> str | None:
-    """Why the message could not be read, when `raw` is the consumer's stand-in for it."""
-    if isinstance(raw, dict) and len(raw) == 1 and isinstance(raw.get(UNREADABLE), str):
-        return str(raw[UNREADABLE])
+def _stored_problem(conn: Conn, keyring: Keyring, asked: Asked) -> Problem | None:
+    """What PostgreSQL alone refuses: an update of an unknown organization, a nickname taken."""
+    request = asked.request
+    if request.org_id is not None and load_organization(conn, keyring, request.org_id) is None:
+        return Problem("org_id", f"no organization {request.org_id} is registered")
+    if request.nickname is not None:
+        return nicknames.problem(conn, request.nickname, request.org_id)
     return None
 
 
-def _reused(conn: psycopg.Connection[dict[str, Any]], request_id: str, digest: str) -> Verdict:
-    key = conflict_id(request_id, digest)
-    if (earlier := decided(conn, key)) is not None:
-        return earlier
-    verdict = Verdict(
-        request_id=key,
-        accepted=False,
-        org_id=None,
-        reasons=[Problem("request_id", reuse_reason(request_id))],
-        warnings=[],
+def _registered_already(conn: Conn, keyring: Keyring, org_id: str | None) -> Problem | None:
+    if org_id is None or load_organization(conn, keyring, org_id) is None:
+        return None
+    return Problem(
+        "org_role_arn",
+        f"organization {org_id} is already registered; use `orgsync update` to change it",
     )
-    return _record(conn, verdict, "malformed", {"reused_request_id": request_id}, digest)
 
 
-def reject_malformed(
-    conn: psycopg.Connection[dict[str, Any]],
-    request_id: str,
-    raw: object,
-    problems: list[Problem],
-    digest: str | None = None,
+def _reject(
+    conn: Conn, asked: Asked, problems: list[Problem], warnings: list[str] | None = None
 ) -> Verdict:
-    # never the values: a malformed request may still carry credentials
-    # and field names escaped: PostgreSQL text cannot hold NUL, logs should not hold newlines
-    shape = (
-        {"fields": sorted(k if k.isprintable() else ascii(k) for k in map(str, raw))}
-        if isinstance(raw, dict)
-        else {"type": type(raw).__name__}
-    )
     verdict = Verdict(
-        request_id=request_id, accepted=False, org_id=None, reasons=problems, warnings=[]
+        request_id=asked.request_id,
+        accepted=False,
+        org_id=asked.request.org_id,
+        reasons=problems,
+        warnings=warnings or [],
     )
-    return _record(conn, verdict, "malformed", shape, digest)
+    return record(conn, verdict, asked.kind, redacted(asked.request), asked.digest)
+
+
+def _result(verdict: Verdict, message_ids: list[str] | None = None) -> StageResult:
+    return StageResult(
+        Outcome.DONE,
+        counts={
+            "request_id": verdict.request_id,
+            "org_id": verdict.org_id,
+            "accepted": verdict.accepted,
+            "reasons": len(verdict.reasons),
+        },
+        message_ids=message_ids or [],
+    )
 
 
 def start_sync(
@@ -299,110 +264,6 @@ def start_sync(
         (sync_id, org_id, trigger, confirm_removals),
     )
     return OrgRegistered(org_id=org_id, sync_id=sync_id)
-
-
-def register(
-    conn: psycopg.Connection[dict[str, Any]],
-    keyring: Keyring,
-    raw: object,
-    fallback_request_id: str,
-    assume: Assume,
-    sqs_endpoint: str | None = None,
-) -> tuple[Verdict, list[Event]]:
-    """Decide a registration or update request and store what it changes.
-
-    `sqs_endpoint` (AWS_ENDPOINT_URL) is where a simulated AWS's queue URLs live."""
-    if (reason := unreadable_reason(raw)) is not None:
-        if (earlier := decided(conn, fallback_request_id)) is not None:
-            return earlier, []
-        verdict = Verdict(
-            request_id=fallback_request_id,
-            accepted=False,
-            org_id=None,
-            reasons=[Problem("message", reason)],
-            warnings=[],
-        )
-        return _record(conn, verdict, "malformed", {"unreadable": True}), []
-    request, problems = check_request(raw, sqs_endpoint)
-    # the request's own id, unless it breaks its rule: then it is no key to store a verdict under
-    request_id = fallback_request_id
-    if (
-        isinstance(raw, dict)
-        and "request_id" in raw
-        and not any(p.field == "request_id" for p in problems)
-    ):
-        request_id = raw["request_id"]
-    digest = request_digest(request_id, raw)
-    if (earlier := decided(conn, request_id)) is not None:
-        if same_request(conn, request_id, digest):
-            return earlier, []
-        return _reused(conn, request_id, digest), []
-    if request is None:
-        return reject_malformed(conn, request_id, raw, problems, digest), []
-    kind = "update" if request.is_update else "register"
-
-    def reject(*reasons: Problem, warnings: list[str] | None = None) -> tuple[Verdict, list[Event]]:
-        verdict = Verdict(
-            request_id=request_id,
-            accepted=False,
-            org_id=request.org_id,
-            reasons=list(reasons),
-            warnings=warnings or [],
-        )
-        return _record(conn, verdict, kind, redacted(request), digest), []
-
-    existing = None
-    if request.org_id is not None:
-        existing = load_organization(conn, keyring, request.org_id)
-        if existing is None:
-            return reject(Problem("org_id", f"no organization {request.org_id} is registered"))
-    if request.nickname is not None and (
-        refused := nicknames.problem(conn, request.nickname, request.org_id)
-    ):
-        return reject(refused)
-
-    live = LiveCheck()
-    if request.credentials is not None:
-        live = check_live(assume, request.credentials)
-        if live.problems:
-            return reject(*live.problems, warnings=live.warnings)
-    org_id = request.org_id or live.aws_org_id
-    assert org_id is not None
-    if existing is None and load_organization(conn, keyring, org_id) is not None:
-        return reject(
-            Problem(
-                "org_role_arn",
-                f"organization {org_id} is already registered; use `orgsync update` to change it",
-            )
-        )
-    if existing is not None and live.aws_org_id not in (None, existing.org_id):
-        return reject(
-            Problem(
-                "org_role_arn",
-                f"the role belongs to organization {live.aws_org_id}, not {existing.org_id}",
-            )
-        )
-
-    credentials = request.credentials or (existing.credentials if existing else None)
-    assert credentials is not None
-    filters = request.filters(existing.filters if existing else None)
-    if request.filter_changes.get("limit_ou_ids") and (
-        out_of_org := scope_problem(assume, credentials, filters.limit_ou_ids)
-    ):
-        return reject(out_of_org, warnings=live.warnings)
-    url = filters.events_queue_url
-    changed_url = request.filter_changes.get("events_queue_url")
-    if changed_url and url and (queue_problems := check_queue(assume, credentials, url)):
-        return reject(*queue_problems, warnings=live.warnings)
-    nickname = request.nickname or (existing.nickname if existing else None)
-    assert nickname is not None
-    nickname = nicknames.normalised(nickname)
-    store_organization(conn, keyring, org_id, nickname, credentials, filters)
-    verdict = Verdict(
-        request_id=request_id, accepted=True, org_id=org_id, reasons=[], warnings=live.warnings
-    )
-    _record(conn, verdict, kind, redacted(request), digest)
-    return verdict, [start_sync(conn, org_id, kind)]
 
 
 def store_organization(

@@ -20,6 +20,7 @@ import psycopg
 
 from orgsync.pipelines.credentials import Keyring
 from orgsync.pipelines.orgs import Organization
+from orgsync.pipelines.request_rules import Credentials
 
 Conn = psycopg.Connection[dict[str, Any]]
 T = TypeVar("T")
@@ -46,7 +47,9 @@ class Deps:
     `read_ahead(pages)` may fetch a walk's next pages while the current one is stored;
     `relay(message_ids)` publishes outbox rows just committed (and never raises: what it
     cannot publish, the outbox sweeper publishes later); `sleep` waits between a walk's page
-    retries."""
+    retries; `assume_org_role(credentials, use_external_id)` assumes a registration's
+    organization role with the service's own credentials; `sqs_endpoint` is where a simulated
+    AWS's queue URLs live (AWS_ENDPOINT_URL)."""
 
     connect: Callable[[], AbstractContextManager[Conn]]
     keyring: Keyring
@@ -58,6 +61,8 @@ class Deps:
     sleep: Callable[[float], None] = time.sleep
     removal_limit: float = 0.20  # pipelines/removal_guard.py
     removal_min: int = 10
+    assume_org_role: Callable[[Credentials, bool], Any] | None = None
+    sqs_endpoint: str | None = None
 
 
 class Outcome(StrEnum):

@@ -1,16 +1,16 @@
-"""The RabbitMQ broker: dramatiq's, with publisher confirms on every publish, and a consumer
-that records every body it cannot read instead of dead-lettering it.
+"""The RabbitMQ broker: dramatiq's, with publisher confirms on every publish, and a consumer that
+records every body it cannot read instead of dead-lettering it.
 
 dramatiq's own consumer nacks a body it cannot decode, so RabbitMQ moves it to `Q.XQ` where
-nobody reads it. Outside systems publish registration requests with plain AMQP, so a typo
-there must come back as a rejected request with its reason. `screen` looks at each body as it
-comes off a queue and replaces one it cannot accept by an envelope for that queue's own actor
-whose single argument is `{UNREADABLE: reason}`; the actor records the rejection (for
-registrations: `pipelines.registration.register`). What is accepted is an allow-list, in
-`services.screening`. This is done in the consumer, not in a
-dramatiq encoder, because only the consumer knows which queue a body came from, and dramatiq
-acks through the consumer of the envelope's `queue_name`: an envelope naming another queue
-would be acked on the wrong channel and stay unacked for ever.
+nobody reads it. Outside systems publish registration requests with plain AMQP, so a typo there
+must come back as a rejected request with its reason. `screen` looks at each body as it comes
+off a queue and replaces one it cannot accept by an envelope for that queue's own actor whose
+single argument is `{UNREADABLE: reason}`; the stage middleware records the rejection (for
+registrations, the stage records it as the request's verdict). What is accepted is an
+allow-list, in `adapters/screening.py`. This is done in the consumer, not in a dramatiq encoder,
+because only the consumer knows which queue a body came from, and dramatiq acks through the
+consumer of the envelope's `queue_name`: an envelope naming another queue would be acked on the
+wrong channel and stay unacked for ever.
 """
 
 from __future__ import annotations
@@ -28,10 +28,19 @@ from dramatiq.brokers.rabbitmq import RabbitmqBroker, _RabbitmqConsumer
 from dramatiq.common import q_name
 from dramatiq.middleware import CurrentMessage
 
-from orgsync.pipelines.registration import UNREADABLE
 from orgsync.services.adapters import connection_advice
 from orgsync.services.adapters.screening import problem, stand_in
 from orgsync.services.errors import ServiceUnavailable
+
+# The single argument of an envelope standing in for a body that could not be read at all.
+UNREADABLE = "orgsync:unreadable"
+
+
+def unreadable_reason(raw: object) -> str | None:
+    """Why the message could not be read, when `raw` is the consumer's stand-in for it."""
+    if isinstance(raw, dict) and len(raw) == 1 and isinstance(raw.get(UNREADABLE), str):
+        return str(raw[UNREADABLE])
+    return None
 
 
 def describe(url: str) -> str:

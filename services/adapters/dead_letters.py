@@ -9,7 +9,6 @@ import pika.exceptions
 
 from orgsync.pipelines.events import AccountsDiscovered
 from orgsync.services.adapters.broker import connect
-from orgsync.services.settings import Settings
 
 DEAD_LETTERS = f"{AccountsDiscovered.queue}.XQ"  # where dramatiq puts validations it gave up on
 
@@ -55,6 +54,6 @@ class DeadLetters:
             self.channel.basic_ack(tag)
 
 
-def dead_letter_count(settings: Settings) -> int:
-    with DeadLetters(settings.broker_url) as letters:
+def dead_letter_count(broker_url: str) -> int:
+    with DeadLetters(broker_url) as letters:
         return letters.count()

@@ -122,6 +122,11 @@ class Sweeper(threading.Thread):
         self.stuck_after = stuck_after
         self.stopped = threading.Event()
 
+    def stop(self) -> None:
+        self.stopped.set()
+        if self.is_alive():
+            self.join(timeout=10)
+
     def run(self) -> None:
         # a stall is looked for a few times per bound, at most every `interval`
         every = max(self.interval, min((self.stuck_after or 0) / 4, 60.0))

@@ -86,7 +86,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         configure_logging(settings, args)
-        return int(args.func(Context(settings), args))
+        ctx = Context(settings)
+        try:
+            return int(args.func(ctx, args))
+        finally:
+            ctx.house.close()
     except (ServiceUnavailable, UserError, SettingsError, CredentialError) as error:
         print(f"orgsync: {error}", file=sys.stderr)
         return 2

@@ -1,4 +1,5 @@
-"""What every command handler gets: the settings, and the few helpers all of them share."""
+"""What every command handler gets: the settings and the house, and the few helpers all of them
+share."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from orgsync.pipelines.orgs import resolve_org_id
-from orgsync.services.adapters import db
+from orgsync.services.bootstrap import House
 from orgsync.services.errors import UserError
 from orgsync.services.settings import Settings, SettingsError, parse_duration
 
@@ -16,11 +17,14 @@ Command = Callable[..., argparse.ArgumentParser]
 
 
 class Context:
+    """A command's settings and its house (services/bootstrap.py), which `cli.main` closes."""
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.house = House(settings, pool_size=2)
 
     def connect(self) -> Any:
-        return db.connect(self.settings.database_url)
+        return self.house.connect()
 
     def org_id(self, conn: Any, ref: str) -> str:
         org_id = resolve_org_id(conn, ref)

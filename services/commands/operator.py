@@ -25,7 +25,7 @@ def cmd_failed(ctx: Context, args: argparse.Namespace) -> int:
     print(table(rows, [*columns, "first_failed_at", "last_failed_at"]))
     print(f"{len(rows)} failed account(s)")
     try:
-        dead = dead_letters.dead_letter_count(ctx.settings)
+        dead = dead_letters.dead_letter_count(ctx.settings.broker_url)
     except ServiceUnavailable as error:
         print(f"dead-lettered validations not counted: {error}")
         return 0
@@ -40,7 +40,7 @@ def cmd_failed(ctx: Context, args: argparse.Namespace) -> int:
 def cmd_retry_failed(ctx: Context, args: argparse.Namespace) -> int:
     with ctx.connect() as conn:
         org_id = ctx.org_id(conn, args.org) if args.org else None
-    result = redrive.retry_failed(ctx.settings, org_id, args.account, args.code, args.dry_run)
+    result = redrive.retry_failed(ctx.house, org_id, args.account, args.code, args.dry_run)
     if args.json:
         print_json({"queued": result.queued, **dataclasses.asdict(result)})
     else:

@@ -73,12 +73,12 @@ def cmd_register(ctx: Context, args: argparse.Namespace) -> int:
         with ctx.connect() as conn:
             org_id = ctx.org_id(conn, args.org)
     request = request_from(args, org_id)
-    registering.submit(ctx.settings, request)
+    registering.submit(ctx.house, request)
     if args.no_wait:
         document = {"request_id": request["request_id"], "queued": True}
         print_json(document) if args.json else print(f"queued request {request['request_id']}")
         return 0
-    verdict = registering.wait_verdict(ctx.settings, request["request_id"], args.timeout, request)
+    verdict = registering.wait_verdict(ctx.house, request["request_id"], args.timeout, request)
     if args.json:
         print_json(verdict.as_json())
         return 0 if verdict.accepted else 1
@@ -107,7 +107,7 @@ def cmd_sync(ctx: Context, args: argparse.Namespace) -> int:
         return show_sync(ctx, args.attach, args.timeout, json=args.json)
     with ctx.connect() as conn:
         org_id = ctx.org_id(conn, args.org)
-    sync_id = syncs.sync(ctx.settings, org_id, confirm_removals=args.confirm_removals)
+    sync_id = syncs.sync(ctx.house, org_id, confirm_removals=args.confirm_removals)
     if not args.wait:
         print_json({"org_id": org_id, "sync_id": sync_id}) if args.json else print(
             f"sync {sync_id} of {org_id} started"

@@ -35,9 +35,9 @@ def cmd_worker(ctx: Context, args: argparse.Namespace) -> int:
     keys.load_keyring(ctx.settings)
     queue_stages = [s for s in stages if s != FEED_STAGE]
     if not queue_stages:  # the feed alone: no stage queue to consume
-        from orgsync.services.processes import feed_poller
+        from orgsync.services.processes import feed_worker
 
-        return feed_poller.run_alone(ctx.settings)
+        return feed_worker.run(ctx.settings)
     # prefetch only what the threads can run, so one process cannot starve the others
     os.environ.setdefault("dramatiq_queue_prefetch", str(args.threads))
     argv = [

@@ -7,40 +7,31 @@ failed transiently. Retry policy sits on each actor, in `ACTORS`. Longest backof
 minute: far below RabbitMQ's 30-minute delivery timeout, which would otherwise close the
 channel holding the delayed message.
 
-`build(settings)` is the composition root: the broker, its middleware, the actors and the
-per-process resources (pool, AWS clients, a bounded pool of threads for a page's AWS calls).
-Nothing connects at import; a test builds the same actors on dramatiq's StubBroker.
+`build(settings)` declares the broker, its middleware and the actors; each worker process's
+resources are its `House` (services/bootstrap.py), opened after the fork and closed when the
+process stops. Nothing connects at import; a test builds the same actors on dramatiq's
+StubBroker.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import dramatiq
 from dramatiq.middleware import CurrentMessage
-from psycopg_pool import ConnectionPool
 
 from orgsync.pipelines import badges, discovery, harvest, registration, validation
 from orgsync.pipelines.events import REGISTRATION_ACTOR, STAGE_BY_NAME
-from orgsync.pipelines.outbox import emit
-from orgsync.pipelines.request_rules import Problem
-from orgsync.pipelines.stage import Deps, Outcome, StageResult
-from orgsync.services.adapters import db, relay
-from orgsync.services.adapters.aws import Aws
+from orgsync.pipelines.stage import Outcome, StageResult
 from orgsync.services.adapters.broker import make_broker
-from orgsync.services.adapters.budget import Budget
-from orgsync.services.adapters.keys import ReloadingKeyring
+from orgsync.services.bootstrap import WORKER_POOL, House
 from orgsync.services.logs import get_logger
 from orgsync.services.processes import metrics
-from orgsync.services.processes.feed_poller import Feed
 from orgsync.services.processes.health import Watchdog
 from orgsync.services.processes.middleware import StageMessages, recorder
 from orgsync.services.settings import Settings
@@ -52,63 +43,10 @@ RETRY = {"max_retries": MAX_RETRIES, "min_backoff": 1_000, "max_backoff": 60_000
 T = TypeVar("T")
 
 
-@dataclass
-class Resources:
-    """One worker process's resources, opened after the fork and shared by its threads."""
-
-    pool: ConnectionPool
-    aws: Aws
-    deps: Deps
-    sweeper: relay.Sweeper
-
-    @functools.cached_property
-    def feed(self) -> Feed:
-        return Feed(self.deps, self.aws.queue)
-
-    @classmethod
-    def open(cls, settings: Settings, broker: dramatiq.Broker) -> Resources:
-        pool = db.open_pool(settings.database_url, max_size=16)
-        # a small pool of its own: the budget's short statements, one per AWS call of every
-        # stage's threads, never take the connections the stages' own work needs
-        budget_pool = (
-            db.open_pool(settings.database_url, max_size=4) if settings.aws_budget else None
-        )
-        aws = Aws(Budget(budget_pool, settings.aws_rates) if budget_pool else None)
-        calls: dict[str, ThreadPoolExecutor] = {}
-        lock = threading.Lock()
-
-        def concurrently(call: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
-            # a pool per stage: calls waiting on one API's rate budget (AssumeRole) never hold
-            # the threads another stage's API (ListTagsForResource) could be using
-            message = CurrentMessage.get_current_message()
-            stage = message.actor_name if message else ""
-            with lock:
-                if stage not in calls:
-                    calls[stage] = ThreadPoolExecutor(settings.aws_concurrency, f"aws-{stage}")
-            return list(calls[stage].map(call, items))
-
-        def relay_now(message_ids: list[str]) -> None:
-            try:
-                relay.relay(pool, broker, message_ids)
-            except Exception as error:
-                # committed: the outbox keeps the events and the sweeper publishes them once
-                # RabbitMQ is back; failing here would only send the message round for nothing
-                log.warning("relay_deferred", events=len(message_ids), error=str(error)[:300])
-
-        deps = Deps(
-            connect=pool.connection,
-            keyring=ReloadingKeyring(settings),
-            organizations=aws.organizations,
-            sts=aws.sts,
-            concurrently=concurrently,
-            read_ahead=prefetched,
-            relay=relay_now,
-            removal_limit=settings.removal_limit,
-            removal_min=settings.removal_min,
-        )
-        sweeper = relay.Sweeper(pool, broker, stuck_after=settings.stuck_after)
-        sweeper.start()
-        return cls(pool, aws, deps, sweeper)
+def current_stage() -> str:
+    """The actor of the message this thread runs: each stage has AWS call threads of its own."""
+    message = CurrentMessage.get_current_message()
+    return message.actor_name if message else ""
 
 
 def attempt() -> int:
@@ -123,29 +61,21 @@ def build(
     """The broker with every actor declared on it (RabbitMQ's unless `broker` is given); with
     `feed`, each worker process also reads the organizations' change-event queues."""
     broker = broker or make_broker(settings.broker_url)
-    opened: list[Resources] = []
-    opening = threading.Lock()
-
-    def resources() -> Resources:
-        # once per process, under a lock: a worker started while its queues are full has all
-        # its threads asking at once, and each would otherwise open pools of its own
-        if not opened:
-            with opening:
-                if not opened:
-                    opened.append(Resources.open(settings, broker))
-        return opened[0]
-
-    messages = StageMessages(recorder(lambda: resources().pool.connection()))
+    house = House(
+        settings, broker, pool_size=WORKER_POOL, lane=current_stage, read_ahead=prefetched
+    )
+    messages = StageMessages(recorder(house.connect))
 
     class OpenResources(dramatiq.Middleware):
-        def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
-            r = resources()
-            if feed:
-                r.feed.start()
+        """The house opens after the fork, in each worker process, and closes with it."""
 
-        def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+            house.start_sweeper()
             if feed:
-                resources().feed.stop.set()
+                house.start_feed()
+
+        def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+            house.close()
 
     broker.add_middleware(OpenResources())
     if not any(isinstance(m, CurrentMessage) for m in broker.middleware):
@@ -161,40 +91,20 @@ def build(
             raise dramatiq.Retry(result.reason or "transient failure")
 
     def register_organization(*args: Any, **kwargs: Any) -> None:
-        r = resources()
-        message_id = CurrentMessage.get_current_message().message_id
-        with r.pool.connection() as conn:
-            if len(args) != 1 or kwargs:
-                verdict = registration.reject_malformed(
-                    conn, message_id, None, [Problem("request", SINGLE_ARGUMENT)]
-                )
-                events: list[Any] = []
-            else:
-                verdict, events = registration.register(
-                    conn, r.deps.keyring, args[0], message_id, r.aws.assume, r.aws.endpoint_url
-                )
-            ids = emit(conn, events)
-        r.deps.relay(ids)
-        log.info(
-            "registration",
-            request_id=verdict.request_id,
-            org_id=verdict.org_id,
-            accepted=verdict.accepted,
-            reasons=len(verdict.reasons),
-        )
+        settle(registration.register(house.deps(), messages.event()))
 
     def discover_accounts(*args: Any, **kwargs: Any) -> None:
         may_retry = attempt() <= MAX_RETRIES
-        settle(discovery.discover(resources().deps, messages.event(), may_retry=may_retry))
+        settle(discovery.discover(house.deps(), messages.event(), may_retry=may_retry))
 
     def validate_account(*args: Any, **kwargs: Any) -> None:
-        settle(validation.validate(resources().deps, messages.event()))
+        settle(validation.validate(house.deps(), messages.event()))
 
     def harvest_tags(*args: Any, **kwargs: Any) -> None:
-        settle(harvest.harvest(resources().deps, messages.event()))
+        settle(harvest.harvest(house.deps(), messages.event()))
 
     def reconcile_badges(*args: Any, **kwargs: Any) -> None:
-        settle(badges.reconcile(resources().deps, messages.event()))
+        settle(badges.reconcile(house.deps(), messages.event()))
 
     # Within a worker, later stages run first (dramatiq: a lower priority sooner): accounts
     # already in flight reach their badges before new ones start, so a tag change shows up
@@ -218,9 +128,6 @@ def health_directory() -> Path | None:
     directory `StageMetrics` chose at process boot (none without worker metrics)."""
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     return Path(directory) if directory else None
-
-
-SINGLE_ARGUMENT = "the request must be the message's single argument"
 
 
 def prefetched(pages: Iterator[T], ahead: int = 4) -> Iterator[T]:

@@ -19,6 +19,7 @@ from typing import Any
 
 from orgsync.pipelines.orgs import resolve_org_id
 from orgsync.services.adapters import db, keys
+from orgsync.services.bootstrap import House
 from orgsync.services.commands.inventory import feed_state
 from orgsync.services.commands.output import table
 from orgsync.services.errors import UserError
@@ -59,7 +60,8 @@ def run(settings: Settings, *, accounts: int, processes: int, threads: int, time
         aws.faults.update(deny_assume_role=denied)
         worker = start_worker(settings, aws.endpoint_url, processes, threads)
         try:
-            return walkthrough(settings, aws, org, denied, timeout)
+            with House(settings) as house:
+                return walkthrough(house, aws, org, denied, timeout)
         finally:
             worker.terminate()
             worker.wait(timeout=30)
@@ -93,10 +95,10 @@ def start_worker(settings: Settings, endpoint: str, processes: int, threads: int
 
 
 def walkthrough(
-    settings: Settings, aws: SimulatedAws, org: SampleOrg, denied: list[str], timeout: float
+    house: House, aws: SimulatedAws, org: SampleOrg, denied: list[str], timeout: float
 ) -> int:
     say("\n1. register the organization through the org-registration queue")
-    with db.connect(settings.database_url) as conn:
+    with house.connect() as conn:
         existing = resolve_org_id(conn, NICKNAME)
     request: dict[str, Any] = {
         "request_id": f"demo-{uuid.uuid4().hex[:8]}",
@@ -113,8 +115,8 @@ def walkthrough(
         "events_queue_url": create_feed(aws.endpoint_url),
     }
     request.update({"org_id": existing} if existing else {"nickname": NICKNAME})
-    registering.submit(settings, request)
-    verdict = registering.wait_verdict(settings, request["request_id"], timeout)
+    registering.submit(house, request)
+    verdict = registering.wait_verdict(house, request["request_id"], timeout)
     say(f"   verdict: {'accepted' if verdict.accepted else 'REJECTED'} as {verdict.org_id}")
     for problem in verdict.reasons:
         say(f"   reason: {problem.field}: {problem.message}")
@@ -123,22 +125,22 @@ def walkthrough(
     if not verdict.accepted or verdict.org_id is None:
         raise UserError("the demo organization was rejected")
     org_id = verdict.org_id
-    sync_id = syncs.wait_for(lambda: syncs.latest_sync(settings, org_id), timeout, "no sync")
+    sync_id = syncs.wait_for(lambda: syncs.latest_sync(house, org_id), timeout, "no sync")
 
     say("\n2. sync: accounts flow through the stages")
-    follow(settings, sync_id, timeout)
-    show_accounts(settings, org_id)
+    follow(house, sync_id, timeout)
+    show_accounts(house, org_id)
 
     say(f"\n3. {len(denied)} member roles were denied; fix them in AWS and retry-failed")
-    with db.connect(settings.database_url) as conn:
+    with house.connect() as conn:
         failed = inventory.failures(conn, org_id)
     say(table(failed, ["account_id", "name", "code", "attempts"]))
     aws.faults.update(deny_assume_role=[])
-    redriven = redrive.retry_failed(settings, org_id)  # what `orgsync retry-failed` runs
+    redriven = redrive.retry_failed(house, org_id)  # what `orgsync retry-failed` runs
     say(f"   orgsync retry-failed --org {NICKNAME}: {redriven.describe()}")
     for sync_id in sorted({row["sync_id"] for row in failed}):
-        follow(settings, sync_id, timeout)
-    with db.connect(settings.database_url) as conn:
+        follow(house, sync_id, timeout)
+    with house.connect() as conn:
         still = inventory.failures(conn, org_id)
         ok = len(inventory.accounts(conn, org_id=org_id, status="ok"))
     say(f"   after retry-failed: {ok} accounts ok, {len(still)} still failing")
@@ -151,16 +153,16 @@ def walkthrough(
         changed[2].id: dict.fromkeys(changed[2].tags),
     }
     change_tags(aws.endpoint_url, changes)
-    second = syncs.sync(settings, org_id)
-    follow(settings, second, timeout)
-    with db.connect(settings.database_url) as conn:
+    second = syncs.sync(house, org_id)
+    follow(house, second, timeout)
+    with house.connect() as conn:
         history = conn.execute(
             "SELECT account_id, key, action, old_value, new_value FROM badge_history"
             " WHERE sync_id = %s ORDER BY account_id, key",
             (second,),
         ).fetchall()
     say(table(history, ["account_id", "key", "action", "old_value", "new_value"]))
-    feed_step(settings, aws, org_id, changed[0].id, timeout)
+    feed_step(house, aws, org_id, changed[0].id, timeout)
     say(
         f"\ndemo finished: `orgsync accounts --org {NICKNAME}` shows the inventory; "
         f"`orgsync orgs` the organization."
@@ -169,11 +171,13 @@ def walkthrough(
 
 
 def feed_step(
-    settings: Settings, aws: SimulatedAws, org_id: str, account_id: str, timeout: float
+    house: House, aws: SimulatedAws, org_id: str, account_id: str, timeout: float
 ) -> None:
     say("\n5. one more tag change, this time arriving as a change event: no sync")
-    with db.connect(settings.database_url) as conn:
-        syncs = conn.execute("SELECT count(*) AS n FROM syncs WHERE trigger <> 'events'").fetchone()
+    with house.connect() as conn:
+        before = conn.execute(
+            "SELECT count(*) AS n FROM syncs WHERE trigger <> 'events'"
+        ).fetchone()
     value = f"event-{uuid.uuid4().hex[:6]}"
     record = tag_account(aws.endpoint_url, account_id, {"env": value})
     sent = time.monotonic()
@@ -181,7 +185,7 @@ def feed_step(
     say(f"   TagResource env={value} on {account_id}: sent to EventBridge, rule -> SQS queue")
 
     def badge() -> dict[str, Any] | None:
-        with db.connect(settings.database_url) as conn:
+        with house.connect() as conn:
             row = conn.execute(
                 "SELECT value FROM badges WHERE account_id = %s AND key = 'env' AND value = %s",
                 (account_id, value),
@@ -189,18 +193,18 @@ def feed_step(
         return row
 
     syncs.wait_for(badge, timeout, "the badge did not follow the event")
-    with db.connect(settings.database_url) as conn:
+    with house.connect() as conn:
         after = conn.execute("SELECT count(*) AS n FROM syncs WHERE trigger <> 'events'").fetchone()
         (shown,) = [o for o in inventory.organizations(conn) if o["org_id"] == org_id]
-    assert syncs is not None and after is not None
+    assert before is not None and after is not None
     say(
         f"   badge env={value} after {time.monotonic() - sent:.1f} s; syncs started: "
-        f"{after['n'] - syncs['n']}"
+        f"{after['n'] - before['n']}"
     )
     say(f"   orgsync orgs, feed: {feed_state(shown['feed'])}")
 
 
-def follow(settings: Settings, sync_id: str, timeout: float) -> None:
+def follow(house: House, sync_id: str, timeout: float) -> None:
     last: list[str] = []
 
     def show(state: dict[str, Any]) -> None:
@@ -214,11 +218,11 @@ def follow(settings: Settings, sync_id: str, timeout: float) -> None:
             say(line)
 
     if sync_id:
-        syncs.wait_sync(settings, sync_id, timeout, on_progress=show)
+        syncs.wait_sync(house, sync_id, timeout, on_progress=show)
 
 
-def show_accounts(settings: Settings, org_id: str) -> None:
-    with db.connect(settings.database_url) as conn:
+def show_accounts(house: House, org_id: str) -> None:
+    with house.connect() as conn:
         rows = inventory.accounts(conn, org_id=org_id, include_removed=True)
         excluded = inventory.excluded(conn, org_id)
     for row in rows:

@@ -12,7 +12,6 @@ registrations: a queue URL set, changed or cleared is picked up within `refresh`
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Callable
@@ -184,25 +183,3 @@ class Feed:
                 conn.execute(FAILED, (reason[:500], delay, org_id))
         except Exception as error:
             log.warning("feed_error_unrecorded", org_id=org_id, error=str(error)[:300])
-
-
-def run_alone(settings: Any) -> int:
-    """`orgsync worker --stages events`: the feed without any stage queue, until SIGTERM."""
-    import signal
-
-    from orgsync.services.adapters.broker import make_broker
-    from orgsync.services.logs import configure
-    from orgsync.services.processes.actors import Resources
-
-    # the worker always logs; the CLI silences commands that exec nothing (services/commands/cli.py)
-    logging.disable(logging.NOTSET)
-    configure(settings.log_level, settings.log_format)
-    resources = Resources.open(settings, make_broker(settings.broker_url))
-    signal.signal(signal.SIGTERM, lambda *_: resources.feed.stop.set())
-    resources.feed.start()
-    try:
-        while not resources.feed.stop.wait(1.0):
-            pass
-    except KeyboardInterrupt:
-        resources.feed.stop.set()
-    return 0

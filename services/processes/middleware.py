@@ -5,7 +5,8 @@ that is not that event is recorded in `rejected_messages` with the reason and sk
 never dead-lettered). After the actor, what its stage function reported to be recorded (an
 event naming what does not exist, an AWS answer that could not be read) is recorded the same
 way, and one log line says what happened to the message: ids, stage, outcome, counts and
-duration. The registration queue's actor records its own verdicts, so it is only logged here.
+duration. A registration message is decoded into a `RegistrationMessage`: a body that carries
+no request becomes a request with the reason, which the stage records as its verdict.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from dramatiq.middleware import SkipMessage
 from psycopg.types.json import Jsonb
 
 from orgsync.pipelines.events import STAGE_BY_QUEUE, Event, MalformedEvent
-from orgsync.pipelines.registration import unreadable_reason
+from orgsync.pipelines.registration import RegistrationMessage
+from orgsync.pipelines.request_rules import Problem
 from orgsync.pipelines.stage import StageResult, rejected
+from orgsync.services.adapters.broker import unreadable_reason
 from orgsync.services.logs import get_logger
 
 log = get_logger("orgsync.worker")
@@ -43,6 +46,18 @@ def decode(kind: type[Event], args: tuple[Any, ...], kwargs: dict[str, Any]) -> 
     return kind.from_payload(args[0])
 
 
+def decode_registration(message_id: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """The registration request a message carries, or the problem that says why there is none."""
+    if len(args) != 1 or kwargs:
+        return RegistrationMessage(message_id, None, Problem("request", SINGLE_ARGUMENT))
+    if unreadable := unreadable_reason(args[0]):
+        return RegistrationMessage(message_id, None, Problem("message", unreadable))
+    return RegistrationMessage(message_id, args[0])
+
+
+SINGLE_ARGUMENT = "the request must be the message's single argument"
+
+
 class StageMessages(dramatiq.Middleware):
     def __init__(self, record: Record) -> None:
         self.record = record
@@ -60,7 +75,10 @@ class StageMessages(dramatiq.Middleware):
         self.local.started = time.perf_counter()
         self.local.event = self.local.result = None
         stage = STAGE_BY_QUEUE.get(q_name(message.queue_name))
-        if stage is None or stage.event is None:
+        if stage is None:
+            return
+        if stage.event is None:  # the registration queue
+            self.local.event = decode_registration(message.message_id, message.args, message.kwargs)
             return
         try:
             self.local.event = decode(stage.event, message.args, message.kwargs)
@@ -83,10 +101,10 @@ class StageMessages(dramatiq.Middleware):
 
     def _settle(self, message: Any, exception: BaseException | None) -> None:
         stage = STAGE_BY_QUEUE.get(q_name(message.queue_name))
-        if stage is None or stage.event is None:
+        if stage is None:
             return
         result: StageResult | None = self.local.result
-        event: Event | None = self.local.event
+        event = self.local.event if isinstance(self.local.event, Event) else None
         body = event.payload() if event else {"args": message.args, "kwargs": message.kwargs}
         for reason in result.rejections if result else ():
             try:

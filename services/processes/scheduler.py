@@ -12,6 +12,7 @@ from typing import Any
 import psycopg
 
 from orgsync.services.adapters import db
+from orgsync.services.bootstrap import House
 from orgsync.services.logs import get_logger
 from orgsync.services.settings import Settings
 from orgsync.services.use_cases import syncs
@@ -33,16 +34,23 @@ def due(conn: psycopg.Connection[dict[str, Any]], interval: float) -> list[str]:
     return [row["org_id"] for row in conn.execute(DUE, (interval,)).fetchall()]
 
 
-def tick(settings: Settings, conn: psycopg.Connection[dict[str, Any]]) -> list[str]:
+def tick(house: House, conn: psycopg.Connection[dict[str, Any]]) -> list[str]:
     started = []
-    for org_id in due(conn, settings.sync_interval):
-        sync_id = syncs.sync(settings, org_id, trigger="schedule")
+    for org_id in due(conn, house.settings.sync_interval):
+        sync_id = syncs.sync(house, org_id, trigger="schedule")
         log.info("sync_scheduled", org_id=org_id, sync_id=sync_id)
         started.append(sync_id)
     return started
 
 
 def run(settings: Settings, stop: threading.Event, poll: float = 5.0) -> None:
+    with House(settings) as house:
+        lead(house, stop, poll)
+
+
+def lead(house: House, stop: threading.Event, poll: float) -> None:
+    """Sync what is due while this scheduler holds the leader's lock, on a session of its own."""
+    settings = house.settings
     while not stop.is_set():
         try:
             with db.connect(settings.database_url, autocommit=True) as conn:
@@ -53,7 +61,7 @@ def run(settings: Settings, stop: threading.Event, poll: float = 5.0) -> None:
                     continue
                 log.info("scheduler_leading", interval=settings.sync_interval)
                 while not stop.is_set():
-                    tick(settings, conn)
+                    tick(house, conn)
                     stop.wait(poll)
         except Exception as error:  # database or broker away: try again, never die
             log.warning("scheduler_retrying", error=str(error))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from orgsync.pipelines.registration import REQUIRED_ACTIONS
+from orgsync.pipelines.registration_checks import REQUIRED_ACTIONS
 from orgsync.pipelines.where_now import FEED_ACTIONS
 
 VERSION = "2012-10-17"

@@ -12,10 +12,8 @@ from typing import Any
 from orgsync.pipelines import validation
 from orgsync.pipelines.events import AccountsDiscovered, MalformedEvent
 from orgsync.pipelines.outbox import emit
-from orgsync.services.adapters import db
 from orgsync.services.adapters.dead_letters import DEAD_LETTERS, DeadLetters
-from orgsync.services.settings import Settings
-from orgsync.services.use_cases.syncs import relay_now
+from orgsync.services.bootstrap import House
 
 
 @dataclass(frozen=True)
@@ -44,7 +42,7 @@ class Redriven:
 
 
 def retry_failed(
-    settings: Settings,
+    house: House,
     org_id: str | None,
     account_id: str | None = None,
     code: str | None = None,
@@ -57,20 +55,19 @@ def retry_failed(
     transaction it rolls back, and leaves every dead letter where it was.
     """
     token = f"retry-{uuid.uuid4().hex[:12]}"
-    with db.connect(settings.database_url) as conn, DeadLetters(settings.broker_url) as letters:
+    with house.connect() as conn, DeadLetters(house.settings.broker_url) as letters:
         with conn.transaction(force_rollback=dry_run):
             # dead letters first: the failed accounts' stage resets would make them look due
             events, settle, stale, left = _redrive_dead_letters(
                 conn, letters, token, org_id, account_id, code
             )
             failed = validation.redrive(conn, token, org_id, account_id, code)
-            emit(conn, [*events, *failed])
+            ids = emit(conn, [*events, *failed])
         result = Redriven(_accounts(failed), _accounts(events), stale, left, dry_run)
         if dry_run:
             return result
         letters.ack(settle)  # only once the re-driven events are committed
-        # emit() again is a no-op on the committed outbox rows; it hands their ids to the relay
-        relay_now(settings, conn, [*events, *failed])
+        house.publish(ids)
     return result
 
 

@@ -8,10 +8,9 @@ import dramatiq
 
 from orgsync.pipelines.events import REGISTRATION_ACTOR, REGISTRATION_QUEUE
 from orgsync.pipelines.idempotency import conflict_id, request_digest, same_request
-from orgsync.pipelines.registration import Verdict, decided
-from orgsync.services.adapters import db
-from orgsync.services.adapters.broker import make_broker, publish
-from orgsync.services.settings import Settings
+from orgsync.pipelines.verdicts import Verdict, decided
+from orgsync.services.adapters.broker import publish
+from orgsync.services.bootstrap import House
 from orgsync.services.use_cases.syncs import wait_for
 
 
@@ -27,23 +26,17 @@ def registration_message(request: dict[str, Any]) -> dramatiq.Message[Any]:
     )
 
 
-def submit(settings: Settings, request: dict[str, Any]) -> None:
-    broker = make_broker(settings.broker_url)
-    try:
-        publish(broker, settings.broker_url, registration_message(request))
-    finally:
-        broker.close()
+def submit(house: House, request: dict[str, Any]) -> None:
+    publish(house.broker, house.settings.broker_url, registration_message(request))
 
 
-def wait_verdict(
-    settings: Settings, request_id: str, timeout: float, request: object = None
-) -> Verdict:
+def wait_verdict(house: House, request_id: str, timeout: float, request: object = None) -> Verdict:
     """The verdict on `request_id`; given the `request` that was sent, the verdict on that
     request: a rejection when the id had been used for another one (pipelines.idempotency)."""
     digest = None if request is None else request_digest(request_id, request)
 
     def poll() -> Verdict | None:
-        with db.connect(settings.database_url) as conn:
+        with house.connect() as conn:
             verdict = decided(conn, request_id)
             if verdict is None or digest is None or same_request(conn, request_id, digest):
                 return verdict

@@ -61,7 +61,7 @@ def read(query: Any) -> Any:
     @api
     def endpoint(request: Request) -> Response:
         try:
-            with request.app.state.pool.connection() as conn:
+            with request.app.state.house.connect() as conn:
                 return as_json(query(conn, request))
         except BadQuery as bad:
             return error(str(bad), bad.status_code)
@@ -133,13 +133,13 @@ def register(request: Request) -> Response:
     if not isinstance(body, dict):
         return error("the body must be a JSON object (the registration request)", 400)
     body.setdefault("request_id", f"api-{uuid.uuid4()}")
-    settings = request.app.state.settings
+    house = request.app.state.house
     try:
         timeout = min(float(request.query_params.get("timeout", "60")), MAX_WAIT)
-        registering.submit(settings, body)
+        registering.submit(house, body)
         if request.query_params.get("wait", "true").lower() in ("false", "0", "no"):
             return as_json({"request_id": body["request_id"], "queued": True}, 202)
-        verdict = registering.wait_verdict(settings, str(body["request_id"]), timeout, body)
+        verdict = registering.wait_verdict(house, str(body["request_id"]), timeout, body)
     except ValueError:
         return error("timeout must be a number of seconds", 400)
     except ServiceUnavailable as unavailable:

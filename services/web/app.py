@@ -1,7 +1,8 @@
-"""The web console's composition root: routes, templates, security headers, the pool.
+"""The web console's application: routes, templates, security headers, its house.
 
 `create_app(settings)` is what `orgsync web`, the tests and the benchmark run. Pages and the
-API read PostgreSQL through one pool opened at startup and closed at shutdown.
+API use one `House` (services/bootstrap.py), opened at startup and closed at shutdown: its
+pool for PostgreSQL, its broker for what a form or the API publishes.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from orgsync.services.adapters import db
+from orgsync.services.bootstrap import House
 from orgsync.services.settings import Settings
 from orgsync.services.web import api, auth, forms, inventory_pages
 from orgsync.services.web.render import HERE, render, templates
@@ -117,11 +118,8 @@ def create_app(settings: Settings, *, failed_delay: float = auth.FAILED_SIGN_IN_
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        app.state.pool = db.open_pool(settings.database_url, max_size=4)
-        try:
+        with House(settings) as app.state.house:
             yield
-        finally:
-            app.state.pool.close()
 
     routes = [
         Route("/", lambda request: RedirectResponse("/orgs", status_code=303)),

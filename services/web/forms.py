@@ -139,15 +139,15 @@ def show(request: Request, org_id: str | None, values: dict[str, Any], **extra: 
 
 def submit(request: Request, org_id: str | None) -> Response:
     form = request.state.form
-    settings = request.app.state.settings
+    house = request.app.state.house
     try:
         body = request_from(form, org_id)
     except FieldError as error:  # refused here: it has no request value to send
         refused = {error.field: [str(error)]}
         return show(request, org_id, filled(form), reasons=refused, status_code=422)
     try:
-        registering.submit(settings, body)
-        verdict = registering.wait_verdict(settings, body["request_id"], VERDICT_TIMEOUT, body)
+        registering.submit(house, body)
+        verdict = registering.wait_verdict(house, body["request_id"], VERDICT_TIMEOUT, body)
     except (ServiceUnavailable, UserError) as error:
         return show(request, org_id, filled(form), general=[str(error)], status_code=503)
     if verdict.accepted:
@@ -172,7 +172,7 @@ def new_org(request: Request) -> Response:
 @page
 def edit_org(request: Request) -> Response:
     org_id = request.path_params["org_id"]
-    with request.app.state.pool.connection() as conn:
+    with request.app.state.house.connect() as conn:
         values = current(conn, org_id)
     if values is None:
         return render(request, "error.html", 404, message=f"no organization {org_id}")

@@ -19,7 +19,7 @@ from orgsync.services.web.render import render
 
 @page
 def orgs(request: Request) -> Response:
-    with request.app.state.pool.connection() as conn:
+    with request.app.state.house.connect() as conn:
         rows = inventory.organizations(conn)
     return render(request, "orgs.html", orgs=rows)
 
@@ -63,7 +63,7 @@ def parse_listing(conn: Any, args: Any) -> tuple[listing.Query, list[str]]:
 @page
 def accounts(request: Request) -> Response:
     args = request.query_params
-    with request.app.state.pool.connection() as conn:
+    with request.app.state.house.connect() as conn:
         query, problems = parse_listing(conn, args)
         if args.get("excluded"):
             rows = inventory.excluded(conn, query.org_id)
@@ -111,7 +111,7 @@ def account(request: Request) -> Response:
 def show_account(
     request: Request, account_id: str, refusals: list[str] | None = None, done: str = ""
 ) -> Response:
-    with request.app.state.pool.connection() as conn:
+    with request.app.state.house.connect() as conn:
         row = conn.execute(ACCOUNT, (account_id,)).fetchone()
         if row is None:
             return render(request, "error.html", 404, message=f"no account {account_id}")
@@ -141,7 +141,7 @@ def edit_badges(request: Request) -> Response:
         delete.append(key)
     else:
         put[key] = str(form.get("value", ""))
-    with request.app.state.pool.connection() as conn:
+    with request.app.state.house.connect() as conn:
         try:
             changes = badges.edit(conn, account_id, put, delete)
         except badges.EditRefused as refused:

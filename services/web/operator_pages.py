@@ -22,12 +22,12 @@ STAGES = ("discovered", "validated", "harvested", "reconciled")
 @page
 def failed(request: Request) -> Response:
     org = request.query_params.get("org", "").strip()
-    with request.app.state.pool.connection() as conn:
+    with request.app.state.house.connect() as conn:
         org_id = resolve_org_id(conn, org) if org else None
         rows = inventory.failures(conn, org_id if org_id else (org or None))
         org_list = conn.execute("SELECT org_id, nickname FROM organizations ORDER BY 2").fetchall()
     try:
-        dead = dead_letters.dead_letter_count(request.app.state.settings)
+        dead = dead_letters.dead_letter_count(request.app.state.settings.broker_url)
     except ServiceUnavailable as error:
         dead, problem = None, str(error)
     else:
@@ -47,7 +47,7 @@ def retry(request: Request) -> Response:
     confirmed = form.get("confirm") == "yes"
     try:
         result = redrive.retry_failed(
-            request.app.state.settings,
+            request.app.state.house,
             scope["org"],
             scope["account"],
             scope["code"],
@@ -73,7 +73,7 @@ FROM syncs s JOIN organizations o USING (org_id) ORDER BY s.started_at DESC LIMI
 def pipeline_state(request: Request) -> dict[str, Any]:
     settings = request.app.state.settings
     current = []
-    with request.app.state.pool.connection() as conn:
+    with request.app.state.house.connect() as conn:
         for row in conn.execute(CURRENT).fetchall():
             # the same per-stage counts as `orgsync sync --wait` follows
             progress = inventory.sync_progress(conn, row["sync_id"]) if row["sync_id"] else {}
@@ -105,12 +105,12 @@ def pipeline(request: Request) -> Response:
 
 @page
 def sync_now(request: Request) -> Response:
-    with request.app.state.pool.connection() as conn:
+    with request.app.state.house.connect() as conn:
         org_id = resolve_org_id(conn, request.path_params["org_id"])
     if org_id is None:
         return render(request, "error.html", 404, message="no such organization")
     try:
-        syncs.sync(request.app.state.settings, org_id)
+        syncs.sync(request.app.state.house, org_id)
     except (ServiceUnavailable, UserError) as error:
         return render(request, "error.html", 503, message=str(error))
     return RedirectResponse("/pipeline", status_code=303)

@@ -12,6 +12,7 @@ import pytest
 from playwright.sync_api import expect
 
 from orgsync.services.adapters import db
+from orgsync.services.bootstrap import House
 from orgsync.services.settings import Settings
 from orgsync.services.testing.moto_aws import SimulatedAws
 from orgsync.services.testing.sample_org import OrgSpec, SampleOrg, build_organization
@@ -65,6 +66,7 @@ def test_an_operator_registers_browses_retries_and_watches_a_sync(
     web_url: str,
     shoot: Callable[[str], Path],
     settings: Settings,
+    house: House,
     aws: SimulatedAws,
     worker: Path,
 ) -> None:
@@ -84,9 +86,9 @@ def test_an_operator_registers_browses_retries_and_watches_a_sync(
     fill_registration(page, org, org.org_role_arn)
     expect(page.locator("h1")).to_have_text("Request accepted")
     org_id = page.locator("[role=status] code").nth(1).inner_text()
-    sync_id = syncs.latest_sync(settings, org_id)
+    sync_id = syncs.latest_sync(house, org_id)
     assert sync_id is not None
-    syncs.wait_sync(settings, sync_id, TIMEOUT)
+    syncs.wait_sync(house, sync_id, TIMEOUT)
 
     # the organization's account count leads to the listing filtered by its badge
     page.goto(f"{web_url}/orgs")

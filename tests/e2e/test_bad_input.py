@@ -31,6 +31,7 @@ from orgsync.pipelines.events import (
     OrgRegistered,
     TagsHarvested,
 )
+from orgsync.services.bootstrap import House
 from orgsync.services.settings import Settings
 from orgsync.services.testing.moto_aws import SimulatedAws, SimulatedAwsControl
 from orgsync.services.testing.sample_org import (
@@ -113,6 +114,7 @@ def emptied_after(aws: SimulatedAws) -> Iterator[SimulatedAws]:
 
 def test_bad_messages_on_every_queue_are_recorded_and_the_worker_keeps_consuming(
     settings: Settings,
+    house: House,
     conn: Conn,
     emptied_after: SimulatedAws,
     worker: Path,
@@ -121,7 +123,7 @@ def test_bad_messages_on_every_queue_are_recorded_and_the_worker_keeps_consuming
         emptied_after.endpoint_url, OrgSpec(accounts=4, suspended=0, excluded=0)
     )
     org_id = register_and_sync(settings, request_for(org, "bad-input"))
-    sync_id = syncs.latest_sync(settings, org_id)
+    sync_id = syncs.latest_sync(house, org_id)
     assert sync_id is not None
     conn.commit()
     before = inventory(conn)
@@ -181,8 +183,8 @@ def test_bad_messages_on_every_queue_are_recorded_and_the_worker_keeps_consuming
     broken = backend.get_account_by_id(stateless)
     broken.state = broken.status = None
     try:
-        second = syncs.sync(settings, org_id)
-        done = syncs.wait_sync(settings, second, TIMEOUT)
+        second = syncs.sync(house, org_id)
+        done = syncs.wait_sync(house, second, TIMEOUT)
     finally:
         backend.get_account_by_id(nameless).name = org.accounts[0].name
         broken.state = broken.status = "ACTIVE"

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from orgsync.services.bootstrap import House
 from orgsync.services.settings import Settings
 from orgsync.services.testing.moto_aws import SimulatedAws
 from orgsync.services.testing.sample_org import OrgSpec, SampleOrg, build_organization
@@ -52,10 +53,10 @@ def listed(settings: Settings, aws: SimulatedAws, *args: str) -> Any:
     return json.loads(done.stdout)
 
 
-def wait_for_sync(settings: Settings, org_id: str) -> dict[str, Any]:
-    sync_id = syncs.latest_sync(settings, org_id)
+def wait_for_sync(house: House, org_id: str) -> dict[str, Any]:
+    sync_id = syncs.latest_sync(house, org_id)
     assert sync_id is not None
-    progress = syncs.wait_sync(settings, sync_id, TIMEOUT)
+    progress = syncs.wait_sync(house, sync_id, TIMEOUT)
     return dict(progress["sync"])
 
 
@@ -64,7 +65,7 @@ def in_scope(org: SampleOrg) -> list[Any]:
 
 
 def test_discovery_imports_the_scoped_subtree_explains_the_rest_and_adopts_a_standalone_account(
-    settings: Settings, aws: SimulatedAws, worker: Path
+    settings: Settings, house: House, aws: SimulatedAws, worker: Path
 ) -> None:
     org = build_organization(
         aws.endpoint_url, OrgSpec(accounts=24, depth=4, branching=2, suspended=4, excluded=3)
@@ -85,10 +86,10 @@ def test_discovery_imports_the_scoped_subtree_explains_the_rest_and_adopts_a_sta
     assert added.returncode == 0, added.stderr
 
     request = request_for(org, "disc", limit_ou_ids=[scope_id], auto_badge=False)
-    registering.submit(settings, request)
-    verdict = registering.wait_verdict(settings, request["request_id"], TIMEOUT)
+    registering.submit(house, request)
+    verdict = registering.wait_verdict(house, request["request_id"], TIMEOUT)
     assert verdict.accepted and verdict.org_id is not None, verdict.reasons
-    sync = wait_for_sync(settings, verdict.org_id)
+    sync = wait_for_sync(house, verdict.org_id)
 
     accounts = {a["account_id"]: a for a in listed(settings, aws, "accounts", "--org", "disc")}
     assert accounts.keys() == wanted.keys()
@@ -118,7 +119,7 @@ def test_discovery_imports_the_scoped_subtree_explains_the_rest_and_adopts_a_sta
     assert suspended  # the seeded organization has suspended accounts in scope
     update = orgsync(settings, aws, "update", "disc", "--auto-remove-suspended", "--json")
     assert update.returncode == 0, update.stderr
-    sync = wait_for_sync(settings, verdict.org_id)
+    sync = wait_for_sync(house, verdict.org_id)
     # that is more than 20 % of the organization's accounts: the removal guard holds the sync
     assert sync["held"] is not None and sync["counts"]["removed"] == {}
     assert sync["held"].startswith(f"this walk would remove {len(suspended)} of ")

@@ -25,6 +25,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from orgsync.pipelines.events import PAGE_MAX
+from orgsync.services.bootstrap import House
 from orgsync.services.processes import exporter
 from orgsync.services.settings import Settings
 from orgsync.services.testing.moto_aws import SimulatedAws
@@ -62,9 +63,9 @@ def depth(samples: dict[Any, float], queue: str, kind: str) -> float | None:
     )
 
 
-def walk_finished(settings: Settings, sync_id: str) -> int | None:
+def walk_finished(house: Settings, sync_id: str) -> int | None:
     """How many accounts wait for validation once discovery has walked the organization."""
-    progress = syncs.progress(settings, sync_id)
+    progress = syncs.progress(house, sync_id)
     if not (progress["sync"] and progress["sync"]["walked_at"]):
         return None
     return int(progress["stages"].get("discovered", 0))
@@ -126,10 +127,16 @@ def own_settings(settings: Settings, rabbitmq_server: tuple[str, Any]) -> Iterat
     ctl("delete_vhost", vhost)
 
 
+@pytest.fixture
+def own_house(own_settings: Settings) -> Iterator[House]:
+    with House(own_settings) as house:
+        yield house
+
+
 def test_metrics_follow_a_200_account_sync_from_queue_depth_to_account_gauges(
-    own_settings: Settings, aws: SimulatedAws, tmp_path: Path
+    own_settings: Settings, own_house: House, aws: SimulatedAws, tmp_path: Path
 ) -> None:
-    settings = own_settings
+    settings, house = own_settings, own_house
     org = build_organization(aws.endpoint_url, OrgSpec(accounts=ACCOUNTS, suspended=0, excluded=0))
     server, collector = exporter.make_server(settings, "127.0.0.1", 0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -146,22 +153,22 @@ def test_metrics_follow_a_200_account_sync_from_queue_depth_to_account_gauges(
     try:
         front = workers.start("registration,discovery")
         request = request_for(org, "metrics")
-        registering.submit(settings, request)
-        verdict = registering.wait_verdict(settings, request["request_id"], TIMEOUT)
+        registering.submit(house, request)
+        verdict = registering.wait_verdict(house, request["request_id"], TIMEOUT)
         assert verdict.accepted and verdict.org_id is not None
         watcher.start()
-        sync_id = syncs.latest_sync(settings, verdict.org_id)
+        sync_id = syncs.latest_sync(house, verdict.org_id)
         assert sync_id is not None
         # with no validator, discovery's messages (a page of accounts each) wait in
         # account-discovered
-        walked = wait_until(lambda: walk_finished(settings, sync_id), TIMEOUT, "the walk")
+        walked = wait_until(lambda: walk_finished(house, sync_id), TIMEOUT, "the walk")
         assert walked == ACCOUNTS + 1  # the members and the management account
         pages = wait_until(lambda: discovery_pages(workers), TIMEOUT, "discovery pages")
         assert -(-walked // PAGE_MAX) <= pages < walked
         wait_until(lambda: seen and seen[-1] == pages, TIMEOUT, f"the gauge at {pages}")
 
         back = workers.start("validation,harvest,reconcile")
-        syncs.wait_sync(settings, sync_id, TIMEOUT)
+        syncs.wait_sync(house, sync_id, TIMEOUT)
         wait_until(lambda: seen[-1] == 0, TIMEOUT, "the gauge back to 0")
         stop.set()
         watcher.join()

@@ -9,6 +9,7 @@ from pathlib import Path
 import pika
 import pytest
 
+from orgsync.services.bootstrap import House
 from orgsync.services.settings import Settings
 from orgsync.services.testing.moto_aws import SimulatedAws
 from orgsync.services.testing.sample_org import (
@@ -54,7 +55,7 @@ def test_every_member_account_ends_up_with_status_path_tags_and_badges(
 
 
 def test_a_tag_changed_in_aws_is_a_changed_badge_after_the_next_sync(
-    settings: Settings, aws: SimulatedAws, worker: Path
+    settings: Settings, house: House, aws: SimulatedAws, worker: Path
 ) -> None:
     org = build_organization(aws.endpoint_url, OrgSpec(accounts=8, suspended=0, excluded=0))
     org_id = register_and_sync(settings, request_for(org, "tags"))
@@ -62,7 +63,7 @@ def test_a_tag_changed_in_aws_is_a_changed_badge_after_the_next_sync(
     key = next(iter(target.tags))
     change_tags(aws.endpoint_url, {target.id: {key: "changed", "new-tag": "yes"}})
 
-    syncs.wait_sync(settings, syncs.sync(settings, org_id), TIMEOUT)
+    syncs.wait_sync(house, syncs.sync(house, org_id), TIMEOUT)
 
     history = orgsync(settings, aws, "badges", target.id, "--history", "--json")
     assert {(h["key"], h["action"], h["new_value"]) for h in history} >= {
@@ -74,11 +75,11 @@ def test_a_tag_changed_in_aws_is_a_changed_badge_after_the_next_sync(
 
 
 def test_a_malformed_request_is_recorded_and_the_worker_keeps_going(
-    settings: Settings, aws: SimulatedAws, worker: Path
+    settings: Settings, house: House, aws: SimulatedAws, worker: Path
 ) -> None:
     bad = {"request_id": "bad-1", "nickname": "x", "org_role_arn": "arn:aw:iam::123:role/R"}
-    registering.submit(settings, bad)
-    verdict = registering.wait_verdict(settings, "bad-1", TIMEOUT)
+    registering.submit(house, bad)
+    verdict = registering.wait_verdict(house, "bad-1", TIMEOUT)
     assert not verdict.accepted
     assert {p.field for p in verdict.reasons} >= {"org_role_arn", "org_session_name"}
 

@@ -39,6 +39,7 @@ import psycopg
 import pytest
 import yaml
 
+from orgsync.services.bootstrap import House
 from orgsync.services.settings import Settings
 from orgsync.services.testing.moto_aws import SimulatedAws
 from orgsync.services.testing.sample_org import OrgSpec, build_organization
@@ -337,14 +338,21 @@ class Processes:
 # ---- the test ------------------------------------------------------------------------------
 
 
+@pytest.fixture
+def own_house(own_settings: Settings) -> Iterator[House]:
+    with House(own_settings) as house:
+        yield house
+
+
 def test_every_dashboard_query_answers_on_a_real_prometheus_while_300_accounts_sync(
     prometheus_binary: str,
     rabbitmq_prometheus: str,
     own_settings: Settings,
+    own_house: House,
     aws: SimulatedAws,
     tmp_path: Path,
 ) -> None:
-    settings = own_settings
+    settings, house = own_settings, own_house
     vhost = unquote(urlsplit(settings.broker_url).path.lstrip("/"))
     variables = {"vhost": vhost}  # the dashboard's variables, as the operator would pick them
     queries = dashboard_queries(variables)
@@ -404,10 +412,10 @@ def test_every_dashboard_query_answers_on_a_real_prometheus_while_300_accounts_s
             )
 
         request = request_for(org, "dashboard")
-        registering.submit(settings, request)
-        verdict = registering.wait_verdict(settings, request["request_id"], TIMEOUT)
+        registering.submit(house, request)
+        verdict = registering.wait_verdict(house, request["request_id"], TIMEOUT)
         assert verdict.accepted and verdict.org_id is not None
-        sync_id = syncs.latest_sync(settings, verdict.org_id)
+        sync_id = syncs.latest_sync(house, verdict.org_id)
         assert sync_id is not None
         started = time.time()
 
@@ -417,16 +425,16 @@ def test_every_dashboard_query_answers_on_a_real_prometheus_while_300_accounts_s
 
         # mid-sync: validators at work, the queue not yet drained
         def draining() -> bool:
-            progress = syncs.progress(settings, sync_id)["stages"]
+            progress = syncs.progress(house, sync_id)["stages"]
             return progress.get("reconciled", 0) >= ACCOUNTS // 3
 
         wait_until(draining, TIMEOUT, "a third of the accounts reconciled")
         mid_sync = {q.name: prometheus.query(q.expr) for q in queries}
-        assert syncs.progress(settings, sync_id)["stages"].get("discovered", 0) > 0, (
+        assert syncs.progress(house, sync_id)["stages"].get("discovered", 0) > 0, (
             "the sync ended before the mid-sync evaluation: raise LATENCY_MS"
         )
 
-        syncs.wait_sync(settings, sync_id, TIMEOUT)
+        syncs.wait_sync(house, sync_id, TIMEOUT)
         ended = time.time()
         # ... and falls back to zero, in orgsync's view and in RabbitMQ's
         wait_until(lambda: not any(depth_panel().values()), 30, "every queue depth back to 0")
@@ -473,7 +481,7 @@ def test_every_dashboard_query_answers_on_a_real_prometheus_while_300_accounts_s
         throttled = "AWS calls and throttled answers per second/B"
         wait_for_data(["Retries and failures per second/A", "Rejected messages/A", throttled])
         processes.stop("front", "back")
-        force_without_workers(settings)
+        force_without_workers(settings, house)
         wait_for_data(list(QUIET))
         after = {
             name: prometheus.query_range(query(name).expr, forced_at, time.time()) for name in QUIET
@@ -523,7 +531,7 @@ def force_with_workers(settings: Settings, aws: SimulatedAws, account_id: str) -
     assert orgsync(settings, aws, "retry-failed", "--account", account_id, "--json")
 
 
-def force_without_workers(settings: Settings) -> None:
+def force_without_workers(settings: Settings, house: House) -> None:
     """A delayed message, a dead letter and a second sync."""
     connection = pika.BlockingConnection(pika.URLParameters(settings.broker_url))
     channel = connection.channel()
@@ -537,4 +545,4 @@ def force_without_workers(settings: Settings) -> None:
     with psycopg.connect(settings.database_url) as conn:
         row = conn.execute("SELECT org_id FROM organizations").fetchone()
     assert row is not None
-    syncs.sync(settings, row[0])
+    syncs.sync(house, row[0])

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from orgsync.pipelines.events import REGISTRATION_ACTOR, REGISTRATION_QUEUE
 from orgsync.pipelines.request_rules import ALL_FIELDS
 from orgsync.services.adapters import db
+from orgsync.services.bootstrap import House
 from orgsync.services.settings import Settings
 from orgsync.services.testing.moto_aws import SimulatedAws
 from orgsync.services.testing.sample_org import (
@@ -229,12 +230,12 @@ def scalar(settings: Settings, query: str) -> Any:
 
 
 def test_a_thousand_malformed_requests_are_each_rejected_with_a_reason_and_the_worker_goes_on(
-    settings: Settings, aws: SimulatedAws, worker: Path
+    settings: Settings, house: House, aws: SimulatedAws, worker: Path
 ) -> None:
     oversized = [b"x" * (64 * 1024 + 1), json.dumps(envelope(["y" * 70_000])).encode()]
     bodies = [*generate(MESSAGES), *oversized]
     assert len(bodies) >= MESSAGES
-    registering.wait_verdict(settings, submit_probe(settings), TIMEOUT)  # the worker is consuming
+    registering.wait_verdict(house, submit_probe(house), TIMEOUT)  # the worker is consuming
     before = dead_lettered(settings.broker_url)
 
     publish_raw(settings.broker_url, bodies)
@@ -261,9 +262,9 @@ def test_a_thousand_malformed_requests_are_each_rejected_with_a_reason_and_the_w
     register_and_sync(settings, request_for(org, "after-the-storm"))
 
 
-def submit_probe(settings: Settings) -> str:
+def submit_probe(house: House) -> str:
     request_id = f"probe-{uuid.uuid4().hex[:8]}"
-    registering.submit(settings, {"request_id": request_id})
+    registering.submit(house, {"request_id": request_id})
     return request_id
 
 

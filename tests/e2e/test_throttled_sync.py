@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from orgsync.services.adapters import db
+from orgsync.services.bootstrap import House
 from orgsync.services.commands.inventory import sync_state
 from orgsync.services.read_models import inventory
 from orgsync.services.settings import Settings
@@ -33,18 +34,18 @@ def settings(settings: Settings, own_broker_url: str) -> Settings:
 
 
 def test_a_sync_under_rate_throttling_imports_every_account_and_fails_none(
-    settings: Settings, aws: SimulatedAws, worker: Path
+    settings: Settings, house: House, aws: SimulatedAws, worker: Path
 ) -> None:
     org = build_organization(aws.endpoint_url, OrgSpec(accounts=60, suspended=0, excluded=0))
     aws.faults.reset_counts()
     aws.faults.update(rates=RATES)
 
     request = request_for(org, "throttled")
-    registering.submit(settings, request)
-    verdict = registering.wait_verdict(settings, request["request_id"], TIMEOUT)
+    registering.submit(house, request)
+    verdict = registering.wait_verdict(house, request["request_id"], TIMEOUT)
     assert verdict.accepted and verdict.org_id is not None
     org_id = verdict.org_id
-    sync_id = syncs.latest_sync(settings, org_id)
+    sync_id = syncs.latest_sync(house, org_id)
     assert sync_id is not None
     states = set()
 

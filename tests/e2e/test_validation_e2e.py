@@ -10,6 +10,7 @@ import pytest
 
 from orgsync.services.adapters import db
 from orgsync.services.adapters.aws import CLIENT_CONFIG
+from orgsync.services.bootstrap import House
 from orgsync.services.settings import Settings
 from orgsync.services.testing.moto_aws import SimulatedAws
 from orgsync.services.testing.sample_org import OrgSpec, build_organization
@@ -34,7 +35,7 @@ def retry_failed(settings: Settings, aws: SimulatedAws, *args: str) -> str:
 
 
 def test_denied_roles_fail_throttled_ones_recover_and_retry_failed_heals_the_denied(
-    settings: Settings, aws: SimulatedAws, worker: Path
+    settings: Settings, house: House, aws: SimulatedAws, worker: Path
 ) -> None:
     org = build_organization(aws.endpoint_url, OrgSpec(accounts=50, suspended=0, excluded=0))
     members = [a.id for a in org.accounts]
@@ -66,7 +67,7 @@ def test_denied_roles_fail_throttled_ones_recover_and_retry_failed_heals_the_den
     )
     aws.faults.update(deny_assume_role=[])
     assert retry_failed(settings, aws, "--org", "roles") == "queued 5 account(s) for validation"
-    syncs.wait_sync(settings, failed[0]["sync_id"], TIMEOUT)
+    syncs.wait_sync(house, failed[0]["sync_id"], TIMEOUT)
 
     after = orgsync(settings, aws, "accounts", "--org", "roles", "--json")
     assert {a["status"] for a in after} == {"ok"} and len(after) == 51

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
+from orgsync.services.bootstrap import House
 from orgsync.services.settings import Settings
 from orgsync.services.testing.moto_aws import SimulatedAws
 from orgsync.services.testing.sample_org import OrgSpec, build_organization
@@ -23,7 +24,7 @@ AUTH = {"Authorization": "Bearer e2e-token"}
 
 
 def test_the_api_and_the_edit_form_answer_with_the_registrars_verdict(
-    settings: Settings, aws: SimulatedAws, worker: Path
+    settings: Settings, house: House, aws: SimulatedAws, worker: Path
 ) -> None:
     org = build_organization(aws.endpoint_url, OrgSpec(accounts=3, suspended=0, excluded=0))
     web_settings = dataclasses.replace(settings, web_password="pw", api_token="e2e-token")
@@ -38,7 +39,7 @@ def test_the_api_and_the_edit_form_answer_with_the_registrars_verdict(
         ).json()
         assert accepted["accepted"] is True and accepted["reasons"] == []
         org_id = accepted["org_id"]
-        syncs.wait_sync(settings, syncs.latest_sync(settings, org_id) or "", TIMEOUT)
+        syncs.wait_sync(house, syncs.latest_sync(house, org_id) or "", TIMEOUT)
 
         token = re.search(r'name="csrf_token" value="([^"]+)"', http.get("/login").text)
         assert token

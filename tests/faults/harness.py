@@ -31,6 +31,7 @@ from orgsync.pipelines.credentials import Keyring, generate_key
 from orgsync.pipelines.events import QUEUES, OrgRegistered
 from orgsync.services.adapters import db
 from orgsync.services.adapters.broker import make_broker
+from orgsync.services.bootstrap import House
 from orgsync.services.read_models import inventory
 from orgsync.services.settings import Settings
 from orgsync.services.testing.moto_aws import SimulatedAws, SimulatedAwsControl
@@ -60,9 +61,11 @@ class Run:
     sync_id: str = ""
     log: Path = Path()
     notes: list[str] = field(default_factory=list)
+    house: House | None = None
 
     def progress(self) -> dict[str, Any]:
-        return syncs.progress(self.settings, self.sync_id)
+        assert self.house is not None
+        return syncs.progress(self.house, self.sync_id)
 
     def reconciled(self) -> int:
         return int(self.progress()["stages"].get("reconciled", 0))
@@ -179,9 +182,12 @@ class Harness:
             "auto_badge": True,
         }
         argv = [sys.executable, "-m", "orgsync", "worker", "--stages", "registration"]
-        with Supervisor(self.worker_env(settings), self.base / "setup.log", slots=1, argv=argv):
-            registering.submit(settings, request)
-            verdict = registering.wait_verdict(settings, request["request_id"], 120)
+        with (
+            House(settings) as house,
+            Supervisor(self.worker_env(settings), self.base / "setup.log", slots=1, argv=argv),
+        ):
+            registering.submit(house, request)
+            verdict = registering.wait_verdict(house, request["request_id"], 120)
         assert verdict.accepted and verdict.org_id, verdict.reasons
         self.org_id = verdict.org_id
 
@@ -195,12 +201,13 @@ class Harness:
         run = Run(name, settings, self.worker_env(settings), self.org_id)
         run.log = self.base / f"{name}.log"
         started = time.monotonic()
-        run.sync_id = syncs.sync(settings, self.org_id, trigger=f"faults:{name}")
-        with Supervisor(run.env, run.log, **supervisor) as workers:
-            if fault is not None:
-                fault(self, run, workers)
-            settled = self._settle(run)
-            starts = workers.starts
+        with House(settings) as run.house:
+            run.sync_id = syncs.sync(run.house, self.org_id, trigger=f"faults:{name}")
+            with Supervisor(run.env, run.log, **supervisor) as workers:
+                if fault is not None:
+                    fault(self, run, workers)
+                settled = self._settle(run)
+                starts = workers.starts
         seconds = time.monotonic() - started
         with db.connect(settings.database_url) as conn:
             state = snapshot(conn, self.org_id, run.sync_id)
@@ -273,12 +280,13 @@ def kill_workers(harness: Harness, run: Run, workers: Supervisor) -> None:
     the state is then compared after the last one.
     """
     rng = random.Random(harness.seed)
-    kills, synced = 0, 1
+    kills, started = 0, 1
     time.sleep(rng.uniform(0.5, 3.0))  # a random moment (the fault); the first may catch the walk
     while kills < KILLS:
         if run.finished():
-            run.sync_id = syncs.sync(run.settings, run.org_id, trigger=f"faults:{run.name}")
-            synced += 1
+            assert run.house is not None
+            run.sync_id = syncs.sync(run.house, run.org_id, trigger=f"faults:{run.name}")
+            started += 1
         if len(workers.consumers()) >= 2 and workers.kill_one(rng) is not None:
             kills += 1
         target = run.steps() + rng.randint(3, 25)
@@ -289,7 +297,7 @@ def kill_workers(harness: Harness, run: Run, workers: Supervisor) -> None:
             interval=0.2,  # each check counts the sync's stage marks in PostgreSQL
         )
         time.sleep(rng.uniform(0.0, 1.0))  # a random moment: when a kill lands is the fault
-    run.notes.append(f"{kills} kill -9 in {synced} sync(s) (seed {harness.seed})")
+    run.notes.append(f"{kills} kill -9 in {started} sync(s) (seed {harness.seed})")
 
 
 def restart_rabbitmq(harness: Harness, run: Run, workers: Supervisor) -> None:

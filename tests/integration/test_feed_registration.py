@@ -16,10 +16,12 @@ from moto import mock_aws
 from orgsync.pipelines import registration
 from orgsync.pipelines.credentials import Keyring
 from orgsync.pipelines.orgs import load_organization
-from orgsync.pipelines.registration import Verdict
+from orgsync.pipelines.registration import RegistrationMessage
 from orgsync.pipelines.request_rules import Credentials
+from orgsync.pipelines.verdicts import Verdict, decided
 from orgsync.services.adapters.aws import AssumedRole, Aws
 from orgsync.services.read_models import inventory
+from tests.support.stages import stage_deps
 
 pytestmark = pytest.mark.integration
 Conn = psycopg.Connection[dict[str, Any]]
@@ -62,8 +64,10 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Aws_, str]]:
 
 
 def decide(conn: Conn, keyring: Keyring, assume: Aws_, raw: dict[str, Any], **kw: Any) -> Verdict:
-    with conn.transaction():
-        verdict, _ = registration.register(conn, keyring, raw, "fallback", assume, **kw)
+    deps = stage_deps(conn, keyring, assume_org_role=assume, **kw)
+    result = registration.register(deps, RegistrationMessage("fallback", raw))
+    verdict = decided(conn, result.counts["request_id"])
+    assert verdict is not None
     return verdict
 
 

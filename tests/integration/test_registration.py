@@ -16,7 +16,8 @@ from orgsync.pipelines import badges
 from orgsync.pipelines.credentials import Keyring
 from orgsync.pipelines.events import OrgRegistered, TagsHarvested
 from orgsync.pipelines.orgs import load_organization
-from orgsync.pipelines.registration import UNREADABLE
+from orgsync.pipelines.registration import RegistrationMessage
+from orgsync.pipelines.request_rules import Problem
 from orgsync.services.processes import scheduler
 from tests.support.registration import (
     ORG,
@@ -326,14 +327,15 @@ def test_a_request_id_that_breaks_its_rule_is_not_the_key_its_verdict_is_stored_
 ) -> None:
     verdict, _ = decide(conn, keyring, new_request("bad id\n" * 40))
 
-    assert verdict.request_id == "fallback-id" and not verdict.accepted
+    assert verdict.request_id == "fb-id" and not verdict.accepted
     assert "request_id" in {p.field for p in verdict.reasons}
 
 
 def test_an_unreadable_message_is_recorded_as_a_rejected_request_with_its_reason(
     conn: Conn, keyring: Keyring
 ) -> None:
-    verdict, events = decide(conn, keyring, {UNREADABLE: "the body is not JSON: Expecting value"})
+    unreadable = Problem("message", "the body is not JSON: Expecting value")
+    verdict, events = decide(conn, keyring, RegistrationMessage("fb-id", None, unreadable))
 
     assert not verdict.accepted and events == []
     assert [(p.field, p.message) for p in verdict.reasons] == [

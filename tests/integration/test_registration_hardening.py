@@ -11,7 +11,8 @@ import pytest
 from orgsync.pipelines.credentials import Keyring
 from orgsync.pipelines.idempotency import conflict_id, request_digest
 from orgsync.pipelines.orgs import load_organization
-from orgsync.pipelines.registration import decided
+from orgsync.pipelines.verdicts import decided
+from orgsync.services.bootstrap import House
 from orgsync.services.settings import Settings
 from orgsync.services.use_cases import registering
 from tests.support.registration import (
@@ -78,7 +79,7 @@ def test_the_same_request_again_gets_the_first_verdict(conn: Conn, keyring: Keyr
 
 
 def test_the_publisher_of_the_reused_id_waits_for_its_own_verdict(
-    conn: Conn, keyring: Keyring, settings: Settings
+    conn: Conn, keyring: Keyring, settings: Settings, house: House
 ) -> None:
     org_id = registered(conn, keyring, "first")
     first = {"request_id": "reuse-3", "org_id": org_id, "nickname": "a"}
@@ -88,8 +89,8 @@ def test_the_publisher_of_the_reused_id_waits_for_its_own_verdict(
     conn.commit()
 
     # what `orgsync update ... --request-id reuse-3` and the web console wait for
-    assert registering.wait_verdict(settings, "reuse-3", 5, first).accepted
-    mine = registering.wait_verdict(settings, "reuse-3", 5, second)
+    assert registering.wait_verdict(house, "reuse-3", 5, first).accepted
+    mine = registering.wait_verdict(house, "reuse-3", 5, second)
     assert not mine.accepted and "already used" in mine.reasons[0].message
 
 

@@ -11,7 +11,7 @@ import boto3
 import pytest
 
 from orgsync.pipelines import discovery, harvest
-from orgsync.pipelines.registration import REQUIRED_ACTIONS, check_live
+from orgsync.pipelines.registration_checks import REQUIRED_ACTIONS, check_live
 from orgsync.services.testing.moto_aws import SimulatedAws, SimulatedAwsControl
 from orgsync.services.testing.sample_org import OrgSpec, build_organization
 from tests.support.live_checks import FakeAssume, FakeIam, Role, creds

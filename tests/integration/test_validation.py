@@ -24,6 +24,7 @@ from orgsync.pipelines.request_rules import Credentials, Filters
 from orgsync.pipelines.stage import Outcome
 from orgsync.services.adapters import dead_letters
 from orgsync.services.adapters.broker import make_broker
+from orgsync.services.bootstrap import House
 from orgsync.services.settings import Settings
 from orgsync.services.use_cases import redrive
 from tests.support.stages import outbox_events, stage_deps
@@ -302,7 +303,7 @@ def queued(broker_url: str, queue: str) -> list[dict[str, Any]]:
 
 
 def test_retry_failed_re_drives_dead_letters_and_failures_and_reports_what_it_left(
-    org: Conn, keyring: Keyring, settings: Settings, own_broker_url: str
+    org: Conn, keyring: Keyring, settings: Settings, house: House, own_broker_url: str
 ) -> None:
     settings = replace(settings, broker_url=own_broker_url)
     add_account(org, 401)  # dead-lettered while its validation was due
@@ -311,14 +312,14 @@ def test_retry_failed_re_drives_dead_letters_and_failures_and_reports_what_it_le
     org.commit()
     run(org, keyring, ScriptedSts(a403=[DENIED]), page(403))
     dead_letter(own_broker_url, page(401), page(402))
-    assert dead_letters.dead_letter_count(settings) == 3
+    assert dead_letters.dead_letter_count(settings.broker_url) == 3
 
-    dry = redrive.retry_failed(settings, ORG, dry_run=True)
+    dry = redrive.retry_failed(house, ORG, dry_run=True)
     assert (dry.queued, dry.failed, dry.dead_lettered, dry.stale, dry.left) == (2, 1, 1, 1, 1)
-    assert dead_letters.dead_letter_count(settings) == 3
+    assert dead_letters.dead_letter_count(settings.broker_url) == 3
     assert account(org, 403)["stage"] == "validated"
 
-    done = redrive.retry_failed(settings, ORG)
+    done = redrive.retry_failed(house, ORG)
     assert (done.queued, done.failed, done.dead_lettered, done.stale, done.left) == (2, 1, 1, 1, 1)
     assert "queued 2 account(s) for validation (1 from account-discovered.XQ)" in done.describe()
     assert [m["raw"] for m in queued(own_broker_url, f"{QUEUE}.XQ")] == [b"{not json"]

@@ -9,6 +9,7 @@ import sys
 import uuid
 from typing import Any
 
+from orgsync.services.bootstrap import House
 from orgsync.services.settings import Settings
 from orgsync.services.testing.moto_aws import SimulatedAws
 from orgsync.services.testing.sample_org import SampleOrg
@@ -47,11 +48,13 @@ def orgsync(settings: Settings, aws: SimulatedAws, *args: str) -> Any:
 
 
 def register_and_sync(settings: Settings, request: dict[str, Any]) -> str:
-    registering.submit(settings, request)
-    verdict = registering.wait_verdict(settings, request["request_id"], TIMEOUT)
-    assert verdict.accepted, verdict.reasons
-    assert verdict.org_id is not None
-    sync_id = syncs.latest_sync(settings, verdict.org_id)
-    assert sync_id is not None
-    syncs.wait_sync(settings, sync_id, TIMEOUT)
+    """Register through the queue and wait for the organization's first sync to finish."""
+    with House(settings) as house:
+        registering.submit(house, request)
+        verdict = registering.wait_verdict(house, request["request_id"], TIMEOUT)
+        assert verdict.accepted, verdict.reasons
+        assert verdict.org_id is not None
+        sync_id = syncs.latest_sync(house, verdict.org_id)
+        assert sync_id is not None
+        syncs.wait_sync(house, sync_id, TIMEOUT)
     return verdict.org_id

@@ -11,8 +11,10 @@ from botocore.exceptions import ClientError
 from orgsync.pipelines import registration
 from orgsync.pipelines.credentials import Keyring
 from orgsync.pipelines.events import Event
-from orgsync.pipelines.registration import Verdict
+from orgsync.pipelines.registration import RegistrationMessage
 from orgsync.pipelines.request_rules import Credentials
+from orgsync.pipelines.verdicts import Verdict, decided
+from tests.support.stages import outbox_events, stage_deps
 
 Conn = psycopg.Connection[dict[str, Any]]
 ORG_BY_ACCOUNT = {"111111111111": "o-firstorg01", "222222222222": "o-secondorg2"}
@@ -87,8 +89,14 @@ def new_request(request_id: str, nickname: str = "first", **fields: Any) -> dict
 def decide(
     conn: Conn, keyring: Keyring, raw: object, assume: Assume | None = None
 ) -> tuple[Verdict, list[Event]]:
-    with conn.transaction():
-        return registration.register(conn, keyring, raw, "fallback-id", assume or Assume())
+    """The stage's verdict on `raw` (or on a decoded message) and the events it emitted."""
+    message = raw if isinstance(raw, RegistrationMessage) else RegistrationMessage("fb-id", raw)
+    before = len(outbox_events(conn))
+    deps = stage_deps(conn, keyring, assume_org_role=assume or Assume())
+    result = registration.register(deps, message)
+    verdict = decided(conn, result.counts["request_id"])
+    assert verdict is not None
+    return verdict, outbox_events(conn)[before:]
 
 
 def registered(conn: Conn, keyring: Keyring, nickname: str = "first", **fields: Any) -> str:

@@ -24,6 +24,7 @@ from psycopg.conninfo import make_conninfo
 
 from orgsync.pipelines.credentials import Keyring, generate_key
 from orgsync.services.adapters import db
+from orgsync.services.bootstrap import House
 from orgsync.services.settings import Settings
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -195,3 +196,10 @@ def settings(database_url: str, broker_url: str, keyring: Keyring) -> Settings:
         encryption_keys=keyring.format(),
         log_format="json",
     )
+
+
+@pytest.fixture
+def house(settings: Settings) -> Iterator[House]:
+    """The test's composition root on its own database and vhost, closed after the test."""
+    with House(settings) as opened:
+        yield opened

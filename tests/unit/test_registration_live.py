@@ -7,7 +7,7 @@ simulated AWS and records the Organizations calls they make.
 
 from __future__ import annotations
 
-from orgsync.pipelines.registration import REQUIRED_ACTIONS, LiveCheck, check_live
+from orgsync.pipelines.registration_checks import REQUIRED_ACTIONS, LiveCheck, check_live
 from tests.support.live_checks import (
     ORG_ID,
     ROLE_ARN,

@@ -1,0 +1,200 @@
+"""The composition root: every long-lived resource of a process, opened once and closed once.
+
+Each process makes one `House` from its settings and closes it when it ends: a worker process
+(after dramatiq's fork), the scheduler, the exporter, the web console, a CLI command, the demo;
+a test makes one of its own. Nothing else opens a connection pool or a broker. A resource opens
+on first use, so a command that only reads never connects to RabbitMQ, and `close` ends what was
+opened, newest first: feed pollers, the outbox sweeper, the AWS call threads, the broker, pools.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
+from typing import Any, TypeVar
+
+import dramatiq
+import dramatiq.errors
+from psycopg_pool import ConnectionPool
+
+from orgsync.pipelines.stage import Conn, Deps, as_is
+from orgsync.services.adapters import db, relay
+from orgsync.services.adapters.aws import Aws
+from orgsync.services.adapters.broker import make_broker
+from orgsync.services.adapters.budget import Budget
+from orgsync.services.adapters.keys import ReloadingKeyring
+from orgsync.services.errors import ServiceUnavailable
+from orgsync.services.logs import get_logger
+from orgsync.services.processes.feed_poller import Feed
+from orgsync.services.settings import Settings
+
+log = get_logger("orgsync.house")
+T = TypeVar("T")
+
+WORKER_POOL = 16  # connections of a worker process: its threads' reads and writes
+BUDGET_POOL = 4  # the rate budget's own: one short statement per AWS call of every stage
+
+
+class House:
+    """`broker` is the process's dramatiq broker when it has one already (the worker's, a test's
+    StubBroker); otherwise one is made on first publish. `lane()` names the pool of AWS call
+    threads the calling thread uses (the worker: its stage), so calls waiting on one API's rate
+    budget never hold the threads of another."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        broker: dramatiq.Broker | None = None,
+        *,
+        pool_size: int = 4,
+        lane: Callable[[], str] = lambda: "",
+        read_ahead: Callable[[Iterator[Any]], Iterator[Any]] = as_is,
+    ) -> None:
+        self.settings = settings
+        self.pool_size = pool_size
+        self.lane = lane
+        self.read_ahead = read_ahead
+        self._given_broker = broker
+        self._lock = threading.RLock()
+        self._opened: dict[str, Any] = {}
+        self._closers: list[Callable[[], None]] = []
+
+    def __enter__(self) -> House:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _once(self, name: str, open_: Callable[[], T], close: Callable[[T], Any] | None) -> T:
+        """The resource `name`, opened by the first thread that asks (a worker started while its
+        queues are full has all its threads asking at once)."""
+        with self._lock:
+            if name not in self._opened:
+                value = open_()
+                self._opened[name] = value
+                if close is not None:
+                    self._closers.append(lambda: close(value))
+            return self._opened[name]  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        with self._lock:
+            closers, self._closers, self._opened = self._closers, [], {}
+        for close in reversed(closers):
+            try:
+                close()
+            except Exception as error:  # one resource failing to close must not keep the rest open
+                log.warning("close_failed", error=str(error)[:300])
+
+    # ---- adapters ----------------------------------------------------------------------------
+
+    @property
+    def pool(self) -> ConnectionPool:
+        return self._once(
+            "pool",
+            lambda: db.open_pool(self.settings.database_url, max_size=self.pool_size),
+            ConnectionPool.close,
+        )
+
+    def connect(self) -> AbstractContextManager[Conn]:
+        """A pooled connection whose block commits on success."""
+        return self.pool.connection()  # type: ignore[return-value]
+
+    @property
+    def broker(self) -> dramatiq.Broker:
+        if self._given_broker is not None:
+            return self._given_broker
+        return self._once(
+            "broker", lambda: make_broker(self.settings.broker_url), dramatiq.Broker.close
+        )
+
+    @property
+    def keyring(self) -> ReloadingKeyring:
+        return self._once("keyring", lambda: ReloadingKeyring(self.settings), None)
+
+    @property
+    def aws(self) -> Aws:
+        def budget() -> Budget | None:
+            if not self.settings.aws_budget:
+                return None
+            pool = self._once(
+                "budget_pool",
+                lambda: db.open_pool(self.settings.database_url, max_size=BUDGET_POOL),
+                ConnectionPool.close,
+            )
+            return Budget(pool, self.settings.aws_rates)
+
+        return self._once("aws", lambda: Aws(budget()), None)
+
+    # ---- publishing ----------------------------------------------------------------------------
+
+    def relay(self, message_ids: list[str]) -> None:
+        """Publish outbox rows just committed. Never raises: what it cannot publish now, the
+        outbox sweeper of a worker publishes once RabbitMQ is back."""
+        try:
+            relay.relay(self.pool, self.broker, message_ids)
+        except Exception as error:
+            log.warning("relay_deferred", events=len(message_ids), error=str(error)[:300])
+
+    def publish(self, message_ids: list[str]) -> None:
+        """Publish outbox rows just committed at a user's request: the user learns when RabbitMQ
+        is away (the events wait in the outbox)."""
+        try:
+            relay.relay(self.pool, self.broker, message_ids)
+        except dramatiq.errors.ConnectionError as error:
+            raise ServiceUnavailable(
+                f"RabbitMQ is unreachable ({error}); the request is saved and a worker's outbox "
+                "sweeper publishes it once RabbitMQ is back"
+            ) from error
+
+    def start_sweeper(self) -> relay.Sweeper:
+        def start() -> relay.Sweeper:
+            sweeper = relay.Sweeper(self.pool, self.broker, stuck_after=self.settings.stuck_after)
+            sweeper.start()
+            return sweeper
+
+        return self._once("sweeper", start, relay.Sweeper.stop)
+
+    # ---- the stages ----------------------------------------------------------------------------
+
+    def concurrently(self, call: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
+        """`call` on every item, on the calling lane's AWS threads, in order."""
+        lane = self.lane()
+        threads = self._once(
+            f"aws-threads-{lane}",
+            lambda: ThreadPoolExecutor(self.settings.aws_concurrency, f"aws-{lane}"),
+            ThreadPoolExecutor.shutdown,
+        )
+        return list(threads.map(call, items))
+
+    def deps(self) -> Deps:
+        """What the stage functions need, on this house's resources."""
+
+        def make() -> Deps:
+            return Deps(
+                connect=self.connect,
+                keyring=self.keyring,
+                organizations=self.aws.organizations,
+                sts=self.aws.sts,
+                concurrently=self.concurrently,
+                read_ahead=self.read_ahead,
+                relay=self.relay,
+                removal_limit=self.settings.removal_limit,
+                removal_min=self.settings.removal_min,
+                assume_org_role=self.aws.assume,
+                sqs_endpoint=self.aws.endpoint_url,
+            )
+
+        return self._once("deps", make, None)
+
+    def start_feed(self) -> Feed:
+        """The change-event pollers of every organization with a feed (`orgsync worker`'s
+        `events` stage), stopped when the house closes."""
+
+        def start() -> Feed:
+            feed = Feed(self.deps(), self.aws.queue)
+            feed.start()
+            return feed
+
+        return self._once("feed", start, lambda feed: feed.stop.set())
