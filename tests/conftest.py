@@ -1,184 +1,26 @@
-"""Shared fixtures: real PostgreSQL and RabbitMQ, isolated per run; a simulated AWS.
+"""The fixtures every layer shares come from tests/support, registered here (pytest reads
+`pytest_plugins` only in the root conftest); a layer's own fixtures are in its conftest.
 
-Services come from the environment (ORGSYNC_TEST_DATABASE_URL, ORGSYNC_TEST_BROKER_URL) or
-localhost; where neither answers and Docker is present, from testcontainers. With CI=true a
-missing service fails the run: it never skips.
+Markers follow the folders: a test under tests/integration is `integration`, one under
+tests/e2e is `e2e`, whatever its module says.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
-from urllib.parse import quote
-
-import pika
-import psycopg
 import pytest
-from psycopg.conninfo import make_conninfo
 
-from orgsync.pipelines.credentials import Keyring, generate_key
-from orgsync.pipelines.events import STAGE_BY_QUEUE, Event
-from orgsync.pipelines.stage import Deps
-from orgsync.services.adapters import db
-from orgsync.services.bootstrap import House
-from orgsync.services.settings import Settings
+pytest_plugins = [
+    "tests.support.services",
+    "tests.support.simulated_aws",
+    "tests.support.workers",
+    "tests.support.check",
+]
 
-IN_CI = os.environ.get("CI", "").lower() == "true"
-
-
-def unavailable(what: str, error: Exception) -> None:
-    message = f"{what} is not reachable ({error})"
-    if IN_CI:
-        pytest.fail(message + "; CI must provide it", pytrace=False)
-    pytest.skip(message)
+MARKER_BY_FOLDER = {"integration": pytest.mark.integration, "e2e": pytest.mark.e2e}
 
 
-def docker_available() -> bool:
-    if shutil.which("docker") is None:
-        return False
-    return subprocess.run(["docker", "info"], capture_output=True).returncode == 0
-
-
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A PostgreSQL server URL pointing at its `postgres` database."""
-    url = os.environ.get("ORGSYNC_TEST_DATABASE_URL", "postgresql://root@127.0.0.1:5432/postgres")
-    try:
-        psycopg.connect(url, connect_timeout=3).close()
-        yield url
-        return
-    except psycopg.OperationalError as error:
-        if not docker_available():
-            unavailable(f"PostgreSQL at {db.describe(url)}", error)
-    from testcontainers.postgres import PostgresContainer
-
-    with PostgresContainer("postgres:15", driver=None) as container:
-        yield container.get_connection_url()
-
-
-@pytest.fixture(scope="session")
-def template_database(postgres_url: str) -> Iterator[str]:
-    """A database migrated once per run; every test gets a fresh copy of it."""
-    name = f"orgsync_tpl_{uuid.uuid4().hex[:8]}"
-    url = make_conninfo(postgres_url, dbname=name)
-    db.migrate(url)
-    yield name
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@pytest.fixture
-def database_url(postgres_url: str, template_database: str) -> Iterator[str]:
-    name = f"orgsync_t_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-    yield make_conninfo(postgres_url, dbname=name)
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@pytest.fixture
-def conn(database_url: str) -> Iterator[psycopg.Connection[dict[str, Any]]]:
-    with db.connect(database_url) as connection:
-        yield connection
-
-
-def _rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
-
-
-@pytest.fixture(scope="session")
-def rabbitmq_server() -> Iterator[tuple[str, Any]]:
-    """(base URL without vhost, how to make a vhost) of a reachable RabbitMQ."""
-    base = os.environ.get("ORGSYNC_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672")
-    try:
-        pika.BlockingConnection(pika.URLParameters(base + "/%2F")).close()
-    except pika.exceptions.AMQPError as error:
-        if not docker_available():
-            unavailable(f"RabbitMQ at {base}", error)
-        from testcontainers.rabbitmq import RabbitMqContainer
-
-        with RabbitMqContainer("rabbitmq:3.13") as container:
-            params = container.get_connection_params()
-            url = f"amqp://guest:guest@{params.host}:{params.port}"
-
-            def in_container(*args: str) -> None:
-                container.exec(["rabbitmqctl", "-q", *args])
-
-            yield url, in_container
-        return
-    if shutil.which("rabbitmqctl") is None:
-        pytest.fail("rabbitmqctl is needed to give the tests a vhost of their own")
-    yield base, _rabbitmqctl
-
-
-@contextmanager
-def new_vhost(rabbitmq_server: tuple[str, Any], prefix: str) -> Iterator[str]:
-    """The URL of a vhost made for the block and deleted after it."""
-    base, ctl = rabbitmq_server
-    vhost = f"{prefix}-{uuid.uuid4().hex[:8]}"
-    ctl("add_vhost", vhost)
-    ctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-    yield f"{base}/{quote(vhost, safe='')}"
-    ctl("delete_vhost", vhost)
-
-
-@pytest.fixture(scope="session")
-def broker_url(rabbitmq_server: tuple[str, Any]) -> Iterator[str]:
-    """A vhost of this test run's own, so runs never see each other's messages."""
-    with new_vhost(rabbitmq_server, "orgsync-test") as url:
-        yield url
-
-
-@pytest.fixture
-def own_broker_url(rabbitmq_server: tuple[str, Any]) -> Iterator[str]:
-    """A vhost for this test alone: no other test's worker consumes what it publishes, and
-    what it forces into a queue stays there."""
-    with new_vhost(rabbitmq_server, "orgsync-own") as url:
-        yield url
-
-
-@pytest.fixture(scope="session")
-def keyring() -> Keyring:
-    return Keyring([generate_key("test1")])
-
-
-@pytest.fixture
-def settings(database_url: str, broker_url: str, keyring: Keyring) -> Settings:
-    return Settings(
-        database_url=database_url,
-        broker_url=broker_url,
-        encryption_keys=keyring.format(),
-        log_format="json",
-    )
-
-
-@pytest.fixture
-def house(settings: Settings) -> Iterator[House]:
-    """The test's composition root on its own database and vhost, closed after the test."""
-    with House(settings) as opened:
-        yield opened
-
-
-def stage_deps(conn: psycopg.Connection[Any], keyring: Keyring, **clients: Any) -> Deps:
-    """What a stage function needs, on the test's database: each read or write on a connection
-    of its own, committed at the end of its block; no relay, so the events stay in the outbox."""
-    clients.setdefault("organizations", lambda org: None)
-    clients.setdefault("sts", None)
-    return Deps(connect=lambda: db.connect(conn.info.dsn), keyring=keyring, **clients)
-
-
-def outbox_events(conn: psycopg.Connection[Any]) -> list[Event]:
-    """The events waiting in the outbox, oldest first."""
-    rows = conn.execute("SELECT queue_name, payload FROM outbox ORDER BY id").fetchall()
-    events = []
-    for row in rows:
-        kind = STAGE_BY_QUEUE[row["queue_name"]].event
-        assert kind is not None
-        events.append(kind.from_payload(row["payload"]))
-    return events
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        marker = MARKER_BY_FOLDER.get(item.path.parent.name)
+        if marker is not None and item.get_closest_marker(marker.name) is None:
+            item.add_marker(marker)

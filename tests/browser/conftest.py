@@ -13,7 +13,6 @@ import dataclasses
 import os
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,8 +22,9 @@ import uvicorn
 
 from orgsync.services.settings import Settings
 from orgsync.services.web.app import create_app
-from tests.conftest import IN_CI
-from tests.e2e.conftest import aws, simulated_aws, worker  # noqa: F401  (fixtures)
+from tests.support.browser import PASSWORD
+from tests.support.services import IN_CI
+from tests.support.waiting import wait_until
 
 CHROMIUM = Path(os.environ.get("ORGSYNC_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -35,7 +35,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-PASSWORD = "browser-test-password"
 TIMEOUT_MS = 60_000
 
 
@@ -53,11 +52,11 @@ def web_url(settings: Settings) -> Iterator[str]:
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("the web server did not start")
-        time.sleep(0.05)
+    wait_until(
+        lambda: server.started or not thread.is_alive(), 20, "the web server started or ended"
+    )
+    if not server.started:
+        pytest.fail("the web server did not start")
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)

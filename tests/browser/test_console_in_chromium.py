@@ -4,7 +4,6 @@ failed validation, and watch the pipeline page move during a sync."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,8 @@ from orgsync.services.settings import Settings
 from orgsync.services.testing.moto_aws import SimulatedAws
 from orgsync.services.testing.sample_org import OrgSpec, SampleOrg, build_organization
 from orgsync.services.use_cases import syncs
-from tests.browser.conftest import PASSWORD
+from tests.support.browser import PASSWORD
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 TIMEOUT = 60
@@ -43,13 +43,6 @@ def fill_registration(page: Any, org: SampleOrg, role_arn: str) -> None:
     page.click("form.registration button[type=submit]")
 
 
-def wait_until(check: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + TIMEOUT
-    while not check():
-        assert time.monotonic() < deadline, f"not within {TIMEOUT} s: {what}"
-        time.sleep(0.25)
-
-
 def status_of(settings: Settings, account_id: str) -> str:
     with db.connect(settings.database_url) as conn:
         row = conn.execute("SELECT status FROM accounts WHERE account_id = %s", (account_id,))
@@ -72,7 +65,8 @@ def test_an_operator_registers_browses_retries_and_watches_a_sync(
     page: Any,
     web_url: str,
     shoot: Callable[[str], Path],
-    settings: Settings, house: House,
+    settings: Settings,
+    house: House,
     aws: SimulatedAws,
     worker: Path,
 ) -> None:
@@ -125,7 +119,7 @@ def test_an_operator_registers_browses_retries_and_watches_a_sync(
     expect(page.locator("#retry-result")).to_contain_text("would queue 1 account(s)")
     page.click("button:has-text('Queue 1 account(s) now')")
     expect(page.locator("#retry-result")).to_contain_text("queued 1 account(s)")
-    wait_until(lambda: status_of(settings, denied.id) == "ok", "the retried account is ok")
+    wait_until(lambda: status_of(settings, denied.id) == "ok", TIMEOUT, "the retried account ok")
 
     # a sync started from the console: the pipeline page follows it on its own
     aws.faults.update(latency_ms=150)

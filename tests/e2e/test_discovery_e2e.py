@@ -20,8 +20,8 @@ from orgsync.services.settings import Settings
 from orgsync.services.testing.moto_aws import SimulatedAws
 from orgsync.services.testing.sample_org import OrgSpec, SampleOrg, build_organization
 from orgsync.services.use_cases import registering, syncs
-from tests.e2e.conftest import running_worker, worker_env
-from tests.e2e.test_pipeline import request_for
+from tests.support.cli import request_for
+from tests.support.workers import running_worker, worker_env
 
 pytestmark = pytest.mark.e2e
 TIMEOUT = 120

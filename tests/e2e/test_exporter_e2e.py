@@ -12,7 +12,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
 import uuid
 from collections import Counter
@@ -32,8 +31,9 @@ from orgsync.services.settings import Settings
 from orgsync.services.testing.moto_aws import SimulatedAws
 from orgsync.services.testing.sample_org import OrgSpec, build_organization
 from orgsync.services.use_cases import registering, syncs
-from tests.e2e.conftest import worker_env
-from tests.e2e.test_pipeline import orgsync, request_for
+from tests.support.cli import orgsync, request_for
+from tests.support.waiting import wait_until
+from tests.support.workers import worker_env
 
 pytestmark = pytest.mark.e2e
 ACCOUNTS = 200
@@ -63,15 +63,7 @@ def depth(samples: dict[Any, float], queue: str, kind: str) -> float | None:
     )
 
 
-def wait_until(check: Any, timeout: float = TIMEOUT) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (result := check()):
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.2)
-    return result
-
-
-def walk_finished(house: House, sync_id: str) -> int | None:
+def walk_finished(house: Settings, sync_id: str) -> int | None:
     """How many accounts wait for validation once discovery has walked the organization."""
     progress = syncs.progress(house, sync_id)
     if not (progress["sync"] and progress["sync"]["walked_at"]):
@@ -169,15 +161,15 @@ def test_metrics_follow_a_200_account_sync_from_queue_depth_to_account_gauges(
         assert sync_id is not None
         # with no validator, discovery's messages (a page of accounts each) wait in
         # account-discovered
-        walked = wait_until(lambda: walk_finished(house, sync_id))
+        walked = wait_until(lambda: walk_finished(house, sync_id), TIMEOUT, "the walk")
         assert walked == ACCOUNTS + 1  # the members and the management account
-        pages = wait_until(lambda: discovery_pages(workers))
+        pages = wait_until(lambda: discovery_pages(workers), TIMEOUT, "discovery pages")
         assert -(-walked // PAGE_MAX) <= pages < walked
-        wait_until(lambda: seen and seen[-1] == pages)
+        wait_until(lambda: seen and seen[-1] == pages, TIMEOUT, f"the gauge at {pages}")
 
         back = workers.start("validation,harvest,reconcile")
         syncs.wait_sync(house, sync_id, TIMEOUT)
-        wait_until(lambda: seen[-1] == 0)
+        wait_until(lambda: seen[-1] == 0, TIMEOUT, "the gauge back to 0")
         stop.set()
         watcher.join()
         assert max(seen) == pages and seen[-1] == 0
@@ -203,7 +195,11 @@ def test_metrics_follow_a_200_account_sync_from_queue_depth_to_account_gauges(
         for n in range(FORCED_DEAD_LETTERS):
             channel.basic_publish("", "account-discovered.XQ", json.dumps({"forced": n}).encode())
         connection.close()
-        dead = wait_until(lambda: depth(scrape(metrics_url), "account-discovered", "dead_lettered"))
+        dead = wait_until(
+            lambda: depth(scrape(metrics_url), "account-discovered", "dead_lettered"),
+            TIMEOUT,
+            "the dead-letter gauge",
+        )
         assert dead == FORCED_DEAD_LETTERS
         assert depth(scrape(metrics_url), "account-validated", "dead_lettered") == 0
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -22,20 +20,12 @@ from orgsync.services.testing.organization_events import (
 )
 from orgsync.services.testing.sample_org import OrgSpec, aws_client, build_organization
 from orgsync.services.use_cases import iam_policy
-from tests.e2e.conftest import worker_env
-from tests.e2e.test_pipeline import orgsync, register_and_sync, request_for
+from tests.support.cli import orgsync, register_and_sync, request_for
+from tests.support.waiting import wait_until
+from tests.support.workers import worker_env
 
 pytestmark = pytest.mark.e2e
 TIMEOUT = 60
-
-
-def wait_for(what: str, check: Any, timeout: float = TIMEOUT) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if found := check():
-            return found
-        time.sleep(0.2)
-    raise AssertionError(f"{what} not seen after {timeout} s")
 
 
 def badge(settings: Settings, account_id: str, key: str) -> str | None:
@@ -65,7 +55,7 @@ def test_a_tag_change_event_reaches_the_badge_without_a_sync(
     account = org.accounts[0].id
 
     publish(aws.endpoint_url, [tag_account(aws.endpoint_url, account, {"team": "from-event"})])
-    wait_for("the badge", lambda: badge(settings, account, "team") == "from-event")
+    wait_until(lambda: badge(settings, account, "team") == "from-event", TIMEOUT, "the badge")
     assert full_syncs(settings, org_id) == syncs  # no sync: the event did the work
 
     (shown,) = orgsync(settings, aws, "orgs", "--json")
@@ -86,7 +76,7 @@ def test_a_queue_deleted_under_the_worker_is_shown_with_its_reason(
         (shown,) = orgsync(settings, aws, "orgs", "--json")
         return (shown["feed"] or {}).get("error")
 
-    assert "NonExistentQueue" in wait_for("the feed's error", error)
+    assert "NonExistentQueue" in wait_until(error, TIMEOUT, "the feed's error")
 
 
 def test_the_events_stage_runs_alone_beside_the_queue_stages(
@@ -106,7 +96,7 @@ def test_the_events_stage_runs_alone_beside_the_queue_stages(
         register_and_sync(settings, request_for(org, "alone", events_queue_url=url))
         account = org.accounts[0].id
         publish(aws.endpoint_url, [tag_account(aws.endpoint_url, account, {"team": "alone"})])
-        wait_for("the badge", lambda: badge(settings, account, "team") == "alone")
+        wait_until(lambda: badge(settings, account, "team") == "alone", TIMEOUT, "the badge")
     finally:
         for process in processes:
             process.terminate()
@@ -133,7 +123,9 @@ def test_a_moved_account_gets_its_new_path_calling_only_the_policys_actions(
     }
     aws.faults.reset_counts()
     publish(aws.endpoint_url, [cloudtrail_record("MoveAccount", params)])
-    wait_for("the new path", lambda: badge(settings, account.id, "cloud_org_path") == "Root")
+    wait_until(
+        lambda: badge(settings, account.id, "cloud_org_path") == "Root", TIMEOUT, "the new path"
+    )
 
     called = set(aws.faults.counts()["operations"]) - {"PutEvents"}  # the test's own call
     org_role = {action.split(":")[1] for action in iam_policy.ORG_ROLE_ACTIONS}

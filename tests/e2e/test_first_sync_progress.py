@@ -16,8 +16,8 @@ from orgsync.services.settings import Settings
 from orgsync.services.testing.moto_aws import SimulatedAws
 from orgsync.services.testing.sample_org import OrgSpec, build_organization
 from orgsync.services.use_cases import iam_policy
-from tests.e2e.conftest import worker_env
-from tests.e2e.test_pipeline import register_and_sync, request_for
+from tests.support.cli import register_and_sync, request_for
+from tests.support.workers import worker_env
 
 pytestmark = pytest.mark.e2e
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
-import uuid
 from pathlib import Path
-from typing import Any
 
 import pika
 import pytest
@@ -17,56 +14,15 @@ from orgsync.services.settings import Settings
 from orgsync.services.testing.moto_aws import SimulatedAws
 from orgsync.services.testing.sample_org import (
     OrgSpec,
-    SampleOrg,
     build_organization,
     change_tags,
 )
 from orgsync.services.use_cases import registering, syncs
-from tests.e2e.conftest import worker_env
+from tests.support.cli import TIMEOUT, orgsync, register_and_sync, request_for
+from tests.support.waiting import wait_until
+from tests.support.workers import worker_env
 
 pytestmark = pytest.mark.e2e
-TIMEOUT = 120
-
-
-def request_for(org: SampleOrg, nickname: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "request_id": f"test-{uuid.uuid4().hex[:8]}",
-        "nickname": nickname,
-        "org_role_arn": org.org_role_arn,
-        "org_session_name": "orgsync-test",
-        "org_session_duration": 3600,
-        "member_role_name": org.member_role_name,
-        "member_session_name": "orgsync-test-member",
-        "member_session_duration": 900,
-        "exclude_prefixes": ["sandbox-"],
-        "auto_badge": True,
-        **extra,
-    }
-
-
-def orgsync(settings: Settings, aws: SimulatedAws, *args: str) -> Any:
-    done = subprocess.run(
-        [sys.executable, "-m", "orgsync", *args],
-        env=worker_env(settings, aws.endpoint_url),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return json.loads(done.stdout)
-
-
-def register_and_sync(settings: Settings, request: dict[str, Any]) -> str:
-    """Register through the queue and wait for the organization's first sync to finish."""
-    with House(settings) as house:
-        registering.submit(house, request)
-        verdict = registering.wait_verdict(house, request["request_id"], TIMEOUT)
-        assert verdict.accepted, verdict.reasons
-        assert verdict.org_id is not None
-        sync_id = syncs.latest_sync(house, verdict.org_id)
-        assert sync_id is not None
-        syncs.wait_sync(house, sync_id, TIMEOUT)
-    return verdict.org_id
 
 
 def test_every_member_account_ends_up_with_status_path_tags_and_badges(
@@ -167,7 +123,7 @@ def test_the_scheduler_turns_tags_changed_in_aws_into_badges_with_no_other_actio
             b = {b["key"] for b in orgsync(settings, aws, "badges", second.id, "--json")}
             return True if "added" in a and removed_key not in b else None
 
-        assert syncs.wait_for(badges_followed, TIMEOUT, "badges did not follow the tags")
+        assert wait_until(badges_followed, TIMEOUT, "badges following the tags")
     finally:
         # all at once: a standby stopped after the leader could take the lock meanwhile
         for process in schedulers:

@@ -28,7 +28,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,9 +44,10 @@ from orgsync.services.settings import Settings
 from orgsync.services.testing.moto_aws import SimulatedAws
 from orgsync.services.testing.sample_org import OrgSpec, build_organization
 from orgsync.services.use_cases import registering, syncs
-from tests.conftest import IN_CI, unavailable
-from tests.e2e.conftest import worker_env
-from tests.e2e.test_pipeline import orgsync, request_for
+from tests.support.cli import orgsync, request_for
+from tests.support.services import IN_CI, unavailable
+from tests.support.waiting import wait_until
+from tests.support.workers import worker_env
 
 pytestmark = pytest.mark.e2e
 
@@ -102,14 +103,6 @@ def answers(url: str) -> bool:
     except (OSError, urllib.error.URLError):
         return False
     return True
-
-
-def wait_until(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (result := check()):
-        assert time.monotonic() < deadline, f"{what}: not within {timeout:.0f} s"
-        time.sleep(0.25)
-    return result
 
 
 # ---- the dashboard -------------------------------------------------------------------------
@@ -477,10 +470,10 @@ def test_every_dashboard_query_answers_on_a_real_prometheus_while_300_accounts_s
             ]
 
         def wait_for_data(names: list[str]) -> None:
-            deadline = time.monotonic() + 45
-            while quiet := still_quiet(names):
-                assert time.monotonic() < deadline, f"no data after forcing: {quiet}"
-                time.sleep(0.5)
+            # a range query per panel: poll at the pace of Prometheus' scrapes, not faster
+            wait_until(
+                lambda: not still_quiet(names), 45, f"data after forcing in {names}", interval=0.5
+            )
 
         force_with_workers(settings, aws, denied[0])
         # the throttled AssumeRole comes on the page's next try, after the retry the first

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,8 @@ from orgsync.services.testing.sample_org import (
     build_organization,
 )
 from orgsync.services.use_cases import registering
-from tests.e2e.test_pipeline import orgsync, register_and_sync, request_for
+from tests.support.cli import orgsync, register_and_sync, request_for
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 TIMEOUT = 60
@@ -220,13 +220,6 @@ def dead_lettered(broker_url: str) -> int:
         return int(declared.method.message_count)
     finally:
         connection.close()
-
-
-def wait_until(condition: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 def scalar(settings: Settings, query: str) -> Any:

@@ -12,8 +12,8 @@ from orgsync.services.settings import Settings
 from orgsync.services.testing.moto_aws import SimulatedAws
 from orgsync.services.testing.sample_org import OrgSpec, build_organization
 from orgsync.services.testing.scale_aws import ScaleAws
-from tests.e2e.conftest import running_worker
-from tests.e2e.test_pipeline import orgsync, register_and_sync, request_for
+from tests.support.cli import orgsync, register_and_sync, request_for
+from tests.support.workers import running_worker
 
 pytestmark = pytest.mark.e2e
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,8 @@ from orgsync.services.settings import Settings
 from orgsync.services.testing.moto_aws import SimulatedAws
 from orgsync.services.testing.sample_org import OrgSpec, build_organization
 from orgsync.services.use_cases import registering, syncs
-from tests.e2e.test_pipeline import TIMEOUT, orgsync, request_for
+from tests.support.cli import TIMEOUT, orgsync, request_for
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -48,16 +48,16 @@ def test_a_sync_under_rate_throttling_imports_every_account_and_fails_none(
     sync_id = syncs.latest_sync(house, org_id)
     assert sync_id is not None
     states = set()
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
+
+    def finished() -> bool:
         with db.connect(settings.database_url) as conn:
             [row] = inventory.organizations(conn)
-            finished = inventory.sync_finished(inventory.sync_progress(conn, sync_id))
-        if finished:
-            break
-        states.add(sync_state(row["last_sync"] or {}, row["throttled_now"]))
-        time.sleep(0.2)
-    assert finished, "the sync did not finish"
+            done = inventory.sync_finished(inventory.sync_progress(conn, sync_id))
+        if not done:
+            states.add(sync_state(row["last_sync"] or {}, row["throttled_now"]))
+        return done
+
+    wait_until(finished, TIMEOUT, "the sync finished")
     assert "running, slowed by AWS throttling" in states  # what `orgsync orgs` said meanwhile
 
     accounts = orgsync(settings, aws, "accounts", "--org", "throttled", "--json")

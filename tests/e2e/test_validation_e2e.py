@@ -15,8 +15,8 @@ from orgsync.services.settings import Settings
 from orgsync.services.testing.moto_aws import SimulatedAws
 from orgsync.services.testing.sample_org import OrgSpec, build_organization
 from orgsync.services.use_cases import syncs
-from tests.e2e.conftest import worker_env
-from tests.e2e.test_pipeline import TIMEOUT, orgsync, register_and_sync, request_for
+from tests.support.cli import TIMEOUT, orgsync, register_and_sync, request_for
+from tests.support.workers import worker_env
 
 pytestmark = pytest.mark.e2e
 HTTP_ATTEMPTS = CLIENT_CONFIG.retries["max_attempts"] + 1  # botocore counts retries only

@@ -17,7 +17,7 @@ from orgsync.services.testing.moto_aws import SimulatedAws
 from orgsync.services.testing.sample_org import OrgSpec, build_organization
 from orgsync.services.use_cases import syncs
 from orgsync.services.web.app import create_app
-from tests.e2e.test_pipeline import TIMEOUT, request_for
+from tests.support.cli import TIMEOUT, request_for
 
 pytestmark = pytest.mark.e2e
 AUTH = {"Authorization": "Bearer e2e-token"}

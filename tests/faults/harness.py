@@ -37,10 +37,11 @@ from orgsync.services.settings import Settings
 from orgsync.services.testing.moto_aws import SimulatedAws, SimulatedAwsControl
 from orgsync.services.testing.sample_org import OrgSpec, SampleOrg, build_organization
 from orgsync.services.use_cases import registering, syncs
-from tests.e2e.conftest import worker_env
 from tests.faults.servers import PrivatePostgres, PrivateRabbitmq
 from tests.faults.state import Counts, Snapshot, compare, snapshot
 from tests.faults.workers import Supervisor
+from tests.support.waiting import wait_until
+from tests.support.workers import worker_env
 
 ACCOUNTS = 300
 STUCK_AFTER = "10s"  # the stuck-sync bound the workers run with here
@@ -235,8 +236,8 @@ class Harness:
             return True if done and waiting and waiting["n"] == 0 else None
 
         try:
-            syncs.wait_for(settled, SETTLE_TIMEOUT, "not settled")
-        except Exception:
+            wait_until(settled, SETTLE_TIMEOUT, "settled", interval=0.2)
+        except AssertionError:
             return False
         return True
 
@@ -262,11 +263,7 @@ def publish_again(settings: Settings, org_id: str, sync_id: str) -> None:
 def wait_reconciled(run: Run, fraction: float, timeout: float = SETTLE_TIMEOUT) -> int:
     """Until `fraction` of the organization's accounts are through; returns how many are."""
     target = int(ACCOUNTS * fraction)
-    syncs.wait_for(
-        lambda: n if (n := run.reconciled()) >= target else None,
-        timeout,
-        f"{run.name}: {target} accounts not reconciled within {timeout:.0f} s",
-    )
+    wait_until(lambda: run.reconciled() >= target, timeout, f"{run.name}: {target} reconciled")
     return run.reconciled()
 
 
@@ -284,7 +281,7 @@ def kill_workers(harness: Harness, run: Run, workers: Supervisor) -> None:
     """
     rng = random.Random(harness.seed)
     kills, started = 0, 1
-    time.sleep(rng.uniform(0.5, 3.0))  # the first may catch discovery's walk
+    time.sleep(rng.uniform(0.5, 3.0))  # a random moment (the fault); the first may catch the walk
     while kills < KILLS:
         if run.finished():
             assert run.house is not None
@@ -293,9 +290,13 @@ def kill_workers(harness: Harness, run: Run, workers: Supervisor) -> None:
         if len(workers.consumers()) >= 2 and workers.kill_one(rng) is not None:
             kills += 1
         target = run.steps() + rng.randint(3, 25)
-        while run.steps() < target and not run.finished():
-            time.sleep(0.2)
-        time.sleep(rng.uniform(0.0, 1.0))
+        wait_until(
+            lambda target=target: run.steps() >= target or run.finished(),
+            SETTLE_TIMEOUT,
+            f"{run.name}: {target} stage steps or the sync's end",
+            interval=0.2,  # each check counts the sync's stage marks in PostgreSQL
+        )
+        time.sleep(rng.uniform(0.0, 1.0))  # a random moment: when a kill lands is the fault
     run.notes.append(f"{kills} kill -9 in {started} sync(s) (seed {harness.seed})")
 
 
@@ -316,19 +317,17 @@ def restart_postgres(harness: Harness, run: Run, workers: Supervisor) -> None:
             stderr=subprocess.STDOUT,
         )
     try:
-        syncs.wait_for(
-            lambda: True if "scheduler_leading" in scheduler_log.read_text() else None,
-            60,
-            "the scheduler never took the lead",
+        wait_until(
+            lambda: "scheduler_leading" in scheduler_log.read_text(), 60, "the scheduler leading"
         )
         at = wait_reconciled(run, random.Random(harness.seed).uniform(0.1, 0.4))
         started = time.monotonic()
         harness.postgres.restart(down_for=3.0)
         run.notes.append(f"restarted at {at} reconciled, down {time.monotonic() - started:.0f} s")
-        syncs.wait_for(
-            lambda: True if scheduler_log.read_text().count("scheduler_leading") >= 2 else None,
+        wait_until(
+            lambda: scheduler_log.read_text().count("scheduler_leading") >= 2,
             60,
-            "the scheduler did not come back after PostgreSQL restarted",
+            "the scheduler leading again after PostgreSQL restarted",
         )
         run.notes.append("scheduler reconnected")
     finally:

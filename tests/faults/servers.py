@@ -24,19 +24,13 @@ import pika
 import pika.exceptions
 import psycopg
 
+from tests.support.waiting import wait_until
+
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def wait_until(ready: callable, timeout: float, what: str) -> None:  # type: ignore[valid-type]
-    deadline = time.monotonic() + timeout
-    while not ready():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not ready after {timeout:.0f} s")
-        time.sleep(0.2)
 
 
 class PrivatePostgres:
@@ -94,7 +88,7 @@ class PrivatePostgres:
     def restart(self, down_for: float = 0.0) -> None:
         """A crash-like restart: connections are cut (immediate mode), then it comes back."""
         self.stop("immediate")
-        time.sleep(down_for)
+        time.sleep(down_for)  # the outage is the fault: its length is the point
         self.start()
 
     def close(self) -> None:
@@ -156,7 +150,7 @@ class PrivateRabbitmq:
             try:
                 wait_until(self.ready, 60, f"RabbitMQ node {self.node}")
                 return
-            except TimeoutError:
+            except AssertionError:  # not ready in time
                 if attempt == attempts:
                     raise
 
@@ -175,7 +169,7 @@ class PrivateRabbitmq:
         pid = int((self.dir / "pid").read_text().strip())
         os.kill(pid, signal.SIGTERM)
         wait_until(lambda: not Path(f"/proc/{pid}").exists(), 60, "RabbitMQ to stop")
-        time.sleep(down_for)
+        time.sleep(down_for)  # the outage is the fault: its length is the point
         self.start()
 
     def close(self) -> None:

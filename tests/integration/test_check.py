@@ -10,10 +10,9 @@ import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 import psycopg
 import pytest
@@ -23,9 +22,8 @@ from orgsync.pipelines.credentials import Keyring, generate_key
 from orgsync.services.settings import Settings
 from orgsync.services.testing.moto_aws import SimulatedAws
 from orgsync.services.use_cases import check, standalone
-from tests.e2e.conftest import aws, simulated_aws, worker, worker_env  # noqa: F401 (fixtures)
-from tests.e2e.test_pipeline import register_and_sync, request_for
-from tests.integration.test_exporter import declare_queues
+from tests.support.check import verdicts
+from tests.support.workers import worker_env
 
 pytestmark = pytest.mark.integration
 Conn = psycopg.Connection[dict[str, Any]]
@@ -35,37 +33,6 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch, aws: SimulatedAws) -> SimulatedAws:  # noqa: F811
-    """AWS's variables pointing this process's boto3 at the simulated AWS."""
-    for name, value in worker_env(Settings(), aws.endpoint_url).items():
-        if name.startswith("AWS_"):
-            monkeypatch.setenv(name, value)
-    return aws
-
-
-@pytest.fixture
-def ready(settings: Settings, aws_env: SimulatedAws) -> Settings:
-    """Settings under which every check passes: migrated, queues declared, keys, AWS."""
-    declare_queues(settings.broker_url)  # the run's vhost, where any worker declares them too
-    return settings
-
-
-@pytest.fixture
-def rabbitmq_user(rabbitmq_server: tuple[str, Any], broker_url: str) -> Iterator[str]:
-    """A RabbitMQ user of this test's own (password `right`), deleted after it."""
-    _base, ctl = rabbitmq_server
-    user = f"orgsync-check-{uuid.uuid4().hex[:8]}"
-    ctl("add_user", user, "right")
-    ctl("set_permissions", "-p", unquote(broker_url.rsplit("/", 1)[1]), user, ".*", ".*", ".*")
-    yield user
-    ctl("delete_user", user)
-
-
-def verdicts(settings: Settings, org: str | None = None) -> dict[str, check.Finding]:
-    return {v.name: v for v in check.run(settings, org)}
 
 
 def failed(settings: Settings) -> dict[str, check.Finding]:
@@ -227,52 +194,3 @@ def test_an_aws_profile_that_does_not_exist_fails_the_aws_check(
     assert found["aws"].ok is False
     assert "ProfileNotFound" in found["aws"].detail or "no-such-profile" in found["aws"].detail
     assert (found["org role"].ok, found["org role"].detail) == (None, "not checked: AWS failed")
-
-
-def test_check_org_assumes_the_organization_and_member_roles(
-    ready: Settings,
-    settings: Settings,
-    aws_env: SimulatedAws,
-    worker: Path,  # noqa: F811
-) -> None:
-    from orgsync.services.testing.sample_org import OrgSpec, build_organization
-
-    org = build_organization(aws_env.endpoint_url, OrgSpec(accounts=3, suspended=0, excluded=0))
-    register_and_sync(settings, request_for(org, "checked"))
-    found = verdicts(ready, "checked")
-    assert (found["org role"].ok, found["member role"].ok) == (True, True), found
-
-    members = [a.id for a in org.accounts]
-    aws_env.faults.update(deny_assume_role=members)
-    found = verdicts(ready, "checked")
-    assert (found["org role"].ok, found["member role"].ok) == (True, False)
-    assert "AccessDenied" in found["member role"].detail
-    assert "member-role-stackset.yaml" in found["member role"].fix
-
-    aws_env.faults.update(deny_assume_role=[org.management_account_id])
-    found = verdicts(ready, "checked")
-    assert found["org role"].ok is False
-    assert "cannot assume the organization role" in found["org role"].detail
-    assert "orgsync iam-policy --org" in found["org role"].fix
-
-    assert verdicts(ready, "nobody")["org role"].fix == "see `orgsync orgs`"
-    assert "events" not in found  # no queue, no check
-
-
-def test_check_org_checks_the_change_event_queue(
-    ready: Settings,
-    settings: Settings,
-    aws_env: SimulatedAws,
-    worker: Path,  # noqa: F811
-) -> None:
-    from orgsync.services.testing.organization_events import create_feed
-    from orgsync.services.testing.sample_org import OrgSpec, aws_client, build_organization
-
-    org = build_organization(aws_env.endpoint_url, OrgSpec(accounts=2, suspended=0, excluded=0))
-    url = create_feed(aws_env.endpoint_url)
-    register_and_sync(settings, request_for(org, "queued", events_queue_url=url))
-    assert verdicts(ready, "queued")["events"].ok is True
-    aws_client(aws_env.endpoint_url, "sqs").delete_queue(QueueUrl=url)
-    found = verdicts(ready, "queued")["events"]
-    assert found.ok is False and "NonExistentQueue" in found.detail
-    assert "events-queue.yaml" in found.fix

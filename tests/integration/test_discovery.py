@@ -7,157 +7,42 @@ standalone accounts) are proved on the stage, without a broker.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
 import psycopg
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from moto.organizations.models import organizations_backends
 
 from orgsync.pipelines import discovery
 from orgsync.pipelines.credentials import Keyring, Sealed, open_json
 from orgsync.pipelines.events import AccountsDiscovered, AccountsValidated, Event, OrgRegistered
-from orgsync.pipelines.registration import start_sync, store_organization
-from orgsync.pipelines.request_rules import Credentials, Filters
+from orgsync.pipelines.registration import start_sync
 from orgsync.pipelines.stage import Outcome
-from orgsync.services.adapters.aws import CLIENT_CONFIG
 from orgsync.services.commands import cli
 from orgsync.services.errors import UserError
 from orgsync.services.read_models import inventory
-from orgsync.services.testing.moto_aws import SimulatedAws, SimulatedAwsControl
-from orgsync.services.testing.sample_org import MANAGEMENT_ACCOUNT_ID, aws_client
+from orgsync.services.testing.moto_aws import SimulatedAws
+from orgsync.services.testing.sample_org import MANAGEMENT_ACCOUNT_ID
 from orgsync.services.use_cases import standalone
-from tests.conftest import outbox_events, stage_deps
+from tests.support.discovery import (
+    DEEP,
+    AwsOrg,
+    accounts,
+    live,
+    organizations_client,
+    register,
+)
+from tests.support.stages import outbox_events, stage_deps
 
 Conn = psycopg.Connection[dict[str, Any]]
-DEEP = "Root/Engineering/Prod/Apps/Core"  # four OU levels under the root
 
 
 # ---- a simulated AWS organization -----------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def simulated() -> Iterator[SimulatedAws]:
-    with SimulatedAws() as server:
-        yield server
-
-
-@pytest.fixture
-def aws(simulated: SimulatedAws) -> SimulatedAws:
-    """moto's state is global to the process: every test starts from an empty AWS."""
-    SimulatedAwsControl(simulated.endpoint_url).reset()
-    simulated.faults.reset()
-    simulated.faults.reset_counts()
-    return simulated
-
-
-class AwsOrg:
-    """An organization in moto, built path by path: `ou("Root/A/B")`, `account("x", "Root/A")`."""
-
-    def __init__(self, endpoint_url: str) -> None:
-        self.api = aws_client(endpoint_url, "organizations")
-        self.org_id = self.api.create_organization(FeatureSet="ALL")["Organization"]["Id"]
-        self.root_id = self.api.list_roots()["Roots"][0]["Id"]
-        self.ids = {"Root": self.root_id}
-
-    def ou(self, path: str) -> str:
-        if path not in self.ids:
-            parent, _, name = path.rpartition("/")
-            made = self.api.create_organizational_unit(ParentId=self.ou(parent), Name=name)
-            self.ids[path] = made["OrganizationalUnit"]["Id"]
-        return self.ids[path]
-
-    def account(self, name: str, path: str = "Root") -> str:
-        status = self.api.create_account(AccountName=name, Email=f"{name}@example.com")
-        account_id = str(status["CreateAccountStatus"]["AccountId"])
-        self.move(account_id, path, source="Root")
-        return account_id
-
-    def move(self, account_id: str, path: str, source: str | None = None) -> None:
-        if path == source:
-            return
-        if source is None:
-            source_id = self.api.list_parents(ChildId=account_id)["Parents"][0]["Id"]
-        else:
-            source_id = self.ou(source)
-        self.api.move_account(
-            AccountId=account_id, SourceParentId=source_id, DestinationParentId=self.ou(path)
-        )
-
-    def set_state(self, account_id: str, state: str | None, status: str | None = None) -> None:
-        """What AWS reports for the account; moto itself only knows ACTIVE and SUSPENDED."""
-        backend = organizations_backends[MANAGEMENT_ACCOUNT_ID]["aws"]
-        account = backend.get_account_by_id(account_id)
-        account.state, account.status = state, status or state
-
-    def remove(self, account_id: str) -> None:
-        self.api.remove_account_from_organization(AccountId=account_id)
-
-
-@pytest.fixture
-def org(aws: SimulatedAws) -> AwsOrg:
-    return AwsOrg(aws.endpoint_url)
-
-
-@pytest.fixture
-def tree(org: AwsOrg) -> dict[str, str]:
-    """One account at every level of a four-deep branch, plus siblings: name -> account id."""
-    layout = {
-        "top": "Root",
-        "eng": "Root/Engineering",
-        "prod": "Root/Engineering/Prod",
-        "apps": "Root/Engineering/Prod/Apps",
-        "core": DEEP,
-        "dev": "Root/Engineering/Dev",
-        "dev-deep": "Root/Engineering/Dev/Tools/Build",
-        "fin": "Root/Finance",
-        "payroll": "Root/Finance/Payroll/Europe/Paris",
-    }
-    return {name: org.account(name, path) for name, path in layout.items()}
-
-
-def organizations_client(aws: SimulatedAws, config: Config = CLIENT_CONFIG) -> Any:
-    """An Organizations client configured as the service's own (`services.aws.CLIENT_CONFIG`)."""
-    return boto3.client(
-        "organizations",
-        endpoint_url=aws.endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=config,
-    )
-
-
 # ---- the organization in PostgreSQL, and one sync the way the actor runs it -----------------
-
-
-def register(conn: Conn, keyring: Keyring, org: AwsOrg, **filters: Any) -> None:
-    """Insert or update the organization's row, as an accepted registration would."""
-    credentials = Credentials(
-        org_role_arn=f"arn:aws:iam::{MANAGEMENT_ACCOUNT_ID}:role/OrgSyncReadOnly",
-        org_session_name="orgsync-test",
-        org_session_duration=3600,
-        member_role_name="OrgSyncMember",
-        member_session_name="orgsync-test-member",
-        member_session_duration=900,
-    )
-    store_organization(
-        conn,
-        keyring,
-        org.org_id,
-        "acme",
-        credentials,
-        Filters(
-            exclude_prefixes=tuple(filters.get("exclude_prefixes", [])),
-            auto_remove_suspended=filters.get("auto_remove_suspended", False),
-            limit_ou_ids=tuple(filters.get("limit_ou_ids", [])),
-        ),
-    )
-    conn.commit()
 
 
 @dataclass
@@ -197,21 +82,9 @@ def sync(conn: Conn, keyring: Keyring, client: Any, org_id: str) -> Sync:
     return run
 
 
-def accounts(conn: Conn) -> dict[str, dict[str, Any]]:
-    rows = conn.execute(
-        "SELECT account_id, org_id, name, org_path, status, status_reason, managed_by_org,"
-        " credentials, aws_state FROM accounts"
-    ).fetchall()
-    return {r["account_id"]: r for r in rows}
-
-
 def excluded(conn: Conn) -> dict[str, str]:
     rows = conn.execute("SELECT account_id, reason FROM excluded_accounts").fetchall()
     return {r["account_id"]: r["reason"] for r in rows}
-
-
-def live(conn: Conn) -> set[str]:
-    return {a for a, row in accounts(conn).items() if row["status"] != "removed"}
 
 
 def last_sync(conn: Conn) -> dict[str, Any]:

@@ -8,7 +8,6 @@ import dataclasses
 import json
 import socket
 import threading
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -23,10 +22,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from orgsync.pipelines.events import QUEUES
-from orgsync.services.adapters.broker import make_broker
 from orgsync.services.processes import exporter
 from orgsync.services.settings import Settings
+from tests.support.amqp import declare_queues
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -52,14 +51,6 @@ def healthz(base: str) -> tuple[int, dict[str, Any]]:
             return response.status, json.load(response)
     except urllib.error.HTTPError as error:
         return error.code, json.load(error)
-
-
-def poll(check: Any, timeout: float = 20) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (result := check()):
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.2)
-    return result
 
 
 def start(settings: Settings) -> tuple[str, Any]:
@@ -169,14 +160,6 @@ def test_a_finished_sync_reports_its_duration_to_the_last_account_reconciled(
     assert duration is not None and abs(duration - 14 * 60) < 5
 
 
-def declare_queues(broker_url: str) -> None:
-    """The five queues with their .DQ and .XQ, as a worker would declare them."""
-    broker = make_broker(broker_url)
-    for queue in QUEUES:
-        broker.declare_queue(queue, ensure=True)
-    broker.close()
-
-
 def test_queue_gauges_count_ready_delayed_and_dead_lettered_messages(
     own_broker_url: str, exporter_url: str
 ) -> None:
@@ -200,7 +183,7 @@ def test_queue_gauges_count_ready_delayed_and_dead_lettered_messages(
         )
         return samples if dead == 3 else None
 
-    samples = poll(counted)
+    samples = wait_until(counted, 20, "the exporter counts the queues")
     connection.close()
     assert sample(samples, "orgsync_queue_messages", queue="tags-harvested", kind="ready") == 2
     assert sample(samples, "orgsync_queue_messages", queue="org-registered", kind="delayed") == 1
@@ -303,7 +286,7 @@ def test_healthz_says_which_service_is_gone_and_recovers_when_it_is_back(
     assert sample(samples, "orgsync_exporter_up", service=other) == 1
 
     proxy.restore()
-    assert poll(lambda: healthz(base)[0] == 200)
+    assert wait_until(lambda: healthz(base)[0] == 200, 20, "/healthz back to 200")
     assert sample(scrape(base), "orgsync_exporter_up", service=service) == 1
 
 

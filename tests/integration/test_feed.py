@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -33,7 +32,8 @@ from orgsync.pipelines.orgs import Organization, load_organization, seal_credent
 from orgsync.pipelines.request_rules import Credentials
 from orgsync.services.processes.feed_poller import Feed
 from orgsync.services.read_models import inventory
-from tests.conftest import stage_deps
+from tests.support.stages import stage_deps
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 DATA = Path(__file__).resolve().parents[1] / "data" / "organizations_events"
@@ -371,14 +371,14 @@ def test_event_ids_older_than_sqs_keeps_a_message_are_forgotten(world: World) ->
     world.conn.commit()
     poller = Feed(world.deps, lambda org, url: world.sqs, wait_seconds=0, refresh=0.05)
     thread = poller.start()
-    deadline = time.monotonic() + 10
+
+    def purged() -> list[str] | None:
+        ids = [r["event_id"] for r in world.conn.execute("SELECT event_id FROM change_events")]
+        world.conn.commit()
+        return ids if "old" not in ids else None
+
     try:
-        while time.monotonic() < deadline:
-            ids = [r["event_id"] for r in world.conn.execute("SELECT event_id FROM change_events")]
-            world.conn.commit()
-            if "old" not in ids:
-                break
-            time.sleep(0.05)
+        ids = wait_until(purged, 10, "the old event purged")
     finally:
         poller.stop.set()
         thread.join(timeout=10)

@@ -21,7 +21,7 @@ from orgsync.pipelines.request_rules import Credentials
 from orgsync.pipelines.verdicts import Verdict, decided
 from orgsync.services.adapters.aws import AssumedRole, Aws
 from orgsync.services.read_models import inventory
-from tests.conftest import stage_deps
+from tests.support.stages import stage_deps
 
 pytestmark = pytest.mark.integration
 Conn = psycopg.Connection[dict[str, Any]]

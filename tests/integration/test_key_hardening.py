@@ -22,9 +22,8 @@ import pytest
 from orgsync.pipelines.credentials import InvalidKeyringError, Keyring, UnknownKeyError
 from orgsync.pipelines.orgs import load_organization, seal_credentials
 from orgsync.services.adapters import keys
-from tests.integration.test_keys import ORGS, autocommit, creds, file_settings, key_file, seed
+from tests.support.keys import ORGS, creds, file_settings, seed
 
-__all__ = ["autocommit", "key_file"]  # fixtures
 pytestmark = pytest.mark.integration
 Conn = psycopg.Connection[dict[str, Any]]
 

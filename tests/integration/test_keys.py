@@ -12,52 +12,15 @@ from typing import Any
 import psycopg
 import pytest
 
-from orgsync.pipelines.credentials import CredentialError, Keyring, generate_key, seal_json
-from orgsync.pipelines.orgs import load_organization, seal_credentials
-from orgsync.pipelines.request_rules import Credentials
+from orgsync.pipelines.credentials import CredentialError, Keyring, generate_key
+from orgsync.pipelines.orgs import load_organization
 from orgsync.services.adapters import keys
 from orgsync.services.errors import UserError
 from orgsync.services.settings import Settings
+from tests.support.keys import ORGS, creds, file_settings, seed
 
 pytestmark = pytest.mark.integration
 Conn = psycopg.Connection[dict[str, Any]]
-ORGS = ("o-keysorg0001", "o-keysorg0002")
-STANDALONE = "444444444444"
-
-
-def creds(name: str) -> Credentials:
-    return Credentials(
-        org_role_arn=f"arn:aws:iam::123456789012:role/{name}",
-        org_session_name="s1",
-        org_session_duration=900,
-        member_role_name="M",
-        member_session_name="s2",
-        member_session_duration=900,
-        external_id=f"ext-{name}",
-    )
-
-
-def file_settings(database_url: str, key_file: Path) -> Settings:
-    return Settings(database_url=database_url, encryption_key_file=key_file)
-
-
-def seed(conn: Conn, keyring: Keyring) -> None:
-    """Two organizations and a standalone account, sealed under the keyring's active key."""
-    for number, org_id in enumerate(ORGS):
-        sealed = seal_credentials(keyring, org_id, creds(f"Role{number}"))
-        conn.execute(
-            "INSERT INTO organizations (org_id, nickname, management_account_id, partition,"
-            " credentials_key_id, credentials) VALUES (%s, %s, '123456789012', 'aws', %s, %s)",
-            (org_id, f"n{number}", sealed.key_id, sealed.blob),
-        )
-    sealed = seal_json(
-        keyring, {"role_arn": "arn:aws:iam::444444444444:role/S"}, "account:444444444444"
-    )
-    conn.execute(
-        "INSERT INTO accounts (account_id, name, managed_by_org, credentials_key_id, credentials)"
-        " VALUES (%s, 'standalone', false, %s, %s)",
-        (STANDALONE, sealed.key_id, sealed.blob),
-    )
 
 
 def key_ids(conn: Conn) -> list[str]:
@@ -66,18 +29,6 @@ def key_ids(conn: Conn) -> list[str]:
         " SELECT credentials_key_id FROM accounts WHERE credentials IS NOT NULL"
     ).fetchall()
     return sorted(row["k"] for row in rows)
-
-
-@pytest.fixture
-def key_file(tmp_path: Path) -> Path:
-    return tmp_path / "orgsync" / "keys"
-
-
-@pytest.fixture
-def autocommit(database_url: str) -> Any:
-    # as `orgsync keys rotate` runs it: each row resealed in its own transaction
-    with psycopg.connect(database_url, autocommit=True, row_factory=psycopg.rows.dict_row) as c:
-        yield c
 
 
 def test_keys_generate_writes_one_key_to_a_file_only_its_owner_can_read(

@@ -20,7 +20,7 @@ from orgsync.pipelines.events import AccountsValidated, TagsHarvested
 from orgsync.pipelines.orgs import seal_credentials
 from orgsync.pipelines.request_rules import Credentials
 from orgsync.services.commands import cli
-from tests.conftest import outbox_events, stage_deps
+from tests.support.stages import outbox_events, stage_deps
 
 pytestmark = pytest.mark.integration
 ORG = "o-reconcile01"

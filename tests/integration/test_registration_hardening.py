@@ -15,7 +15,7 @@ from orgsync.pipelines.verdicts import decided
 from orgsync.services.bootstrap import House
 from orgsync.services.settings import Settings
 from orgsync.services.use_cases import registering
-from tests.integration.test_registration import (
+from tests.support.registration import (
     ORG,
     OU_DEEP,
     arn,

@@ -16,20 +16,9 @@ from orgsync.pipelines.events import OrgRegistered
 from orgsync.pipelines.registration import start_sync
 from orgsync.pipelines.stage import Outcome
 from orgsync.services.testing.moto_aws import SimulatedAws
-from tests.conftest import stage_deps
-from tests.integration.test_discovery import (
-    AwsOrg,
-    accounts,
-    aws,
-    live,
-    org,
-    organizations_client,
-    register,
-    simulated,
-    tree,
-)
+from tests.support.discovery import AwsOrg, accounts, live, organizations_client, register
+from tests.support.stages import stage_deps
 
-__all__ = ["aws", "org", "simulated", "tree"]  # fixtures
 pytestmark = pytest.mark.integration
 Conn = psycopg.Connection[dict[str, Any]]
 

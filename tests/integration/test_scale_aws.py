@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import time
 import tracemalloc
 from collections.abc import Iterator
 from typing import Any
@@ -24,6 +23,7 @@ from orgsync.services.testing.moto_aws import (
 )
 from orgsync.services.testing.sample_org import OrgSpec, build_organization, change_tags
 from orgsync.services.testing.scale_aws import ScaleAws, describe, generate
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -229,15 +229,15 @@ def test_a_bucket_refills_at_its_rate(scale: ScaleAws) -> None:
     orgs.list_roots()
     with pytest.raises(ClientError):
         orgs.list_roots()
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
+
+    def refilled() -> bool:
         try:
             orgs.list_roots()
-            break
         except ClientError:
-            time.sleep(0.01)
-    else:
-        pytest.fail("the bucket never refilled")
+            return False
+        return True
+
+    wait_until(refilled, 5, "the bucket refilled", interval=0.01)
 
 
 @pytest.mark.parametrize(

@@ -9,9 +9,6 @@ import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
-from typing import Any
-from urllib.parse import unquote
 
 import pytest
 from psycopg.conninfo import make_conninfo
@@ -48,16 +45,6 @@ def base_env(settings: Settings) -> dict[str, str]:
         "ORGSYNC_ENCRYPTION_KEYS": settings.encryption_keys or "",
         "ORGSYNC_LOG_LEVEL": "INFO",
     }
-
-
-@pytest.fixture
-def rabbitmq_user(rabbitmq_server: tuple[str, Any], broker_url: str) -> Iterator[str]:
-    _base, ctl = rabbitmq_server
-    user = f"orgsync-errors-{uuid.uuid4().hex[:8]}"
-    ctl("add_user", user, "right")
-    ctl("set_permissions", "-p", unquote(broker_url.rsplit("/", 1)[1]), user, ".*", ".*", ".*")
-    yield user
-    ctl("delete_user", user)
 
 
 def host_and_vhost(broker_url: str) -> tuple[str, str]:

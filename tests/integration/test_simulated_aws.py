@@ -31,6 +31,7 @@ from orgsync.services.testing.sample_org import (
     build_organization,
     change_tags,
 )
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -356,9 +357,7 @@ def test_module_entry_point_serves_until_sigterm_and_reports_its_port(tmp_path: 
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
-        deadline = time.monotonic() + 15
-        while not port_file.exists() and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: port_file.exists() or process.poll() is not None, 15, "the port file")
         port = int(port_file.read_text())
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/_sim/faults", timeout=5) as r:
             faults = json.load(r)

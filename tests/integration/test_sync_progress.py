@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import json
 import threading
-import time
 import uuid
 from typing import Any
 
@@ -17,6 +16,7 @@ import pytest
 from orgsync.services.commands import cli
 from orgsync.services.read_models import sync_progress
 from orgsync.services.settings import Settings
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 Conn = psycopg.Connection[dict[str, Any]]
@@ -81,11 +81,15 @@ def test_plain_lines_follow_each_stage_and_a_summary_closes(settings: Settings, 
         )
     )
     follower.start()
-    time.sleep(0.3)
+
+    def shown(text: str) -> bool:
+        return text in out.getvalue()
+
+    wait_until(lambda: shown("discovery walking (4 accounts)"), 30, "the first line")
     finish_walk(conn, sync_id)
-    time.sleep(0.3)
+    wait_until(lambda: shown("discovery walked (4 accounts)"), 30, "the walk's end shown")
     advance(conn, sync_id, ids, "validated")
-    time.sleep(0.3)
+    wait_until(lambda: shown("validated 4/4"), 30, "validation shown")
     advance(conn, sync_id, ids[:3], "reconciled")
     advance(conn, sync_id, ids[3:], "reconciled", status="assume_role_failed")
     follower.join(timeout=10)

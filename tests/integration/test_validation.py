@@ -27,7 +27,7 @@ from orgsync.services.adapters.broker import make_broker
 from orgsync.services.bootstrap import House
 from orgsync.services.settings import Settings
 from orgsync.services.use_cases import redrive
-from tests.conftest import outbox_events, stage_deps
+from tests.support.stages import outbox_events, stage_deps
 
 pytestmark = pytest.mark.integration
 

@@ -8,10 +8,6 @@ that agree between compose.yaml, Prometheus and the code.
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,35 +21,9 @@ COMPOSE = ROOT / "compose.yaml"
 PROMETHEUS = ROOT / "deploy" / "prometheus" / "prometheus.yml"
 
 
-def validate(path: Path) -> subprocess.CompletedProcess[str]:
-    if importlib.util.find_spec("check_jsonschema") is None:
-        message = "check-jsonschema is not installed: pip install -e '.[test]' (make test does)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
-    return subprocess.run(
-        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec", path],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
     return yaml.safe_load(COMPOSE.read_text())  # resolves the x-orgsync anchors and merges
-
-
-def test_compose_yaml_follows_the_compose_specification() -> None:
-    result = validate(COMPOSE)
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-def test_the_validator_rejects_a_file_that_breaks_the_specification(tmp_path: Path) -> None:
-    broken = tmp_path / "compose.yaml"
-    broken.write_text("services:\n  worker:\n    image: orgsync\n    depends_on: 5\n    scale: x\n")
-    result = validate(broken)
-    assert result.returncode != 0
 
 
 def test_every_dependency_names_a_service_and_every_volume_is_declared(
@@ -145,29 +115,3 @@ def test_no_default_credentials_and_no_anonymous_grafana() -> None:
         assert f"${{{variable}:?run make compose-env}}" in text  # compose refuses without it
     grafana = yaml.safe_load(text)["services"]["grafana"]["environment"]
     assert grafana["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
-
-
-def test_generate_env_writes_random_passwords_once_only_its_owner_can_read(
-    tmp_path: Path,
-) -> None:
-    env = tmp_path / ".env"
-    script = ROOT / "deploy" / "compose" / "generate-env"
-    subprocess.run(["sh", script, env], check=True, capture_output=True, timeout=60)
-    first = env.read_text()
-    values = dict(
-        line.split("=", 1) for line in first.splitlines() if line and not line.startswith("#")
-    )
-    assert set(values) == {
-        "ORGSYNC_POSTGRES_PASSWORD",
-        "ORGSYNC_RABBITMQ_USER",
-        "ORGSYNC_RABBITMQ_PASSWORD",
-        "GRAFANA_ADMIN_PASSWORD",
-    }
-    passwords = [v for k, v in values.items() if k.endswith("PASSWORD")]
-    assert len(set(passwords)) == 3 and all(len(p) >= 32 for p in passwords)
-    assert env.stat().st_mode & 0o077 == 0
-    other = tmp_path / "other.env"
-    subprocess.run(["sh", script, other], check=True, capture_output=True, timeout=60)
-    assert other.read_text() != first  # random, not fixed
-    subprocess.run(["sh", script, env], check=True, capture_output=True, timeout=60)
-    assert env.read_text() == first  # never overwritten

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 
 import dramatiq
 import pytest
@@ -14,6 +13,7 @@ from dramatiq.brokers.stub import StubBroker
 from orgsync.pipelines.aws_errors import classify
 from orgsync.pipelines.redaction import scrub_text
 from orgsync.services import logs
+from tests.support.waiting import wait_until
 
 REQUEST = {
     "request_id": "r-1",
@@ -51,10 +51,13 @@ def test_dramatiqs_failure_line_names_the_message_not_its_request(
     worker.start()
     err = ""
     try:  # dramatiq's own line, from its worker thread
-        deadline = time.monotonic() + 30
-        while "Failed to process" not in err and time.monotonic() < deadline:
-            time.sleep(0.05)
+
+        def failed() -> bool:
+            nonlocal err
             err += capsys.readouterr().err
+            return "Failed to process" in err
+
+        wait_until(failed, 30, "dramatiq's failure line")
     finally:
         worker.stop()
     assert "Failed to process" in err, err

@@ -1,134 +1,23 @@
 """The live checks of a registration, in the seed's order: AssumeRole, then the permissions.
 
-Fake `assume` callables and fake Organizations/IAM clients play each outcome; the last test runs
-the real stages against a simulated AWS and records the Organizations calls they make.
+Fake `assume` callables and fake Organizations/IAM clients (tests/support/live_checks.py) play
+each outcome; tests/integration/test_registration_live.py runs the real stages against a
+simulated AWS and records the Organizations calls they make.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
-import boto3
-import pytest
-from botocore.exceptions import ClientError
-
-from orgsync.pipelines import discovery, harvest
 from orgsync.pipelines.registration_checks import REQUIRED_ACTIONS, LiveCheck, check_live
-from orgsync.pipelines.request_rules import Credentials
-from orgsync.services.testing.moto_aws import SimulatedAws, SimulatedAwsControl
-from orgsync.services.testing.sample_org import OrgSpec, build_organization
-
-ROLE_ARN = "arn:aws:iam::123456789012:role/secret-path/OrgReader"
-ORG_ID = "o-abcdefghij"
-ROOT_ID = "r-ab12"
-SCP_WORDS = "service control policy"
-
-
-def creds(external_id: str | None = None) -> Credentials:
-    return Credentials(
-        org_role_arn=ROLE_ARN,
-        org_session_name="orgsync-check",
-        org_session_duration=3600,
-        member_role_name="OrgSyncMember",
-        member_session_name="orgsync-member",
-        member_session_duration=900,
-        external_id=external_id,
-    )
-
-
-def denied(operation: str) -> ClientError:
-    # AWS quotes the caller's ARN in a denial: the verdict must not repeat it
-    message = (
-        "User: arn:aws:sts::123456789012:assumed-role/secret-path/OrgReader/orgsync-check "
-        f"is not authorized to perform: {operation} on resource: {ROLE_ARN}"
-    )
-    return ClientError({"Error": {"Code": "AccessDenied", "Message": message}}, operation)
-
-
-class FakeOrganizations:
-    """Answers every read-only call, except the actions in `deny`, which are AccessDenied."""
-
-    def __init__(self, deny: set[str] = frozenset()) -> None:  # type: ignore[assignment]
-        self.deny = deny
-        self.calls: list[str] = []
-
-    def _answer(self, action: str, result: dict[str, Any]) -> dict[str, Any]:
-        self.calls.append(action)
-        if action in self.deny:
-            raise denied(action)
-        return result
-
-    def describe_organization(self) -> dict[str, Any]:
-        return self._answer("organizations:DescribeOrganization", {"Organization": {"Id": ORG_ID}})
-
-    def list_roots(self, **_: Any) -> dict[str, Any]:
-        return self._answer("organizations:ListRoots", {"Roots": [{"Id": ROOT_ID}]})
-
-    def list_accounts_for_parent(self, **_: Any) -> dict[str, Any]:
-        return self._answer("organizations:ListAccountsForParent", {"Accounts": []})
-
-    def list_organizational_units_for_parent(self, **_: Any) -> dict[str, Any]:
-        return self._answer(
-            "organizations:ListOrganizationalUnitsForParent", {"OrganizationalUnits": []}
-        )
-
-    def list_tags_for_resource(self, **_: Any) -> dict[str, Any]:
-        return self._answer("organizations:ListTagsForResource", {"Tags": []})
-
-
-class FakeIam:
-    """The policy simulator: denies `simulated_denials`, or cannot be called at all."""
-
-    def __init__(self, simulated_denials: set[str] = frozenset(), callable: bool = True) -> None:  # type: ignore[assignment]
-        self.simulated_denials = simulated_denials
-        self.callable = callable
-        self.asked: list[tuple[str, list[str]]] = []
-
-    def simulate_principal_policy(self, PolicySourceArn: str, ActionNames: list[str]) -> Any:
-        self.asked.append((PolicySourceArn, ActionNames))
-        if not self.callable:
-            raise denied("iam:SimulatePrincipalPolicy")
-        return {
-            "EvaluationResults": [
-                {
-                    "EvalActionName": action,
-                    "EvalDecision": "implicitDeny"
-                    if action in self.simulated_denials
-                    else "allowed",
-                }
-                for action in ActionNames
-            ]
-        }
-
-
-class Role:
-    def __init__(self, organizations: FakeOrganizations, iam: FakeIam) -> None:
-        self.organizations = organizations
-        self.iam = iam
-
-
-class FakeAssume:
-    """AssumeRole with the service's credentials; records whether the external id was sent."""
-
-    def __init__(
-        self,
-        role: Role | None = None,
-        *,
-        assumable: bool = True,
-        requires_external_id: bool = True,
-    ) -> None:
-        self.role = role or Role(FakeOrganizations(), FakeIam())
-        self.assumable = assumable
-        self.requires_external_id = requires_external_id
-        self.calls: list[bool] = []
-
-    def __call__(self, credentials: Credentials, use_external_id: bool) -> Role:
-        self.calls.append(use_external_id)
-        sent = credentials.external_id if use_external_id else None
-        if not self.assumable or (self.requires_external_id and credentials.external_id != sent):
-            raise denied("sts:AssumeRole")
-        return self.role
+from tests.support.live_checks import (
+    ORG_ID,
+    ROLE_ARN,
+    SCP_WORDS,
+    FakeAssume,
+    FakeIam,
+    FakeOrganizations,
+    Role,
+    creds,
+)
 
 
 def assert_no_credential_in(check: LiveCheck) -> None:
@@ -256,50 +145,3 @@ def test_the_simulator_is_asked_about_the_organization_role_and_exactly_the_requ
     check_live(FakeAssume(Role(FakeOrganizations(), iam)), creds())
 
     assert iam.asked == [(ROLE_ARN, list(REQUIRED_ACTIONS))]
-
-
-# --- the one list against the calls the stages really make ---------------------------------
-
-
-@pytest.fixture(scope="module")
-def simulated() -> Iterator[SimulatedAws]:
-    # moto keeps its state in module globals: start empty and leave nothing behind
-    with SimulatedAws() as aws:
-        SimulatedAwsControl(aws.endpoint_url).reset()
-        yield aws
-        SimulatedAwsControl(aws.endpoint_url).reset()
-
-
-def recording_client(endpoint_url: str, calls: list[str]) -> Any:
-    client = boto3.client(
-        "organizations",
-        endpoint_url=endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    client.meta.events.register(
-        "before-call.organizations",
-        lambda model, **_: calls.append(f"organizations:{model.name}"),
-    )
-    return client
-
-
-def test_the_required_actions_are_exactly_the_organizations_calls_the_stages_make(
-    simulated: SimulatedAws,
-) -> None:
-    org = build_organization(
-        simulated.endpoint_url, OrgSpec(accounts=3, depth=1, branching=1, suspended=0, excluded=0)
-    )
-    calls: list[str] = []
-    client = recording_client(simulated.endpoint_url, calls)
-
-    # registration's own calls, with a simulator that allows everything (so no probes)
-    check = check_live(FakeAssume(Role(client, FakeIam())), creds())
-    assert check.problems == [] and check.aws_org_id == org.org_id
-    seen = [account.account_id for batch in discovery.walk(client, ()) for account in batch]
-    assert set(seen) >= {a.id for a in org.accounts}
-    for account_id in seen:
-        harvest.fetch_tags(client, account_id)
-
-    assert sorted(set(calls)) == sorted(REQUIRED_ACTIONS)

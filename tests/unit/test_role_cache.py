@@ -11,12 +11,14 @@ import pytest
 from orgsync.pipelines.request_rules import Credentials
 from orgsync.services.adapters import aws as aws_module
 from orgsync.services.adapters.aws import AssumedRole, Aws
-from tests.integration.test_keys import creds
+from tests.support.keys import creds
 
 
 @pytest.fixture
 def cache(monkeypatch: pytest.MonkeyPatch) -> Aws:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    # no credentials in the environment: boto3 would ask the EC2 metadata service for them
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     aws = Aws()
     lifetime = {"seconds": 600.0}
 

@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 from orgsync.services.commands import cli
 from orgsync.services.settings import Settings
 from orgsync.services.web.app import create_app
-from tests.web.conftest import HOSTILE, TOKEN, add_account, add_failure, add_org, add_sync
+from tests.support.web import HOSTILE, TOKEN, add_account, add_failure, add_org, add_sync
 
 pytestmark = pytest.mark.integration
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

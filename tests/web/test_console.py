@@ -16,7 +16,7 @@ from starlette.testclient import TestClient
 from orgsync.services.settings import Settings
 from orgsync.services.web.app import create_app
 from orgsync.services.web.auth import Guard, hash_password
-from tests.web.conftest import (
+from tests.support.web import (
     HOSTILE,
     PASSWORD,
     add_account,

@@ -1,11 +1,11 @@
 """Bad input on every queue and from AWS: recorded with a reason, nothing half-written, and the
-worker goes on consuming.
+worker goes on consuming (the stages fed AWS answers that miss fields are in
+tests/unit/test_bad_input.py).
 
-The first test runs a real worker on real RabbitMQ and PostgreSQL (the simulated AWS behind
+The test runs a real worker on real RabbitMQ and PostgreSQL (the simulated AWS behind
 it): it publishes, with plain AMQP, bodies no actor can read and well-formed events that name
 organizations, syncs or accounts that do not exist, on all five queues; then it makes the
 simulated AWS answer without fields discovery needs, and runs a sync through the same worker.
-The others drive the stages directly with AWS answers that miss fields.
 """
 
 from __future__ import annotations
@@ -17,12 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pika
 import psycopg
 import pytest
 from moto.organizations.models import organizations_backends
 
-from orgsync.pipelines import discovery, harvest
 from orgsync.pipelines.events import (
     QUEUES,
     REGISTRATION_QUEUE,
@@ -42,10 +40,11 @@ from orgsync.services.testing.sample_org import (
     build_organization,
 )
 from orgsync.services.use_cases import syncs
-from tests.e2e.conftest import aws, simulated_aws, worker  # noqa: F401 (fixtures)
-from tests.e2e.test_pipeline import TIMEOUT, register_and_sync, request_for
+from tests.support.amqp import publish
+from tests.support.cli import TIMEOUT, register_and_sync, request_for
+from tests.support.waiting import wait_until
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.e2e
 Conn = psycopg.Connection[dict[str, Any]]
 ACTORS = {s.queue: s.actor for s in STAGES}
 NO_ACCOUNT = "000000000000"
@@ -94,19 +93,6 @@ def events_naming_nothing(org_id: str, sync_id: str) -> dict[str, Event]:
     return cases
 
 
-def publish(broker_url: str, queue: str, bodies: list[bytes]) -> None:
-    connection = pika.BlockingConnection(pika.URLParameters(broker_url))
-    try:
-        channel = connection.channel()
-        channel.confirm_delivery()
-        for body in bodies:
-            channel.basic_publish(
-                "", queue, body, pika.BasicProperties(delivery_mode=2), mandatory=True
-            )
-    finally:
-        connection.close()
-
-
 def rejected(conn: Conn) -> list[dict[str, Any]]:
     return conn.execute("SELECT queue_name, reason FROM rejected_messages ORDER BY id").fetchall()
 
@@ -120,17 +106,18 @@ def inventory(conn: Conn) -> dict[str, Any]:
 
 
 @pytest.fixture
-def emptied_after(aws: SimulatedAws) -> Iterator[SimulatedAws]:  # noqa: F811
+def emptied_after(aws: SimulatedAws) -> Iterator[SimulatedAws]:
     """moto's state is global to the process: leave no organization behind for other tests."""
     yield aws
     SimulatedAwsControl(aws.endpoint_url).reset()
 
 
 def test_bad_messages_on_every_queue_are_recorded_and_the_worker_keeps_consuming(
-    settings: Settings, house: House,
+    settings: Settings,
+    house: House,
     conn: Conn,
     emptied_after: SimulatedAws,
-    worker: Path,  # noqa: F811
+    worker: Path,
 ) -> None:
     org = build_organization(
         emptied_after.endpoint_url, OrgSpec(accounts=4, suspended=0, excluded=0)
@@ -160,7 +147,7 @@ def test_bad_messages_on_every_queue_are_recorded_and_the_worker_keeps_consuming
             rows = rejected(c)
         return rows if len(rows) >= expected else None
 
-    rows = syncs.wait_for(all_recorded, TIMEOUT, "not every bad message was recorded")
+    rows = wait_until(all_recorded, TIMEOUT, "every bad message recorded")
     conn.commit()
 
     assert len(rows) == expected  # each recorded once
@@ -218,94 +205,3 @@ def test_bad_messages_on_every_queue_are_recorded_and_the_worker_keeps_consuming
 
 
 # ---- AWS answers with missing fields, stage by stage ------------------------------------------
-
-
-class Organizations:
-    """Just the three list calls discovery makes, answering whatever the test wrote."""
-
-    def __init__(
-        self,
-        roots: list[dict[str, Any]],
-        accounts: dict[str, list[dict[str, Any]]],
-        ous: dict[str, list[dict[str, Any]]] | None = None,
-    ) -> None:
-        self.roots, self.accounts, self.ous = roots, accounts, ous or {}
-
-    def list_roots(self, **_: Any) -> dict[str, Any]:
-        return {"Roots": self.roots}
-
-    def list_accounts_for_parent(self, ParentId: str, **_: Any) -> dict[str, Any]:
-        return {"Accounts": self.accounts.get(ParentId, [])}
-
-    def list_organizational_units_for_parent(self, ParentId: str, **_: Any) -> dict[str, Any]:
-        return {"OrganizationalUnits": self.ous.get(ParentId, [])}
-
-
-def account(account_id: str, **fields: Any) -> dict[str, Any]:
-    return {"Id": account_id, "Name": f"n-{account_id}", "State": "ACTIVE", **fields}
-
-
-def test_accounts_and_ous_missing_fields_are_skipped_and_noted_and_the_walk_goes_on() -> None:
-    api = Organizations(
-        roots=[{"Id": "r-1", "Name": "Root"}],
-        accounts={
-            "r-1": [
-                account("111111111111"),
-                {"Id": "222222222222", "State": "ACTIVE"},  # no Name
-                {"Id": "333333333333", "Name": "no-state"},  # neither State nor Status
-                {"Name": "no-id", "State": "ACTIVE"},
-                account("444444444444", State=None, Status="ACTIVE"),  # Status alone is enough
-            ],
-            "ou-ok": [account("555555555555")],
-        },
-        ous={"r-1": [{"Id": "ou-ok", "Name": "Ok"}, {"Id": "ou-nameless"}]},
-    )
-    malformed: list[str] = []
-    seen = [a.account_id for batch in discovery.walk(api, (), malformed=malformed) for a in batch]
-
-    assert sorted(seen) == ["111111111111", "444444444444", "555555555555"]
-    assert malformed == [
-        "ListAccountsForParent(r-1) returned an account 222222222222 without Name",
-        "ListAccountsForParent(r-1) returned an account 333333333333 without State or Status",
-        "ListAccountsForParent(r-1) returned an account without Id",
-        "ListOrganizationalUnitsForParent(r-1) returned an OU ou-nameless without Name",
-    ]
-    assert discovery.malformed_error(malformed).startswith("MalformedAnswer: 4 skipped: ")
-
-
-def test_without_a_list_a_missing_field_stops_the_walk_with_its_reason() -> None:
-    api = Organizations(roots=[{"Id": "r-1"}], accounts={"r-1": [{"Id": "222222222222"}]})
-    with pytest.raises(discovery.MalformedAnswer, match="222222222222 without Name"):
-        list(discovery.walk(api, ()))
-
-
-def test_list_roots_answering_nothing_is_an_error_not_an_empty_organization() -> None:
-    # a complete walk that saw nothing would remove every account of the organization
-    with pytest.raises(discovery.MalformedAnswer, match="ListRoots returned no root"):
-        list(discovery.walk(Organizations(roots=[], accounts={}), (), malformed=[]))
-
-
-class Tags:
-    def __init__(self, tags: list[Any]) -> None:
-        self.tags = tags
-
-    def get_paginator(self, _: str) -> Tags:
-        return self
-
-    def paginate(self, **_: Any) -> list[dict[str, Any]]:
-        return [{"Tags": self.tags}]
-
-
-def test_a_tag_without_key_is_a_malformed_answer_and_a_missing_value_is_empty() -> None:
-    assert harvest.fetch_tags(Tags([{"Key": "env"}]), "111111111111") == {"env": ""}
-    assert harvest.fetch_tags(Tags([]), "111111111111") == {}
-    with pytest.raises(harvest.MalformedTags, match="without Key"):
-        harvest.fetch_tags(Tags([{"Value": "prod"}]), "111111111111")
-
-
-def test_a_list_tags_answer_without_tags_means_no_tags() -> None:
-    class NoTags(Tags):
-        def paginate(self, **_: Any) -> list[dict[str, Any]]:
-            return [{}]
-
-    assert harvest.fetch_tags(NoTags([]), "111111111111") == {}
