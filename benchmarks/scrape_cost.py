@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from orgsync.pipelines.events import QUEUES
 from orgsync.services.adapters import db
 from orgsync.services.adapters.broker import make_broker
+from orgsync.services.bootstrap import House
 from orgsync.services.processes import exporter
 from orgsync.services.settings import Settings
 
@@ -112,8 +113,8 @@ def main() -> int:
             for queue in QUEUES:
                 broker.declare_queue(queue, ensure=True)
             broker.close()
-        settings = Settings(database_url=database_url, broker_url=broker_url)
-        server, collector = exporter.make_server(settings, "127.0.0.1", 0)
+        house = House(Settings(database_url=database_url, broker_url=broker_url))
+        server, collector = exporter.make_server(house, "127.0.0.1", 0)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         url = f"http://127.0.0.1:{server.server_port}/metrics"
 
@@ -127,7 +128,7 @@ def main() -> int:
         with psycopg.connect(database_url, autocommit=True) as conn:
             query_ms = {query: explain_ms(conn, sql) for query, sql in exporter.QUERIES.items()}
         server.shutdown()
-        collector.close()
+        house.close()
 
         print(
             f"inventory: {args.orgs} organizations, {args.accounts} accounts, "

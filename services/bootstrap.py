@@ -68,9 +68,10 @@ class House:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _once(self, name: str, open_: Callable[[], T], close: Callable[[T], Any] | None) -> T:
+    def own(self, name: str, open_: Callable[[], T], close: Callable[[T], Any] | None) -> T:
         """The resource `name`, opened by the first thread that asks (a worker started while its
-        queues are full has all its threads asking at once)."""
+        queues are full has all its threads asking at once) and closed with the house; a process
+        keeps what only it uses here too (the exporter's sessions)."""
         with self._lock:
             if name not in self._opened:
                 value = open_()
@@ -92,7 +93,7 @@ class House:
 
     @property
     def pool(self) -> db.Pool:
-        return self._once(
+        return self.own(
             "pool",
             lambda: db.open_pool(self.settings.database_url, max_size=self.pool_size),
             ConnectionPool.close,
@@ -106,27 +107,27 @@ class House:
     def broker(self) -> dramatiq.Broker:
         if self._given_broker is not None:
             return self._given_broker
-        return self._once(
+        return self.own(
             "broker", lambda: make_broker(self.settings.broker_url), dramatiq.Broker.close
         )
 
     @property
     def keyring(self) -> ReloadingKeyring:
-        return self._once("keyring", lambda: ReloadingKeyring(self.settings), None)
+        return self.own("keyring", lambda: ReloadingKeyring(self.settings), None)
 
     @property
     def aws(self) -> Aws:
         def budget() -> Budget | None:
             if not self.settings.aws_budget:
                 return None
-            pool = self._once(
+            pool = self.own(
                 "budget_pool",
                 lambda: db.open_pool(self.settings.database_url, max_size=BUDGET_POOL),
                 ConnectionPool.close,
             )
             return Budget(pool, self.settings.aws_rates)
 
-        return self._once("aws", lambda: Aws(budget()), None)
+        return self.own("aws", lambda: Aws(budget()), None)
 
     # ---- publishing ----------------------------------------------------------------------------
 
@@ -155,14 +156,14 @@ class House:
             sweeper.start()
             return sweeper
 
-        return self._once("sweeper", start, Sweeper.stop)
+        return self.own("sweeper", start, Sweeper.stop)
 
     # ---- the stages ----------------------------------------------------------------------------
 
     def concurrently(self, call: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
         """`call` on every item, on the calling lane's AWS threads, in order."""
         lane = self.lane()
-        threads = self._once(
+        threads = self.own(
             f"aws-threads-{lane}",
             lambda: ThreadPoolExecutor(self.settings.aws_concurrency, f"aws-{lane}"),
             ThreadPoolExecutor.shutdown,
@@ -187,7 +188,7 @@ class House:
                 sqs_endpoint=self.aws.endpoint_url,
             )
 
-        return self._once("deps", make, None)
+        return self.own("deps", make, None)
 
     def start_feed(self) -> Feed:
         """The change-event pollers of every organization with a feed (`orgsync worker`'s
@@ -198,4 +199,4 @@ class House:
             feed.start()
             return feed
 
-        return self._once("feed", start, lambda feed: feed.stop.set())
+        return self.own("feed", start, lambda feed: feed.stop.set())

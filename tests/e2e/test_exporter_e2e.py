@@ -138,7 +138,7 @@ def test_metrics_follow_a_200_account_sync_from_queue_depth_to_account_gauges(
 ) -> None:
     settings, house = own_settings, own_house
     org = build_organization(aws.endpoint_url, OrgSpec(accounts=ACCOUNTS, suspended=0, excluded=0))
-    server, collector = exporter.make_server(settings, "127.0.0.1", 0)
+    server, _ = exporter.make_server(house, "127.0.0.1", 0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     metrics_url = f"http://127.0.0.1:{server.server_port}/metrics"
     workers = Workers(settings, aws, tmp_path)
@@ -221,7 +221,6 @@ def test_metrics_follow_a_200_account_sync_from_queue_depth_to_account_gauges(
         stop.set()
         workers.stop()
         server.shutdown()
-        collector.close()
 
     # one JSON line per event, with the ids, stage, outcome and duration an operator searches
     stage_lines = [line for line in workers.log_lines() if line.get("event") == "stage"]

@@ -22,6 +22,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from orgsync.services.bootstrap import House
 from orgsync.services.processes import exporter
 from orgsync.services.settings import Settings
 from tests.support.amqp import declare_queues
@@ -54,17 +55,19 @@ def healthz(base: str) -> tuple[int, dict[str, Any]]:
 
 
 def start(settings: Settings) -> tuple[str, Any]:
-    server, collector = exporter.make_server(settings, "127.0.0.1", 0)
+    """The exporter's URL, and its server and house (to shut down and close)."""
+    house = House(settings)
+    server, _ = exporter.make_server(house, "127.0.0.1", 0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    return f"http://127.0.0.1:{server.server_port}", (server, collector)
+    return f"http://127.0.0.1:{server.server_port}", (server, house)
 
 
 @pytest.fixture
 def exporter_url(settings: Settings, own_broker_url: str) -> Iterator[str]:
-    base, (server, collector) = start(dataclasses.replace(settings, broker_url=own_broker_url))
+    base, (server, house) = start(dataclasses.replace(settings, broker_url=own_broker_url))
     yield base
     server.shutdown()
-    collector.close()
+    house.close()
 
 
 def add_org(conn: psycopg.Connection[Any], org_id: str, nickname: str) -> str:
@@ -257,10 +260,10 @@ def proxied(settings: Settings, own_broker_url: str) -> Iterator[tuple[str, TcpP
         database_url=make_conninfo(settings.database_url, host="127.0.0.1", port=pg.port),
         broker_url=urlunsplit(amqp_url._replace(netloc=f"guest:guest@127.0.0.1:{amqp.port}")),
     )
-    base, (server, collector) = start(through)
+    base, (server, house) = start(through)
     yield base, pg, amqp
     server.shutdown()
-    collector.close()
+    house.close()
     pg.cut()
     amqp.cut()
 
@@ -325,14 +328,14 @@ def test_the_management_api_adds_messages_in_flight_and_delayed_ones_a_worker_ho
     api = ThreadingHTTPServer(("127.0.0.1", 0), ManagementApi)
     threading.Thread(target=api.serve_forever, daemon=True).start()
     management = f"http://guest:guest@127.0.0.1:{api.server_port}"
-    base, (server, collector) = start(
+    base, (server, house) = start(
         dataclasses.replace(settings, broker_url=own_broker_url, rabbitmq_management_url=management)
     )
     try:
         samples = scrape(base)
     finally:
         server.shutdown()
-        collector.close()
+        house.close()
         api.shutdown()
     queue = {"queue": "account-discovered"}
     assert sample(samples, "orgsync_queue_messages", **queue, kind="in_flight") == 4

@@ -19,6 +19,7 @@ import yaml
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import Metric
 
+from orgsync.services.bootstrap import House
 from orgsync.services.processes.exporter import Exporter
 from orgsync.services.processes.metrics import WorkerMetrics
 from orgsync.services.settings import Settings
@@ -62,7 +63,8 @@ def series_names(families: list[Metric]) -> set[str]:
 def exported() -> set[str]:
     registry = CollectorRegistry()
     WorkerMetrics.define(registry)
-    return series_names(Exporter(Settings()).describe()) | series_names(list(registry.collect()))
+    exported = Exporter(House(Settings())).describe()
+    return series_names(exported) | series_names(list(registry.collect()))
 
 
 def panels(node: dict[str, Any]) -> Iterator[dict[str, Any]]:

@@ -17,11 +17,11 @@ from prometheus_client.core import Metric
 
 from orgsync.services.adapters import db, queues
 from orgsync.services.adapters.broker import describe as describe_broker
+from orgsync.services.bootstrap import House
 from orgsync.services.logs import get_logger
 from orgsync.services.processes.exporter.broker import BROKER_ERRORS, Broker, add_queues
 from orgsync.services.processes.exporter.database import QUERIES, Database, Rows, add_database
 from orgsync.services.processes.exporter.families import FAMILIES, family
-from orgsync.services.settings import Settings
 
 log = get_logger("orgsync.exporter")
 
@@ -40,17 +40,17 @@ class ScrapeCost:
 class Exporter:
     """A prometheus_client collector; one scrape at a time, connections kept between them."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    def __init__(self, house: House) -> None:
+        self.settings = settings = house.settings
         self.lock = threading.Lock()
-        self.database = Database(settings.database_url)
-        self.broker = Broker(settings.broker_url)
+        # kept sessions, not pools: /healthz reports on exactly the connections a scrape uses
+        self.database = house.own(
+            "exporter-database", lambda: Database(settings.database_url), Database.close
+        )
+        self.broker = house.own(
+            "exporter-broker", lambda: Broker(settings.broker_url), Broker.close
+        )
         self.cost = ScrapeCost()
-
-    def close(self) -> None:
-        with self.lock:
-            self.database.close()
-            self.broker.close()
 
     def _query(self) -> Rows:
         def query() -> Rows:

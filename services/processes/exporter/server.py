@@ -9,6 +9,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from orgsync.services.bootstrap import House
 from orgsync.services.logs import get_logger
 from orgsync.services.processes.exporter.collector import Exporter
 from orgsync.services.processes.metrics import Response, prometheus_text, serve
@@ -17,9 +18,9 @@ from orgsync.services.settings import Settings
 log = get_logger("orgsync.exporter")
 
 
-def make_server(settings: Settings, host: str, port: int) -> tuple[Any, Exporter]:
-    """The HTTP server (not started) and its exporter."""
-    exporter = Exporter(settings)
+def make_server(house: House, host: str, port: int) -> tuple[Any, Exporter]:
+    """The HTTP server (not started) and its exporter, whose sessions `house` keeps."""
+    exporter = Exporter(house)
     registry = CollectorRegistry()
     registry.register(exporter)
 
@@ -36,13 +37,12 @@ def make_server(settings: Settings, host: str, port: int) -> tuple[Any, Exporter
 def run(settings: Settings, host: str, port: int, stop: threading.Event) -> None:
     # a passive declare of a queue no worker has declared yet is an answer, not a warning
     logging.getLogger("pika.channel").setLevel(logging.ERROR)
-    server, exporter = make_server(settings, host, port)
-    log.info("exporter", address=f"http://{host}:{server.server_port}/metrics")
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        stop.wait()
-    finally:
-        server.shutdown()
-        server.server_close()
-        exporter.close()
+    with House(settings) as house:
+        server, _ = make_server(house, host, port)
+        log.info("exporter", address=f"http://{host}:{server.server_port}/metrics")
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            stop.wait()
+        finally:
+            server.shutdown()
+            server.server_close()
