@@ -28,7 +28,7 @@ compose-env:
 
 ## test: lint, type checks, then unit, integration, end-to-end and browser tests, then the fault harness
 test: $(STAMP) prometheus lint typecheck chromium
-	$(BIN)/python -m pytest -m "not faults"
+	$(BIN)/python -m pytest -m "not faults" --durations=15
 	$(MAKE) test-faults
 
 ## test-faults: kill -9, RabbitMQ and PostgreSQL restarts, duplicates and throttling over a
