@@ -107,11 +107,11 @@ def read(
         return earlier
     if request is None:
         return reject_malformed(conn, request_id, raw, problems, digest)
-    asked = Asked(request, request_id, digest, existing=None)
-    if problem := _stored_problem(conn, keyring, asked):
-        return _reject(conn, asked, [problem])
     existing = load_organization(conn, keyring, request.org_id) if request.org_id else None
-    return Asked(request, request_id, digest, existing)
+    asked = Asked(request, request_id, digest, existing)
+    if problem := _stored_problem(conn, request, existing):
+        return _reject(conn, asked, [problem])
+    return asked
 
 
 def check(deps: Deps, asked: Asked) -> tuple[Asked, list[Problem], list[str]]:
@@ -127,8 +127,9 @@ def check(deps: Deps, asked: Asked) -> tuple[Asked, list[Problem], list[str]]:
     live_org = asked.live.aws_org_id
     if existing is None:
         with deps.connect() as conn:
-            if problem := _registered_already(conn, deps.keyring, live_org):
-                return asked, [problem], []
+            found = load_organization(conn, deps.keyring, live_org) if live_org else None
+        if problem := _registered_already(live_org, found):
+            return asked, [problem], []
     elif live_org not in (None, existing.org_id):
         belongs = f"the role belongs to organization {live_org}, not {existing.org_id}"
         return asked, [Problem("org_role_arn", belongs)], []
@@ -157,10 +158,10 @@ def write(conn: Conn, keyring: Keyring, asked: Asked) -> tuple[Verdict, list[str
         if (earlier := _earlier(conn, asked.request_id, asked.digest)) is not None:
             return earlier, []
         existing = load_organization(conn, keyring, org_id)
-        problem = _stored_problem(conn, keyring, asked) or (
-            _registered_already(conn, keyring, org_id) if asked.existing is None else None
-        )
-        if problem is None and asked.existing is not None and existing != asked.existing:
+        problem = _stored_problem(conn, request, existing)
+        if problem is None and asked.existing is None:
+            problem = _registered_already(org_id, existing)
+        elif problem is None and existing != asked.existing:
             problem = Problem("org_id", CHANGED_MEANWHILE)
         if problem is not None:
             return _reject(conn, asked, [problem]), []
@@ -208,18 +209,21 @@ def _earlier(conn: Conn, request_id: str, digest: str) -> Verdict | None:
     return earlier if same_request(conn, request_id, digest) else reused(conn, request_id, digest)
 
 
-def _stored_problem(conn: Conn, keyring: Keyring, asked: Asked) -> Problem | None:
-    """What PostgreSQL alone refuses: an update of an unknown organization, a nickname taken."""
-    request = asked.request
-    if request.org_id is not None and load_organization(conn, keyring, request.org_id) is None:
+def _stored_problem(
+    conn: Conn, request: RegistrationRequest, existing: Organization | None
+) -> Problem | None:
+    """What PostgreSQL alone refuses: an update of an unknown organization (`existing` is what
+    is stored under the request's org id), a nickname taken."""
+    if request.org_id is not None and existing is None:
         return Problem("org_id", f"no organization {request.org_id} is registered")
     if request.nickname is not None:
         return nicknames.problem(conn, request.nickname, request.org_id)
     return None
 
 
-def _registered_already(conn: Conn, keyring: Keyring, org_id: str | None) -> Problem | None:
-    if org_id is None or load_organization(conn, keyring, org_id) is None:
+def _registered_already(org_id: str | None, found: Organization | None) -> Problem | None:
+    """A new registration's organization (`found` stored under its id) is refused if known."""
+    if found is None:
         return None
     return Problem(
         "org_role_arn",
