@@ -130,20 +130,37 @@ _XML_CODE = re.compile(r"<Code>([^<]{1,128})</Code>")
 _XML_MESSAGE = re.compile(r"<Message>([^<]*)</Message>")
 
 
+DEFERRED = "BudgetDeferred"
+
+
+class Deferred(Exception):
+    """The organization's AWS rate budget has no slot for this call within the short wait a
+    thread may spend on it (services/adapters/budget/): the call was not sent, and its budget's
+    next free slot is `after_s` away. The work goes back with that delay and the thread serves
+    other work."""
+
+    def __init__(self, api: str, after_s: float) -> None:
+        super().__init__(f"{api}: the rate budget's next free slot is {after_s:.1f} s away")
+        self.after_s = after_s
+
+
 @dataclass(frozen=True)
 class ErrorClass:
     transient: bool
     code: str
     message: str
+    retry_after: float | None = None  # a deferred call: when its budget has a slot
 
     @property
     def throttling(self) -> bool:
-        return is_throttling(self.code) or self.code == "HTTP429"
+        return is_throttling(self.code) or self.code in ("HTTP429", DEFERRED)
 
 
 def classify(error: BaseException) -> ErrorClass:
     """Transient errors are worth retrying; anything unrecognised (``NoCredentialsError``, a bug)
     is permanent and keeps its class name as the code."""
+    if isinstance(error, Deferred):
+        return ErrorClass(True, DEFERRED, str(error), retry_after=error.after_s)
     if isinstance(error, ClientError):
         return _classify_client_error(error)
     transient = isinstance(error, _NETWORK_ERRORS)
@@ -181,6 +198,13 @@ def _one_line(text: str) -> str:
     if len(flat) > MAX_MESSAGE_CHARS:
         return flat[: MAX_MESSAGE_CHARS - 3] + "..."
     return flat
+
+
+def again_after(errors: list[ErrorClass], backoff: float) -> float:
+    """How long a page's accounts that go round again wait: until their budget's next free slot
+    when every one of them was deferred by it, else `backoff`."""
+    slots = [e.retry_after for e in errors if e.retry_after is not None]
+    return min(slots) if slots and len(slots) == len(errors) else backoff
 
 
 def backoff_seconds(

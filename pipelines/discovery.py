@@ -13,6 +13,7 @@ The names other modules and tests used from here before the split are importable
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -71,7 +72,8 @@ def discover(deps: Deps, event: OrgRegistered, *, may_retry: bool = False) -> St
         batches = walk(client, org.filters.limit_ou_ids, deps.sleep, malformed=malformed)
         for page in deps.read_ahead(regrouped(batches, PAGE_MAX)):
             with deps.connect() as conn:
-                ids = emit(conn, load_page(conn, org, event.sync_id, page, tally))
+                loaded = load_page(conn, org, event.sync_id, page, tally)
+                ids = emit(conn, [replace(e, lane=event.lane) for e in loaded])
             deps.relay(ids)
             sent += len(ids)
     except MalformedAnswer as failure:

@@ -16,10 +16,11 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, PaginationError
 
-from orgsync.pipelines.aws_errors import backoff_seconds, classify
+from orgsync.pipelines.aws_errors import Deferred, backoff_seconds, classify
 
 PAGE_SIZE = 20  # the most AWS Organizations returns in one page
 PAGE_ATTEMPTS = 6  # per page, each one after botocore's own retries
+DEFERRED_NAP_S = 1.0
 PAGE_BACKOFF_BASE = 1.0  # seconds; full jitter, doubling per attempt ...
 PAGE_BACKOFF_CAP = 20.0  # ... at most 1+2+4+8+16 s of waiting before a page gives up
 Sleep = Callable[[float], None]
@@ -73,15 +74,21 @@ def _next(token: str | None) -> dict[str, str]:
 def retried(call: Any, sleep: Sleep, **params: Any) -> dict[str, Any]:
     """One page, retried with backoff while AWS throttles or fails transiently. This comes on
     top of botocore's few quick retries, so that a busy organization does not send a
-    100,000-account walk back to the start over one page."""
-    for attempt in range(PAGE_ATTEMPTS):
+    100,000-account walk back to the start over one page. A call the rate budget deferred is
+    tried again at its slot, without counting: a walk is one message, so it keeps its thread
+    (waking at least every `DEFERRED_NAP_S`, one walk per organization and sync)."""
+    attempt = 0
+    while True:
         try:
             return dict(call(**params))
+        except Deferred as deferred:
+            sleep(min(deferred.after_s, DEFERRED_NAP_S))
+            continue
         except (ClientError, BotoCoreError) as error:
             if attempt + 1 == PAGE_ATTEMPTS or not classify(error).transient:
                 raise
             sleep(backoff_seconds(attempt, base=PAGE_BACKOFF_BASE, cap=PAGE_BACKOFF_CAP))
-    raise AssertionError("not reached")
+            attempt += 1
 
 
 class MalformedAnswer(ValueError):

@@ -22,6 +22,9 @@ from orgsync.pipelines import schemas
 REGISTRATION_QUEUE = "org-registration"
 REGISTRATION_ACTOR = "register_organization"
 PAGE_MAX = 50  # account ids per event: a couple of AWS discovery pages (20 accounts each)
+# Work someone waits on now (an organization's first sync, change events, retry-failed) travels
+# in the live lane: served before bulk re-sync pages, with a reserved share of the AWS budget.
+LIVE, BULK = "live", "bulk"
 
 ORG_ID = re.compile(r"o-[a-z0-9]{10,32}")  # what a nickname must not look like (nicknames.py)
 
@@ -37,6 +40,7 @@ class Event:
 
     org_id: str
     sync_id: str
+    lane: str = BULK
 
     @property
     def message_id(self) -> str:

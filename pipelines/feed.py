@@ -29,6 +29,7 @@ from orgsync.pipelines.change_events import ChangeEvent, Unusable, Work, read
 from orgsync.pipelines.discovery_load import load_page
 from orgsync.pipelines.discovery_walk import SeenAccount
 from orgsync.pipelines.events import (
+    LIVE,
     AccountPage,
     AccountsDiscovered,
     AccountsValidated,
@@ -126,7 +127,8 @@ def handle(deps: Deps, org: Organization, message_id: str, body: str) -> Handled
             return Handled("repeated", event_name=event.name)
         outcome, reason, events = _apply(conn, org, sync_id, event, reread)
         token = "ev-" + hashlib.sha256(f"{org.org_id}:{key}".encode()).hexdigest()[:20]
-        ids = emit(conn, [replace(e, redrive=token) for e in events if isinstance(e, AccountPage)])
+        pages = [replace(e, redrive=token, lane=LIVE) for e in events if isinstance(e, AccountPage)]
+        ids = emit(conn, pages)
         if outcome != "applied" or reason:
             conn.execute(SQL["set_change_event_outcome"], (outcome, reason, org.org_id, key))
         conn.execute(SQL["feed_event_counted"], {"time": event.time, "org": org.org_id})

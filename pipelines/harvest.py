@@ -17,7 +17,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 from psycopg.types.json import Jsonb
 
 from orgsync.pipelines.account_state import StageMark
-from orgsync.pipelines.aws_errors import ErrorClass, backoff_seconds, classify
+from orgsync.pipelines.aws_errors import (
+    Deferred,
+    ErrorClass,
+    again_after,
+    backoff_seconds,
+    classify,
+)
 from orgsync.pipelines.events import AccountsValidated, TagsHarvested
 from orgsync.pipelines.orgs import load_organization
 from orgsync.pipelines.outbox import emit
@@ -52,17 +58,19 @@ class Unread:
     transient: bool = False
     malformed: bool = False
     throttling: bool = False  # AWS asked for fewer calls: never a reason to give up
+    verdict: ErrorClass | None = None
 
 
 def try_tags(orgs: Any, account_id: str) -> dict[str, str] | Unread:
     try:
         return fetch_tags(orgs, account_id)
-    except (ClientError, BotoCoreError) as error:
-        verdict: ErrorClass = classify(error)
+    except (ClientError, BotoCoreError, Deferred) as error:
+        verdict = classify(error)
         return Unread(
             f"{verdict.code}: {verdict.message}",
             transient=verdict.transient,
             throttling=verdict.throttling,
+            verdict=verdict,
         )
     except MalformedTags as error:
         return Unread(str(error), malformed=True)
@@ -80,7 +88,7 @@ def harvest(deps: Deps, event: AccountsValidated) -> StageResult:
     due = list(found.due)
     answers = deps.concurrently(lambda account: try_tags(orgs, account), due)
     tags: dict[str, dict[str, str]] = {}
-    again: list[str] = []
+    again: dict[str, Unread] = {}
     unread: list[Unread] = []
     for account_id, answer in zip(due, answers, strict=True):
         if (
@@ -88,7 +96,7 @@ def harvest(deps: Deps, event: AccountsValidated) -> StageResult:
             and answer.transient
             and (event.attempt < MAX_ATTEMPTS or answer.throttling)
         ):
-            again.append(account_id)
+            again[account_id] = answer
             continue
         if isinstance(answer, Unread):
             unread.append(answer)
@@ -114,12 +122,14 @@ def harvest(deps: Deps, event: AccountsValidated) -> StageResult:
     )
 
 
-def retry_later(conn: Conn, event: AccountsValidated, account_ids: list[str]) -> list[str]:
-    """These accounts of the page try again, as a page of their own, after a jittered delay."""
-    if not account_ids:
+def retry_later(conn: Conn, event: AccountsValidated, again: dict[str, Unread]) -> list[str]:
+    """These accounts of the page try again, as a page of their own, after a jittered delay
+    (or at their rate budget's next free slot, when it deferred them)."""
+    if not again:
         return []
-    delay = backoff_seconds(event.attempt - 1, base=RETRY_BASE_SECONDS)
-    return emit(conn, [event.retried(account_ids)], delay_s=delay)
+    backoff = backoff_seconds(event.attempt - 1, base=RETRY_BASE_SECONDS)
+    delay = again_after([u.verdict for u in again.values() if u.verdict], backoff)
+    return emit(conn, [event.retried(list(again))], delay_s=delay)
 
 
 def store_tags(
@@ -141,5 +151,6 @@ def store_tags(
         sync_id=event.sync_id,
         account_ids=tuple(sorted(r["account_id"] for r in stored)),
         redrive=event.redrive,
+        lane=event.lane,
     )
     return emit(conn, [harvested])

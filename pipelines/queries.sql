@@ -325,7 +325,9 @@ WHERE greatest(c.started_at, c.walked_at, c.redriven_at,
       < now() - make_interval(secs => %(bound)s)
   AND (c.walked_at IS NULL OR EXISTS (
         SELECT 1 FROM accounts a WHERE a.sync_id = c.sync_id AND a.stage = ANY(%(stages)s)))
-  AND NOT EXISTS (SELECT 1 FROM outbox WHERE payload->>'sync_id' = c.sync_id::text)
+  -- a page in flight is RabbitMQ's to deliver; one waiting in the outbox will be published
+  AND NOT EXISTS (SELECT 1 FROM outbox
+                  WHERE payload->>'sync_id' = c.sync_id::text AND sent_at IS NULL)
 ORDER BY c.org_id
 
 -- name: waiting_accounts
@@ -337,7 +339,10 @@ GROUP BY stage ORDER BY stage
 UPDATE syncs SET redriven_at = now(), redrives = redrives + 1 WHERE sync_id = %s
 
 -- name: insert_outbox_event
--- deliver_at is kept with the row, so a delayed event relayed late still waits no longer
-INSERT INTO outbox (message_id, queue_name, actor_name, payload, deliver_at)
-VALUES (%s, %s, %s, %s, now() + make_interval(secs => %s))
-ON CONFLICT (message_id) DO NOTHING
+-- deliver_at is kept with the row, so a delayed event relayed late still waits no longer. A page
+-- waits (held) for its organization's share (services/adapters/relay.py). The same event again
+-- while its row is in flight (a stalled sync re-driven) is sent again; while it waits, nothing.
+INSERT INTO outbox (message_id, queue_name, actor_name, payload, deliver_at, org_id, lane, held)
+VALUES (%s, %s, %s, %s, now() + make_interval(secs => %s), %s, %s, true)
+ON CONFLICT (message_id) DO UPDATE SET held = true, sent_at = NULL, deliver_at = EXCLUDED.deliver_at
+WHERE outbox.sent_at IS NOT NULL

@@ -23,7 +23,7 @@ from psycopg.types.json import Jsonb
 
 from orgsync.pipelines import nicknames
 from orgsync.pipelines.credentials import Keyring
-from orgsync.pipelines.events import OrgRegistered
+from orgsync.pipelines.events import BULK, LIVE, OrgRegistered
 from orgsync.pipelines.idempotency import request_digest, same_request
 from orgsync.pipelines.orgs import Organization, load_organization, seal_credentials
 from orgsync.pipelines.outbox import emit
@@ -266,7 +266,9 @@ def start_sync(
 ) -> OrgRegistered:
     sync_id = str(uuid.uuid4())
     conn.execute(SQL["start_sync"], (sync_id, org_id, trigger, confirm_removals))
-    return OrgRegistered(org_id=org_id, sync_id=sync_id)
+    # an organization's first sync is awaited by whoever registered it; re-syncs are bulk work
+    lane = LIVE if trigger == "register" else BULK
+    return OrgRegistered(org_id=org_id, sync_id=sync_id, lane=lane)
 
 
 def store_organization(

@@ -16,8 +16,8 @@ from enum import StrEnum
 from typing import Any
 
 from orgsync.pipelines.account_state import AccountStatus, StageMark
-from orgsync.pipelines.aws_errors import ErrorClass, backoff_seconds, classify
-from orgsync.pipelines.events import AccountsDiscovered, AccountsValidated, paged
+from orgsync.pipelines.aws_errors import ErrorClass, again_after, backoff_seconds, classify
+from orgsync.pipelines.events import LIVE, AccountsDiscovered, AccountsValidated, paged
 from orgsync.pipelines.orgs import Organization, load_organization
 from orgsync.pipelines.outbox import emit
 from orgsync.pipelines.references import look_up
@@ -128,12 +128,12 @@ def validate(deps: Deps, event: AccountsDiscovered) -> StageResult:
     due = list(found.due)
     answers = deps.concurrently(lambda account: try_member_role(deps.sts, org, account), due)
     verdicts: dict[str, Validation] = {}
-    again: list[str] = []
+    again: dict[str, ErrorClass] = {}
     for account_id, answer in zip(due, answers, strict=True):
         if isinstance(answer, Validation):
             verdicts[account_id] = answer
         elif event.attempt < MAX_ATTEMPTS or answer.throttling:
-            again.append(account_id)
+            again[account_id] = answer
         else:
             verdicts[account_id] = gave_up(TransientAwsError(answer), event.attempt)
     with deps.connect() as conn:
@@ -154,11 +154,13 @@ def validate(deps: Deps, event: AccountsDiscovered) -> StageResult:
     )
 
 
-def retry_later(conn: Conn, event: AccountsDiscovered, account_ids: list[str]) -> list[str]:
-    """These accounts of the page try again, as a page of their own, after a jittered delay."""
-    if not account_ids:
+def retry_later(conn: Conn, event: AccountsDiscovered, again: dict[str, ErrorClass]) -> list[str]:
+    """These accounts of the page try again, as a page of their own, after a jittered delay
+    (or at their rate budget's next free slot, when it deferred them)."""
+    if not again:
         return []
-    return emit(conn, [event.retried(account_ids)], delay_s=retry_delay_ms(event.attempt) / 1000)
+    delay = again_after(list(again.values()), retry_delay_ms(event.attempt) / 1000)
+    return emit(conn, [event.retried(list(again))], delay_s=delay)
 
 
 def record(conn: Conn, event: AccountsDiscovered, verdicts: dict[str, Validation]) -> list[str]:
@@ -201,6 +203,7 @@ def record(conn: Conn, event: AccountsDiscovered, verdicts: dict[str, Validation
         sync_id=event.sync_id,
         account_ids=tuple(a for a in ids if a in stored),
         redrive=event.redrive,
+        lane=event.lane,
     )
     return emit(conn, [validated])
 
@@ -217,7 +220,7 @@ def redrive(
     for r in sorted(rows, key=lambda r: r["account_id"]):
         by_sync.setdefault((r["org_id"], r["sync_id"]), []).append(r["account_id"])
     return [
-        AccountsDiscovered(org_id=org, sync_id=sync, account_ids=page, redrive=token)
+        AccountsDiscovered(org_id=org, sync_id=sync, account_ids=page, redrive=token, lane=LIVE)
         for (org, sync), ids in sorted(by_sync.items())
         for page in paged(ids)
     ]
@@ -237,5 +240,5 @@ def redrive_dead_letter(
     if not due:
         return None
     return AccountsDiscovered(
-        org_id=dead.org_id, sync_id=dead.sync_id, account_ids=tuple(due), redrive=token
+        org_id=dead.org_id, sync_id=dead.sync_id, account_ids=tuple(due), redrive=token, lane=LIVE
     )

@@ -9,6 +9,7 @@ opened, newest first: feed pollers, the outbox sweeper, the AWS call threads, th
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -135,7 +136,7 @@ class House:
         """Publish outbox rows just committed. Never raises: what it cannot publish now, the
         outbox sweeper of a worker publishes once RabbitMQ is back."""
         try:
-            relay.relay(self.pool, self.broker, message_ids)
+            relay.relay(self.pool, self.broker, message_ids, self.settings.pages_in_flight)
         except Exception as error:
             log.warning("relay_deferred", events=len(message_ids), error=str(error)[:300])
 
@@ -143,16 +144,29 @@ class House:
         """Publish outbox rows just committed at a user's request: the user learns when RabbitMQ
         is away (the events wait in the outbox)."""
         try:
-            relay.relay(self.pool, self.broker, message_ids)
+            relay.relay(self.pool, self.broker, message_ids, self.settings.pages_in_flight)
         except dramatiq.errors.ConnectionError as error:
             raise ServiceUnavailable(
                 f"RabbitMQ is unreachable ({error}); the request is saved and a worker's outbox "
                 "sweeper publishes it once RabbitMQ is back"
             ) from error
 
+    def finish(self, message_id: str) -> None:
+        """A consumer is done with this message: its organization's next page may go. Never
+        raises: the sweeper releases what this could not."""
+        try:
+            relay.finish(self.pool, self.broker, message_id, self.settings.pages_in_flight)
+        except Exception as error:
+            log.warning("finish_deferred", message_id=message_id, error=str(error)[:300])
+
     def start_sweeper(self) -> Sweeper:
         def start() -> Sweeper:
-            sweeper = Sweeper(self.pool, self.broker, stuck_after=self.settings.stuck_after)
+            sweeper = Sweeper(
+                self.pool,
+                self.broker,
+                self.settings.pages_in_flight,
+                stuck_after=self.settings.stuck_after,
+            )
             sweeper.start()
             return sweeper
 
@@ -161,14 +175,16 @@ class House:
     # ---- the stages ----------------------------------------------------------------------------
 
     def concurrently(self, call: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
-        """`call` on every item, on the calling lane's AWS threads, in order."""
+        """`call` on every item, on the calling lane's AWS threads, in order; each call sees the
+        caller's context (the rate budget's lane)."""
         lane = self.lane()
         threads = self.own(
             f"aws-threads-{lane}",
             lambda: ThreadPoolExecutor(self.settings.aws_concurrency, f"aws-{lane}"),
             ThreadPoolExecutor.shutdown,
         )
-        return list(threads.map(call, items))
+        calls = [threads.submit(contextvars.copy_context().run, call, item) for item in items]
+        return [done.result() for done in calls]
 
     def deps(self) -> Deps:
         """What the stage functions need, on this house's resources."""

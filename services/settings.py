@@ -25,6 +25,10 @@ DEFAULT_AWS_CONCURRENCY = 16
 # `*` is every API not named. AWS publishes no rates for Organizations: the budget finds them
 # between these bounds, starting at the ceiling and halving nothing below the floor.
 DEFAULT_AWS_RATES: dict[str, tuple[float, float]] = {"*": (1.0, 50.0), "AssumeRole": (1.0, 100.0)}
+# pages of one organization per queue and lane published and not yet finished: the rest wait in
+# the outbox for their turn (services/adapters/relay.py). 8 pages of 50 accounts keep 2 worker
+# processes' AWS threads busy for one organization alone.
+DEFAULT_PAGES_IN_FLIGHT = 8
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smh]?)", re.ASCII)
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600}
@@ -61,6 +65,7 @@ class Settings:
     worker_metrics_port: int = 9191  # 0: no worker metrics
     worker_metrics_dir: Path = DEFAULT_WORKER_METRICS_DIR
     aws_concurrency: int = DEFAULT_AWS_CONCURRENCY
+    pages_in_flight: int = DEFAULT_PAGES_IN_FLIGHT
     removal_limit: float = 0.20  # share of an organization's accounts one walk may remove
     removal_min: int = 10  # accounts one walk may always remove
     aws_budget: bool = True  # False: each process calls AWS as fast as botocore lets it
@@ -118,6 +123,9 @@ class Settings:
             ),
             aws_concurrency=_count(
                 get("ORGSYNC_AWS_CONCURRENCY"), "ORGSYNC_AWS_CONCURRENCY", DEFAULT_AWS_CONCURRENCY
+            ),
+            pages_in_flight=_count(
+                get("ORGSYNC_PAGES_IN_FLIGHT"), "ORGSYNC_PAGES_IN_FLIGHT", DEFAULT_PAGES_IN_FLIGHT
             ),
             removal_limit=_percent(get("ORGSYNC_REMOVAL_LIMIT"), "ORGSYNC_REMOVAL_LIMIT", 20),
             removal_min=_count(

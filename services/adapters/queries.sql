@@ -23,21 +23,58 @@ SELECT version FROM schema_migrations
 INSERT INTO schema_migrations (version) VALUES (%s)
 
 -- name: claim_outbox_messages
--- SKIP LOCKED: two relays never claim the same row; delay_ms is what is left of deliver_at
+-- SKIP LOCKED: two relays never claim the same row; delay_ms is what is left of deliver_at; a
+-- held row waits for its organization's share (release_share)
 SELECT id, message_id, queue_name, actor_name, payload,
        greatest(0, extract(epoch FROM deliver_at - now()) * 1000)::bigint AS delay_ms
 FROM outbox
-WHERE message_id = ANY(%s) ORDER BY id FOR UPDATE SKIP LOCKED
+WHERE message_id = ANY(%s) AND NOT held AND sent_at IS NULL ORDER BY id FOR UPDATE SKIP LOCKED
 
 -- name: claim_stale_outbox_messages
 -- rows nobody relayed: their writer died between its commit and its relay
 SELECT id, message_id, queue_name, actor_name, payload,
        greatest(0, extract(epoch FROM deliver_at - now()) * 1000)::bigint AS delay_ms
 FROM outbox
-WHERE created_at < now() - make_interval(secs => %s) ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED
+WHERE created_at < now() - make_interval(secs => %s) AND NOT held AND sent_at IS NULL
+ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED
 
--- name: delete_outbox_messages
-DELETE FROM outbox WHERE id = ANY(%s)
+-- name: mark_outbox_sent
+-- published: a page stays, in flight, until its consumer finishes it (finish_outbox_message)
+WITH gone AS (DELETE FROM outbox WHERE id = ANY(%(ids)s) AND org_id IS NULL)
+UPDATE outbox SET sent_at = now() WHERE id = ANY(%(ids)s) AND org_id IS NOT NULL
+
+-- name: outbox_shares
+-- the (organization, queue, lane) of these rows, or of every row that waits for its share
+SELECT DISTINCT org_id, queue_name, lane FROM outbox
+WHERE org_id IS NOT NULL AND (message_id = ANY(%(ids)s) OR (%(every)s AND held))
+ORDER BY org_id, queue_name, lane
+
+-- name: lock_share
+-- held to the end of the transaction: one relay at a time counts and releases a share
+SELECT pg_advisory_xact_lock(hashtextextended(%s || '/' || %s || '/' || %s, 25))
+
+-- name: release_share
+-- the oldest held pages of one share become ready while fewer than `cap` of its pages are
+-- ready or in flight (a page in flight longer than `expiry` seconds no longer counts)
+UPDATE outbox SET held = false WHERE id IN (
+    SELECT id FROM outbox
+    WHERE held AND org_id = %(org)s AND queue_name = %(queue)s AND lane = %(lane)s
+    ORDER BY id
+    LIMIT greatest(0, %(cap)s - (
+        SELECT count(*) FROM outbox
+        WHERE NOT held AND org_id = %(org)s AND queue_name = %(queue)s AND lane = %(lane)s
+          AND (sent_at IS NULL OR sent_at > now() - make_interval(secs => %(expiry)s)))))
+RETURNING message_id
+
+-- name: finish_outbox_message
+-- its consumer is done with it: its share has room for the next
+DELETE FROM outbox WHERE message_id = %s AND sent_at IS NOT NULL
+RETURNING org_id, queue_name, lane
+
+-- name: forget_expired_outbox_messages
+-- in flight for longer than RabbitMQ's own consumer timeout: lost with a dead-lettered or
+-- purged message; the stalled-sync sweeper re-drives what it leaves behind
+DELETE FROM outbox WHERE sent_at < now() - make_interval(secs => %s)
 
 -- name: sealed_credentials
 -- composed with psycopg.sql for each sealed table and its key column (keys.SEALED_COLUMNS);

@@ -15,6 +15,7 @@ StubBroker.
 
 from __future__ import annotations
 
+import contextvars
 import os
 import queue
 import threading
@@ -26,9 +27,10 @@ import dramatiq
 from dramatiq.middleware import CurrentMessage
 
 from orgsync.pipelines import badges, discovery, harvest, registration, validation
-from orgsync.pipelines.events import REGISTRATION_ACTOR, STAGE_BY_NAME
-from orgsync.pipelines.stage import Outcome, StageResult
+from orgsync.pipelines.events import LIVE, REGISTRATION_ACTOR, STAGE_BY_NAME, Event
+from orgsync.pipelines.stage import Deps, Outcome, StageResult
 from orgsync.services.adapters.broker import make_broker
+from orgsync.services.adapters.budget import current_lane, lane
 from orgsync.services.bootstrap import WORKER_POOL, House
 from orgsync.services.logs import get_logger
 from orgsync.services.processes import metrics
@@ -44,9 +46,10 @@ T = TypeVar("T")
 
 
 def current_stage() -> str:
-    """The actor of the message this thread runs: each stage has AWS call threads of its own."""
+    """The AWS call threads of the message this thread runs: each stage, and each lane of it,
+    has threads of its own, so a live page's calls never queue behind a re-sync's."""
     message = CurrentMessage.get_current_message()
-    return message.actor_name if message else ""
+    return f"{message.actor_name}-{current_lane()}" if message else ""
 
 
 def attempt() -> int:
@@ -64,7 +67,7 @@ def build(
     house = House(
         settings, broker, pool_size=WORKER_POOL, lane=current_stage, read_ahead=prefetched
     )
-    messages = StageMessages(recorder(house.connect))
+    messages = StageMessages(recorder(house.connect), house.finish, MAX_RETRIES)
 
     class OpenResources(dramatiq.Middleware):
         """The house opens after the fork, in each worker process, and closes with it."""
@@ -90,21 +93,27 @@ def build(
         if result.outcome is Outcome.RETRY:
             raise dramatiq.Retry(result.reason or "transient failure")
 
+    def serve(stage: Callable[[Deps, Any], StageResult]) -> None:
+        """Run `stage` on this message's event, its AWS calls in the event's lane."""
+        event = messages.event()
+        with lane(event.lane if isinstance(event, Event) else LIVE):
+            settle(stage(house.deps(), event))
+
     def register_organization(*args: Any, **kwargs: Any) -> None:
-        settle(registration.register(house.deps(), messages.event()))
+        serve(registration.register)
 
     def discover_accounts(*args: Any, **kwargs: Any) -> None:
         may_retry = attempt() <= MAX_RETRIES
-        settle(discovery.discover(house.deps(), messages.event(), may_retry=may_retry))
+        serve(lambda deps, event: discovery.discover(deps, event, may_retry=may_retry))
 
     def validate_account(*args: Any, **kwargs: Any) -> None:
-        settle(validation.validate(house.deps(), messages.event()))
+        serve(validation.validate)
 
     def harvest_tags(*args: Any, **kwargs: Any) -> None:
-        settle(harvest.harvest(house.deps(), messages.event()))
+        serve(harvest.harvest)
 
     def reconcile_badges(*args: Any, **kwargs: Any) -> None:
-        settle(badges.reconcile(house.deps(), messages.event()))
+        serve(badges.reconcile)
 
     # Within a worker, later stages run first (dramatiq: a lower priority sooner): accounts
     # already in flight reach their badges before new ones start, so a tag change shows up
@@ -156,7 +165,11 @@ def prefetched(pages: Iterator[T], ahead: int = 4) -> Iterator[T]:
             return
         put((True, None))
 
-    threading.Thread(target=produce, name="discovery-prefetch", daemon=True).start()
+    # in the walk's lane: its calls wait for the budget as the stage's own would
+    context = contextvars.copy_context()
+    threading.Thread(
+        target=context.run, args=(produce,), name="discovery-prefetch", daemon=True
+    ).start()
     try:
         while True:
             last, item = buffer.get()

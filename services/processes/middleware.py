@@ -6,7 +6,9 @@ never dead-lettered). After the actor, what its stage function reported to be re
 event naming what does not exist, an AWS answer that could not be read) is recorded the same
 way, and one log line says what happened to the message: ids, stage, outcome, counts and
 duration. A registration message is decoded into a `RegistrationMessage`: a body that carries
-no request becomes a request with the reason, which the stage records as its verdict.
+no request becomes a request with the reason, which the stage records as its verdict. A page
+that will not be delivered again (done, skipped, rejected, or failed for the last time) is
+finished: its outbox row goes and its organization's next page is sent (adapters/relay.py).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from orgsync.services.logs import get_logger
 log = get_logger("orgsync.worker")
 
 Record = Callable[[str, str, str, object], None]  # queue, message id, reason, body
+Finish = Callable[[str], None]  # message id
 
 SQL = load("orgsync.services.processes")
 
@@ -58,8 +61,10 @@ SINGLE_ARGUMENT = "the request must be the message's single argument"
 
 
 class StageMessages(dramatiq.Middleware):
-    def __init__(self, record: Record) -> None:
+    def __init__(self, record: Record, finish: Finish, max_retries: int) -> None:
         self.record = record
+        self.finish = finish
+        self.max_retries = max_retries
         self.local = threading.local()
 
     def event(self) -> Any:
@@ -126,6 +131,10 @@ class StageMessages(dramatiq.Middleware):
             **fields,
         }
         log.info("stage", **line)
+        # dramatiq's Retries runs after this and delivers a failed message again, up to its limit
+        retried = exception is not None and message.options.get("retries", 0) < self.max_retries
+        if stage.event is not None and not retried:
+            self.finish(message.message_id)
         if result and result.rejections:
             log.warning(
                 "message_rejected",

@@ -130,5 +130,5 @@ def test_every_problem_of_a_payload_is_named_at_once_in_the_schemas_order() -> N
 
     assert str(error.value) == (
         "unknown field 'extra'; missing field 'org_id'; sync_id must be a UUID;"
-        " account_ids must not repeat an account; attempt must be 1 to 100"
+        " account_ids must not repeat an account; attempt must be 1 to 100000"
     )

@@ -11,6 +11,7 @@ the next free slot and sleeps until then, instead of being sent to be throttled.
   turn a throttled answer into a lower rate and a wait.
 """
 
+from orgsync.services.adapters.budget.hooks import current_lane, lane
 from orgsync.services.adapters.budget.store import SERVICE_SCOPE, Budget
 
-__all__ = ["SERVICE_SCOPE", "Budget"]
+__all__ = ["SERVICE_SCOPE", "Budget", "current_lane", "lane"]

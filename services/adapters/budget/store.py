@@ -117,6 +117,12 @@ class Budget:
             ticket, at = lease.tokens.popleft()
         return ticket, max(0.0, at - now)
 
+    def give_back(self, scope: str, api: str, ticket: int, wait: float) -> None:
+        """A token `acquire` gave out whose call will not be sent now: the next call takes it."""
+        lease = self._lease(scope, api)
+        with lease.lock:
+            lease.tokens.appendleft((ticket, self.clock() + wait))
+
     def throttled(self, scope: str, api: str, ticket: int) -> Bucket:
         """AWS throttled call `ticket`: the rate goes down for everyone, and this process's
         leased tokens, given out at the old rate, are dropped, not given back: AWS's bucket is
