@@ -29,6 +29,15 @@ DEFAULT_AWS_RATES: dict[str, tuple[float, float]] = {"*": (1.0, 50.0), "AssumeRo
 # the outbox for their turn (services/adapters/relay.py). 8 pages of 50 accounts keep 2 worker
 # processes' AWS threads busy for one organization alone.
 DEFAULT_PAGES_IN_FLIGHT = 8
+# `orgsync worker` after SIGTERM: it stops taking messages at once, and within this long every
+# process has handed back what it has not finished and exited (services/processes/grace.py);
+# Kubernetes' default terminationGracePeriodSeconds
+DEFAULT_WORKER_GRACE = 30.0
+WORKER_GRACE_BOUNDS = (5.0, 3600.0)
+# /healthz: a worker process whose threads finished nothing for this long while messages
+# waited for them is stalled (services/processes/health.py)
+DEFAULT_WORKER_STALL_AFTER = 300.0
+WORKER_STALL_AFTER_BOUNDS = (10.0, 86400.0)
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smh]?)", re.ASCII)
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600}
@@ -64,6 +73,8 @@ class Settings:
     worker_metrics_host: str = "127.0.0.1"
     worker_metrics_port: int = 9191  # 0: no worker metrics
     worker_metrics_dir: Path = DEFAULT_WORKER_METRICS_DIR
+    worker_grace: float = DEFAULT_WORKER_GRACE
+    worker_stall_after: float = DEFAULT_WORKER_STALL_AFTER
     aws_concurrency: int = DEFAULT_AWS_CONCURRENCY
     pages_in_flight: int = DEFAULT_PAGES_IN_FLIGHT
     removal_limit: float = 0.20  # share of an organization's accounts one walk may remove
@@ -121,6 +132,18 @@ class Settings:
             worker_metrics_dir=Path(
                 get("ORGSYNC_WORKER_METRICS_DIR") or DEFAULT_WORKER_METRICS_DIR
             ),
+            worker_grace=_bounded_duration(
+                get("ORGSYNC_WORKER_GRACE"),
+                "ORGSYNC_WORKER_GRACE",
+                DEFAULT_WORKER_GRACE,
+                WORKER_GRACE_BOUNDS,
+            ),
+            worker_stall_after=_bounded_duration(
+                get("ORGSYNC_WORKER_STALL_AFTER"),
+                "ORGSYNC_WORKER_STALL_AFTER",
+                DEFAULT_WORKER_STALL_AFTER,
+                WORKER_STALL_AFTER_BOUNDS,
+            ),
             aws_concurrency=_count(
                 get("ORGSYNC_AWS_CONCURRENCY"), "ORGSYNC_AWS_CONCURRENCY", DEFAULT_AWS_CONCURRENCY
             ),
@@ -144,6 +167,23 @@ class Settings:
             web_trusted_proxies=get("ORGSYNC_WEB_TRUSTED_PROXIES") or "127.0.0.1",
             api_token=get("ORGSYNC_API_TOKEN"),
         )
+
+
+def _bounded_duration(
+    text: str | None, name: str, default: float, bounds: tuple[float, float]
+) -> float:
+    """A duration (`parse_duration`'s forms: digits only, so never infinite or NaN) within
+    `bounds`, in seconds."""
+    if text is None:
+        return default
+    least, most = bounds
+    seconds = parse_duration(text, name)
+    if not least <= seconds <= most:
+        raise SettingsError(
+            f"{name}={text[:40]!r}: expected a duration from {least:g} s to {most:g} s,"
+            " such as 30, 45s, 5m"
+        )
+    return seconds
 
 
 def _percent(text: str | None, name: str, default: int) -> float:
