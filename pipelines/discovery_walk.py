@@ -5,13 +5,20 @@ the stack of OUs still to visit, never the organization; `below` is the same des
 parents (the change-event feed re-reads one OU with it). A page is retried with backoff while
 AWS throttles or fails transiently; an answer without a field the walk needs raises
 MalformedAnswer, or is noted and skipped so the caller marks the walk incomplete.
+
+A walk is one message that lasts minutes, so it does not keep its process from stopping: once
+`WALKS.stopping` is set (the worker's SIGTERM, services/processes/grace.py) it raises `Stopping`
+at its next page or nap, and the worker hands its message back to RabbitMQ undone; delivered
+again, the walk starts over (every stage is idempotent). `WALKS.pages` counts the pages read,
+which the worker's health takes for progress (a walk finishes no message for minutes).
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Collection, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, PaginationError
@@ -24,6 +31,36 @@ DEFERRED_NAP_S = 1.0
 PAGE_BACKOFF_BASE = 1.0  # seconds; full jitter, doubling per attempt ...
 PAGE_BACKOFF_CAP = 20.0  # ... at most 1+2+4+8+16 s of waiting before a page gives up
 Sleep = Callable[[float], None]
+
+
+class Stopping(Exception):
+    """The process is stopping: the walk gave up, and its message is to be delivered again."""
+
+
+@dataclass
+class Walks:
+    """What a process tells its walks (stop) and learns from them (pages read)."""
+
+    stopping: threading.Event = field(default_factory=threading.Event)
+    pages: int = 0
+
+    def next_page(self) -> None:
+        if self.stopping.is_set():
+            raise Stopping("the worker is stopping: the walk hands its message back")
+
+    def page_read(self) -> None:
+        self.pages += 1  # an increment lost to a race only delays a health report
+
+    def nap(self, sleep: Sleep, seconds: float) -> None:
+        """`sleep`, cut short when the process stops (time.sleep itself cannot be woken)."""
+        if sleep is time.sleep:
+            self.stopping.wait(seconds)
+        else:
+            sleep(seconds)
+        self.next_page()
+
+
+WALKS = Walks()  # one per process
 
 
 @dataclass(frozen=True)
@@ -58,7 +95,9 @@ def aws_pages(
     call = getattr(client, operation)
     token: str | None = None
     while True:
+        WALKS.next_page()
         page = retried(call, sleep, **params, MaxResults=PAGE_SIZE, **_next(token))
+        WALKS.page_read()
         yield page.get(key, [])
         previous, token = token, page.get("NextToken")
         if not token:
@@ -76,18 +115,19 @@ def retried(call: Any, sleep: Sleep, **params: Any) -> dict[str, Any]:
     top of botocore's few quick retries, so that a busy organization does not send a
     100,000-account walk back to the start over one page. A call the rate budget deferred is
     tried again at its slot, without counting: a walk is one message, so it keeps its thread
-    (waking at least every `DEFERRED_NAP_S`, one walk per organization and sync)."""
+    (waking at least every `DEFERRED_NAP_S`, one walk per organization and sync). Every nap
+    ends at once, raising `Stopping`, when the process stops."""
     attempt = 0
     while True:
         try:
             return dict(call(**params))
         except Deferred as deferred:
-            sleep(min(deferred.after_s, DEFERRED_NAP_S))
+            WALKS.nap(sleep, min(deferred.after_s, DEFERRED_NAP_S))
             continue
         except (ClientError, BotoCoreError) as error:
             if attempt + 1 == PAGE_ATTEMPTS or not classify(error).transient:
                 raise
-            sleep(backoff_seconds(attempt, base=PAGE_BACKOFF_BASE, cap=PAGE_BACKOFF_CAP))
+            WALKS.nap(sleep, backoff_seconds(attempt, base=PAGE_BACKOFF_BASE, cap=PAGE_BACKOFF_CAP))
             attempt += 1
 
 
