@@ -86,7 +86,7 @@ def build(
     # before Retries: dramatiq runs after_* hooks in reverse, so it sees what Retries decided
     broker.add_middleware(metrics.StageMetrics(settings), before=dramatiq.middleware.Retries)
     broker.add_middleware(messages)
-    broker.add_middleware(Watchdog(health_directory))
+    broker.add_middleware(Watchdog(health_directory, stall_after=settings.worker_stall_after))
 
     def settle(result: StageResult) -> None:
         messages.report(result)
