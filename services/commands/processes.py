@@ -13,6 +13,7 @@ from orgsync.pipelines.events import STAGES
 from orgsync.services.adapters import keys, queues
 from orgsync.services.commands.context import Command, Context, duration
 from orgsync.services.errors import UserError
+from orgsync.services.processes.grace import shutdown_timeout_ms
 
 FEED_STAGE = "events"  # not a RabbitMQ queue: the organizations' SQS change-event queues
 
@@ -50,6 +51,9 @@ def cmd_worker(ctx: Context, args: argparse.Namespace) -> int:
         str(args.processes),
         "--threads",
         str(args.threads),
+        # each process exits within ORGSYNC_WORKER_GRACE of SIGTERM on its own (processes/grace.py)
+        "--worker-shutdown-timeout",
+        str(shutdown_timeout_ms(ctx.settings.worker_grace)),
         "--queues",
         *(table[s] for s in queue_stages),
     ]
@@ -113,7 +117,11 @@ def cmd_web(ctx: Context, args: argparse.Namespace) -> int:
 
 def add(command: Command) -> None:
     names = ",".join([*stage_queues(), FEED_STAGE])
-    p = command("worker", cmd_worker, "run the stage workers (RabbitMQ consumers)")
+    p = command(
+        "worker",
+        cmd_worker,
+        "run the stage workers (RabbitMQ consumers); SIGTERM: stopped within ORGSYNC_WORKER_GRACE",
+    )
     p.add_argument("--stages", help=f"comma-separated subset of {names} (default all)")
     p.add_argument("--processes", type=int, default=1, help="worker processes (default 1)")
     p.add_argument("--threads", type=int, default=8, help="threads per process (default 8)")

@@ -7,9 +7,11 @@ import dramatiq
 
 from orgsync.services.logs import configure as configure_logging
 from orgsync.services.processes.actors import build
+from orgsync.services.processes.grace import Grace
 from orgsync.services.settings import Settings
 
 SETTINGS = Settings.from_env()
 configure_logging(SETTINGS.log_level, SETTINGS.log_format)
 broker = build(SETTINGS, feed=True)
+broker.add_middleware(Grace(SETTINGS.worker_grace))  # last, as in services.worker
 dramatiq.set_broker(broker)
