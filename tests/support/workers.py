@@ -31,7 +31,7 @@ def worker_env(settings: Settings, endpoint_url: str) -> dict[str, str]:
 @contextmanager
 def running_worker(
     settings: Settings, endpoint_url: str, log: Path, threads: int = 8, **env: str
-) -> Iterator[None]:
+) -> Iterator[subprocess.Popen[bytes]]:
     """`orgsync worker` with every stage, in a subprocess logging to `log`, for the block."""
     command = ["worker", "--processes", "1", "--threads", str(threads)]
     with log.open("w") as out:
@@ -42,7 +42,7 @@ def running_worker(
             stderr=subprocess.STDOUT,
         )
     try:
-        yield
+        yield process
     finally:
         process.terminate()
         try:
