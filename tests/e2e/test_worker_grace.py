@@ -122,3 +122,43 @@ def test_a_worker_given_sigterm_mid_walk_exits_within_its_grace_and_the_sync_sti
     assert orgsync(settings, aws, "failed", "--org", "grace", "--json") == []
     queues = orgsync(settings, aws, "queues", "--json")
     assert sum(q["dead_lettered"] for q in queues) == 0
+
+
+def test_a_worker_whose_walk_hangs_in_an_aws_call_is_cut_short_at_the_deadline_and_loses_nothing(
+    settings: Settings, house: House, aws: SimulatedAws, tmp_path: Path
+) -> None:
+    org = build_organization(
+        aws.endpoint_url, OrgSpec(accounts=6, depth=1, branching=2, suspended=0, excluded=0)
+    )
+    with running_worker(settings, aws.endpoint_url, tmp_path / "first.log", threads=2):
+        org_id = register_and_sync(settings, request_for(org, "hung"))
+    aws.faults.reset_counts()
+    aws.faults.update(latency_ms=25_000)  # every answer comes after 25 s: past any grace
+
+    hung = tmp_path / "hung.log"
+    grace_s = 5
+    env = {"ORGSYNC_WORKER_GRACE": str(grace_s)}
+    with running_worker(settings, aws.endpoint_url, hung, threads=2, **env) as worker:
+        sync_id = syncs.sync(house, org_id)
+        wait_until(lambda: aws.faults.counts()["operations"], 60, "the walk's first AWS call")
+        sent = time.monotonic()
+        worker.send_signal(signal.SIGTERM)
+        code = worker.wait(timeout=6 * grace_s)
+        exit_s = time.monotonic() - sent
+    print(f"exited {exit_s:.2f} s after SIGTERM (grace {grace_s} s)")
+    assert exit_s <= grace_s and code == 0
+    [stopped] = [line for line in log_lines(hung) if line.get("event") == "worker_stopped"]
+    assert stopped["cut_short"] == 1 and stopped["handed_back"] == []
+    assert discovery_lines(hung, sync_id) == []
+
+    aws.faults.update(latency_ms=0)
+    again = tmp_path / "again.log"
+    with running_worker(settings, aws.endpoint_url, again, threads=2):
+        syncs.wait_sync(house, sync_id, TIMEOUT)
+    [walk] = discovery_lines(again, sync_id)
+    assert walk["outcome"] == "done" and walk["complete"] is True
+    accounts = orgsync(settings, aws, "accounts", "--org", "hung", "--json")
+    assert sorted(a["account_id"] for a in accounts) == sorted(
+        [*(a.id for a in org.accounts), org.management_account_id]
+    )
+    assert {a["status"] for a in accounts} == {"ok"}
