@@ -25,7 +25,9 @@ dramatiq's handler in each worker process):
    so that dramatiq's master exits within it too.
 
 When every thread finishes its message, dramatiq's own stop runs as usual and the deadline is
-only a backstop.
+only a backstop. The consumers, stopped, no longer send heartbeats: a grace period past
+RabbitMQ's heartbeat timeout (60 s by default) can see a message still being worked on handed
+to another worker, done twice (idempotently), never lost.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ HAND_BACK_S = 1.0  # closing the consumers' connections and the process's resour
 # joins last, polls its pipes once a second (measured: 1.1 s from a process's exit)
 EXIT_MARGIN_S = 2.0
 POLL_S = 0.05
+CONSUMER_STOP_S = 1.5  # dramatiq's consumers wake at least once a second (worker_timeout)
 
 
 def shutdown_timeout_ms(grace_s: float) -> int:
@@ -144,7 +147,7 @@ class Grace(dramatiq.Middleware):
         while True:
             try:
                 self._never.wait()
-            except BaseException:  # dramatiq's TimeLimit interrupt: acked, the message is lost
+            except BaseException:  # dramatiq's TimeLimit: let through, the message would be acked
                 continue
 
     def _see_out(self) -> None:
@@ -181,9 +184,11 @@ class Grace(dramatiq.Middleware):
 
     def _hand_back(self) -> None:
         """Close the consumers (acks first; RabbitMQ requeues the rest), then the resources."""
-        assert self.worker is not None and self.broker is not None
+        assert self.worker is not None and self.broker is not None and self.deadline is not None
+        # each consumer stops at its next delivery, or within a second with none
+        stopped_by = min(self.deadline - self.grace_s + CONSUMER_STOP_S, self.deadline)
         for consumer in list(self.worker.consumers.values()):
-            consumer.join(timeout=HAND_BACK_S / 2)  # each stops at its next delivery or second
+            consumer.join(timeout=max(0.0, stopped_by - self.clock()))
             if consumer.is_alive():
                 continue  # its connection is in use: the process's exit closes its socket
             try:
