@@ -36,6 +36,7 @@ from orgsync.services.logs import get_logger
 from orgsync.services.processes import metrics
 from orgsync.services.processes.health import Watchdog
 from orgsync.services.processes.middleware import StageMessages, recorder
+from orgsync.services.processes.work_order import LiveFirst
 from orgsync.services.settings import Settings
 
 log = get_logger("orgsync.worker")
@@ -70,7 +71,11 @@ def build(
     messages = StageMessages(recorder(house.connect), house.finish, MAX_RETRIES)
 
     class OpenResources(dramatiq.Middleware):
-        """The house opens after the fork, in each worker process, and closes with it."""
+        """The house opens after the fork, in each worker process, and closes with it; the
+        worker's threads take live work first (work_order.py)."""
+
+        def before_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+            worker.work_queue = LiveFirst()
 
         def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
             house.start_sweeper()

@@ -18,7 +18,9 @@ from orgsync.pipelines.aws_errors import (
     MAX_BACKOFF_SECONDS,
     PERMANENT_CODES,
     TRANSIENT_CODES,
+    Deferred,
     ErrorClass,
+    again_after,
     backoff_seconds,
     classify,
 )
@@ -220,3 +222,12 @@ def test_the_backoff_cap_stays_far_under_rabbitmqs_consumer_timeout() -> None:
 def test_backoff_rejects_nonsense_arguments(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         backoff_seconds(**kwargs)
+
+
+def test_accounts_the_budget_deferred_go_round_at_its_next_slot_others_after_their_backoff() -> (
+    None
+):
+    deferred = [classify(Deferred("ListTagsForResource", s)) for s in (1.4, 1.2)]
+    throttled = ErrorClass(True, "Throttling", "slow down")
+    assert again_after(deferred, backoff=8.0) == 1.2
+    assert again_after([*deferred, throttled], backoff=8.0) == 8.0
