@@ -70,8 +70,10 @@ def test_a_small_organizations_pages_interleave_with_a_large_ones_by_share_not_a
         connection.close()
         pool.close()
         broker.close()
-    # in arrival order the small organization's pages would have come 13th to 15th
-    assert [n for n, org in enumerate(order) if org == SMALL] == [2, 3, 6]
+    # in arrival order the small organization's pages would have come 13th to 15th; by share
+    # they come among the first 7 (the relay publishes a batch concurrently: its order may vary)
+    small = [n for n, org in enumerate(order) if org == SMALL]
+    assert len(small) == 3 and max(small) <= 6, order
     assert conn.execute("SELECT count(*) AS n FROM outbox").fetchone() == {"n": 0}
 
 
