@@ -14,10 +14,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from orgsync.pipelines.orgs import resolve_org_id
-from orgsync.services.adapters import queues
 from orgsync.services.commands.output import dumps
 from orgsync.services.errors import ServiceUnavailable, UserError
-from orgsync.services.read_models import inventory
+from orgsync.services.read_models import dispatch, inventory
 from orgsync.services.use_cases import registering
 from orgsync.services.web import openapi
 from orgsync.services.web.auth import api
@@ -115,9 +114,8 @@ def account_badges(conn: Any, request: Request) -> Any:
 
 @api
 def queue_depths(request: Request) -> Response:
-    settings = request.app.state.settings
     try:
-        return as_json(queues.depths(settings.broker_url, settings.rabbitmq_management_url))
+        return as_json(dispatch.queue_depths(request.app.state.house)[0])
     except ServiceUnavailable as unavailable:
         return error(str(unavailable), 503)
 
