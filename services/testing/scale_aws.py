@@ -683,11 +683,15 @@ class ScaleServer(ThreadingHTTPServer):
     def control(self, method: str, path: str, body: bytes) -> Any:
         """The `/_sim/` control plane of `simulated_aws`, plus the organizations' own routes:
         `GET /_sim/org` (the first), `GET /_sim/orgs`, `GET|POST /_sim/orgs/<management>`
-        (its `rates` and `extra_latency_ms`) and `POST /_sim/tags`."""
+        (its `rates` and `extra_latency_ms`), `GET /_sim/orgs/<management>/accounts` (every
+        account as it stands, in one answer) and `POST /_sim/tags`."""
         if (method, path) == ("GET", "/_sim/org"):
             return summary(self.orgs[0])
         if (method, path) == ("GET", "/_sim/orgs"):
             return [self._org_state(i) for i in range(len(self.orgs))]
+        if path.startswith("/_sim/orgs/") and path.endswith("/accounts") and method == "GET":
+            index = self.directory.by_management(path.split("/")[3])
+            return accounts(self.orgs[index])
         if path.startswith("/_sim/orgs/") and method in ("GET", "POST"):
             index = self.directory.by_management(path.removeprefix("/_sim/orgs/"))
             if method == "POST":
@@ -734,6 +738,21 @@ def summary(org: ScaleOrg) -> dict[str, Any]:
         "suspended": len(org.suspended),
         "excluded": len(org.excluded),
     }
+
+
+def accounts(org: ScaleOrg) -> list[dict[str, Any]]:
+    """Every account of the organization, the management account first, with its tags now:
+    what a benchmark compares the inventory with, without paying a call per account."""
+    return [
+        {
+            "id": org.account_id(i),
+            "name": org.name(i),
+            "path": org.parent_paths[org.parent(i)],
+            "state": "SUSPENDED" if i in org.suspended else "ACTIVE",
+            "tags": org.tags(org.account_id(i)),
+        }
+        for i in (MANAGEMENT, *range(org.size))
+    ]
 
 
 def _json_object(body: bytes) -> dict[str, Any]:

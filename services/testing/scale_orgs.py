@@ -195,6 +195,11 @@ class ScaleAwsControl(SimulatedAwsControl):
     def org(self, management_account_id: str) -> dict[str, Any]:
         return cast(dict[str, Any], self._call("GET", f"/_sim/orgs/{management_account_id}"))
 
+    def accounts(self, management_account_id: str) -> list[dict[str, Any]]:
+        """Every account of the organization: id, name, path, state and tags as they are now."""
+        path = f"/_sim/orgs/{management_account_id}/accounts"
+        return cast(list[dict[str, Any]], self._call("GET", path))
+
     def set_org(self, management_account_id: str, **settings: Any) -> dict[str, Any]:
         """Set one organization's `rates` ({} unthrottles it) and/or `extra_latency_ms`."""
         body = json.dumps(settings).encode()

@@ -353,3 +353,19 @@ def test_tags_change_through_the_control_plane_in_whichever_organization_holds_t
         control.tag("000000000000", {"bench": "x"})
     with pytest.raises(ControlPlaneError, match="no organization has management account"):
         control.set_org("000000000000", rates={})
+
+
+def test_the_control_plane_lists_an_organizations_accounts_with_their_tags_now(
+    two_orgs: ScaleAws,
+) -> None:
+    other = two_orgs.orgs[1]
+    control = ScaleAwsControl(two_orgs.endpoint_url)
+    control.tag(other.account_id(2), {"listed": "yes"})
+
+    listed = {a["id"]: a for a in control.accounts(other.management_account_id)}
+
+    assert len(listed) == OTHER.accounts + 1
+    assert listed[other.management_account_id]["tags"] == {}
+    assert listed[other.account_id(2)]["tags"]["listed"] == "yes"
+    sample = {a.id: (a.name, a.path) for a in other.sample_org().accounts}
+    assert {i: (a["name"], a["path"]) for i, a in listed.items() if i in sample} == sample
