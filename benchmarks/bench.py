@@ -9,7 +9,12 @@ and a vhost of the run's own (dropped afterwards). It measures:
 2. a re-sync after the tags of a sample of accounts changed in AWS: its wall time and CPU, and
    per changed account the time from its harvest to its badges (database timestamps);
 3. the same AWS calls in a bare boto3 loop at the same processes x threads
-   (`benchmarks/bare_loop.py`): no broker, no database.
+   (`benchmarks/bare_loop.py`): no broker, no database;
+4. then the "throttled" phase (`benchmarks/throttled.py`, `--throttled-accounts`) and the
+   "contention" phase (`benchmarks/contention.py`, docs/performance-contention.md): two
+   organizations on one simulator, one throttled, change events and a SIGTERM meanwhile. That
+   phase drives the `orgsync` of `--orgsync-bin` through its command line only, so that it
+   measures another checkout's design on the same machine.
 
 CPU and peak RSS are read from /proc for every worker process, before and after each phase,
 so interpreter start-up is not counted. Prints a table and one JSON document (also written to
@@ -17,6 +22,8 @@ so interpreter start-up is not counted. Prints a table and one JSON document (al
 
     .venv/bin/python benchmarks/bench.py [--accounts 1000] [--processes 2] [--threads 16]
     .venv/bin/python benchmarks/bench.py --smoke      # ~30-60 s, for CI
+    .venv/bin/python benchmarks/bench.py --only-contention --accounts 1000 \
+        [--orgsync-bin ../before/.venv/bin] [--json-out contention.json]
 """
 
 from __future__ import annotations
