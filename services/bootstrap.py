@@ -152,11 +152,12 @@ class House:
 
     def finish(self, message_id: str) -> None:
         """A consumer is done with this message: its organization's next page may go. Never
-        raises: the sweeper releases what this could not."""
+        raises: what PostgreSQL or RabbitMQ refuse now, the sweeper finishes later."""
         try:
             relay.finish(self.pool, self.broker, message_id, self.settings.pages_in_flight)
         except Exception as error:
             log.warning("finish_deferred", message_id=message_id, error=str(error)[:300])
+            self.start_sweeper().finish_later(message_id)
 
     def start_sweeper(self) -> Sweeper:
         def start() -> Sweeper:
