@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
+from orgsync.pipelines import numbers
+from orgsync.pipelines.aws_rates import MAX_AWS_RATE, MIN_AWS_RATE
+
 DEFAULT_DATABASE_URL = "postgresql://root@127.0.0.1:5432/orgsync"
 DEFAULT_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 DEFAULT_KEY_FILE = Path.home() / ".config" / "orgsync" / "keys"
@@ -172,7 +175,7 @@ def _count(
     return int(text)
 
 
-_RATE = re.compile(r"(\*|[A-Z][A-Za-z]{1,63})=(\d+(?:\.\d+)?):(\d+(?:\.\d+)?)", re.ASCII)
+_RATE = re.compile(r"(\*|[A-Z][A-Za-z]{1,63})=([0-9]+(?:\.[0-9]+)?):([0-9]+(?:\.[0-9]+)?)")
 
 
 def parse_rates(text: str | None, name: str) -> dict[str, tuple[float, float]]:
@@ -182,16 +185,28 @@ def parse_rates(text: str | None, name: str) -> dict[str, tuple[float, float]]:
 
 def parse_rate_spec(text: str, name: str) -> dict[str, tuple[float, float]]:
     """`API=FLOOR:CEILING,...` as written, without the defaults: ORGSYNC_AWS_RATES's syntax, and
-    an organization's override of it (`--aws-rates`, the console's form)."""
+    an organization's override of it (`--aws-rates`, the console's form). Each rate is within
+    the registration request's bounds (MIN_AWS_RATE to MAX_AWS_RATE calls/s)."""
     rates: dict[str, tuple[float, float]] = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
         match = _RATE.fullmatch(item)
-        if not match or not 0 < float(match[2]) <= float(match[3]):
+        shown = repr(item) if len(item) <= 60 else f"{item[:60]!r}..."
+        if not match:
             raise SettingsError(
-                f"{name}: {item!r}: expected API=FLOOR:CEILING in calls/s with "
-                "0 < FLOOR <= CEILING, such as ListTagsForResource=1:20 or *=1:50"
+                f"{name}: {shown}: expected API=FLOOR:CEILING in calls/s,"
+                " such as ListTagsForResource=1:20 or *=1:50"
             )
-        rates[match[1]] = (float(match[2]), float(match[3]))
+        for bound, written in (("FLOOR", match[2]), ("CEILING", match[3])):
+            if numbers.decimal(written, MIN_AWS_RATE, MAX_AWS_RATE) is None:
+                got = written if len(written) <= 20 else f"{written[:20]}..."
+                raise SettingsError(
+                    f"{name}: {shown}: {bound} must be from {_decimal(MIN_AWS_RATE)} to"
+                    f" {_decimal(MAX_AWS_RATE)} calls/s, got {got}"
+                )
+        floor, ceiling = float(match[2]), float(match[3])
+        if floor > ceiling:
+            raise SettingsError(f"{name}: {shown}: FLOOR must not exceed CEILING")
+        rates[match[1]] = (floor, ceiling)
     return rates
 
 
