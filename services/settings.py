@@ -33,8 +33,11 @@ DEFAULT_AWS_RATES: dict[str, tuple[float, float]] = {"*": (1.0, 50.0), "AssumeRo
 # processes' AWS threads busy for one organization alone.
 DEFAULT_PAGES_IN_FLIGHT = 8
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smh]?)", re.ASCII)
+_DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)([smh]?)")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600}
+# the longest duration orgsync reads (a sync interval's bound); without one, 400 digits read as
+# infinity, which `round` and a timedelta cannot take
+MAX_DURATION_S = 7 * 24 * 3600
 
 
 class SettingsError(ValueError):
@@ -42,13 +45,15 @@ class SettingsError(ValueError):
 
 
 def parse_duration(text: str, name: str) -> float:
-    """Seconds from `90`, `90s`, `15m` or `1h`."""
+    """Seconds from `90`, `90s`, `15m` or `1h`, more than none and at most 7 days."""
     match = _DURATION.fullmatch(text.strip())
-    if not match or float(match[1]) <= 0:
+    seconds = float(match[1]) * _UNIT_SECONDS[match[2]] if match else 0.0
+    if not 0 < seconds <= MAX_DURATION_S:
         raise SettingsError(
-            f"{name}={text!r}: expected a positive duration such as 300, 90s, 15m, 1h"
+            f"{name}={_cut(text)!r}: expected a positive duration of at most 7 days (604800 s),"
+            " such as 300, 90s, 15m, 1h"
         )
-    return float(match[1]) * _UNIT_SECONDS[match[2]]
+    return seconds
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -149,20 +154,28 @@ class Settings:
         )
 
 
+def _cut(text: str) -> str:
+    """A value as an error line shows it: a thousand digits are not read back to anyone."""
+    return text if len(text) <= 40 else f"{text[:40]}..."
+
+
+# Whole numbers are ASCII digits (str.isdigit also takes "²", which int() cannot read)
 def _percent(text: str | None, name: str, default: int) -> float:
     if text is None:
         return default / 100
-    if not text.removesuffix("%").isdigit() or int(text.removesuffix("%")) > 100:
-        raise SettingsError(f"{name}={text!r}: expected a percentage from 0 to 100")
-    return int(text.removesuffix("%")) / 100
+    percent = numbers.whole(text.removesuffix("%"), 0, 100)
+    if percent is None:
+        raise SettingsError(f"{name}={_cut(text)!r}: expected a percentage from 0 to 100")
+    return percent / 100
 
 
 def _port(text: str | None, name: str, default: int) -> int:
     if text is None:
         return default
-    if not text.isdigit() or int(text) > 65535:
-        raise SettingsError(f"{name}={text!r}: expected a TCP port number (0 turns it off)")
-    return int(text)
+    port = numbers.whole(text, 0, 65535)
+    if port is None:
+        raise SettingsError(f"{name}={_cut(text)!r}: expected a TCP port number (0 turns it off)")
+    return port
 
 
 def _count(
@@ -170,9 +183,12 @@ def _count(
 ) -> int:
     if text is None:
         return default
-    if not text.isdigit() or not least <= int(text) <= most:
-        raise SettingsError(f"{name}={text!r}: expected a whole number from {least} to {most}")
-    return int(text)
+    count = numbers.whole(text, least, most)
+    if count is None:
+        raise SettingsError(
+            f"{name}={_cut(text)!r}: expected a whole number from {least} to {most}"
+        )
+    return count
 
 
 _RATE = re.compile(r"(\*|[A-Z][A-Za-z]{1,63})=([0-9]+(?:\.[0-9]+)?):([0-9]+(?:\.[0-9]+)?)")
