@@ -6,7 +6,9 @@ from __future__ import annotations
 import pytest
 
 from orgsync.services.commands import cli
+from orgsync.services.errors import UserError
 from orgsync.services.settings import MAX_DURATION_S, Settings, SettingsError, parse_duration
+from orgsync.services.web import auth
 
 HUGE = "9" * 400  # float() reads it as infinity; int() of more than 4,300 digits raises
 
@@ -81,3 +83,23 @@ def test_number_flags_within_their_bounds_are_read() -> None:
     args = cli.parser().parse_args(["worker", "--processes", "2", "--threads", "256"])
     assert (args.processes, args.threads) == (2, 256)
     assert cli.parser().parse_args(["registrations", "--limit", "10000"]).limit == 10_000
+
+
+@pytest.mark.parametrize(
+    ("costs", "why"),
+    [
+        ("3$8$1", "n not a power of 2"),
+        (f"{2**40}$8$1", "more memory than scrypt allows"),
+        ("16384$\u00b2$1", "not ASCII digits"),
+        ("16384$8$-1", "a sign"),
+        (f"16384${HUGE}$1", "past any cost"),
+    ],
+)
+def test_a_password_hash_whose_costs_scrypt_refuses_is_refused_at_start_not_at_sign_in(
+    costs: str, why: str
+) -> None:
+    good = auth.hash_password("x")
+    assert auth.parse_hash(good)[:3] == (auth.SCRYPT_N, auth.SCRYPT_R, auth.SCRYPT_P)
+    bad = good.replace(f"${auth.SCRYPT_N}${auth.SCRYPT_R}${auth.SCRYPT_P}$", f"${costs}$")
+    with pytest.raises(UserError, match="ORGSYNC_WEB_PASSWORD_HASH is not scrypt"):
+        auth.parse_hash(bad)
