@@ -231,3 +231,13 @@ def test_accounts_the_budget_deferred_go_round_at_its_next_slot_others_after_the
     throttled = ErrorClass(True, "Throttling", "slow down")
     assert again_after(deferred, backoff=8.0) == 1.2
     assert again_after([*deferred, throttled], backoff=8.0) == 8.0
+
+
+def test_a_deferral_never_delays_a_page_past_the_longest_backoff() -> None:
+    far = classify(Deferred("ListTagsForResource", 10_000.0))
+    assert again_after([far], backoff=1.0) == MAX_BACKOFF_SECONDS
+
+
+def test_a_code_of_non_ascii_digits_is_not_read_as_a_status() -> None:
+    error = ClientError({"Error": {"Code": "²", "Message": "x"}}, "ListRoots")
+    assert classify(error).code == "²"
