@@ -56,6 +56,7 @@ def relay(pool: Pool, broker: dramatiq.Broker, message_ids: Sequence[str], cap: 
 def finish(pool: Pool, broker: dramatiq.Broker, message_id: str, cap: int) -> int:
     """A consumer is done with this message: its row goes, and its share's next page is sent."""
     with pool.connection() as conn:
+        conn.execute(SQL["lock_outbox_message"], (message_id,))
         done = conn.execute(SQL["finish_outbox_message"], (message_id,)).fetchone()
     if done is None:
         return 0

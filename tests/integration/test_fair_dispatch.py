@@ -5,6 +5,7 @@ behind all of them in arrival order."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from typing import Any
@@ -98,3 +99,32 @@ def test_a_page_finished_by_no_one_does_not_hold_its_share_past_the_expiry(
         pool.close()
         broker.close()
     assert held(conn) == {LARGE: 1}
+
+
+def test_a_page_finished_before_its_relay_committed_is_still_finished(
+    conn: Conn, database_url: str, own_broker_url: str
+) -> None:
+    """A fast consumer can finish a message while the relay that published it has not yet
+    committed its `sent` mark: the finish waits for that commit instead of missing the row."""
+    [message_id] = emit(conn, pages(LARGE, 0, 1))
+    conn.execute("UPDATE outbox SET held = false")
+    conn.commit()
+    broker = make_broker(own_broker_url)
+    pool = db.open_pool(database_url, max_size=2)
+    try:
+        with psycopg.connect(database_url) as relaying:  # the relay, between publish and commit
+            relaying.execute(
+                "SELECT id FROM outbox WHERE message_id = %s FOR UPDATE", (message_id,)
+            )
+            finishing = threading.Thread(target=relay.finish, args=(pool, broker, message_id, 8))
+            finishing.start()
+            finishing.join(0.5)
+            assert finishing.is_alive(), "the finish must wait for the relay's commit"
+            relaying.execute(
+                "UPDATE outbox SET sent_at = now() WHERE message_id = %s", (message_id,)
+            )
+        finishing.join(10)
+    finally:
+        pool.close()
+        broker.close()
+    assert conn.execute("SELECT count(*) AS n FROM outbox").fetchone() == {"n": 0}
