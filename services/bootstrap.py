@@ -215,4 +215,4 @@ class House:
             feed.start()
             return feed
 
-        return self.own("feed", start, lambda feed: feed.stop.set())
+        return self.own("feed", start, Feed.close)
