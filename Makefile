@@ -92,7 +92,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/feed_bench.py $(FEED_BENCH_ARGS)
 
-## bench-smoke: the same at a size CI can afford (~30-60 s)
+## bench-smoke: the same at a size CI can afford (~2 min, the contention phase included)
 bench-smoke: $(STAMP)
 	$(BIN)/python benchmarks/bench.py --smoke $(BENCH_ARGS)
 	$(BIN)/python benchmarks/feed_bench.py --smoke

@@ -9,7 +9,12 @@ and a vhost of the run's own (dropped afterwards). It measures:
 2. a re-sync after the tags of a sample of accounts changed in AWS: its wall time and CPU, and
    per changed account the time from its harvest to its badges (database timestamps);
 3. the same AWS calls in a bare boto3 loop at the same processes x threads
-   (`benchmarks/bare_loop.py`): no broker, no database.
+   (`benchmarks/bare_loop.py`): no broker, no database;
+4. then the "throttled" phase (`benchmarks/throttled.py`, `--throttled-accounts`) and the
+   "contention" phase (`benchmarks/contention.py`, docs/performance-contention.md): two
+   organizations on one simulator, one throttled, change events and a SIGTERM meanwhile. That
+   phase drives the `orgsync` of `--orgsync-bin` through its command line only, so that it
+   measures another checkout's design on the same machine.
 
 CPU and peak RSS are read from /proc for every worker process, before and after each phase,
 so interpreter start-up is not counted. Prints a table and one JSON document (also written to
@@ -17,6 +22,8 @@ so interpreter start-up is not counted. Prints a table and one JSON document (al
 
     .venv/bin/python benchmarks/bench.py [--accounts 1000] [--processes 2] [--threads 16]
     .venv/bin/python benchmarks/bench.py --smoke      # ~30-60 s, for CI
+    .venv/bin/python benchmarks/bench.py --only-contention --accounts 1000 \
+        [--orgsync-bin ../before/.venv/bin] [--json-out contention.json]
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -57,7 +64,8 @@ from orgsync.services.testing.sample_org import aws_client
 from orgsync.services.use_cases import registering, syncs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import throttled  # benchmarks/throttled.py, beside this script
+import contention  # benchmarks/contention.py and throttled.py, beside this script
+import throttled
 
 ROOT = Path(__file__).resolve().parent.parent
 BUDGET_CEILING = 400  # calls/s: the workers' budget starts here, above any simulated rate
@@ -117,11 +125,13 @@ def cpu_of(pids: list[int]) -> dict[int, float]:
 
 
 @contextmanager
-def subprocess_running(argv: list[str], env: dict[str, str], log: Path) -> Iterator[Any]:
+def subprocess_running(
+    argv: list[str], env: dict[str, str], log: Path, cwd: Path = ROOT
+) -> Iterator[Any]:
     """`argv` in a process group of its own, so that its children go down with it."""
     with log.open("w") as out:
         process = subprocess.Popen(
-            argv, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True
+            argv, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=cwd, start_new_session=True
         )
     try:
         yield process
@@ -187,10 +197,14 @@ def aws_env(endpoint_url: str) -> dict[str, str]:
 
 @contextmanager
 def simulator(
-    args: argparse.Namespace, workdir: Path, rates: dict[str, list[float]] | None = None
+    args: argparse.Namespace,
+    workdir: Path,
+    rates: dict[str, list[float]] | None = None,
+    others: Sequence[str] = (),
 ) -> Iterator[str]:
     """The scale simulator in a process of its own, throttling beyond `rates` (API -> calls/s,
-    burst) when given; yields its endpoint URL."""
+    burst) when given, serving the organizations `others` (`scale_aws --org`) beside the
+    first; yields its endpoint URL."""
     port_file = workdir / "scale-aws.port"
     port_file.unlink(missing_ok=True)
     argv = [sys.executable, "-m", "orgsync.services.testing.scale_aws"]
@@ -201,6 +215,8 @@ def simulator(
     argv += ["--latency-ms", str(args.latency_ms)]
     for api, (rate, burst) in (rates or {}).items():
         argv += ["--rate", f"{api}={rate:g}:{burst:g}"]
+    for other in others:
+        argv += ["--org", other]
     with subprocess_running(argv, dict(os.environ), workdir / "scale-aws.log"):
         port = wait_for(
             lambda: port_file.read_text().strip() if port_file.exists() else None,
@@ -370,12 +386,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     workdir.mkdir(parents=True, exist_ok=True)
     if args.only_throttled:
         return throttled.run(sys.modules[__name__], args, workdir)
+    if args.only_contention:
+        return {"contention": contention.run(sys.modules[__name__], args, workdir)}
     with simulator(args, workdir) as endpoint, scratch_services() as settings:
         result = measure_pipeline(args, settings, endpoint, workdir)
     if args.throttled_accounts:
         result["throttled_phase"] = throttled.run(sys.modules[__name__], args, workdir)
         result["throttled"] = result["throttled_phase"].pop("throttled")
         result["throttled_no_budget"] = result["throttled_phase"].pop("throttled_no_budget")
+    if not args.no_contention:
+        result["contention"] = contention.run(sys.modules[__name__], args, workdir)
     return result
 
 
@@ -626,6 +646,24 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--only-throttled", action="store_true", help="the throttled phase alone")
     parser.add_argument(
+        "--only-contention", action="store_true", help="the contention phase alone (issue 25)"
+    )
+    parser.add_argument("--no-contention", action="store_true", help="no contention phase")
+    parser.add_argument(
+        "--orgsync-bin",
+        default=str(Path(sys.executable).parent),
+        help="the contention phase runs `orgsync` (workers, migrations, commands) from this"
+        " directory: another checkout's .venv/bin measures its design on the same machine"
+        " (default: this venv's bin)",
+    )
+    parser.add_argument(
+        "--grace-s",
+        type=float,
+        default=10.0,
+        help="the contention phase's target for a worker's exit after SIGTERM"
+        " (default 10: docker compose's stop grace period, compose.yaml sets none)",
+    )
+    parser.add_argument(
         "--throttled-rate",
         type=float,
         default=100.0,
@@ -659,16 +697,18 @@ def main(argv: list[str] | None = None) -> int:
     result = run(args)
     if args.only_throttled:
         print(throttled.table(result))
-    else:
+    elif not args.only_contention:
         print(table(result))
     if "throttled_phase" in result:
         phase = result["throttled_phase"]
         print(throttled.table({**phase, **{k: result[k] for k in THROTTLED_KEYS}}))
+    if "contention" in result:
+        print(contention.table(result["contention"]))
     document = json.dumps(result, indent=2, default=str)
     print(document)
     if args.json_out:
         Path(args.json_out).write_text(document + "\n")
-    if args.only_throttled:
+    if args.only_throttled or args.only_contention:
         return 0
     # the figures are reported, never asserted; the inventory must be right, though
     expected = {

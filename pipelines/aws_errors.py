@@ -173,7 +173,7 @@ def _classify_client_error(error: ClientError) -> ErrorClass:
     message = str(details.get("Message", "") or "")
     metadata = error.response.get("ResponseMetadata")
     status = metadata.get("HTTPStatusCode") if metadata else None
-    if code.isdigit():
+    if code.isascii() and code.isdigit():
         # moto (auth mode) sends Code='403' with the real error as XML in the message.
         status = status if isinstance(status, int) else int(code)
         inner_code, inner_message = _XML_CODE.search(message), _XML_MESSAGE.search(message)
@@ -204,7 +204,7 @@ def again_after(errors: list[ErrorClass], backoff: float) -> float:
     """How long a page's accounts that go round again wait: until their budget's next free slot
     when every one of them was deferred by it, else `backoff`."""
     slots = [e.retry_after for e in errors if e.retry_after is not None]
-    return min(slots) if slots and len(slots) == len(errors) else backoff
+    return min(min(slots), MAX_BACKOFF_SECONDS) if len(slots) == len(errors) > 0 else backoff
 
 
 def backoff_seconds(

@@ -2,9 +2,11 @@
 Schema cannot say.
 
 The schema states the shape (an object of up to 50 entries, each `{"floor": f, "ceiling": c}`
-with 0 < f, c <= 1000). Two rules stay here: each key must be an operation of AWS Organizations
-in botocore's service model (or `*`), an STS call being refused with its reason; and a floor
-must not exceed its ceiling. Each entry's problems are prefixed with its quoted key.
+with 0.5 <= f, c <= 1000: `MIN_AWS_RATE` and `MAX_AWS_RATE` here, the bounds wherever a rate is
+read, ORGSYNC_AWS_RATES, `--aws-rates` and the console's form too). Two rules stay here: each
+key must be an operation of AWS Organizations in botocore's service model (or `*`), an STS call
+being refused with its reason; and a floor must not exceed its ceiling. Each entry's problems
+are prefixed with its quoted key.
 """
 
 from __future__ import annotations
@@ -17,6 +19,11 @@ import botocore.session
 from jsonschema import ValidationError
 
 from orgsync.pipelines.schemas import describe, quote
+from orgsync.schema import message_schema
+
+_RATE_LIMIT = message_schema("registration_request")["$defs"]["rate_limit"]
+MIN_AWS_RATE = float(_RATE_LIMIT["minimum"])  # calls/s, a floor or a ceiling
+MAX_AWS_RATE = float(_RATE_LIMIT["maximum"])
 
 
 @cache

@@ -24,7 +24,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from orgsync.pipelines.account_state import AccountStatus, StageMark
-from orgsync.pipelines.aws_errors import classify
+from orgsync.pipelines.aws_errors import Deferred, classify
 from orgsync.pipelines.change_events import ChangeEvent, Unusable, Work, read
 from orgsync.pipelines.discovery_load import load_page
 from orgsync.pipelines.discovery_walk import SeenAccount
@@ -112,7 +112,7 @@ def handle(deps: Deps, org: Organization, message_id: str, body: str) -> Handled
         return _record_only(deps, org, key, event, "rejected", event.reason)
     try:
         reread = _reread(deps, org, event)
-    except (ClientError, BotoCoreError) as error:
+    except (ClientError, BotoCoreError, Deferred) as error:
         verdict = classify(error)
         why = f"{verdict.code}: {verdict.message}"
         if verdict.transient:

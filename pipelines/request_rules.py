@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from orgsync.pipelines.aws_rates import MAX_AWS_RATE as MAX_AWS_RATE
+from orgsync.pipelines.aws_rates import MIN_AWS_RATE as MIN_AWS_RATE
 from orgsync.pipelines.aws_rates import operation_names as operation_names
 from orgsync.pipelines.request_problems import PARTITIONS as PARTITIONS
 from orgsync.pipelines.request_problems import (
@@ -45,7 +47,6 @@ FILTER_FIELDS = (
 )
 ALL_FIELDS = ("request_id", "org_id", "nickname", *CREDENTIAL_FIELDS, *FILTER_FIELDS)
 _SHAPE = message_schema(SCHEMA)
-MAX_AWS_RATE = float(_SHAPE["$defs"]["rate_limit"]["maximum"])  # calls/s, a floor or ceiling
 MAX_AWS_RATE_ENTRIES: int = _SHAPE["properties"]["aws_rates"]["maxProperties"]
 _AWS_QUEUE_URL = re.compile(
     r"https://sqs\.([a-z0-9-]{1,30})\.amazonaws\.com(\.cn)?/[0-9]{12}/[A-Za-z0-9_-]{1,80}(\.fifo)?"

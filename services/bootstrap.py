@@ -9,10 +9,8 @@ opened, newest first: feed pollers, the outbox sweeper, the AWS call threads, th
 
 from __future__ import annotations
 
-import contextvars
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
@@ -29,6 +27,7 @@ from orgsync.services.adapters.keys import ReloadingKeyring
 from orgsync.services.adapters.relay import Sweeper
 from orgsync.services.errors import ServiceUnavailable
 from orgsync.services.logs import get_logger
+from orgsync.services.processes.fair_threads import FairThreads
 from orgsync.services.processes.feed_poller import Feed
 from orgsync.services.settings import Settings
 
@@ -153,11 +152,12 @@ class House:
 
     def finish(self, message_id: str) -> None:
         """A consumer is done with this message: its organization's next page may go. Never
-        raises: the sweeper releases what this could not."""
+        raises: what PostgreSQL or RabbitMQ refuse now, the sweeper finishes later."""
         try:
             relay.finish(self.pool, self.broker, message_id, self.settings.pages_in_flight)
         except Exception as error:
             log.warning("finish_deferred", message_id=message_id, error=str(error)[:300])
+            self.start_sweeper().finish_later(message_id)
 
     def start_sweeper(self) -> Sweeper:
         def start() -> Sweeper:
@@ -175,16 +175,16 @@ class House:
     # ---- the stages ----------------------------------------------------------------------------
 
     def concurrently(self, call: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
-        """`call` on every item, on the calling lane's AWS threads, in order; each call sees the
-        caller's context (the rate budget's lane)."""
+        """`call` on every item, on the calling lane's AWS threads, in order, taking turns with
+        other organizations' calls (fair_threads.py); each call sees the caller's context (the
+        rate budget's lane)."""
         lane = self.lane()
         threads = self.own(
             f"aws-threads-{lane}",
-            lambda: ThreadPoolExecutor(self.settings.aws_concurrency, f"aws-{lane}"),
-            ThreadPoolExecutor.shutdown,
+            lambda: FairThreads(self.settings.aws_concurrency, f"aws-{lane}"),
+            FairThreads.shutdown,
         )
-        calls = [threads.submit(contextvars.copy_context().run, call, item) for item in items]
-        return [done.result() for done in calls]
+        return threads.map(call, items)
 
     def deps(self) -> Deps:
         """What the stage functions need, on this house's resources."""
@@ -215,4 +215,4 @@ class House:
             feed.start()
             return feed
 
-        return self.own("feed", start, lambda feed: feed.stop.set())
+        return self.own("feed", start, Feed.close)

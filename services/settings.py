@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
+from orgsync.pipelines import numbers
+from orgsync.pipelines.aws_rates import MAX_AWS_RATE, MIN_AWS_RATE
+
 DEFAULT_DATABASE_URL = "postgresql://root@127.0.0.1:5432/orgsync"
 DEFAULT_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 DEFAULT_KEY_FILE = Path.home() / ".config" / "orgsync" / "keys"
@@ -39,8 +42,11 @@ WORKER_GRACE_BOUNDS = (5.0, 3600.0)
 DEFAULT_WORKER_STALL_AFTER = 300.0
 WORKER_STALL_AFTER_BOUNDS = (10.0, 86400.0)
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smh]?)", re.ASCII)
+_DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)([smh]?)")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600}
+# the longest duration orgsync reads (a sync interval's bound); without one, 400 digits read as
+# infinity, which `round` and a timedelta cannot take
+MAX_DURATION_S = 7 * 24 * 3600
 
 
 class SettingsError(ValueError):
@@ -48,13 +54,15 @@ class SettingsError(ValueError):
 
 
 def parse_duration(text: str, name: str) -> float:
-    """Seconds from `90`, `90s`, `15m` or `1h`."""
+    """Seconds from `90`, `90s`, `15m` or `1h`, more than none and at most 7 days."""
     match = _DURATION.fullmatch(text.strip())
-    if not match or float(match[1]) <= 0:
+    seconds = float(match[1]) * _UNIT_SECONDS[match[2]] if match else 0.0
+    if not 0 < seconds <= MAX_DURATION_S:
         raise SettingsError(
-            f"{name}={text!r}: expected a positive duration such as 300, 90s, 15m, 1h"
+            f"{name}={_cut(text)!r}: expected a positive duration of at most 7 days (604800 s),"
+            " such as 300, 90s, 15m, 1h"
         )
-    return float(match[1]) * _UNIT_SECONDS[match[2]]
+    return seconds
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -180,26 +188,34 @@ def _bounded_duration(
     seconds = parse_duration(text, name)
     if not least <= seconds <= most:
         raise SettingsError(
-            f"{name}={text[:40]!r}: expected a duration from {least:g} s to {most:g} s,"
+            f"{name}={_cut(text)!r}: expected a duration from {least:g} s to {most:g} s,"
             " such as 30, 45s, 5m"
         )
     return seconds
 
 
+def _cut(text: str) -> str:
+    """A value as an error line shows it: a thousand digits are not read back to anyone."""
+    return text if len(text) <= 40 else f"{text[:40]}..."
+
+
+# Whole numbers are ASCII digits (str.isdigit also takes "²", which int() cannot read)
 def _percent(text: str | None, name: str, default: int) -> float:
     if text is None:
         return default / 100
-    if not text.removesuffix("%").isdigit() or int(text.removesuffix("%")) > 100:
-        raise SettingsError(f"{name}={text!r}: expected a percentage from 0 to 100")
-    return int(text.removesuffix("%")) / 100
+    percent = numbers.whole(text.removesuffix("%"), 0, 100)
+    if percent is None:
+        raise SettingsError(f"{name}={_cut(text)!r}: expected a percentage from 0 to 100")
+    return percent / 100
 
 
 def _port(text: str | None, name: str, default: int) -> int:
     if text is None:
         return default
-    if not text.isdigit() or int(text) > 65535:
-        raise SettingsError(f"{name}={text!r}: expected a TCP port number (0 turns it off)")
-    return int(text)
+    port = numbers.whole(text, 0, 65535)
+    if port is None:
+        raise SettingsError(f"{name}={_cut(text)!r}: expected a TCP port number (0 turns it off)")
+    return port
 
 
 def _count(
@@ -207,12 +223,15 @@ def _count(
 ) -> int:
     if text is None:
         return default
-    if not text.isdigit() or not least <= int(text) <= most:
-        raise SettingsError(f"{name}={text!r}: expected a whole number from {least} to {most}")
-    return int(text)
+    count = numbers.whole(text, least, most)
+    if count is None:
+        raise SettingsError(
+            f"{name}={_cut(text)!r}: expected a whole number from {least} to {most}"
+        )
+    return count
 
 
-_RATE = re.compile(r"(\*|[A-Z][A-Za-z]{1,63})=(\d+(?:\.\d+)?):(\d+(?:\.\d+)?)", re.ASCII)
+_RATE = re.compile(r"(\*|[A-Z][A-Za-z]{1,63})=([0-9]+(?:\.[0-9]+)?):([0-9]+(?:\.[0-9]+)?)")
 
 
 def parse_rates(text: str | None, name: str) -> dict[str, tuple[float, float]]:
@@ -222,16 +241,28 @@ def parse_rates(text: str | None, name: str) -> dict[str, tuple[float, float]]:
 
 def parse_rate_spec(text: str, name: str) -> dict[str, tuple[float, float]]:
     """`API=FLOOR:CEILING,...` as written, without the defaults: ORGSYNC_AWS_RATES's syntax, and
-    an organization's override of it (`--aws-rates`, the console's form)."""
+    an organization's override of it (`--aws-rates`, the console's form). Each rate is within
+    the registration request's bounds (MIN_AWS_RATE to MAX_AWS_RATE calls/s)."""
     rates: dict[str, tuple[float, float]] = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
         match = _RATE.fullmatch(item)
-        if not match or not 0 < float(match[2]) <= float(match[3]):
+        shown = repr(item) if len(item) <= 60 else f"{item[:60]!r}..."
+        if not match:
             raise SettingsError(
-                f"{name}: {item!r}: expected API=FLOOR:CEILING in calls/s with "
-                "0 < FLOOR <= CEILING, such as ListTagsForResource=1:20 or *=1:50"
+                f"{name}: {shown}: expected API=FLOOR:CEILING in calls/s,"
+                " such as ListTagsForResource=1:20 or *=1:50"
             )
-        rates[match[1]] = (float(match[2]), float(match[3]))
+        for bound, written in (("FLOOR", match[2]), ("CEILING", match[3])):
+            if numbers.decimal(written, MIN_AWS_RATE, MAX_AWS_RATE) is None:
+                got = written if len(written) <= 20 else f"{written[:20]}..."
+                raise SettingsError(
+                    f"{name}: {shown}: {bound} must be from {_decimal(MIN_AWS_RATE)} to"
+                    f" {_decimal(MAX_AWS_RATE)} calls/s, got {got}"
+                )
+        floor, ceiling = float(match[2]), float(match[3])
+        if floor > ceiling:
+            raise SettingsError(f"{name}: {shown}: FLOOR must not exceed CEILING")
+        rates[match[1]] = (floor, ceiling)
     return rates
 
 

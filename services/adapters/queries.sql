@@ -66,8 +66,14 @@ UPDATE outbox SET held = false WHERE id IN (
           AND (sent_at IS NULL OR sent_at > now() - make_interval(secs => %(expiry)s)))))
 RETURNING message_id
 
+-- name: lock_outbox_message
+-- waits for a relay still publishing it: a consumer can finish a message before the relay that
+-- published it has committed, and a DELETE would skip the row it sees unsent without waiting
+SELECT id FROM outbox WHERE message_id = %s FOR UPDATE
+
 -- name: finish_outbox_message
--- its consumer is done with it: its share has room for the next
+-- its consumer is done with it: its share has room for the next (run after lock_outbox_message,
+-- so that this statement sees the relay's commit)
 DELETE FROM outbox WHERE message_id = %s AND sent_at IS NOT NULL
 RETURNING org_id, queue_name, lane
 

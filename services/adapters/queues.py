@@ -1,7 +1,8 @@
 """Queue depth over plain AMQP: a passive declare works on any RabbitMQ, plugins or not.
 
 Passive declares count ready messages only; messages in flight (delivered, not yet acked)
-need RabbitMQ's management API, used when ORGSYNC_RABBITMQ_MANAGEMENT_URL is set.
+need RabbitMQ's management API, used when ORGSYNC_RABBITMQ_MANAGEMENT_URL is set. What waits
+in PostgreSQL for its organization's turn (fair dispatch) is added from the outbox.
 """
 
 from __future__ import annotations
@@ -98,3 +99,23 @@ def add_management(rows: list[dict[str, Any]], broker_url: str, management_url: 
         for rate in ("publish", "deliver_get", "ack"):
             row[f"{rate}_rate"] = stats.get(f"{rate}_details", {}).get("rate", 0.0)
     return True
+
+
+def add_outbox(rows: list[dict[str, Any]], shares: list[dict[str, Any]] | None) -> None:
+    """Add what the outbox knows to `rows` (services/read_models/dispatch.py): per queue, the
+    pages held for their organization's turn and those in flight by orgsync's count (released,
+    not yet finished), and the same per organization and lane under `organizations`. `shares`
+    None: the outbox was not counted (fields None)."""
+    for row in rows:
+        mine = [s for s in shares or [] if s["queue"] == row["queue"]]
+        row["held"] = None if shares is None else sum(s["held"] for s in mine)
+        row["outbox_in_flight"] = None if shares is None else sum(s["in_flight"] for s in mine)
+        row["organizations"] = [
+            {k: s[k] for k in ("org_id", "org", "lane", "held", "in_flight")} for s in mine
+        ]
+
+
+def by_organization(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`organizations` of every queue row as one list, queue named, largest first."""
+    flat = [{**share, "queue": row["queue"]} for row in rows for share in row["organizations"]]
+    return sorted(flat, key=lambda s: (-(s["held"] + s["in_flight"]), -s["held"]))

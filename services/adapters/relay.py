@@ -56,6 +56,7 @@ def relay(pool: Pool, broker: dramatiq.Broker, message_ids: Sequence[str], cap: 
 def finish(pool: Pool, broker: dramatiq.Broker, message_id: str, cap: int) -> int:
     """A consumer is done with this message: its row goes, and its share's next page is sent."""
     with pool.connection() as conn:
+        conn.execute(SQL["lock_outbox_message"], (message_id,))
         done = conn.execute(SQL["finish_outbox_message"], (message_id,)).fetchone()
     if done is None:
         return 0
@@ -170,6 +171,25 @@ class Sweeper(threading.Thread):
         self.pool, self.broker, self.cap, self.interval = pool, broker, cap, interval
         self.stuck_after = stuck_after
         self.stopped = threading.Event()
+        self._unfinished: list[str] = []  # finishes that could not reach PostgreSQL
+        self._unfinished_lock = threading.Lock()
+
+    def finish_later(self, message_id: str) -> None:
+        """A message its consumer is done with, whose row could not be finished now: the next
+        passes try again (else the row would hold a place in its share until it expires)."""
+        with self._unfinished_lock:
+            self._unfinished.append(message_id)
+
+    def _finish_pending(self) -> None:
+        with self._unfinished_lock:
+            pending, self._unfinished = self._unfinished, []
+        for n, message_id in enumerate(pending):
+            try:
+                finish(self.pool, self.broker, message_id, self.cap)
+            except Exception:
+                with self._unfinished_lock:
+                    self._unfinished.extend(pending[n:])
+                raise
 
     def stop(self) -> None:
         self.stopped.set()
@@ -182,6 +202,7 @@ class Sweeper(threading.Thread):
         next_stuck = time.monotonic() + every
         while not self.stopped.wait(self.interval):
             try:
+                self._finish_pending()
                 if n := sweep(self.pool, self.broker, self.cap):
                     log.info("outbox_swept", published=n)
                 if self.stuck_after and time.monotonic() >= next_stuck:

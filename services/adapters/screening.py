@@ -7,11 +7,15 @@ exception handler, and the thread dies), follows `on_success`/`pipe_target` to o
 stores `message_id` as it is. So an envelope is accepted only when
 
 - it is at most `MAX_BODY_BYTES` of UTF-8 JSON;
+- it is JSON as JSON is: no NaN, Infinity or number past a double (Python's json reads them);
 - it satisfies schema/messages/envelope.json: exactly dramatiq's fields, each of its JSON type;
   only the options dramatiq's own middleware writes on a message (the delay's `eta`, and what
   `Retries` records), each of its type and within bounds; a `message_id` of 1 to `MAX_ID`
   printable characters (PostgreSQL text cannot hold NUL, and an id is a primary key);
-- its `eta` is at most `MAX_ETA_AHEAD_MS` ahead (a bound on now, which a schema cannot state);
+- an `eta` only on a delay queue, as dramatiq writes it, and at most `MAX_ETA_AHEAD_MS` ahead
+  (rules on the queue and on now, which a schema cannot state): dramatiq's consumer holds a
+  message with an `eta` unacked in a prefetch slot until then, on whatever queue it came from,
+  so two envelopes an hour ahead on a main queue stalled a two-thread worker for that hour;
 - it names the queue it came off and that queue's only actor.
 
 Anything else is not run: `services.broker` hands the actor a stand-in whose single argument is
@@ -21,14 +25,15 @@ the reason, and the actor records it (`rejected_messages`, or a rejected registr
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from functools import cache
 from typing import Any
 
+from dramatiq.common import dq_name, q_name
 from jsonschema import ValidationError
 from jsonschema.protocols import Validator
 
+from orgsync.pipelines import numbers
 from orgsync.pipelines.schemas import describe, errors, gated, json_type, quote, validator
 
 ENVELOPE: dict[str, Any] = validator("envelope").schema
@@ -37,7 +42,13 @@ OPTIONS: list[str] = list(ENVELOPE["properties"]["options"]["properties"])
 MAX_BODY_BYTES = 64 * 1024
 MAX_ID: int = ENVELOPE["$defs"]["identifier"]["maxLength"]
 MAX_TRACEBACK: int = ENVELOPE["properties"]["options"]["properties"]["traceback"]["maxLength"]
-MAX_ETA_AHEAD_MS = 3_600_000  # dramatiq's own delays here are retries' backoff, a minute at most
+# The furthest ahead an `eta` on a delay queue may be. The longest delays orgsync writes are
+# the outbox's page retries, at most MAX_BACKOFF_SECONDS (5 minutes, pipelines/aws_errors.py),
+# and dramatiq's Retries, at most a minute (RETRY's max_backoff, services/processes/actors.py);
+# tests/unit/test_screening.py holds them under this bound. Three times the longest leaves room
+# for clocks that disagree, and stays half of RabbitMQ's 30-minute consumer_timeout, past which
+# a message held unacked closes its channel.
+MAX_ETA_AHEAD_MS = 15 * 60_000
 MAX_RETRIES_OPTION: int = ENVELOPE["properties"]["options"]["properties"]["retries"]["maximum"]
 
 
@@ -57,7 +68,7 @@ def problem(body: bytes, queue: str, actor: str | None) -> str | None:
     if len(body) > MAX_BODY_BYTES:
         return f"the body is {len(body)} bytes, more than the {MAX_BODY_BYTES} accepted"
     try:
-        envelope = json.loads(body.decode("utf-8"))
+        envelope = numbers.loads(body.decode("utf-8"))
     except UnicodeDecodeError:
         return "the body is not JSON: it is not UTF-8 text"
     except RecursionError:
@@ -67,7 +78,7 @@ def problem(body: bytes, queue: str, actor: str | None) -> str | None:
         return f"the body is not JSON: {str(error)[:200]}"
     if not isinstance(envelope, dict):
         return f"not a dramatiq envelope: the body is a JSON {json_type(envelope)}, not an object"
-    if problems := envelope_problems(envelope):
+    if problems := envelope_problems(envelope, queue):
         return "not a dramatiq envelope: " + "; ".join(problems)
     if envelope["queue_name"] != queue:
         return f"the envelope names queue {quote(envelope['queue_name'])}, not {queue}"
@@ -76,9 +87,10 @@ def problem(body: bytes, queue: str, actor: str | None) -> str | None:
     return None
 
 
-def envelope_problems(envelope: dict[str, Any]) -> list[str]:
-    """Every way `envelope` is not what dramatiq writes: missing and unknown fields, each
-    field's type, then its other problems, then the options', as envelope.json words them."""
+def envelope_problems(envelope: dict[str, Any], queue: str) -> list[str]:
+    """Every way `envelope`, taken off `queue`, is not what dramatiq writes: missing and unknown
+    fields, each field's type, then its other problems, then the options', as envelope.json
+    words them."""
     found = gated(errors("envelope", envelope))
     required = [e for e in found if e.validator == "required"]
     problems = []
@@ -99,15 +111,31 @@ def envelope_problems(envelope: dict[str, Any]) -> list[str]:
                 f"option(s) {', '.join(unknown)} not accepted (only {', '.join(OPTIONS)})"
             )
         problems += [
-            f"option {name} {bad}" for name in OPTIONS if (bad := _option(name, found, options))
+            f"option {name} {bad}"
+            for name in OPTIONS
+            if (bad := _option(name, found, options, queue))
         ]
     return problems
 
 
-def _option(name: str, found: list[ValidationError], options: dict[str, Any]) -> str | None:
+def _option(
+    name: str, found: list[ValidationError], options: dict[str, Any], queue: str
+) -> str | None:
     if mine := [error for error in found if list(error.path) == ["options", name]]:
         return describe(mine[0])
-    if name == "eta" and name in options and options[name] > time.time() * 1000 + MAX_ETA_AHEAD_MS:
+    if name == "eta" and name in options:
+        return eta_problem(options[name], queue, time.time() * 1000)
+    return None
+
+
+def eta_problem(eta: float, queue: str, now_ms: float) -> str | None:
+    """Why a numeric `eta` cannot be held on `queue` at `now_ms`; None when it can."""
+    if queue == q_name(queue):
+        return (
+            f"is only accepted on the delay queue {dq_name(queue)}, where dramatiq writes it:"
+            f" on {queue} it would hold a worker's prefetch slot until then"
+        )
+    if eta > now_ms + MAX_ETA_AHEAD_MS:
         return f"is more than {MAX_ETA_AHEAD_MS // 60_000} minutes ahead"
     return None
 

@@ -7,6 +7,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
+from orgsync.pipelines import numbers
 from orgsync.pipelines.orgs import resolve_org_id
 from orgsync.services.bootstrap import House
 from orgsync.services.errors import UserError
@@ -47,6 +48,23 @@ def duration(flag: str, *, whole: bool = True) -> Callable[[str], Any]:
         return round(seconds) if whole else seconds
 
     parse.__name__ = "duration"  # argparse names the type in its error line
+    return parse
+
+
+def whole(flag: str, least: int, most: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of ASCII digits from `least` to `most`, named after its
+    flag (argparse's own `int` takes "-5" and a thousand digits, which no count or port is)."""
+
+    def parse(text: str) -> int:
+        value = numbers.whole(text, least, most)
+        if value is None:
+            shown = text if len(text) <= 40 else f"{text[:40]}..."
+            raise argparse.ArgumentTypeError(
+                f"{flag}={shown!r}: expected a whole number from {least} to {most}"
+            )
+        return value
+
+    parse.__name__ = "whole number"
     return parse
 
 

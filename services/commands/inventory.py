@@ -15,6 +15,7 @@ from orgsync.services.commands.context import (
     add_external_id,
     duration,
     external_id,
+    whole,
 )
 from orgsync.services.commands.output import print_json, table
 from orgsync.services.errors import UserError
@@ -23,6 +24,7 @@ from orgsync.services.settings import rate_override_text
 
 BADGE_ARGS = {"add": "KEY=VALUE", "delete": "KEY"}
 STATUSES = [s.value for s in AccountStatus]
+MAX_REGISTRATIONS = 10_000  # `registrations --limit`, and the API's `?limit=`
 
 
 def cmd_orgs(ctx: Context, args: argparse.Namespace) -> int:
@@ -216,7 +218,12 @@ def add(command: Command) -> None:
         help="what discovery saw but did not import, with the reason",
     )
     p = command("registrations", cmd_registrations, "registration requests and verdicts", json=True)
-    p.add_argument("--limit", type=int, default=50, help="the latest N requests (default 50)")
+    p.add_argument(
+        "--limit",
+        type=whole("--limit", 1, MAX_REGISTRATIONS),
+        default=50,
+        help=f"the latest N requests (default 50, at most {MAX_REGISTRATIONS})",
+    )
     p = command(
         "badges",
         cmd_badges,

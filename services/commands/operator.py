@@ -10,7 +10,7 @@ from orgsync.services.adapters import dead_letters, queues
 from orgsync.services.commands.context import Command, Context, duration
 from orgsync.services.commands.output import print_json, table
 from orgsync.services.errors import ServiceUnavailable
-from orgsync.services.read_models import inventory
+from orgsync.services.read_models import dispatch, inventory
 from orgsync.services.use_cases import redrive
 
 
@@ -48,14 +48,23 @@ def cmd_retry_failed(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
+QUEUE_COLUMNS = ["queue", "ready", "in_flight", "delayed", "dead_lettered", "consumers"]
+OUTBOX_COLUMNS = ["held", "outbox_in_flight"]
+WAITING_COLUMNS = ["org_id", "org", "queue", "lane", "held", "in_flight"]
+
+
 def cmd_queues(ctx: Context, args: argparse.Namespace) -> int:
     while True:
-        rows = queues.depths(ctx.settings.broker_url, ctx.settings.rabbitmq_management_url)
+        rows, problem = dispatch.queue_depths(ctx.house)
         if args.json:
             print_json(rows)
         else:
-            columns = ["queue", "ready", "in_flight", "delayed", "dead_lettered", "consumers"]
-            print(table(rows, columns))
+            print(table(rows, QUEUE_COLUMNS + OUTBOX_COLUMNS))
+            if problem:
+                print(problem)
+            elif waiting := queues.by_organization(rows):
+                print("\nwaiting for their turn (pages in PostgreSQL, per organization):")
+                print(table(waiting, WAITING_COLUMNS))
         if not args.watch:
             return 0
         time.sleep(args.interval)
@@ -76,7 +85,13 @@ def add(command: Command) -> None:
     p.add_argument("--account", help="only this account id")
     p.add_argument("--code", help="only failures with this AWS error code")
     p.add_argument("--dry-run", action="store_true", help="only say how many would be queued")
-    p = command("queues", cmd_queues, "each queue's depth and consumers", json=True)
+    p = command(
+        "queues",
+        cmd_queues,
+        "each queue's depth and consumers, and the pages each organization has waiting for its"
+        " turn in PostgreSQL",
+        json=True,
+    )
     p.add_argument("--watch", action="store_true", help="print again every --interval seconds")
     p.add_argument(
         "--interval",

@@ -11,10 +11,13 @@ import threading
 
 from orgsync.pipelines.events import STAGES
 from orgsync.services.adapters import keys, queues
-from orgsync.services.commands.context import Command, Context, duration
+from orgsync.services.commands.context import Command, Context, duration, whole
 from orgsync.services.errors import UserError
 from orgsync.services.processes.grace import shutdown_timeout_ms
 
+MAX_PROCESSES = 64
+MAX_THREADS = 256  # as ORGSYNC_AWS_CONCURRENCY: past it, threads only wait on each other
+MAX_DEMO_ACCOUNTS = 10_000
 FEED_STAGE = "events"  # not a RabbitMQ queue: the organizations' SQS change-event queues
 
 
@@ -123,15 +126,18 @@ def add(command: Command) -> None:
         "run the stage workers (RabbitMQ consumers); SIGTERM: stopped within ORGSYNC_WORKER_GRACE",
     )
     p.add_argument("--stages", help=f"comma-separated subset of {names} (default all)")
-    p.add_argument("--processes", type=int, default=1, help="worker processes (default 1)")
-    p.add_argument("--threads", type=int, default=8, help="threads per process (default 8)")
+    add_concurrency(p)
     command("scheduler", cmd_scheduler, "start a sync of every organization each interval")
     p = command("exporter", cmd_exporter, "serve Prometheus /metrics and /healthz for the pipeline")
     p.add_argument("--host", help="address to listen on (default ORGSYNC_EXPORTER_HOST)")
-    p.add_argument("--port", type=int, help="port (default ORGSYNC_EXPORTER_PORT, 9464)")
+    p.add_argument(
+        "--port", type=whole("--port", 0, 65535), help="port (default ORGSYNC_EXPORTER_PORT, 9464)"
+    )
     p = command("web", cmd_web, "serve the web console and the HTTP API (/api/)")
     p.add_argument("--host", help="address to listen on (default ORGSYNC_WEB_HOST, 127.0.0.1)")
-    p.add_argument("--port", type=int, help="port (default ORGSYNC_WEB_PORT, 8080)")
+    p.add_argument(
+        "--port", type=whole("--port", 0, 65535), help="port (default ORGSYNC_WEB_PORT, 8080)"
+    )
     p.add_argument(
         "--hash-password",
         action="store_true",
@@ -140,13 +146,32 @@ def add(command: Command) -> None:
     p = command(
         "demo", cmd_demo, "the whole pipeline against an embedded simulated AWS organization"
     )
-    p.add_argument("--accounts", type=int, default=60, help="accounts in the organization")
-    p.add_argument("--processes", type=int, default=1, help="worker processes (default 1)")
-    p.add_argument("--threads", type=int, default=8, help="threads per process (default 8)")
+    p.add_argument(
+        "--accounts",
+        type=whole("--accounts", 1, MAX_DEMO_ACCOUNTS),
+        default=60,
+        help=f"accounts in the organization (default 60, at most {MAX_DEMO_ACCOUNTS})",
+    )
+    add_concurrency(p)
     p.add_argument(
         "--timeout",
         type=duration("--timeout"),
         default=300,
         metavar="DURATION",
         help="how long each step may take (300, 5m; default 5m)",
+    )
+
+
+def add_concurrency(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--processes",
+        type=whole("--processes", 1, MAX_PROCESSES),
+        default=1,
+        help=f"worker processes (default 1, at most {MAX_PROCESSES})",
+    )
+    p.add_argument(
+        "--threads",
+        type=whole("--threads", 1, MAX_THREADS),
+        default=8,
+        help=f"threads per process (default 8, at most {MAX_THREADS})",
     )

@@ -34,8 +34,10 @@ from orgsync.services.adapters.budget import current_lane, lane
 from orgsync.services.bootstrap import WORKER_POOL, House
 from orgsync.services.logs import get_logger
 from orgsync.services.processes import metrics
+from orgsync.services.processes.fair_threads import serving
 from orgsync.services.processes.health import Watchdog
 from orgsync.services.processes.middleware import StageMessages, recorder
+from orgsync.services.processes.work_order import LiveFirst
 from orgsync.services.settings import Settings
 
 log = get_logger("orgsync.worker")
@@ -70,7 +72,11 @@ def build(
     messages = StageMessages(recorder(house.connect), house.finish, MAX_RETRIES)
 
     class OpenResources(dramatiq.Middleware):
-        """The house opens after the fork, in each worker process, and closes with it."""
+        """The house opens after the fork, in each worker process, and closes with it; the
+        worker's threads take live work first (work_order.py)."""
+
+        def before_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+            worker.work_queue = LiveFirst()
 
         def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
             house.start_sweeper()
@@ -94,9 +100,11 @@ def build(
             raise dramatiq.Retry(result.reason or "transient failure")
 
     def serve(stage: Callable[[Deps, Any], StageResult]) -> None:
-        """Run `stage` on this message's event, its AWS calls in the event's lane."""
+        """Run `stage` on this message's event, its AWS calls in the event's lane and taking
+        turns with other organizations' calls."""
         event = messages.event()
-        with lane(event.lane if isinstance(event, Event) else LIVE):
+        page = event if isinstance(event, Event) else None
+        with lane(page.lane if page else LIVE), serving(page.org_id if page else ""):
             settle(stage(house.deps(), event))
 
     def register_organization(*args: Any, **kwargs: Any) -> None:

@@ -27,7 +27,10 @@ from orgsync.services.logs import get_logger
 
 log = get_logger("orgsync.feed")
 
-WAIT_SECONDS = 20  # SQS's longest long poll: an idle queue costs 3 receives a minute
+# A stopping worker lets each poller finish its long poll and handle what it received (else
+# those messages stay invisible for VISIBILITY_SECONDS), so the poll is kept short: an idle
+# queue costs 12 receives a minute, and a worker stops within its grace period.
+WAIT_SECONDS = 5
 BATCH = 10  # SQS's most messages per receive
 VISIBILITY_SECONDS = 120  # a message not deleted by then comes back to be handled again
 BACKOFF_BASE = 2.0
@@ -55,6 +58,13 @@ class Feed:
         thread = threading.Thread(target=self._follow, name="feed", daemon=True)
         thread.start()
         return thread
+
+    def close(self) -> None:
+        """Stop polling; each poller ends its current poll and handles what that received."""
+        self.stop.set()
+        deadline = time.monotonic() + self.wait_seconds + 2
+        for thread in list(self._threads.values()):
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     def _follow(self) -> None:
         """Start a poller for every queue registered, again every `refresh` seconds; forget

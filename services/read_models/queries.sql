@@ -97,3 +97,15 @@ SELECT
 SELECT s.sync_id::text AS id FROM registrations r JOIN syncs s USING (org_id)
 WHERE r.request_id = %s AND r.accepted AND s.started_at >= r.received_at
 ORDER BY s.started_at LIMIT 1
+
+-- name: outbox_shares
+-- fair dispatch as operators watch it (services/adapters/relay.py): each organization's pages
+-- per queue and lane still in the outbox, held (waiting for their organization's turn) and in
+-- flight (released: ready to publish, or published and not yet finished by their consumer);
+-- largest first. One pass over the outbox, which holds only pages not yet finished.
+SELECT s.org_id, coalesce(o.nickname, '') AS org, s.queue, s.lane, s.held, s.in_flight
+FROM (SELECT org_id, queue_name AS queue, lane,
+             count(*) FILTER (WHERE held) AS held, count(*) FILTER (WHERE NOT held) AS in_flight
+      FROM outbox WHERE org_id IS NOT NULL GROUP BY 1, 2, 3) s
+LEFT JOIN organizations o USING (org_id)
+ORDER BY s.held + s.in_flight DESC, s.held DESC, org, s.queue, s.lane

@@ -35,11 +35,11 @@ import urllib.parse
 import urllib.request
 import uuid
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, cast
 from xml.sax.saxutils import escape
 
 from orgsync.services.testing.moto_aws import (
@@ -70,12 +70,18 @@ from orgsync.services.testing.sample_org import (
     _ou_name,
     _spread_over,
 )
+from orgsync.services.testing.scale_orgs import Directory
 
 PAGE_LIMIT = 20  # AWS Organizations returns at most 20 items a page
 FIRST_ACCOUNT_ID = 100_000_000_000  # member i is account FIRST_ACCOUNT_ID + i
+# organization k > 0 of a simulator: management account OTHER_MANAGEMENT + k, member i account
+# FIRST_ACCOUNT_ID + k * ORG_STRIDE + i (twelve digits for up to 89 organizations)
+OTHER_MANAGEMENT = 200_000_000_000
+ORG_STRIDE = 1_000_000_000
 MANAGEMENT_NAME = "master"  # what moto calls the management account
 JOINED_AT = 1_767_225_600.0  # 2026-01-01T00:00:00Z; member i joined i seconds later
 MANAGEMENT = -1  # the management account's index
+ORG_SPEC_FIELDS = ("accounts", "depth", "branching", "suspended", "excluded", "tags_per_account")
 
 
 class AwsError(Exception):
@@ -111,6 +117,8 @@ class ScaleOrg:
     suspended: frozenset[int]
     tag_overrides: dict[str, dict[str, str]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    management_account_id: str = MANAGEMENT_ACCOUNT_ID
+    first_account_id: int = FIRST_ACCOUNT_ID
 
     def __post_init__(self) -> None:
         self._parent_lookup = {pid: i for i, pid in enumerate(self.parent_ids)}
@@ -121,22 +129,25 @@ class ScaleOrg:
 
     @property
     def org_role_arn(self) -> str:
-        return f"arn:aws:iam::{MANAGEMENT_ACCOUNT_ID}:role/{ORG_ROLE_NAME}"
+        return f"arn:aws:iam::{self.management_account_id}:role/{ORG_ROLE_NAME}"
 
     def arn(self, kind: str, resource_id: str) -> str:
-        return f"arn:aws:organizations::{MANAGEMENT_ACCOUNT_ID}:{kind}/{self.org_id}/{resource_id}"
+        management = self.management_account_id
+        return f"arn:aws:organizations::{management}:{kind}/{self.org_id}/{resource_id}"
 
     # ---- accounts by index ---------------------------------------------------------------
 
     def account_id(self, index: int) -> str:
-        return MANAGEMENT_ACCOUNT_ID if index == MANAGEMENT else str(FIRST_ACCOUNT_ID + index)
+        if index == MANAGEMENT:
+            return self.management_account_id
+        return str(self.first_account_id + index)
 
     def index_of(self, account_id: str) -> int | None:
-        if account_id == MANAGEMENT_ACCOUNT_ID:
+        if account_id == self.management_account_id:
             return MANAGEMENT
         if len(account_id) != 12 or not account_id.isdigit():
             return None
-        index = int(account_id) - FIRST_ACCOUNT_ID
+        index = int(account_id) - self.first_account_id
         return index if 0 <= index < self.size else None
 
     def name(self, index: int) -> str:
@@ -206,7 +217,7 @@ class ScaleOrg:
         return SampleOrg(
             org_id=self.org_id,
             root_id=self.root_id,
-            management_account_id=MANAGEMENT_ACCOUNT_ID,
+            management_account_id=self.management_account_id,
             org_role_arn=self.org_role_arn,
             member_role_name=MEMBER_ROLE_NAME,
             ous={self.parent_ids[p]: self.parent_paths[p] for p in range(1, len(self.parent_ids))},
@@ -225,9 +236,16 @@ class ScaleOrg:
         )
 
 
-def generate(spec: OrgSpec) -> ScaleOrg:
-    """The organization `sample_org.build_organization(spec)` builds, drawn the same way."""
-    ids = random.Random(f"ids:{spec.seed}")
+def generate(spec: OrgSpec, number: int = 0) -> ScaleOrg:
+    """The organization `sample_org.build_organization(spec)` builds, drawn the same way.
+
+    `number` places it in a simulator of several: organization 0 is the one moto builds
+    (management account 123456789012); organization k > 0 has management account
+    OTHER_MANAGEMENT + k, members from FIRST_ACCOUNT_ID + k * ORG_STRIDE and ids of its own.
+    """
+    if not 0 <= number < 90 or spec.accounts > ORG_STRIDE:
+        raise ValueError("a simulator holds organizations 0 to 89 of at most 10^9 accounts each")
+    ids = random.Random(f"ids:{spec.seed}" + (f":{number}" if number else ""))
     alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
     suffix = "".join(ids.choice(alphabet) for _ in range(4))
     org_id = "o-" + "".join(ids.choice(alphabet) for _ in range(10))
@@ -280,6 +298,8 @@ def generate(spec: OrgSpec) -> ScaleOrg:
         tag_values=tag_values,
         excluded=excluded,
         suspended=suspended,
+        management_account_id=str(OTHER_MANAGEMENT + number) if number else MANAGEMENT_ACCOUNT_ID,
+        first_account_id=FIRST_ACCOUNT_ID + number * ORG_STRIDE,
     )
 
 
@@ -342,14 +362,14 @@ class Organizations:
         return parent
 
     def DescribeOrganization(self, params: dict[str, Any]) -> dict[str, Any]:
-        org = self.org
+        org, management = self.org, self.org.management_account_id
         return {
             "Organization": {
                 "Id": org.org_id,
-                "Arn": f"arn:aws:organizations::{MANAGEMENT_ACCOUNT_ID}:organization/{org.org_id}",
+                "Arn": f"arn:aws:organizations::{management}:organization/{org.org_id}",
                 "FeatureSet": "ALL",
-                "MasterAccountArn": org.arn("account", MANAGEMENT_ACCOUNT_ID),
-                "MasterAccountId": MANAGEMENT_ACCOUNT_ID,
+                "MasterAccountArn": org.arn("account", management),
+                "MasterAccountId": management,
                 "MasterAccountEmail": org.email(MANAGEMENT),
                 "AvailablePolicyTypes": [{"Type": "SERVICE_CONTROL_POLICY", "Status": "ENABLED"}],
             }
@@ -542,15 +562,26 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self._query(dict(urllib.parse.parse_qsl(body.decode("utf-8", "replace"))))
 
-    def _fault(self, call: AwsCall) -> Fault | None:
+    def _fault(self, call: AwsCall, org: int, organizations_api: bool) -> Fault | None:
+        """The global faults first, then the throttle of the organization the call is for."""
         latency_s, fault = self.server.faults.decide(call)
+        if call.operation is None:
+            throttled = False
+        else:
+            decision = self.server.directory.decide(
+                org, call.operation, call.caller_account, organizations_api
+            )
+            latency_s, throttled = latency_s + decision.extra_latency_s, decision.throttled
         if latency_s:
             time.sleep(latency_s)
+        if fault is None and throttled:
+            return Fault(400, "Throttling", "Rate exceeded")
         return fault
 
     def _organizations(self, operation: str, body: bytes) -> None:
         caller = caller_arn(self.headers.get("X-Amz-Security-Token")).split(":")[4]
-        fault = self._fault(AwsCall(operation, caller_account=caller))
+        org = self.server.directory.route(caller)
+        fault = self._fault(AwsCall(operation, caller_account=caller), org, True)
         if fault is not None:
             code = "TooManyRequestsException" if fault.code == "Throttling" else fault.code
             message = _JSON_MESSAGES.get(fault.code, fault.message)
@@ -558,7 +589,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         try:
             params = json.loads(body or b"{}")
-            result = self.server.organizations.call(operation, params)
+            result = self.server.organizations[org].call(operation, params)
         except AwsError as error:
             self._json_error(error)
             return
@@ -580,7 +611,9 @@ class Handler(BaseHTTPRequestHandler):
         token = self.headers.get("X-Amz-Security-Token")
         caller = caller_arn(token).split(":")[4] if token else DEFAULT_CALLER_ACCOUNT
         call = AwsCall(operation or None, target, form.get("RoleArn", ""), caller)
-        fault = self._fault(call)
+        # base credentials belong to no organization: theirs is the assumed role's
+        org = self.server.directory.route(caller if token else None, target)
+        fault = self._fault(call, org, False)
         if fault is not None:
             self._xml_error(AwsError(fault.status, fault.code, fault.message), fault.sender)
             return
@@ -638,57 +671,144 @@ class ScaleServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 1024  # hundreds of clients may connect at once
 
-    def __init__(self, address: tuple[str, int], org: ScaleOrg, faults: FaultState) -> None:
+    def __init__(
+        self, address: tuple[str, int], orgs: Sequence[ScaleOrg], faults: FaultState
+    ) -> None:
         super().__init__(address, Handler)
-        self.org = org
-        self.organizations = Organizations(org)
+        self.orgs = list(orgs)
+        self.organizations = [Organizations(org) for org in self.orgs]
+        self.directory = Directory(self.orgs)
         self.faults = faults
 
     def control(self, method: str, path: str, body: bytes) -> Any:
-        """The `/_sim/` control plane of `simulated_aws`, plus `GET /_sim/org`."""
+        """The `/_sim/` control plane of `simulated_aws`, plus the organizations' own routes:
+        `GET /_sim/org` (the first), `GET /_sim/orgs`, `GET|POST /_sim/orgs/<management>`
+        (its `rates` and `extra_latency_ms`), `GET /_sim/orgs/<management>/accounts` (every
+        account as it stands, in one answer) and `POST /_sim/tags`."""
         if (method, path) == ("GET", "/_sim/org"):
-            org = self.org
-            return {
-                "org_id": org.org_id,
-                "root_id": org.root_id,
-                "org_role_arn": org.org_role_arn,
-                "member_role_name": MEMBER_ROLE_NAME,
-                "accounts": org.size,
-                "ous": len(org.parent_ids) - 1,
-                "suspended": len(org.suspended),
-                "excluded": len(org.excluded),
-            }
+            return summary(self.orgs[0])
+        if (method, path) == ("GET", "/_sim/orgs"):
+            return [self._org_state(i) for i in range(len(self.orgs))]
+        if path.startswith("/_sim/orgs/") and path.endswith("/accounts") and method == "GET":
+            index = self.directory.by_management(path.split("/")[3])
+            return accounts(self.orgs[index])
+        if path.startswith("/_sim/orgs/") and method in ("GET", "POST"):
+            index = self.directory.by_management(path.removeprefix("/_sim/orgs/"))
+            if method == "POST":
+                self.directory.configure(index, _json_object(body))
+            return self._org_state(index)
+        if (method, path) == ("POST", "/_sim/tags"):
+            return self._tag(_json_object(body))
+        if (method, path) == ("POST", "/_sim/reset-faults"):
+            self.directory.reset()
+        if (method, path) == ("POST", "/_sim/reset-counts"):
+            self.directory.reset_counts()
         if (result := fault_control(self.faults, method, path, body)) is not None:
             return result
         if method == "POST" and path.startswith("/moto-api/"):
             return {}  # seed and reset: this organization is fixed by its spec
         return None
 
+    def _org_state(self, index: int) -> dict[str, Any]:
+        return {**summary(self.orgs[index]), **self.directory.state(index)}
+
+    def _tag(self, change: dict[str, Any]) -> dict[str, Any]:
+        account_id = str(change.get("account_id") or "")
+        to_set, to_remove = change.get("set") or {}, change.get("remove") or []
+        if not isinstance(to_set, dict) or not isinstance(to_remove, list):
+            raise ValueError("set must map keys to values and remove be a list of keys")
+        index = self.directory.index_of(account_id)
+        if index is None:
+            raise ValueError(f"no organization holds account {account_id!r}")
+        org = self.orgs[index]
+        org.edit_tags(account_id, {str(k): str(v) for k, v in to_set.items()}, to_remove)
+        return {"management_account_id": org.management_account_id, "tags": org.tags(account_id)}
+
+
+def summary(org: ScaleOrg) -> dict[str, Any]:
+    """An organization's ids, roles and size, as `GET /_sim/org` describes it."""
+    return {
+        "org_id": org.org_id,
+        "root_id": org.root_id,
+        "management_account_id": org.management_account_id,
+        "org_role_arn": org.org_role_arn,
+        "member_role_name": MEMBER_ROLE_NAME,
+        "accounts": org.size,
+        "ous": len(org.parent_ids) - 1,
+        "suspended": len(org.suspended),
+        "excluded": len(org.excluded),
+    }
+
+
+def accounts(org: ScaleOrg) -> list[dict[str, Any]]:
+    """Every account of the organization, the management account first, with its tags now:
+    what a benchmark compares the inventory with, without paying a call per account."""
+    return [
+        {
+            "id": org.account_id(i),
+            "name": org.name(i),
+            "path": org.parent_paths[org.parent(i)],
+            "state": "SUSPENDED" if i in org.suspended else "ACTIVE",
+            "tags": org.tags(org.account_id(i)),
+        }
+        for i in (MANAGEMENT, *range(org.size))
+    ]
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    value = json.loads(body or b"{}")
+    if not isinstance(value, dict):
+        raise ValueError("body must be a JSON object")
+    return value
+
 
 class ScaleAws(ServedInThread):
-    """The simulator on 127.0.0.1, served from a background thread; a context manager."""
+    """The simulator on 127.0.0.1, served from a background thread; a context manager.
 
-    def __init__(self, spec: OrgSpec, port: int = 0, faults: FaultState | None = None) -> None:
-        self.org = generate(spec)
+    `spec` is the first organization (the one `sample_org` builds in moto); `others` are
+    organizations 1, 2, ... of their own management accounts (see `generate`)."""
+
+    def __init__(
+        self,
+        spec: OrgSpec,
+        port: int = 0,
+        faults: FaultState | None = None,
+        others: Sequence[OrgSpec] = (),
+    ) -> None:
+        self.orgs = [generate(s, number) for number, s in enumerate([spec, *others])]
+        self.org = self.orgs[0]
         self.faults = faults or FaultState()
         self.port = port
         self.endpoint_url = ""
 
+    @property
+    def directory(self) -> Directory:
+        return cast(ScaleServer, self._server).directory
+
     def start(self) -> str:
-        self._server = ScaleServer(("127.0.0.1", self.port), self.org, self.faults)
+        self._server = ScaleServer(("127.0.0.1", self.port), self.orgs, self.faults)
         return self.serve_in_thread("scale-aws")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Serve a generated AWS organization of any size.")
     defaults = OrgSpec()
-    for name in ("accounts", "depth", "branching", "suspended", "excluded", "tags_per_account"):
+    for name in ORG_SPEC_FIELDS:
         parser.add_argument(
             f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name)
         )
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--latency-ms", type=float, default=0.0)
     add_rate_arguments(parser)
+    parser.add_argument(
+        "--org",
+        type=org_spec,
+        action="append",
+        default=[],
+        metavar="accounts=N[,depth=N,branching=N,...]",
+        help="another organization, of management account 20000000000k for the k-th --org;"
+        f" OrgSpec's {', '.join(ORG_SPEC_FIELDS)} and seed, each defaulting to OrgSpec's",
+    )
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--port-file", help="write the bound port here once listening")
     args = parser.parse_args(argv)
@@ -704,7 +824,7 @@ def main(argv: list[str] | None = None) -> int:
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
-    with ScaleAws(spec, port=args.port) as aws:
+    with ScaleAws(spec, port=args.port, others=args.org) as aws:
         aws.faults.update(latency_ms=args.latency_ms, rates=rates_from_args(args))
         if args.port_file:
             _write_port_file(args.port_file, aws.port)
@@ -712,6 +832,23 @@ def main(argv: list[str] | None = None) -> int:
         while not stopping.wait(0.5):
             pass
     return 0
+
+
+def org_spec(text: str) -> OrgSpec:
+    """`accounts=50,depth=2,seed=7` (OrgSpec's integer fields) from a command line."""
+    fields: dict[str, Any] = {}  # OrgSpec's integers; its excluded_prefix stays the default
+    for item in filter(None, text.split(",")):
+        name, _, value = item.partition("=")
+        name = name.strip().replace("-", "_")
+        if name not in (*ORG_SPEC_FIELDS, "seed") or not value.strip().lstrip("-").isdigit():
+            raise argparse.ArgumentTypeError(
+                f"{item!r}: expected NAME=INTEGER, NAME one of {', '.join(ORG_SPEC_FIELDS)}, seed"
+            )
+        fields[name] = int(value)
+    try:
+        return OrgSpec(**fields)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{text!r}: {error}") from None
 
 
 def describe(endpoint_url: str, timeout_s: float = 10.0) -> dict[str, Any]:

@@ -5,7 +5,6 @@ Every route but /api/openapi.json takes `Authorization: Bearer $ORGSYNC_API_TOKE
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
@@ -13,11 +12,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from orgsync.pipelines import numbers
 from orgsync.pipelines.orgs import resolve_org_id
-from orgsync.services.adapters import queues
+from orgsync.services.commands.inventory import MAX_REGISTRATIONS
 from orgsync.services.commands.output import dumps
 from orgsync.services.errors import ServiceUnavailable, UserError
-from orgsync.services.read_models import inventory
+from orgsync.services.read_models import dispatch, inventory
 from orgsync.services.use_cases import registering
 from orgsync.services.web import openapi
 from orgsync.services.web.auth import api
@@ -101,10 +101,10 @@ def failed(conn: Any, request: Request) -> Any:
 
 
 def registrations(conn: Any, request: Request) -> Any:
-    limit = request.query_params.get("limit", "50")
-    if not limit.isdigit():
-        raise BadQuery("limit must be a whole number")
-    return inventory.registrations(conn, int(limit))
+    limit = numbers.whole(request.query_params.get("limit", "50"), 1, MAX_REGISTRATIONS)
+    if limit is None:
+        raise BadQuery(f"limit must be a whole number from 1 to {MAX_REGISTRATIONS}")
+    return inventory.registrations(conn, limit)
 
 
 def account_badges(conn: Any, request: Request) -> Any:
@@ -115,9 +115,8 @@ def account_badges(conn: Any, request: Request) -> Any:
 
 @api
 def queue_depths(request: Request) -> Response:
-    settings = request.app.state.settings
     try:
-        return as_json(queues.depths(settings.broker_url, settings.rabbitmq_management_url))
+        return as_json(dispatch.queue_depths(request.app.state.house)[0])
     except ServiceUnavailable as unavailable:
         return error(str(unavailable), 503)
 
@@ -127,21 +126,24 @@ def register(request: Request) -> Response:
     """Publish a registration request (as `orgsync register` does) and answer its verdict;
     `?wait=false` answers 202 once it is queued."""
     try:
-        body = json.loads(request.state.body or b"null")
+        body = numbers.loads(request.state.body or b"null")
+    except numbers.NotFinite as not_finite:  # Python's json reads NaN and Infinity; JSON has not
+        return error(f"the body must be the registration request, as JSON: {not_finite}", 400)
     except ValueError:
         return error("the body must be the registration request, as JSON", 400)
     if not isinstance(body, dict):
         return error("the body must be a JSON object (the registration request)", 400)
+    # a NaN timeout once passed min() and waited for ever
+    timeout = numbers.decimal(request.query_params.get("timeout", "60"), 0, MAX_WAIT)
+    if timeout is None:
+        return error(f"timeout must be a number of seconds from 0 to {MAX_WAIT:g}", 400)
     body.setdefault("request_id", f"api-{uuid.uuid4()}")
     house = request.app.state.house
     try:
-        timeout = min(float(request.query_params.get("timeout", "60")), MAX_WAIT)
         registering.submit(house, body)
         if request.query_params.get("wait", "true").lower() in ("false", "0", "no"):
             return as_json({"request_id": body["request_id"], "queued": True}, 202)
         verdict = registering.wait_verdict(house, str(body["request_id"]), timeout, body)
-    except ValueError:
-        return error("timeout must be a number of seconds", 400)
     except ServiceUnavailable as unavailable:
         return error(str(unavailable), 503)
     except UserError as late:  # no verdict within the timeout

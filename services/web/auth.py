@@ -25,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 
+from orgsync.pipelines import numbers
 from orgsync.services.errors import UserError
 from orgsync.services.settings import Settings
 
@@ -45,11 +46,16 @@ def hash_password(password: str) -> str:
 
 def parse_hash(text: str) -> tuple[int, int, int, bytes, bytes]:
     try:
-        scheme, n, r, p, salt, key = text.split("$")
-        if scheme != "scrypt":
+        scheme, *costs, salt, key = text.split("$")
+        n, r, p = (numbers.whole(cost) for cost in costs)
+        if scheme != "scrypt" or n is None or r is None or p is None:
             raise ValueError(scheme)
-        return int(n), int(r), int(p), base64.b64decode(salt), base64.b64decode(key)
-    except ValueError as error:
+        parsed = n, r, p, base64.b64decode(salt), base64.b64decode(key)
+        # costs scrypt refuses (n not a power of 2, more memory than it allows) would fail
+        # every sign-in: derived once here, they are refused at start
+        hashlib.scrypt(b"", salt=parsed[3], n=n, r=r, p=p, dklen=max(1, len(parsed[4])))
+        return parsed
+    except (ValueError, TypeError, OverflowError) as error:
         raise UserError(
             "ORGSYNC_WEB_PASSWORD_HASH is not scrypt$<n>$<r>$<p>$<salt>$<key>;"
             " make one with `orgsync web --hash-password`"

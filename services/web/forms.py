@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from orgsync.pipelines import numbers
 from orgsync.pipelines.request_rules import CREDENTIAL_FIELDS
 from orgsync.pipelines.sql import load
 from orgsync.services.errors import ServiceUnavailable, UserError
@@ -75,8 +76,9 @@ class FieldError(ValueError):
 
 def request_from(form: Any, org_id: str | None) -> dict[str, Any]:
     """The registration request a submitted form stands for. Values the registrar would
-    refuse (a duration that is not a number) are passed on as typed, for its reason; a rate
-    override that does not parse raises FieldError."""
+    refuse (a duration that is not a whole number of ASCII digits: `nan`, `1e3`, `²`) are passed
+    on as typed, for its reason; a rate override that does not parse, or is out of bounds,
+    raises FieldError."""
     request: dict[str, Any] = {"request_id": f"web-{uuid.uuid4()}"}
     if org_id:
         request["org_id"] = org_id
@@ -90,7 +92,8 @@ def request_from(form: Any, org_id: str | None) -> dict[str, Any]:
             if text.strip() or org_id:  # blank on an edit: back to the settings
                 request[f.name] = rates(f, text)
         elif text.strip():
-            request[f.name] = int(text) if f.kind == "int" and text.strip().isdigit() else text
+            number = numbers.whole(text) if f.kind == "int" else None
+            request[f.name] = text if number is None else number
         elif f.name == "sync_interval_seconds" and org_id:
             request[f.name] = None  # blank on an edit: back to the scheduler's default
     return request

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from orgsync.pipelines import badges
+from orgsync.pipelines import badges, numbers
 from orgsync.pipelines.orgs import resolve_org_id
 from orgsync.pipelines.sql import load
 from orgsync.services.read_models import inventory
@@ -18,6 +18,7 @@ from orgsync.services.web.auth import page
 from orgsync.services.web.render import render
 
 SQL = load("orgsync.services.web")
+MAX_PAGE = 10**9  # times MAX_PER_PAGE, an OFFSET PostgreSQL's bigint holds
 
 
 @page
@@ -57,8 +58,9 @@ def parse_listing(conn: Any, args: Any) -> tuple[listing.Query, list[str]]:
         include_removed=args.get("include_removed") in ("1", "on", "true"),
         sort=sort if sort in listing.SORTS else "name",
         descending=args.get("order") == "desc",
-        page=int(number) if number.isdigit() and int(number) > 0 else 1,
-        per_page=min(int(per_page), listing.MAX_PER_PAGE) if per_page.isdigit() else 50,
+        # out of bounds is the first page of the usual size: OFFSET must fit a bigint
+        page=numbers.whole(number, 1, MAX_PAGE) or 1,
+        per_page=min(numbers.whole(per_page, 1) or listing.PER_PAGE, listing.MAX_PER_PAGE),
     )
     return query, problems
 

@@ -97,7 +97,7 @@ DOCUMENT: dict[str, Any] = {
             **_get(
                 "Registration requests and their verdicts",
                 "orgsync registrations",
-                [_query("limit", "how many, newest first (default 50)")],
+                [_query("limit", "how many, newest first: 1 to 10000 (default 50)")],
             ),
             "post": {
                 "summary": "Register or update an organization; answers the verdict",
@@ -106,7 +106,7 @@ DOCUMENT: dict[str, Any] = {
                 "when missing). wait=false answers 202 once it is queued.",
                 "parameters": [
                     _query("wait", "false: answer once queued (202)"),
-                    _query("timeout", "seconds to wait for the verdict (default 60, max 300)"),
+                    _query("timeout", "seconds to wait for the verdict, 0 to 300 (default 60)"),
                 ],
                 "requestBody": {
                     "required": True,

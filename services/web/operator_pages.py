@@ -13,7 +13,7 @@ from orgsync.pipelines.orgs import resolve_org_id
 from orgsync.pipelines.sql import load
 from orgsync.services.adapters import dead_letters, queues
 from orgsync.services.errors import ServiceUnavailable, UserError
-from orgsync.services.read_models import inventory
+from orgsync.services.read_models import dispatch, inventory
 from orgsync.services.use_cases import redrive, syncs
 from orgsync.services.web.auth import page
 from orgsync.services.web.render import render
@@ -72,17 +72,20 @@ def pipeline_state(request: Request) -> dict[str, Any]:
             sync = progress.get("sync") or {}
             current.append({**row, "complete": sync.get("complete"), **progress})
         last = conn.execute(SQL["last_syncs"]).fetchall()
+        waiting = dispatch.shares(conn)
     try:
         depths = queues.depths(settings.broker_url, settings.rabbitmq_management_url)
         problem = ""
     except ServiceUnavailable as error:
         depths, problem = [], str(error)
+    queues.add_outbox(depths, waiting)
     seen = {stage for row in current for stage in row.get("stages", {})}
     stages = [*STAGES, *sorted(seen - set(STAGES))]
     return {
         "current": current,
         "last": last,
         "queues": depths,
+        "waiting": waiting,
         "problem": problem,
         "stages": stages,
     }

@@ -19,31 +19,14 @@ from urllib.parse import urlsplit, urlunsplit
 import pika
 import psycopg
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from orgsync.services.bootstrap import House
-from orgsync.services.processes import exporter
 from orgsync.services.settings import Settings
 from tests.support.amqp import declare_queues
+from tests.support.exporter import Samples, sample, scrape, start
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def scrape(base: str) -> Samples:
-    with urllib.request.urlopen(f"{base}/metrics", timeout=30) as response:
-        text = response.read().decode()
-    return {
-        (s.name, frozenset(s.labels.items())): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
-def sample(samples: Samples, name: str, **labels: str) -> float | None:
-    return samples.get((name, frozenset(labels.items())))
 
 
 def healthz(base: str) -> tuple[int, dict[str, Any]]:
@@ -52,14 +35,6 @@ def healthz(base: str) -> tuple[int, dict[str, Any]]:
             return response.status, json.load(response)
     except urllib.error.HTTPError as error:
         return error.code, json.load(error)
-
-
-def start(settings: Settings) -> tuple[str, Any]:
-    """The exporter's URL, and its server and house (to shut down and close)."""
-    house = House(settings)
-    server, _ = exporter.make_server(house, "127.0.0.1", 0)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return f"http://127.0.0.1:{server.server_port}", (server, house)
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from orgsync.services.testing.moto_aws import (
 )
 from orgsync.services.testing.sample_org import OrgSpec, build_organization, change_tags
 from orgsync.services.testing.scale_aws import ScaleAws, describe, generate
+from orgsync.services.testing.scale_orgs import ScaleAwsControl
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -255,3 +256,116 @@ def test_the_command_line_takes_rates_and_the_modest_defaults() -> None:
     assert rates_from_args(args) == {**MODEST_RATES, "ListRoots": (5.0, 10.0), "*": (3.0, 3.0)}
     with pytest.raises(SystemExit):
         parser.parse_args(["--rate", "ListRoots=-1"])
+
+
+OTHER = OrgSpec(
+    accounts=15, depth=1, branching=2, suspended=0, excluded=0, tags_per_account=2, seed=9
+)
+
+
+@pytest.fixture(scope="module")
+def two_orgs() -> Iterator[ScaleAws]:
+    with ScaleAws(SPEC, others=[OTHER]) as aws:
+        yield aws
+
+
+def as_org_role(aws: ScaleAws, role_arn: str, service: str = "organizations") -> Any:
+    """A client acting as the organization role, as orgsync's workers do."""
+    issued = client(aws, "sts").assume_role(RoleArn=role_arn, RoleSessionName="probe")[
+        "Credentials"
+    ]
+    return boto3.client(
+        service,  # type: ignore[call-overload]
+        endpoint_url=aws.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id=issued["AccessKeyId"],
+        aws_secret_access_key=issued["SecretAccessKey"],
+        aws_session_token=issued["SessionToken"],
+        config=Config(retries={"total_max_attempts": 1}),
+    )
+
+
+def test_each_org_role_sees_its_own_organization_on_one_endpoint(two_orgs: ScaleAws) -> None:
+    first, other = two_orgs.orgs
+    as_first = as_org_role(two_orgs, first.org_role_arn)
+    as_other = as_org_role(two_orgs, other.org_role_arn)
+
+    seen_first = [a for page in discovery.walk(as_first, ()) for a in page]
+    seen_other = [a for page in discovery.walk(as_other, ()) for a in page]
+
+    assert len(seen_first) == SPEC.accounts + 1 and len(seen_other) == OTHER.accounts + 1
+    assert as_other.describe_organization()["Organization"]["MasterAccountId"] == "200000000001"
+    assert {a.account_id for a in seen_other} == {
+        other.management_account_id,
+        *(other.account_id(i) for i in range(OTHER.accounts)),
+    }
+    # base credentials still see the first organization, as a single-organization run does
+    assert client(two_orgs, "organizations").describe_organization()["Organization"]["Id"] == (
+        first.org_id
+    )
+
+
+def test_one_organization_throttled_at_run_time_leaves_the_other_unthrottled(
+    two_orgs: ScaleAws,
+) -> None:
+    first, other = two_orgs.orgs
+    control = ScaleAwsControl(two_orgs.endpoint_url)
+    control.reset_faults()
+    control.reset_counts()
+    control.set_org(first.management_account_id, rates={"*": [0.001, 2]})
+    as_first = as_org_role(two_orgs, first.org_role_arn)
+    as_other = as_org_role(two_orgs, other.org_role_arn)
+
+    as_first.list_roots()
+    as_first.list_roots()
+    with pytest.raises(ClientError) as throttled:
+        as_first.list_roots()
+    for _ in range(5):
+        as_other.list_roots()
+    as_first.describe_organization()  # another API: a bucket of its own
+
+    assert throttled.value.response["Error"]["Code"] == "TooManyRequestsException"
+    states = {o["management_account_id"]: o for o in control.orgs()}
+    assert states[first.management_account_id]["rates"] == {"*": [0.001, 2.0]}
+    assert states[first.management_account_id]["counts"]["throttled"] == {"ListRoots": 1}
+    assert states[other.management_account_id]["counts"] == {
+        "operations": {"AssumeRole": 1, "ListRoots": 5},
+        "throttled": {},
+    }
+    control.set_org(first.management_account_id, rates={})
+    as_first.list_roots()  # unthrottled again
+
+
+def test_tags_change_through_the_control_plane_in_whichever_organization_holds_the_account(
+    two_orgs: ScaleAws,
+) -> None:
+    other = two_orgs.orgs[1]
+    account = other.account_id(4)
+    control = ScaleAwsControl(two_orgs.endpoint_url)
+
+    changed = control.tag(account, {"bench": "x1"}, remove=["env"])
+    listed = as_org_role(two_orgs, other.org_role_arn).list_tags_for_resource(ResourceId=account)
+
+    assert changed["management_account_id"] == other.management_account_id
+    assert {t["Key"]: t["Value"] for t in listed["Tags"]} == changed["tags"]
+    assert changed["tags"]["bench"] == "x1" and "env" not in changed["tags"]
+    with pytest.raises(ControlPlaneError, match="no organization holds"):
+        control.tag("000000000000", {"bench": "x"})
+    with pytest.raises(ControlPlaneError, match="no organization has management account"):
+        control.set_org("000000000000", rates={})
+
+
+def test_the_control_plane_lists_an_organizations_accounts_with_their_tags_now(
+    two_orgs: ScaleAws,
+) -> None:
+    other = two_orgs.orgs[1]
+    control = ScaleAwsControl(two_orgs.endpoint_url)
+    control.tag(other.account_id(2), {"listed": "yes"})
+
+    listed = {a["id"]: a for a in control.accounts(other.management_account_id)}
+
+    assert len(listed) == OTHER.accounts + 1
+    assert listed[other.management_account_id]["tags"] == {}
+    assert listed[other.account_id(2)]["tags"]["listed"] == "yes"
+    sample = {a.id: (a.name, a.path) for a in other.sample_org().accounts}
+    assert {i: (a["name"], a["path"]) for i, a in listed.items() if i in sample} == sample

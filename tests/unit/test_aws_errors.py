@@ -18,7 +18,9 @@ from orgsync.pipelines.aws_errors import (
     MAX_BACKOFF_SECONDS,
     PERMANENT_CODES,
     TRANSIENT_CODES,
+    Deferred,
     ErrorClass,
+    again_after,
     backoff_seconds,
     classify,
 )
@@ -220,3 +222,22 @@ def test_the_backoff_cap_stays_far_under_rabbitmqs_consumer_timeout() -> None:
 def test_backoff_rejects_nonsense_arguments(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         backoff_seconds(**kwargs)
+
+
+def test_accounts_the_budget_deferred_go_round_at_its_next_slot_others_after_their_backoff() -> (
+    None
+):
+    deferred = [classify(Deferred("ListTagsForResource", s)) for s in (1.4, 1.2)]
+    throttled = ErrorClass(True, "Throttling", "slow down")
+    assert again_after(deferred, backoff=8.0) == 1.2
+    assert again_after([*deferred, throttled], backoff=8.0) == 8.0
+
+
+def test_a_deferral_never_delays_a_page_past_the_longest_backoff() -> None:
+    far = classify(Deferred("ListTagsForResource", 10_000.0))
+    assert again_after([far], backoff=1.0) == MAX_BACKOFF_SECONDS
+
+
+def test_a_code_of_non_ascii_digits_is_not_read_as_a_status() -> None:
+    error = ClientError({"Error": {"Code": "²", "Message": "x"}}, "ListRoots")
+    assert classify(error).code == "²"

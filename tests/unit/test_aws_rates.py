@@ -10,6 +10,7 @@ import pytest
 from orgsync.pipelines.request_rules import (
     MAX_AWS_RATE,
     MAX_AWS_RATE_ENTRIES,
+    MIN_AWS_RATE,
     Filters,
     check_request,
     operation_names,
@@ -18,8 +19,10 @@ from orgsync.services.commands import cli
 from orgsync.services.commands.organizations import request_from
 from orgsync.services.settings import (
     DEFAULT_AWS_RATES,
+    Settings,
     SettingsError,
     parse_rate_override,
+    parse_rate_spec,
     parse_rates,
     rate_override_text,
 )
@@ -50,7 +53,8 @@ def limits(floor: object, ceiling: object) -> dict[str, object]:
         pytest.param(OVERRIDE, id="star-and-one-api"),
         pytest.param(None, id="null-no-override"),
         pytest.param({"*": limits(MAX_AWS_RATE, MAX_AWS_RATE)}, id="at-the-ceiling-bound"),
-        pytest.param({"ListAccountsForParent": limits(0.001, 0.001)}, id="floor-equals-ceiling"),
+        pytest.param({"*": limits(MIN_AWS_RATE, MIN_AWS_RATE)}, id="at-the-floor-bound"),
+        pytest.param({"ListAccountsForParent": limits(3, 3)}, id="floor-equals-ceiling"),
         pytest.param(
             {name: limits(1, 2) for name in sorted(operation_names("organizations"))[:50]},
             id="fifty-entries",
@@ -116,13 +120,20 @@ def test_an_override_or_null_is_accepted_and_can_change_alone(value: object) -> 
             {"*": limits(True, 2)}, "floor must be a number (calls/s), got boolean", id="a-boolean"
         ),
         pytest.param(
-            {"*": limits(0, 2)}, "floor must be above 0 and at most 1000 calls/s, got 0", id="zero"
+            {"*": limits(0, 2)}, "floor must be from 0.5 to 1000 calls/s, got 0", id="zero"
         ),
+        pytest.param(
+            {"*": limits(0.001, 0.001)},
+            "'*': floor must be from 0.5 to 1000 calls/s, got 0.001",
+            id="below-the-minimum",
+        ),
+        pytest.param({"*": limits(1e-300, 2)}, "floor must be from 0.5", id="tiny"),
+        pytest.param({"*": limits(0.49, 2)}, "got 0.49", id="just-below-the-minimum"),
         pytest.param({"*": limits(-1, 2)}, "got -1", id="negative"),
-        pytest.param({"*": limits(1, 1001)}, "ceiling must be above 0 and at most 1000", id="1001"),
+        pytest.param({"*": limits(1, 1001)}, "ceiling must be from 0.5 to 1000", id="1001"),
         pytest.param({"*": limits(1, float("inf"))}, "got inf", id="infinite"),
         pytest.param({"*": limits(float("nan"), 2)}, "got nan", id="nan"),
-        pytest.param({"*": limits(1, 10**400)}, "ceiling must be above 0", id="a-huge-integer"),
+        pytest.param({"*": limits(1, 10**400)}, "ceiling must be from 0.5", id="a-huge-integer"),
         pytest.param(
             {"ListRoots": limits(5, 2)},
             "'ListRoots': floor 5 must not exceed ceiling 2",
@@ -134,6 +145,7 @@ def test_a_bad_override_is_one_problem_naming_the_field_and_what_is_wrong(
     value: object, message: str
 ) -> None:
     assert any(message in text for text in problems_of(value)), problems_of(value)
+    assert "; ".join(problems_of(value)).count(message) == 1  # said once
 
 
 def test_every_bad_entry_is_reported_at_once() -> None:
@@ -166,17 +178,43 @@ def test_none_default_or_blank_is_no_override(text: str) -> None:
     assert parse_rate_override(text, "X") is None
 
 
-@pytest.mark.parametrize("text", ["*=1", "*=2:1", "List Parents=1:2", "*=0:5", "*=1:2;x=1:2", ","])
+@pytest.mark.parametrize(
+    "text", ["*=1", "List Parents=1:2", "*=1:2;x=1:2", ",", "*=nan:1", "*=inf:inf", "*=1e3:1e3"]
+)
 def test_a_malformed_spec_is_refused_with_the_expected_form(text: str) -> None:
     with pytest.raises(SettingsError, match=r"expected (at least one )?API=FLOOR:CEILING"):
         parse_rate_override(text, "X")
 
 
 @pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("*=0.001:0.001", "X: '*=0.001:0.001': FLOOR must be from 0.5 to 1000 calls/s, got 0.001"),
+        ("*=0:5", "FLOOR must be from 0.5 to 1000 calls/s, got 0"),
+        ("*=0.49:5", "FLOOR must be from 0.5 to 1000 calls/s, got 0.49"),
+        ("*=1:1000.5", "CEILING must be from 0.5 to 1000 calls/s, got 1000.5"),
+        ("*=1:" + "9" * 400, f"CEILING must be from 0.5 to 1000 calls/s, got {'9' * 20}..."),
+        ("*=2:1", "X: '*=2:1': FLOOR must not exceed CEILING"),
+    ],
+)
+def test_a_rate_outside_the_bounds_is_refused_naming_them(text: str, message: str) -> None:
+    with pytest.raises(SettingsError) as refused:
+        parse_rate_override(text, "X")
+    assert message in str(refused.value)
+    with pytest.raises(SettingsError, match=r"ORGSYNC_AWS_RATES: .*(FLOOR|CEILING)"):
+        parse_rates(text, "ORGSYNC_AWS_RATES")
+
+
+def test_the_bounds_themselves_are_accepted() -> None:
+    assert parse_rate_spec("*=0.5:1000", "X") == {"*": (MIN_AWS_RATE, MAX_AWS_RATE)}
+    assert (MIN_AWS_RATE, MAX_AWS_RATE) == (0.5, 1000.0)
+
+
+@pytest.mark.parametrize(
     ("override", "text"),
     [
         (OVERRIDE, "*=1:20,ListParents=0.5:5"),
-        ({"ListRoots": {"floor": 0.00001, "ceiling": 12.3456789}}, "ListRoots=0.00001:12.3456789"),
+        ({"ListRoots": {"floor": 0.5, "ceiling": 12.3456789}}, "ListRoots=0.5:12.3456789"),
         (None, ""),
     ],
 )
@@ -185,6 +223,11 @@ def test_an_override_is_written_in_the_syntax_it_is_read_back_from(
 ) -> None:
     assert rate_override_text(override) == text
     assert parse_rate_override(text, "X") == override
+
+
+def test_an_override_stored_before_the_bounds_is_still_shown_in_plain_decimals() -> None:
+    stored = {"ListRoots": {"floor": 0.00001, "ceiling": 0.001}}
+    assert rate_override_text(stored) == "ListRoots=0.00001:0.001"
 
 
 # --- the flag ---
@@ -232,3 +275,27 @@ def test_a_malformed_form_value_names_its_field() -> None:
     with pytest.raises(forms.FieldError, match="AWS rate override: '\\*=1'") as error:
         forms.request_from({"aws_rates": "*=1"}, ORG_ID)
     assert error.value.field == "aws_rates"
+
+
+# --- the bounds, wherever a rate is given ---
+
+
+def test_the_flag_refuses_a_rate_below_the_minimum_naming_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exit:
+        cli.parser().parse_args(["update", "prod", "--aws-rates", "*=0.001:0.001"])
+
+    assert exit.value.code == 2
+    assert "FLOOR must be from 0.5 to 1000 calls/s, got 0.001" in capsys.readouterr().err
+
+
+def test_the_form_refuses_a_rate_below_the_minimum_beside_its_field() -> None:
+    with pytest.raises(forms.FieldError, match=r"FLOOR must be from 0\.5") as error:
+        forms.request_from({"aws_rates": "*=0.0001:1"}, ORG_ID)
+    assert error.value.field == "aws_rates"
+
+
+def test_the_setting_refuses_a_rate_above_the_maximum() -> None:
+    with pytest.raises(SettingsError, match=r"ORGSYNC_AWS_RATES: .*CEILING must be from 0\.5"):
+        Settings.from_env({"ORGSYNC_AWS_RATES": "AssumeRole=1:5000"})

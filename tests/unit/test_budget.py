@@ -144,11 +144,21 @@ def test_an_organizations_override_wins_for_the_api_then_for_the_star() -> None:
     assert limits_for(rates, "ListParents", None) == Limits(1.0, 30.0)
 
 
+def test_an_override_stored_before_the_bounds_is_held_within_them_not_refused() -> None:
+    rates = parse_rates(None, "X")
+    stored = {"*": {"floor": 1e-300, "ceiling": 0.001}, "ListRoots": {"floor": 5, "ceiling": 1e4}}
+    assert limits_for(rates, "ListParents", stored) == Limits(0.5, 0.5)
+    assert limits_for(rates, "ListRoots", stored) == Limits(5.0, 1000.0)
+    limits = limits_for(rates, "ListParents", stored)
+    _, waits = take_many(Bucket.new(limits, 0.0), 0.0, limits, 3)
+    assert waits[-1] <= 4.0  # two seconds a token at the floor: no call sleeps for ever
+
+
 @pytest.mark.parametrize(
     "text", ["ListRoots=0:5", "ListRoots=5:1", "ListRoots=5", "x=1:2", "*=a:b"]
 )
 def test_bad_rates_are_refused_with_the_expected_form(text: str) -> None:
-    with pytest.raises(SettingsError, match="API=FLOOR:CEILING"):
+    with pytest.raises(SettingsError, match=r"ORGSYNC_AWS_RATES: .*FLOOR"):
         parse_rates(text, "ORGSYNC_AWS_RATES")
 
 

@@ -6,7 +6,10 @@ from types import SimpleNamespace
 from typing import Any
 
 import psycopg
+import pytest
 
+from orgsync.pipelines.aws_errors import Deferred, classify
+from orgsync.pipelines.events import BULK, LIVE
 from orgsync.services.adapters.budget import hooks
 
 
@@ -18,6 +21,7 @@ class FakeBudget:
         self.tickets = 0
         self.slept: list[float] = []
         self.throttled_tickets: list[int] = []
+        self.given_back: list[tuple[int, float]] = []
 
     def acquire(self, scope: str, api: str) -> tuple[int, float]:
         if self.broken:
@@ -30,6 +34,9 @@ class FakeBudget:
 
     def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
+
+    def give_back(self, scope: str, api: str, ticket: int, wait: float) -> None:
+        self.given_back.append((ticket, wait))
 
 
 def answer(code: str, status: int) -> tuple[Any, dict[str, Any]]:
@@ -72,3 +79,35 @@ def test_without_postgresql_a_call_goes_ahead_unpaced() -> None:
     retry = hooks.needs_retry(budget, "o-x")  # type: ignore[arg-type]
     throttled = answer("Throttling", 400)
     assert retry(response=throttled, operation=OPERATION, request_dict={"context": {}}) is None
+
+
+def test_a_bulk_call_whose_slot_is_over_a_second_away_is_deferred_unsent_and_its_token_kept() -> (
+    None
+):
+    budget = FakeBudget(wait=1.5)
+    context: dict[str, Any] = {}
+    with hooks.lane(BULK), pytest.raises(Deferred) as deferred:
+        hooks.before_call(budget, "o-x")(model=OPERATION, context=context)  # type: ignore[arg-type]
+    assert budget.slept == [] and budget.given_back == [(1, 1.5)]
+    assert hooks._TICKET not in context
+    verdict = classify(deferred.value)
+    assert (verdict.transient, verdict.throttling, verdict.retry_after) == (True, True, 1.5)
+
+
+def test_a_live_call_may_wait_longer_than_a_bulk_one_its_reserved_share() -> None:
+    budget = FakeBudget(wait=1.5)
+    with hooks.lane(LIVE):
+        hooks.before_call(budget, "o-x")(model=OPERATION, context={})  # type: ignore[arg-type]
+    assert budget.slept == [1.5] and budget.given_back == []
+    budget.wait = 2.5
+    with hooks.lane(LIVE), pytest.raises(Deferred):
+        hooks.before_call(budget, "o-x")(model=OPERATION, context={})  # type: ignore[arg-type]
+
+
+def test_a_throttled_call_whose_next_slot_is_far_is_deferred_not_retried_in_the_thread() -> None:
+    budget = FakeBudget(wait=5.0)
+    retry = hooks.needs_retry(budget, "o-x")  # type: ignore[arg-type]
+    with hooks.lane(BULK), pytest.raises(Deferred):
+        retry(response=answer("Throttling", 400), operation=OPERATION,
+              request_dict={"context": {hooks._TICKET: 3}})  # fmt: skip
+    assert budget.throttled_tickets == [3] and budget.given_back == [(1, 5.0)]

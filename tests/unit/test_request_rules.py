@@ -400,13 +400,13 @@ INVALID = [
     pytest.param(
         "aws_rates",
         {"*": {"floor": 0, "ceiling": 20}},
-        "'*': floor must be above 0",
+        "'*': floor must be from 0.5 to 1000 calls/s, got 0",
         id="aws_rates-zero-floor",
     ),
     pytest.param(
         "aws_rates",
         {"ListRoots": {"floor": 1, "ceiling": 1001}},
-        "'ListRoots': ceiling must be above 0 and at most 1000 calls/s, got 1001",
+        "'ListRoots': ceiling must be from 0.5 to 1000 calls/s, got 1001",
         id="aws_rates-over-1000",
     ),
     pytest.param(
@@ -845,7 +845,7 @@ valid_requests = st.fixed_dictionaries(
         "aws_rates": st.none()
         | st.dictionaries(
             st.sampled_from(["*", "ListParents", "ListRoots", "ListTagsForResource"]),
-            st.tuples(st.floats(0.001, 1000), st.floats(0.001, 1000)).map(
+            st.tuples(st.floats(0.5, 1000), st.floats(0.5, 1000)).map(
                 lambda pair: {"floor": min(pair), "ceiling": max(pair)}
             ),
             min_size=1,

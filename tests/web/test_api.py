@@ -189,3 +189,39 @@ def test_the_openapi_document_describes_every_route(api: TestClient) -> None:
     }
     schema = document["paths"]["/api/registrations"]["post"]["requestBody"]["content"]
     assert "org_role_arn" in schema["application/json"]["schema"]["properties"]
+
+
+@pytest.mark.parametrize("timeout", ["nan", "inf", "-1", "1e999", "301", "9" * 400, "\u00b2"])
+def test_a_registration_timeout_that_is_not_a_number_of_seconds_up_to_300_is_refused_at_once(
+    api: TestClient, timeout: str
+) -> None:
+    answer = api.post(
+        f"/api/registrations?timeout={timeout}", json={"request_id": "t-1"}, headers=AUTH
+    )
+    assert answer.status_code == 400
+    assert answer.json() == {"error": "timeout must be a number of seconds from 0 to 300"}
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        (b'{"aws_rates": {"*": {"floor": NaN, "ceiling": 2}}}', "NaN is not a JSON number"),
+        (b'{"sync_interval_seconds": Infinity}', "Infinity is not a JSON number"),
+        (b'{"aws_rates": {"*": {"floor": 1e-300, "ceiling": 1e999}}}', "1e999 is too large"),
+    ],
+)
+def test_a_registration_body_with_a_number_json_has_not_is_refused_naming_it(
+    api: TestClient, body: bytes, words: str
+) -> None:
+    answer = api.post("/api/registrations?wait=false", content=body, headers=AUTH)
+    assert answer.status_code == 400
+    assert answer.json()["error"].startswith("the body must be the registration request, as JSON")
+    assert words in answer.json()["error"]
+
+
+@pytest.mark.parametrize("limit", ["-1", "0", "\u00b2", "99999999999999999999", "nan", "10001"])
+def test_a_registrations_limit_outside_1_to_10000_is_refused(api: TestClient, limit: str) -> None:
+    answer = api.get(f"/api/registrations?limit={limit}", headers=AUTH)
+    assert answer.status_code == 400
+    assert answer.json() == {"error": "limit must be a whole number from 1 to 10000"}
+    assert api.get("/api/registrations?limit=10000", headers=AUTH).status_code == 200

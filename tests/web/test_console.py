@@ -158,6 +158,10 @@ def test_the_listing_pages_and_sorts_on_the_server(web: TestClient, conn: Any) -
     assert "name-5" in web.get("/accounts?name=ME-5").text
     assert "name-5" not in web.get("/accounts?status=suspended").text
     assert "status must be one of" in web.get("/accounts?status=bogus").text
+    for page in ("\u00b2", "99999999999999999999", "nan", "-1"):  # the first page, not a 500
+        answer = web.get(f"/accounts?per_page=3&sort=name&order=desc&page={page}")
+        assert answer.status_code == 200 and "page 1 of 3" in answer.text
+    assert "page 1 of 1" in web.get("/accounts?per_page=\u00b9\u00b9&page=1").text
 
 
 def test_a_managed_account_offers_no_edit_and_a_standalone_one_follows_the_cli_rules(

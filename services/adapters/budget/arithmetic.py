@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from orgsync.pipelines.aws_rates import MAX_AWS_RATE, MIN_AWS_RATE
+
 DECREASE = 0.9  # a throttled answer: the rate times this
 # the first throttled answer a budget ever gets: a little under half, for AWS's bucket is empty
 # by then and at exactly its rate it would stay empty
@@ -140,6 +142,15 @@ def limits_for(
     override = override or {}
     chosen = override.get(api) or override.get("*")
     if chosen:
-        return Limits(float(chosen["floor"]), float(chosen["ceiling"]))
+        # Rates outside MIN_AWS_RATE..MAX_AWS_RATE are refused wherever they are given now, but
+        # an organization registered before the bounds may have stored one (a floor of 1e-300
+        # overflowed the budget's arithmetic and failed every call): held within them here,
+        # where every call reads them, instead of rewriting the stored request.
+        return Limits(_bounded(chosen["floor"]), _bounded(chosen["ceiling"]))
     floor, ceiling = rates.get(api) or rates["*"]
     return Limits(floor, ceiling)
+
+
+def _bounded(rate: Any) -> float:
+    # stored as JSONB, which holds no NaN or infinity; a request allowed (0, 1000] before
+    return min(max(float(rate), MIN_AWS_RATE), MAX_AWS_RATE)

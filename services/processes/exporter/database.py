@@ -1,8 +1,9 @@
-"""The exporter's PostgreSQL side: six named reads sent in one round trip, and their families.
+"""The exporter's PostgreSQL side: seven named reads sent in one round trip, and their families.
 
 Accounts per organization and status, the oldest work waiting at each stage, the last sync of
-each organization, failed accounts, rejected messages and the rate budgets. One connection is
-kept between scrapes and opened again when it went away.
+each organization, failed accounts, rejected messages, the rate budgets, and the pages each
+organization has held or in flight in the outbox. One connection is kept between scrapes and
+opened again when it went away.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from psycopg.rows import dict_row
 from orgsync.pipelines.events import STAGES
 from orgsync.pipelines.sql import load
 from orgsync.services.processes.exporter.families import Family
+from orgsync.services.read_models import dispatch
 
 SQL = load("orgsync.services.processes")
 # a scrape's reads, by the name their rows go under (benchmarks/scrape_cost.py times each)
@@ -25,6 +27,7 @@ QUERIES = {
     "failed": SQL["exporter_failed_accounts"],
     "rejected": SQL["exporter_rejected_messages"],
     "budgets": SQL["exporter_budgets"],
+    "pages": dispatch.SHARES,  # the same read as `orgsync queues` and the Pipeline page
 }
 WAITING_STAGE = {s.waits_at or s.name: s.name for s in STAGES}
 
@@ -105,3 +108,7 @@ def add_database(out: dict[str, Family], results: Rows) -> None:
         out["orgsync_aws_calls"].add_metric(labels, row["calls"])
         out["orgsync_aws_throttled"].add_metric(labels, row["throttled"])
         out["orgsync_aws_budget_rate"].add_metric(labels, row["rate"])
+    for row in results["pages"]:
+        labels = [row["org_id"], row["org"], row["queue"], row["lane"]]
+        out["orgsync_pages_waiting"].add_metric(labels, row["held"])
+        out["orgsync_pages_in_flight"].add_metric(labels, row["in_flight"])

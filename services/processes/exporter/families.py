@@ -18,6 +18,19 @@ FAMILIES: dict[str, tuple[str, str, tuple[str, ...]]] = {
         ("queue", "kind"),
     ),
     "orgsync_queue_consumers": ("gauge", "Consumers of a stage queue.", ("queue",)),
+    "orgsync_pages_waiting": (
+        "gauge",
+        "Pages held in PostgreSQL's outbox for their organization's turn (fair dispatch: at "
+        "most ORGSYNC_PAGES_IN_FLIGHT per organization, queue and lane are in RabbitMQ), by "
+        "organization, stage queue and lane (live, bulk); only those with pages.",
+        ("org_id", "org", "queue", "lane"),
+    ),
+    "orgsync_pages_in_flight": (
+        "gauge",
+        "Pages released from the outbox and not yet finished by their consumer (ready to "
+        "publish, in RabbitMQ or being handled), by organization, stage queue and lane.",
+        ("org_id", "org", "queue", "lane"),
+    ),
     "orgsync_accounts": (
         "gauge",
         "Accounts by organization and status (org_id '' for standalone accounts).",
