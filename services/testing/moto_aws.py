@@ -380,26 +380,48 @@ def _denial(call: AwsCall) -> Fault:
     )
 
 
+class KeyAccounts:
+    """The account that issued an access key, as moto itself finds it (its IAM backends; the
+    default account for a key it never issued), remembered: moto scans every account's
+    backend for each lookup, and a key stays with its account (its id encodes the account)."""
+
+    LIMIT = 10_000
+
+    def __init__(self) -> None:
+        self._known: dict[str, str] = {}
+
+    def forget(self) -> None:
+        self._known = {}
+
+    def __call__(self, access_key: str) -> str:
+        account = self._known.get(access_key)
+        if account is None:
+            from moto.iam.models import get_account_id_from
+
+            account = get_account_id_from(access_key)
+            if len(self._known) >= self.LIMIT:
+                self._known.clear()
+            self._known[access_key] = account
+        return account
+
+
 class FaultInjector:
     """WSGI middleware: `/_sim/` is the control plane, `/moto-api/` passes straight through."""
 
-    def __init__(
-        self,
-        app: WsgiApp,
-        faults: FaultState,
-        account_of_key: Callable[[str], str] | None = None,
-    ) -> None:
+    def __init__(self, app: WsgiApp, faults: FaultState, keys: KeyAccounts | None = None) -> None:
         self.app = app
         self.faults = faults
-        self.account_of_key = account_of_key
+        self.keys = keys
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         path = environ.get("PATH_INFO", "")
         if path.startswith("/moto-api/"):
+            if self.keys is not None:
+                self.keys.forget()  # moto's keys go with a reset; ours with them
             return self.app(environ, start_response)
         if path.startswith("/_sim/"):
             return self._control(environ, start_response, path)
-        call = identify_call(environ, self.account_of_key)
+        call = identify_call(environ, self.keys)
         latency_s, fault = self.faults.decide(call)
         if latency_s:
             time.sleep(latency_s)
@@ -483,28 +505,6 @@ def build_app(faults: FaultState) -> FaultInjector:
 
     app = DomainDispatcherApplication(create_backend_app)
     return FaultInjector(app, faults, KeyAccounts())
-
-
-class KeyAccounts:
-    """The account that issued an access key, as moto itself finds it (its IAM backends; the
-    default account for a key it never issued), remembered: moto scans every account's
-    backend for each lookup, and a key never moves to another account."""
-
-    LIMIT = 10_000
-
-    def __init__(self) -> None:
-        self._known: dict[str, str] = {}
-
-    def __call__(self, access_key: str) -> str:
-        account = self._known.get(access_key)
-        if account is None:
-            from moto.iam.models import get_account_id_from
-
-            account = get_account_id_from(access_key)
-            if len(self._known) >= self.LIMIT:
-                self._known.clear()
-            self._known[access_key] = account
-        return account
 
 
 class ServedInThread:
