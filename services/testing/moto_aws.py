@@ -7,6 +7,11 @@ token bucket of its own (rate and burst per API, `*` for the rest), and a call t
 empty is answered `TooManyRequestsException` (Organizations, JSON) or `Throttling` (STS, IAM,
 XML), HTTP 400. AWS publishes no rates for Organizations: `MODEST_RATES` is a guess at a
 modest organization's, not a figure of AWS's.
+One calling account can be singled out, as AWS singles out a management account: its own
+`account_rates` replace `rates` for its calls, and its `slowdown` factor stretches each answer
+it gets (moto's time and the latency) that many times. The calling account is the one moto acts
+in: the `x-moto-account-id` header, else the account that issued the request's access key (a
+session from AssumeRole into arn:aws:iam::<account>:role/... calls as <account>).
 The fault state is driven in-process through `SimulatedAws.faults`, or from other processes
 (workers, test drivers) through the `/_sim/` control plane served on the same port.
 """
@@ -19,6 +24,7 @@ import io
 import json
 import os
 import random
+import re
 import signal
 import sys
 import threading
@@ -71,9 +77,15 @@ class AwsCall:
     caller_account: str = DEFAULT_CALLER_ACCOUNT
 
 
-def identify_call(environ: dict[str, Any]) -> AwsCall:
-    """Name the AWS operation of a request without consuming its body."""
-    caller = environ.get("HTTP_X_MOTO_ACCOUNT_ID", DEFAULT_CALLER_ACCOUNT)
+_ACCESS_KEY = re.compile(r"Credential=([A-Za-z0-9]+)/")
+
+
+def identify_call(
+    environ: dict[str, Any], account_of_key: Callable[[str], str] | None = None
+) -> AwsCall:
+    """Name the AWS operation of a request, and its calling account, without consuming its
+    body. `account_of_key` names the account that issued an access key (moto's own lookup)."""
+    caller = environ.get("HTTP_X_MOTO_ACCOUNT_ID") or _key_account(environ, account_of_key)
     target = environ.get("HTTP_X_AMZ_TARGET", "")
     if target:
         return AwsCall(target.rsplit(".", 1)[-1], caller_account=caller)
@@ -92,6 +104,13 @@ def identify_call(environ: dict[str, Any]) -> AwsCall:
     return AwsCall(operation, account, role_arn, caller)
 
 
+def _key_account(environ: dict[str, Any], account_of_key: Callable[[str], str] | None) -> str:
+    key = _ACCESS_KEY.search(environ.get("HTTP_AUTHORIZATION", ""))
+    if key is None or account_of_key is None:
+        return DEFAULT_CALLER_ACCOUNT
+    return account_of_key(key[1])
+
+
 class FaultState:
     """Which faults to inject next, plus call counters; every read and write holds the lock.
 
@@ -104,6 +123,8 @@ class FaultState:
         self._operations: Counter[str] = Counter()
         self._assume_role: Counter[str] = Counter()
         self._throttled: Counter[str] = Counter()
+        self._callers: Counter[str] = Counter()
+        self._throttled_callers: Counter[str] = Counter()
         self.reset(random_seed)
 
     def reset(self, random_seed: int = 0) -> None:
@@ -116,6 +137,9 @@ class FaultState:
             self.fail_operations: dict[str, int] = {}
             self.fail_assume_role: dict[str, int] = {}
             self.rates: dict[str, tuple[float, float]] = {}
+            # per calling account: rates replacing `rates`, and a factor on its answer times
+            self.account_rates: dict[str, dict[str, tuple[float, float]]] = {}
+            self.slowdown: dict[str, float] = {}
             self._buckets: dict[tuple[str, str], tuple[float, float]] = {}
             self.random_seed = random_seed
             self._rng = random.Random(random_seed)
@@ -128,7 +152,7 @@ class FaultState:
                 setattr(self, key, value)
             if "random_seed" in parsed:
                 self._rng = random.Random(parsed["random_seed"])
-            if "rates" in parsed:
+            if "rates" in parsed or "account_rates" in parsed:
                 self._buckets = {}
 
     def snapshot(self) -> dict[str, Any]:
@@ -142,6 +166,11 @@ class FaultState:
                 "fail_operations": dict(self.fail_operations),
                 "fail_assume_role": dict(self.fail_assume_role),
                 "rates": {name: list(rate) for name, rate in self.rates.items()},
+                "account_rates": {
+                    account: {name: list(rate) for name, rate in rates.items()}
+                    for account, rates in self.account_rates.items()
+                },
+                "slowdown": dict(self.slowdown),
                 "random_seed": self.random_seed,
             }
 
@@ -153,11 +182,23 @@ class FaultState:
                 "throttled": dict(self._throttled),
             }
 
+    def caller_counts(self) -> dict[str, dict[str, int]]:
+        """Calls per calling account, and how many of them were throttled."""
+        with self._lock:
+            return {"calls": dict(self._callers), "throttled": dict(self._throttled_callers)}
+
     def reset_counts(self) -> None:
         with self._lock:
             self._operations.clear()
             self._assume_role.clear()
             self._throttled.clear()
+            self._callers.clear()
+            self._throttled_callers.clear()
+
+    def slowdown_of(self, account: str) -> float:
+        """How many times its normal time an answer to `account` takes (1: not slowed)."""
+        with self._lock:
+            return self.slowdown.get(account, 1.0)
 
     def decide(self, call: AwsCall) -> tuple[float, Fault | None]:
         """Count one AWS call and pick its fault, consuming one unit of any counted fault.
@@ -167,10 +208,11 @@ class FaultState:
         """
         operation, target_account = call.operation, call.target_account
         with self._lock:
-            latency_s = self.latency_ms / 1000
+            latency_s = self.latency_ms / 1000 * self.slowdown.get(call.caller_account, 1.0)
             if operation is None:
                 return latency_s, None
             self._operations[operation] += 1
+            self._callers[call.caller_account] += 1
             if target_account is not None:
                 self._assume_role[target_account] += 1
             if _take(self.fail_operations, operation) or (
@@ -186,6 +228,7 @@ class FaultState:
                 or self._over_rate(operation, call.caller_account)
             ):
                 self._throttled[operation] += 1
+                self._throttled_callers[call.caller_account] += 1
                 return latency_s, _throttled()
             if target_account is not None and target_account in self.deny_assume_role:
                 return latency_s, _denial(call)
@@ -193,7 +236,8 @@ class FaultState:
 
     def _over_rate(self, operation: str, caller: str) -> bool:
         """Take a token from the bucket of (operation, caller); True when it had none."""
-        rate, burst = self.rates.get(operation) or self.rates.get("*") or (0.0, 0.0)
+        rates = self.account_rates.get(caller, self.rates)
+        rate, burst = rates.get(operation) or rates.get("*") or (0.0, 0.0)
         if rate <= 0:
             return False
         now = time.monotonic()
@@ -282,6 +326,13 @@ def _parse_setting(key: str, value: Any) -> Any:
         return value
     if key == "rates":
         return _parse_rates(value)
+    if key == "account_rates":
+        return {account: _parse_rates(rates) for account, rates in _by_account(key, value).items()}
+    if key == "slowdown":
+        factors = _by_account(key, value)
+        if not all(isinstance(f, int | float) and 1 <= f <= 1000 for f in factors.values()):
+            raise ValueError("slowdown must map account ids to factors between 1 and 1000")
+        return {account: float(factor) for account, factor in factors.items()}
     if key == "deny_assume_role":
         if isinstance(value, str) or not isinstance(value, list | set | tuple | frozenset):
             raise ValueError("deny_assume_role must be a list of account ids")
@@ -293,6 +344,14 @@ def _parse_setting(key: str, value: Any) -> Any:
             raise ValueError(f"{key} must map names to counts >= 0")
         return {str(name): n for name, n in value.items() if n > 0}
     raise ValueError(f"unknown fault setting {key!r}")
+
+
+def _by_account(key: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict) or not all(
+        isinstance(account, str) and len(account) == 12 and account.isdigit() for account in value
+    ):
+        raise ValueError(f"{key} must map 12-digit account ids to settings")
+    return value
 
 
 def _error_body(environ: dict[str, Any], fault: Fault, request_id: str) -> tuple[str, bytes]:
@@ -321,27 +380,68 @@ def _denial(call: AwsCall) -> Fault:
     )
 
 
+class KeyAccounts:
+    """The account that issued an access key, as moto itself finds it (its IAM backends; the
+    default account for a key it never issued), remembered: moto scans every account's
+    backend for each lookup, and a key stays with its account (its id encodes the account)."""
+
+    LIMIT = 10_000
+
+    def __init__(self) -> None:
+        self._known: dict[str, str] = {}
+
+    def forget(self) -> None:
+        self._known = {}
+
+    def __call__(self, access_key: str) -> str:
+        account = self._known.get(access_key)
+        if account is None:
+            from moto.iam.models import get_account_id_from
+
+            account = get_account_id_from(access_key)
+            if len(self._known) >= self.LIMIT:
+                self._known.clear()
+            self._known[access_key] = account
+        return account
+
+
 class FaultInjector:
     """WSGI middleware: `/_sim/` is the control plane, `/moto-api/` passes straight through."""
 
-    def __init__(self, app: WsgiApp, faults: FaultState) -> None:
+    def __init__(self, app: WsgiApp, faults: FaultState, keys: KeyAccounts | None = None) -> None:
         self.app = app
         self.faults = faults
+        self.keys = keys
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         path = environ.get("PATH_INFO", "")
         if path.startswith("/moto-api/"):
+            if self.keys is not None:
+                self.keys.forget()  # moto's keys go with a reset; ours with them
             return self.app(environ, start_response)
         if path.startswith("/_sim/"):
             return self._control(environ, start_response, path)
-        latency_s, fault = self.faults.decide(identify_call(environ))
+        call = identify_call(environ, self.keys)
+        latency_s, fault = self.faults.decide(call)
         if latency_s:
             time.sleep(latency_s)
         if fault is None:
-            return self.app(environ, start_response)
+            slowdown = self.faults.slowdown_of(call.caller_account)
+            return self._answer(environ, start_response, slowdown)
         request_id = str(uuid.uuid4())  # not moto's seeded random: ids must stay reproducible
         content_type, body = _error_body(environ, fault, request_id)
         return _respond(start_response, fault.status, body, content_type, request_id)
+
+    def _answer(
+        self, environ: dict[str, Any], start_response: Callable[..., Any], slowdown: float
+    ) -> Any:
+        """moto's answer; a slowed caller's only after `slowdown` times moto's own time."""
+        if slowdown <= 1:
+            return self.app(environ, start_response)
+        started = time.monotonic()
+        body = list(self.app(environ, start_response))
+        time.sleep((slowdown - 1) * (time.monotonic() - started))
+        return body
 
     def _control(
         self, environ: dict[str, Any], start_response: Callable[..., Any], path: str
@@ -372,6 +472,8 @@ def fault_control(faults: FaultState, method: str, path: str, body: bytes) -> An
         return faults.snapshot()
     if (method, path) == ("GET", "/_sim/counts"):
         return faults.counts()
+    if (method, path) == ("GET", "/_sim/caller-counts"):
+        return faults.caller_counts()
     if (method, path) == ("POST", "/_sim/reset-counts"):
         faults.reset_counts()
         return faults.counts()
@@ -401,7 +503,8 @@ def build_app(faults: FaultState) -> FaultInjector:
     # client (workers, test drivers) do not need the `sim` extra installed.
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    return FaultInjector(DomainDispatcherApplication(create_backend_app), faults)
+    app = DomainDispatcherApplication(create_backend_app)
+    return FaultInjector(app, faults, KeyAccounts())
 
 
 class ServedInThread:
@@ -502,6 +605,9 @@ class SimulatedAwsControl:
 
     def counts(self) -> dict[str, dict[str, int]]:
         return cast(dict[str, dict[str, int]], self._call("GET", "/_sim/counts"))
+
+    def caller_counts(self) -> dict[str, dict[str, int]]:
+        return cast(dict[str, dict[str, int]], self._call("GET", "/_sim/caller-counts"))
 
     def reset_counts(self) -> None:
         self._call("POST", "/_sim/reset-counts")

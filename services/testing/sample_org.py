@@ -3,6 +3,10 @@
 Used by `orgsync demo`, the end-to-end tests and the benchmark. Everything is derived from
 `OrgSpec.seed`, and moto's id generator is seeded too, so one spec yields the same
 organization (names, tags, OU tree and ids) on every run against a freshly reset server.
+
+moto keeps one organization per AWS account, so a second organization lives in a second
+management account (`OTHER_MANAGEMENT_ACCOUNT_ID`, or any other): orgsync reaches it by
+assuming its role there, and moto then acts in that account for every call of the session.
 """
 
 from __future__ import annotations
@@ -20,6 +24,9 @@ from botocore.config import Config
 from orgsync.services.testing.moto_aws import SimulatedAwsControl
 
 MANAGEMENT_ACCOUNT_ID = "123456789012"  # moto's default account; it must create the org
+# orgsync's own account: moto's default, where the service's credentials ("testing") act
+SERVICE_ACCOUNT_ID = MANAGEMENT_ACCOUNT_ID
+OTHER_MANAGEMENT_ACCOUNT_ID = "111122223333"  # a second organization's (never a member's)
 ORG_ROLE_NAME = "OrgSyncReadOnly"
 MEMBER_ROLE_NAME = "OrgSyncMember"
 ROOT_NAME = "Root"
@@ -99,14 +106,19 @@ def aws_client(endpoint_url: str, service: Service, account_id: str = MANAGEMENT
     return client
 
 
-def build_organization(endpoint_url: str, spec: OrgSpec) -> SampleOrg:
-    _seed_ids(endpoint_url, spec.seed)
+def build_organization(
+    endpoint_url: str, spec: OrgSpec, management_account_id: str = MANAGEMENT_ACCOUNT_ID
+) -> SampleOrg:
+    """The organization of `spec`, created by `management_account_id`, whose role
+    (`org_role_arn`) orgsync's own account may assume. An account that is already a member
+    of an organization cannot create another (moto refuses, as AWS does)."""
+    _seed_ids(endpoint_url, _id_seed(spec.seed, management_account_id))
     rng = random.Random(spec.seed)
-    org = aws_client(endpoint_url, "organizations")
+    org = aws_client(endpoint_url, "organizations", management_account_id)
     org_id = org.create_organization(FeatureSet="ALL")["Organization"]["Id"]
     root_id = org.list_roots()["Roots"][0]["Id"]
     ous = _create_ou_tree(org, root_id, spec)
-    org_role_arn = _create_org_role(aws_client(endpoint_url, "iam"))
+    org_role_arn = _create_org_role(aws_client(endpoint_url, "iam", management_account_id))
     parents = _spread_over(list(ous) or [], root_id, spec.accounts, rng)
     paths = {root_id: ROOT_NAME, **ous}
     excluded = set(rng.sample(range(spec.accounts), spec.excluded))
@@ -132,7 +144,7 @@ def build_organization(endpoint_url: str, spec: OrgSpec) -> SampleOrg:
     return SampleOrg(
         org_id=org_id,
         root_id=root_id,
-        management_account_id=MANAGEMENT_ACCOUNT_ID,
+        management_account_id=management_account_id,
         org_role_arn=org_role_arn,
         member_role_name=MEMBER_ROLE_NAME,
         ous=ous,
@@ -140,9 +152,24 @@ def build_organization(endpoint_url: str, spec: OrgSpec) -> SampleOrg:
     )
 
 
-def change_tags(endpoint_url: str, changes: dict[str, dict[str, str | None]]) -> None:
+def build_second_organization(
+    endpoint_url: str, spec: OrgSpec, management_account_id: str = OTHER_MANAGEMENT_ACCOUNT_ID
+) -> SampleOrg:
+    """Another organization beside the one `build_organization` made in moto's default account:
+    the same shape of names and tags from `spec`, in a management account of its own, with ids
+    of its own (moto's id generator is seeded from the spec and the account)."""
+    if management_account_id == MANAGEMENT_ACCOUNT_ID:
+        raise ValueError("the second organization needs a management account of its own")
+    return build_organization(endpoint_url, spec, management_account_id)
+
+
+def change_tags(
+    endpoint_url: str,
+    changes: dict[str, dict[str, str | None]],
+    management_account_id: str = MANAGEMENT_ACCOUNT_ID,
+) -> None:
     """Apply tag edits per account; a value of None removes that key."""
-    org = aws_client(endpoint_url, "organizations")
+    org = aws_client(endpoint_url, "organizations", management_account_id)
     for account_id, edits in changes.items():
         to_set = [{"Key": k, "Value": v} for k, v in edits.items() if v is not None]
         to_remove = [k for k, v in edits.items() if v is None]
@@ -156,6 +183,14 @@ def _seed_ids(endpoint_url: str, seed: int) -> None:
     # An endpoint without moto's API (real AWS, a proxy) just gets random ids.
     with contextlib.suppress(urllib.error.URLError, RuntimeError):
         SimulatedAwsControl(endpoint_url).seed(seed)
+
+
+def _id_seed(seed: int, management_account_id: str) -> int:
+    """moto's seed: the spec's own in the default account (the ids every test knows), mixed
+    with the account elsewhere, so that two organizations of one spec never share an id."""
+    if management_account_id == MANAGEMENT_ACCOUNT_ID:
+        return seed
+    return seed + int(management_account_id)
 
 
 def _create_ou_tree(org: Any, root_id: str, spec: OrgSpec) -> dict[str, str]:
@@ -186,7 +221,7 @@ def _create_org_role(iam: Any) -> str:
         "Statement": [
             {
                 "Effect": "Allow",
-                "Principal": {"AWS": f"arn:aws:iam::{MANAGEMENT_ACCOUNT_ID}:root"},
+                "Principal": {"AWS": f"arn:aws:iam::{SERVICE_ACCOUNT_ID}:root"},
                 "Action": "sts:AssumeRole",
             }
         ],

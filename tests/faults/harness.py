@@ -48,6 +48,21 @@ STUCK_AFTER = "10s"  # the stuck-sync bound the workers run with here
 SETTLE_TIMEOUT = 180.0
 KILLS = 10
 STEPS = {"discovered": 1, "validated": 2, "harvested": 3, "reconciled": 4}
+OUTBOX_OF_ORG = "SELECT count(*) AS n FROM outbox WHERE org_id = %s OR org_id IS NULL"
+
+
+@dataclass
+class OtherOrganization:
+    """A second organization syncing in a run beside the harness's own, with the state it
+    must end in (`reference`) and how its sync went."""
+
+    org_id: str
+    accounts: int
+    reference: Snapshot
+    sync_id: str = ""
+    seconds: float = 0.0
+    finished: bool = False
+    counts: Counts | None = None
 
 
 @dataclass
@@ -62,6 +77,13 @@ class Run:
     log: Path = Path()
     notes: list[str] = field(default_factory=list)
     house: House | None = None
+    started: float = 0.0  # when the timed part began (time.monotonic)
+    synced_s: float | None = None  # when the organization's sync was first seen finished
+    other: OtherOrganization | None = None
+
+    def mark_synced(self) -> None:
+        if self.synced_s is None:
+            self.synced_s = time.monotonic() - self.started
 
     def progress(self) -> dict[str, Any]:
         assert self.house is not None
@@ -87,11 +109,16 @@ class Result:
     notes: list[str]
     redrives: int
     worker_starts: int
+    synced_s: float | None = None
+    other: OtherOrganization | None = None
 
 
 # A fault runs alongside the sync: it gets the run and its supervised workers, and returns
 # once it has struck (the harness then waits for the sync to settle).
 Fault = Callable[["Harness", Run, Supervisor], None]
+# What a run needs before its timed part (another organization registered), with workers of
+# its own that stop before the timed part starts.
+Before = Callable[["Harness", Run], None]
 
 
 class Harness:
@@ -169,18 +196,7 @@ class Harness:
         assert self.org is not None
         db.migrate(self.database_url(self.template))
         settings = self.settings(self.template, "setup")
-        request = {
-            "request_id": f"faults-{uuid.uuid4().hex[:8]}",
-            "nickname": "faults",
-            "org_role_arn": self.org.org_role_arn,
-            "org_session_name": "orgsync-faults",
-            "org_session_duration": 3600,
-            "member_role_name": self.org.member_role_name,
-            "member_session_name": "orgsync-faults-member",
-            "member_session_duration": 900,
-            "exclude_prefixes": ["sandbox-"],
-            "auto_badge": True,
-        }
+        request = self.registration_request(self.org, "faults")
         argv = [sys.executable, "-m", "orgsync", "worker", "--stages", "registration"]
         with (
             House(settings) as house,
@@ -196,17 +212,39 @@ class Harness:
         with psycopg.connect(self.database_url(self.template), autocommit=True) as conn:
             conn.execute("DELETE FROM outbox")
 
+    def registration_request(self, org: SampleOrg, nickname: str) -> dict[str, Any]:
+        return {
+            "request_id": f"faults-{uuid.uuid4().hex[:8]}",
+            "nickname": nickname,
+            "org_role_arn": org.org_role_arn,
+            "org_session_name": "orgsync-faults",
+            "org_session_duration": 3600,
+            "member_role_name": org.member_role_name,
+            "member_session_name": "orgsync-faults-member",
+            "member_session_duration": 900,
+            "exclude_prefixes": ["sandbox-"],
+            "auto_badge": True,
+        }
+
     # ---- one run -------------------------------------------------------------------------
 
-    def run(self, name: str, fault: Fault | None = None, **supervisor: Any) -> Result:
+    def run(
+        self,
+        name: str,
+        fault: Fault | None = None,
+        before: Before | None = None,
+        **supervisor: Any,
+    ) -> Result:
         database = f"faults_{name.replace('-', '_')}"
         with psycopg.connect(self.postgres.url, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{database}" TEMPLATE "{self.template}"')
         settings = self.settings(database, name)
         run = Run(name, settings, self.worker_env(settings), self.org_id)
         run.log = self.base / f"{name}.log"
-        started = time.monotonic()
         with House(settings) as run.house:
+            if before is not None:
+                before(self, run)
+            started = run.started = time.monotonic()
             run.sync_id = syncs.sync(run.house, self.org_id, trigger=f"faults:{name}")
             with Supervisor(run.env, run.log, **supervisor) as workers:
                 if fault is not None:
@@ -226,18 +264,22 @@ class Harness:
         counts = compare(self.reference, state)
         if not settled and counts.clean:
             counts.lost += 1  # never report a run that did not finish as clean
-        return Result(name, seconds, counts, run.notes, row["redrives"] if row else 0, starts)
+        redrives = row["redrives"] if row else 0
+        return Result(name, seconds, counts, run.notes, redrives, starts, run.synced_s, run.other)
 
     def _settle(self, run: Run) -> bool:
-        """Until the sync has finished and no event waits in the outbox."""
+        """Until the sync has finished and no event of the organization waits in the outbox
+        (another organization's, in a run that has one, are the fault's business)."""
 
         def settled() -> bool | None:
             try:
                 with db.connect(run.settings.database_url) as conn:
-                    waiting = conn.execute("SELECT count(*) AS n FROM outbox").fetchone()
+                    waiting = conn.execute(OUTBOX_OF_ORG, (run.org_id,)).fetchone()
                     done = inventory.sync_finished(inventory.sync_progress(conn, run.sync_id))
             except Exception:  # the database may be restarting
                 return None
+            if done:
+                run.mark_synced()
             return True if done and waiting and waiting["n"] == 0 else None
 
         try:
@@ -381,15 +423,17 @@ def twice_argv(threads: int = 4) -> list[str]:
 
 def table(results: list[Result], seed: int) -> str:
     header = (
-        f"{'fault':<18} {'seconds':>7} {'lost':>5} {'duplicated':>10} {'wrong':>6}"
+        f"{'fault':<18} {'seconds':>7} {'sync s':>6} {'lost':>5} {'duplicated':>10} {'wrong':>6}"
         f" {'re-drives':>9} {'worker starts':>13}  notes"
     )
     lines = [f"fault harness: {ACCOUNTS}-account organization, seed {seed}", header]
     lines.append("-" * len(header))
     for r in results:
+        synced = "-" if r.synced_s is None else f"{r.synced_s:.1f}"
         lines.append(
-            f"{r.name:<18} {r.seconds:>7.1f} {r.counts.lost:>5} {r.counts.duplicated:>10}"
-            f" {r.counts.wrong:>6} {r.redrives:>9} {r.worker_starts:>13}  {'; '.join(r.notes)}"
+            f"{r.name:<18} {r.seconds:>7.1f} {synced:>6} {r.counts.lost:>5}"
+            f" {r.counts.duplicated:>10} {r.counts.wrong:>6} {r.redrives:>9}"
+            f" {r.worker_starts:>13}  {'; '.join(r.notes)}"
         )
     for r in results:
         for example in r.counts.examples[:5]:

@@ -1,5 +1,6 @@
-"""`make test-faults`: nothing lost, duplicated or wrong under crashes, restarts, duplicates
-and throttling, counted over a 300-account organization (see tests/faults/harness.py).
+"""`make test-faults`: nothing lost, duplicated or wrong under crashes, restarts, duplicates,
+throttling and a slow organization beside it, counted over a 300-account organization (see
+tests/faults/harness.py and tests/faults/slow_organization.py).
 
 ORGSYNC_FAULT_SEED=<n> replays the random choices (kill moments and targets, restart points)
 of an earlier run; the seed is printed with the table.
@@ -26,6 +27,8 @@ from tests.faults.harness import (
     throttled,
     twice_argv,
 )
+from tests.faults.slow_organization import check as slow_organization_problems
+from tests.faults.slow_organization import register_slow_organization, slow_organization
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(900)]
 
@@ -51,12 +54,14 @@ def test_no_fault_loses_duplicates_or_corrupts_anything(capsys: pytest.CaptureFi
         record(harness.run("deliver-twice", deliver_twice, argv=twice_argv()))
         with throttled(harness):
             record(harness.run("throttle-by-rate", throttle))
+        record(harness.run("slow-organization", slow_organization, register_slow_organization))
     report = table(results, seed)
     report += f"\nsetup {setup:.0f} s, total {time.monotonic() - started:.0f} s"
     with capsys.disabled():
         print("\n" + report, flush=True)
     failing = [r.name for r in results if not r.counts.clean]
     assert not failing, f"faults with lost/duplicated/wrong state: {failing} (seed {seed})"
+    assert not (problems := slow_organization_problems(results)), problems
     kills = next(r for r in results if r.name == "kill-9")
     assert kills.notes[0].startswith(f"{KILLS} kill -9"), kills.notes
     for name in ("restart-rabbitmq", "restart-postgres"):
