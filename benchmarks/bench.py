@@ -66,6 +66,7 @@ from orgsync.services.use_cases import registering, syncs
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import contention  # benchmarks/contention.py and throttled.py, beside this script
 import throttled
+from contention_drive import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 BUDGET_CEILING = 400  # calls/s: the workers' budget starts here, above any simulated rate
@@ -145,15 +146,6 @@ def subprocess_running(
         # a worker process that outlived its parent's shutdown goes now
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-
-
-def wait_for(poll: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while (result := poll()) is None:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
-    return result
 
 
 # ---- the services of the run's own ----------------------------------------------------------

@@ -97,7 +97,8 @@ class Db:
         return rows[0]["sync_id"] if rows else None
 
 
-def wait_for(poll: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
+def wait_for(poll: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
+    """`poll()` until it returns something other than None (bench.py's phases use it too)."""
     deadline = time.monotonic() + timeout
     while (result := poll()) is None:
         if time.monotonic() > deadline:
@@ -206,13 +207,16 @@ def start_sync(orgsync: Orgsync, org_id: str) -> str:
 def timed_sync(orgsync: Orgsync, db: Db, org_id: str, timeout: float) -> float:
     """A full re-sync, from its row's start to its last account's last stage (database time)."""
     sync_id = start_sync(orgsync, org_id)
-    finished = wait_for(lambda: db.sync_finished_at(sync_id), timeout, f"sync {sync_id}")
+    finished = wait_for(
+        lambda: db.sync_finished_at(sync_id), timeout, f"sync {sync_id}", interval=0.2
+    )
     return float(finished) - db.started_at(sync_id)
 
 
 def wait_first_sync(db: Db, org_id: str, timeout: float) -> None:
-    sync_id = wait_for(lambda: db.latest_sync(org_id), timeout, f"{org_id}'s first sync")
-    wait_for(lambda: db.sync_finished_at(sync_id), timeout, f"{org_id}'s first sync")
+    what = f"{org_id}'s first sync"
+    sync_id = wait_for(lambda: db.latest_sync(org_id), timeout, what, interval=0.2)
+    wait_for(lambda: db.sync_finished_at(sync_id), timeout, what, interval=0.2)
 
 
 def settle(db: Db, org_ids: list[str], timeout: float) -> None:
