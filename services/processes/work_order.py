@@ -37,7 +37,6 @@ class LiveFirst(queue.PriorityQueue[Any]):
     two heaps: live and bulk."""
 
     def _init(self, maxsize: int) -> None:
-        self.queue: list[Any] = []
         self.live: list[Any] = []
         self.bulk: list[Any] = []
         self.taken = 0
