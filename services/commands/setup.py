@@ -8,6 +8,7 @@ import sys
 from orgsync.services.adapters import db, keys
 from orgsync.services.commands.context import Command, Context
 from orgsync.services.commands.output import print_json
+from orgsync.services.errors import UserError
 from orgsync.services.use_cases import check, iam_policy
 
 
@@ -43,6 +44,14 @@ def cmd_check(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_iam_policy(ctx: Context, args: argparse.Namespace) -> int:
     if args.member or args.trust:
+        if args.principal is None:
+            raise UserError(
+                "a trust policy names the principal orgsync runs as: give --principal ARN"
+                f" ({iam_policy.FIND_PRINCIPAL})"
+            )
+        problem = iam_policy.principal_problem(args.principal)
+        if problem:
+            raise UserError(f"--principal: {problem}")
         if args.member:
             print(
                 "orgsync only assumes the member role: it needs this trust policy and no"
@@ -92,10 +101,9 @@ def add(command: Command) -> None:
     )
     p.add_argument(
         "--principal",
-        default=iam_policy.PRINCIPAL_PLACEHOLDER,
         metavar="ARN",
-        help="in a trust policy: the principal orgsync runs as"
-        " (`aws sts get-caller-identity` shows it)",
+        help="in a trust policy (required there): the IAM role or user orgsync runs as"
+        " (`aws sts get-caller-identity` shows it; for an assumed-role session, its role)",
     )
     p.add_argument(
         "--external-id-condition",
