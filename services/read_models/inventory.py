@@ -7,6 +7,7 @@ from typing import Any
 import psycopg
 
 from orgsync.pipelines.account_state import StageMark
+from orgsync.pipelines.assume_role_advice import likely_causes
 from orgsync.pipelines.request_rules import FILTER_FIELDS
 from orgsync.pipelines.sql import load
 
@@ -52,9 +53,15 @@ def registrations(conn: Conn, limit: int) -> list[dict[str, Any]]:
 def failures(
     conn: Conn, org_id: str | None, account_id: str | None = None, code: str | None = None
 ) -> list[dict[str, Any]]:
-    return conn.execute(
+    rows = conn.execute(
         SQL["failed_accounts"], {"org": org_id, "acct": account_id, "code": code}
     ).fetchall()
+    for row in rows:
+        management = bool(row.pop("management_account"))
+        row["likely_causes"] = likely_causes(
+            row["code"], member=True, management_account=management
+        )
+    return rows
 
 
 def badges(conn: Conn, account_id: str) -> list[dict[str, Any]]:

@@ -55,8 +55,9 @@ FROM registrations ORDER BY received_at DESC LIMIT %s
 
 -- name: failed_accounts
 SELECT f.account_id, a.name, f.org_id, f.stage, f.code, f.message, f.attempts,
-       f.first_failed_at, f.last_failed_at, a.sync_id::text AS sync_id
-FROM failures f JOIN accounts a USING (account_id)
+       f.first_failed_at, f.last_failed_at, a.sync_id::text AS sync_id,
+       f.account_id = o.management_account_id AS management_account
+FROM failures f JOIN accounts a USING (account_id) LEFT JOIN organizations o ON o.org_id = f.org_id
 WHERE a.status = 'assume_role_failed'
   AND (%(org)s::text IS NULL OR f.org_id = %(org)s)
   AND (%(acct)s::text IS NULL OR f.account_id = %(acct)s)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orgsync.pipelines import validation
+from orgsync.pipelines.assume_role_advice import advice
 from orgsync.pipelines.credentials import CredentialError, MissingKeysError
 from orgsync.pipelines.orgs import load_organization, resolve_org_id
 from orgsync.pipelines.registration_checks import check_live, check_queue
@@ -189,6 +190,15 @@ def check_org(
             "`orgsync iam-policy --org` prints the policy the role needs"
             " (deploy/aws/org-role.yaml creates it)",
         )
+    elif live.aws_org_id != org_id:
+        yield Finding(
+            "org role",
+            False,
+            f"{org.credentials.org_role_arn} reads organization {live.aws_org_id}, not {org_id}:"
+            " the role is in another organization's management account",
+            f"`orgsync update {ref}` with the organization role of {org_id}'s management account"
+            f" ({org.management_account_id})",
+        )
     else:
         yield Finding("org role", True, f"{org.credentials.org_role_arn} can read {org_id}")
     if org.filters.events_queue_url:
@@ -212,12 +222,16 @@ def check_org(
     if result.status is validation.ValidationStatus.OK:
         yield Finding("member role", True, f"assumed {org.member_role_arn(account['account_id'])}")
     else:
+        management = account["account_id"] == org.management_account_id
+        causes = advice(result.code or "", member=True, management_account=management)
         yield Finding(
             "member role",
             False,
-            f"cannot assume {org.member_role_arn(account['account_id'])} ({result.reason})",
-            "deploy deploy/aws/member-role-stackset.yaml to the organization"
-            " (`orgsync iam-policy --member` prints its trust policy)",
+            f"cannot assume {org.member_role_arn(account['account_id'])} ({result.reason})"
+            + (f"; {causes}" if causes else ""),
+            "deploy deploy/aws/member-role-stackset.yaml to the organization and"
+            " deploy/aws/member-role.yaml to its management account"
+            " (`orgsync iam-policy --member --principal ARN` prints its trust policy)",
         )
 
 
