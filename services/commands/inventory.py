@@ -4,6 +4,7 @@ standalone accounts."""
 from __future__ import annotations
 
 import argparse
+import textwrap
 from typing import Any
 
 from orgsync.pipelines import badges
@@ -17,7 +18,7 @@ from orgsync.services.commands.context import (
     external_id,
     whole,
 )
-from orgsync.services.commands.output import print_json, table
+from orgsync.services.commands.output import counts_text, print_json, table
 from orgsync.services.errors import UserError
 from orgsync.services.read_models import inventory
 from orgsync.services.settings import rate_override_text
@@ -33,16 +34,61 @@ def cmd_orgs(ctx: Context, args: argparse.Namespace) -> int:
     if args.json:
         print_json(rows)
         return 0
-    for row in rows:
-        last = row["last_sync"] or {}
-        row["last_sync_at"] = last.get("started_at")
-        row["sync_state"] = sync_state(last, row["throttled_now"])
-        row["aws_rate"] = aws_rates(row["aws_budget"])
-        row["feed"] = feed_state(row["feed"])
-        row["filters"]["aws_rates"] = rate_override_text(row["filters"]["aws_rates"]) or None
-    columns = ["org_id", "nickname", "accounts", "filters", "last_sync_at", "sync_state"]
-    print(table(rows, [*columns, "aws_rate", "feed"]))
+    print("\n\n".join("\n".join(describe_org(row)) for row in rows) or "no organization yet")
     return 0
+
+
+WIDTH = 100
+
+
+def describe_org(row: dict[str, Any]) -> list[str]:
+    """One organization as a few labelled lines no wider than WIDTH (the table it replaced was
+    664 characters wide): what `orgsync orgs` prints for people."""
+    last = row["last_sync"] or {}
+    total = sum(row["accounts"].values())
+    by_status = ", ".join(f"{n} {status}" for status, n in sorted(row["accounts"].items()))
+    fields = {
+        "accounts": f"{total}" + (f": {by_status}" if by_status else ""),
+        "last sync": (
+            f"{str(last['started_at'])[:19].replace('T', ' ')}, "
+            f"{sync_state(last, row['throttled_now'])}"
+            + (f" ({last['error']})" if last.get("error") else "")
+            + (f": {counts_text(last['counts'])}" if last.get("counts") else "")
+            if last
+            else "never"
+        ),
+        "filters": filters_text(row["filters"]),
+        "feed": feed_state(row["feed"]) if row["feed"] else "none (no events queue)",
+        "AWS rate": aws_rates(row["aws_budget"]),
+    }
+    lines = [f"{row['nickname']} ({row['org_id']})"]
+    for label, text in fields.items():
+        lines += textwrap.wrap(
+            text,
+            WIDTH,
+            initial_indent=f"  {label:<10} ",
+            subsequent_indent=" " * 13,
+            break_on_hyphens=False,
+        )
+    return lines
+
+
+def filters_text(filters: dict[str, Any]) -> str:
+    interval = filters["sync_interval_seconds"]
+    parts = [
+        "exclude " + " ".join(filters["exclude_prefixes"])
+        if filters["exclude_prefixes"]
+        else "no exclusion",
+        "only under " + " ".join(filters["limit_ou_ids"])
+        if filters["limit_ou_ids"]
+        else "whole organization",
+        f"auto-badge {'on' if filters['auto_badge'] else 'off'}",
+        f"remove suspended {'on' if filters['auto_remove_suspended'] else 'off'}",
+        f"sync every {interval} s" if interval else "sync every ORGSYNC_SYNC_INTERVAL",
+    ]
+    if filters["aws_rates"]:
+        parts.append(f"AWS rates {rate_override_text(filters['aws_rates'])}")
+    return "; ".join(parts)
 
 
 def feed_state(feed: dict[str, Any] | None) -> str:
@@ -110,11 +156,11 @@ def cmd_accounts(ctx: Context, args: argparse.Namespace) -> int:
         return 0
     for row in rows:
         if isinstance(row.get("badges"), list):
-            row["badges"] = {
-                b["key"]: b["value"]
+            row["badges"] = ", ".join(
+                f"{b['key']}={b['value']}"
                 for b in row["badges"]
-                if b["key"] not in ("system.cloud_organization", "cloud_org_path")
-            }
+                if b["key"] not in badges.ORGANIZATION_BADGES  # the org and path columns show them
+            )
     print(table(rows, columns))
     print(f"{len(rows)} account(s)")
     return 0

@@ -23,7 +23,9 @@ def cmd_migrate(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_keys(ctx: Context, args: argparse.Namespace) -> int:
     if args.keys_command == "generate":
-        path, key_id = keys.generate(ctx.settings, if_missing=args.if_missing)
+        path, key_id = keys.generate(
+            ctx.settings, if_missing=args.if_missing, lost_keys=args.lost_keys
+        )
         print(f"kept the keys in {path}" if key_id is None else f"wrote key {key_id} to {path}")
         return 0
     with ctx.connect() as conn:
@@ -70,6 +72,12 @@ def add(command: Command) -> None:
     keys_sub = p.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
     g = keys_sub.add_parser("generate", help="write a key file with a new key")
     g.add_argument("--if-missing", action="store_true", help="keep an existing key file")
+    g.add_argument(
+        "--lost-keys",
+        action="store_true",
+        help="write a new key although stored credentials are sealed under keys that are lost"
+        " for good (refused otherwise); every organization's roles must then be given again",
+    )
     keys_sub.add_parser("rotate", help="add a newer key and reseal every credential under it")
     p = command(
         "check",

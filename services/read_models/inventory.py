@@ -29,7 +29,10 @@ def accounts(
     status: str | None = None,
     badge: tuple[str, str] | None = None,
     include_removed: bool = False,
+    limit: int | None = None,
+    offset: int = 0,
 ) -> list[dict[str, Any]]:
+    """The listing, in a stable order; `limit` accounts from `offset` (None: all of them)."""
     return conn.execute(
         SQL["accounts"],
         {
@@ -38,6 +41,8 @@ def accounts(
             "include_removed": include_removed,
             "badge_key": badge[0] if badge else None,
             "badge_value": badge[1] if badge else None,
+            "limit": limit,
+            "offset": offset,
         },
     ).fetchall()
 

@@ -41,6 +41,7 @@ WHERE (%(org_id)s::text IS NULL OR a.org_id = %(org_id)s)
         SELECT 1 FROM badges b WHERE b.account_id = a.account_id
         AND b.key = %(badge_key)s AND b.value = %(badge_value)s))
 ORDER BY o.nickname NULLS FIRST, a.org_path, a.name, a.account_id
+LIMIT %(limit)s OFFSET %(offset)s
 
 -- name: excluded_accounts
 SELECT e.account_id, e.name, e.org_id, o.nickname AS org_nickname, e.org_path,

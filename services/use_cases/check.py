@@ -109,19 +109,19 @@ def check_keys(settings: Settings, conn: Any) -> Finding:
     )
     try:
         keyring = keys.load_keyring(settings)
-    except MissingKeysError:
-        return Finding(
-            "keys",
-            False,
-            f"no encryption keys (ORGSYNC_ENCRYPTION_KEYS is unset, no {source})",
-            "run `orgsync keys generate`",
-        )
+    except (MissingKeysError, keys.EmptyKeyFileError) as error:
+        missing = isinstance(error, MissingKeysError)
+        detail = f"no {source}, and ORGSYNC_ENCRYPTION_KEYS is unset" if missing else str(error)
+        return Finding("keys", False, f"no encryption keys: {detail}", _keys_fix(settings, conn))
     except CredentialError as error:
+        needed = _needed(conn)
         return Finding(
             "keys",
             False,
             f"the keys from {source} are unusable ({error})",
-            "fix them, or run `orgsync keys generate` for a new key file",
+            "fix them: " + keys.keep_the_keys_advice(needed, settings.encryption_key_file)
+            if needed
+            else "fix them, or remove the file and run `orgsync keys generate`",
         )
     if conn is None:
         return Finding("keys", True, f"{len(keyring.key_ids)} key(s) from {source}")
@@ -142,6 +142,24 @@ def check_keys(settings: Settings, conn: Any) -> Finding:
         True,
         f"{len(keyring.key_ids)} key(s) from {source} open all {opened} stored credential(s)",
     )
+
+
+def _needed(conn: Any) -> dict[str, int]:
+    """The key ids stored credentials are sealed under; none when no table is there yet."""
+    if conn is None:
+        return {}
+    try:
+        return keys.stored_key_ids(conn)
+    except Exception:  # not migrated yet: the migrations verdict says so
+        conn.rollback()
+        return {}
+
+
+def _keys_fix(settings: Settings, conn: Any) -> str:
+    needed = _needed(conn)
+    if needed:
+        return keys.keep_the_keys_advice(needed, settings.encryption_key_file)
+    return "run `orgsync keys generate` (no stored credential needs an older key)"
 
 
 def check_aws(aws_factory: Callable[[], Any]) -> tuple[Finding, Any]:

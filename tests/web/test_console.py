@@ -319,3 +319,13 @@ def test_the_pipeline_page_counts_the_accounts_at_each_stage_of_the_current_sync
     # sync id, state, then discovered, validated, harvested, reconciled
     assert cells[1:] == ["complete", "0", "3", "0", "0"]
     assert "org-registration" in fragment  # the queues, from RabbitMQ
+
+
+def test_a_page_that_does_not_exist_is_the_consoles_own_error_page(web: TestClient) -> None:
+    missing = web.get("/nothing-here")
+    assert missing.status_code == 404
+    assert '<link rel="stylesheet"' in missing.text  # the console's own page, styled
+    assert "no such route: /nothing-here" in missing.text
+    assert web.get("/accounts/000000000000").status_code == 404
+    api = web.get("/api/nothing")
+    assert api.status_code == 404 and api.json() == {"error": "no such route: GET /api/nothing"}
