@@ -69,6 +69,11 @@ def failures(
     return rows
 
 
+def change_events(conn: Conn, org_id: str | None, limit: int = 100) -> list[dict[str, Any]]:
+    """The change events received (newest first) and what became of each."""
+    return conn.execute(SQL["change_events"], {"org_id": org_id, "limit": limit}).fetchall()
+
+
 def badges(conn: Conn, account_id: str) -> list[dict[str, Any]]:
     return conn.execute(SQL["account_badges"], (account_id,)).fetchall()
 

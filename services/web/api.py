@@ -15,7 +15,7 @@ from starlette.routing import Route
 
 from orgsync.pipelines import numbers
 from orgsync.pipelines.orgs import resolve_org_id
-from orgsync.services.commands.inventory import MAX_REGISTRATIONS
+from orgsync.services.commands.inventory import MAX_EVENTS, MAX_REGISTRATIONS
 from orgsync.services.commands.output import dumps
 from orgsync.services.errors import ServiceUnavailable, UserError
 from orgsync.services.read_models import dispatch, inventory
@@ -149,6 +149,12 @@ def failed(conn: Any, request: Request) -> Any:
     return inventory.failures(conn, _org(conn, request))
 
 
+def events(conn: Any, request: Request) -> Any:
+    """`orgsync events [--org] [--limit] --json`."""
+    limit = _number(request, "limit", 100, 1, MAX_EVENTS)
+    return inventory.change_events(conn, _org(conn, request), limit)
+
+
 def registrations(conn: Any, request: Request) -> Any:
     limit = numbers.whole(request.query_params.get("limit", "50"), 1, MAX_REGISTRATIONS)
     if limit is None:
@@ -211,6 +217,7 @@ def routes() -> list[Route]:
         Route("/api/accounts", read(accounts)),
         Route("/api/accounts/{account_id}/badges", read(account_badges)),
         Route("/api/failed", read(failed)),
+        Route("/api/events", read(events)),
         Route("/api/registrations", read(registrations)),
         Route("/api/registrations", register, methods=["POST"]),
         Route("/api/queues", queue_depths),

@@ -143,6 +143,19 @@ SCHEMAS: dict[str, Any] = {
             "warnings": {"type": "array", "items": TEXT},
         }
     ),
+    "ChangeEvent": _object(
+        {
+            "org_id": TEXT,
+            "event_id": TEXT,
+            "event_name": MAYBE_TEXT,
+            "outcome": {"enum": ["applied", "stale", "ignored", "rejected", "failed"]},
+            "reason": MAYBE_TEXT,
+            "handled_at": TIME,
+        },
+        org_nickname=TEXT,
+        event_time=MAYBE_TIME,
+        target=MAYBE_TEXT,
+    ),
     "Queued": _object({"request_id": TEXT, "queued": {"const": True}}),
     "Error": _object({"error": TEXT}),
 }
@@ -231,6 +244,19 @@ DOCUMENT: dict[str, Any] = {
             ],
         ),
         "/api/failed": _get("Failed validations", "orgsync failed", _list("Failure"), [ORG]),
+        "/api/events": _get(
+            "Change events received and their outcomes, newest first",
+            "orgsync events",
+            _list("ChangeEvent"),
+            [
+                ORG,
+                _param(
+                    "limit",
+                    {"type": "integer", "minimum": 1, "maximum": 10000, "default": 100},
+                    "how many, newest first",
+                ),
+            ],
+        ),
         "/api/queues": _get("Each queue's depth and consumers", "orgsync queues", _list("Queue")),
         "/api/registrations": {
             **_get(

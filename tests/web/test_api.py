@@ -19,7 +19,15 @@ from starlette.testclient import TestClient
 from orgsync.services.commands import cli
 from orgsync.services.settings import Settings
 from orgsync.services.web.app import create_app
-from tests.support.web import HOSTILE, TOKEN, add_account, add_failure, add_org, add_sync
+from tests.support.web import (
+    HOSTILE,
+    TOKEN,
+    add_account,
+    add_failure,
+    add_feed,
+    add_org,
+    add_sync,
+)
 
 pytestmark = pytest.mark.integration
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -60,6 +68,7 @@ def inventory(conn: Any) -> None:
     add_failure(conn, "100000000002", "o-aaaaaaaaaa", "denied")
     add_account(conn, "100000000003", "gone", "o-bbbbbbbbbb", status="removed")
     add_account(conn, "100000000004", "alone", None, badges={"owner": "me"})
+    add_feed(conn, "o-aaaaaaaaaa", "100000000001")
     conn.execute(
         "INSERT INTO excluded_accounts (org_id, account_id, name, reason, sync_id)"
         " VALUES ('o-aaaaaaaaaa', '100000000009', 'sandbox-1', 'name_prefix:sandbox-', %s)",
@@ -113,6 +122,9 @@ def test_without_an_api_token_set_the_api_stays_shut(web_settings: Settings) -> 
         ("/api/registrations", ["registrations"]),
         ("/api/accounts/100000000004/badges", ["badges", "100000000004"]),
         ("/api/queues", ["queues"]),
+        ("/api/events", ["events"]),
+        ("/api/events?org=alpha&limit=1", ["events", "--org", "alpha", "--limit", "1"]),
+        ("/api/accounts/100000000001/badges?history=true", ["badges", "100000000001", "--history"]),
     ],
 )
 def test_every_api_read_answers_the_same_json_as_the_cli(
@@ -239,6 +251,7 @@ def test_the_openapi_document_describes_every_route(api: TestClient) -> None:
         "/api/accounts",
         "/api/accounts/{account_id}/badges",
         "/api/failed",
+        "/api/events",
         "/api/queues",
         "/api/registrations",
     }
@@ -280,3 +293,17 @@ def test_a_registrations_limit_outside_1_to_10000_is_refused(api: TestClient, li
     assert answer.status_code == 400
     assert answer.json() == {"error": "limit must be a whole number from 1 to 10000"}
     assert api.get("/api/registrations?limit=10000", headers=AUTH).status_code == 200
+
+
+@pytest.mark.usefixtures("inventory")
+def test_orgsync_events_prints_each_feed_then_the_events_newest_first(
+    api_settings: Settings, monkeypatch: Any, capsys: Any
+) -> None:
+    cli_json(api_settings, monkeypatch, capsys, "events")  # points the CLI at the test's services
+    assert cli.main(["events", "--org", "alpha"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith("alpha (o-aaaaaaaaaa) feed: orgsync-events, 2 events")
+    assert printed[1].split() == ["HANDLED", "ORG", "EVENT", "ACCOUNT/OU", "OUTCOME", "REASON"]
+    assert "rejected" in printed[2] and "the body is not JSON" in printed[2]
+    assert "TagResource" in printed[3] and "100000000001" in printed[3] and "applied" in printed[3]
+    assert printed[-1] == "2 event(s), newest first"
