@@ -192,8 +192,6 @@ def heartbeat(connection: Any) -> float:
     return float(value) if isinstance(value, int | float) and value > 0 else DEFAULT_HEARTBEAT_S
 
 
-
-
 def make_broker(url: str) -> RabbitmqBroker:
     # confirm_delivery: every publish waits for RabbitMQ's confirm and is mandatory, so a
     # message that cannot be stored raises instead of vanishing (dramatiq's default is off).

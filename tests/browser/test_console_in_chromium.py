@@ -63,6 +63,7 @@ def test_signing_in_takes_the_right_password_only(
 
 def test_an_operator_registers_browses_retries_and_watches_a_sync(
     page: Any,
+    web_app: Any,
     web_url: str,
     shoot: Callable[[str], Path],
     settings: Settings,
@@ -81,7 +82,9 @@ def test_an_operator_registers_browses_retries_and_watches_a_sync(
     fill_registration(page, org, org.org_role_arn.replace("arn:aws:", "arn:aw:"))
     reason = page.locator("#field-org_role_arn .reason")
     expect(reason).to_contain_text("partition 'aw' is not one of aws")
-    expect(page.locator("#org_role_arn")).to_have_value("")  # credentials never come back
+    mistyped = org.org_role_arn.replace("arn:aws:", "arn:aw:")
+    expect(page.locator("#org_role_arn")).to_have_value(mistyped)  # kept, to be corrected
+    expect(page.locator("#member_role_name")).to_have_value(org.member_role_name)
     shoot("org-form")
     fill_registration(page, org, org.org_role_arn)
     expect(page.locator("h1")).to_have_text("Request accepted")
@@ -131,4 +134,21 @@ def test_an_operator_registers_browses_retries_and_watches_a_sync(
     shoot("pipeline")
     expect(state).to_have_text("complete", timeout=TIMEOUT * 1000)
     assert page.locator("#pipeline").get_attribute("data-refreshed-at")
+
+    # the last hour as charts, drawn on the server: a line per queue, and the accounts per second
+    web_app.state.history.sample()  # what its thread does every 15 s
+    page.reload()
+    depth = page.locator("#depth-chart svg")
+    expect(depth).to_be_visible()
+    box = depth.bounding_box()
+    assert box is not None and box["width"] > 300 and box["height"] > 100
+    expect(depth.locator("polyline.series")).to_have_count(5)  # one per stage queue
+    rate = page.locator("#rate-chart polyline.series")
+    expect(rate).to_have_count(1)
+    assert page.locator("#rate-chart svg").inner_text().count("accounts/s") == 1
+    points = (rate.get_attribute("points") or "").split()
+    baseline = max(float(p.split(",")[1]) for p in points)  # y grows downwards
+    assert any(float(p.split(",")[1]) < baseline for p in points)  # the sync's accounts/s
+    page.locator("#depth-chart").scroll_into_view_if_needed()
+    shoot("pipeline-charts")
     aws.faults.update(latency_ms=0)
