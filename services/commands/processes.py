@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import contextlib
+import importlib
 import os
 import signal
 import sys
