@@ -88,6 +88,7 @@ def test_an_operator_registers_browses_retries_and_watches_a_sync(
     shoot("org-form")
     fill_registration(page, org, org.org_role_arn)
     expect(page.locator("h1")).to_have_text("Request accepted")
+    shoot("verdict")
     org_id = page.locator("[role=status] code").nth(1).inner_text()
     sync_id = syncs.latest_sync(house, org_id)
     assert sync_id is not None
@@ -104,6 +105,15 @@ def test_an_operator_registers_browses_retries_and_watches_a_sync(
     expect(page.locator("table.listing tbody tr")).to_have_count(count)
     expect(page.locator(f"text={denied.name}")).to_be_visible()
     shoot("accounts")
+    page.goto(f"{web_url}/accounts?excluded=1")
+    expect(page.locator("main")).to_contain_text("name_prefix:sandbox-")
+    shoot("excluded")
+    page.goto(f"{web_url}/orgs/{org_id}/edit")
+    expect(page.locator("#exclude_prefixes")).to_have_value("sandbox-")
+    shoot("org-edit")
+    page.goto(f"{web_url}/no-such-page")
+    expect(page.locator("[role=alert]")).to_have_text("no such route: /no-such-page")
+    shoot("not-found")
 
     # a managed account: which organization manages it, and no edit, no delete
     page.click(f"a[href='/accounts/{managed.id}']")
@@ -120,6 +130,7 @@ def test_an_operator_registers_browses_retries_and_watches_a_sync(
     aws.faults.update(deny_assume_role=[])
     row.locator("button:has-text('Retry')").click()
     expect(page.locator("#retry-result")).to_contain_text("would queue 1 account(s)")
+    shoot("retry")
     page.click("button:has-text('Queue 1 account(s) now')")
     expect(page.locator("#retry-result")).to_contain_text("queued 1 account(s)")
     wait_until(lambda: status_of(settings, denied.id) == "ok", TIMEOUT, "the retried account ok")
