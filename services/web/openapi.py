@@ -56,6 +56,24 @@ VERDICT = {
     },
 }
 
+START_SYNC = {
+    "type": "object",
+    "required": ["org"],
+    "properties": {
+        "org": {"type": "string", "description": "organization id or nickname"},
+        "mode": {"enum": ["full", "incremental"], "default": "full"},
+    },
+}
+SYNC_STARTED = {
+    "type": "object",
+    "required": ["sync_id", "org_id", "mode"],
+    "properties": {
+        "sync_id": {"type": "string"},
+        "org_id": {"type": "string"},
+        "mode": {"enum": ["full", "incremental"]},
+    },
+}
+
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {
@@ -92,6 +110,34 @@ DOCUMENT: dict[str, Any] = {
             ],
         ),
         "/api/failed": _get("Failed validations", "orgsync failed", [ORG]),
+        "/api/syncs": {
+            **_get(
+                "The latest syncs: trigger, mode, state, and what each sent down the stages",
+                "orgsync syncs",
+                [ORG, _query("limit", "how many, newest first: 1 to 10000 (default 20)")],
+            ),
+            "post": {
+                "summary": "Start a sync of an organization, full or incremental",
+                "description": "As `orgsync sync ORG [--incremental]`: a full sync sends every "
+                "account down the stages, an incremental one only those new, changed, failed, "
+                "or validated or harvested longer ago than ORGSYNC_REVALIDATE_AFTER / "
+                "ORGSYNC_REHARVEST_AFTER.",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": START_SYNC}},
+                },
+                "responses": {
+                    "202": {
+                        "description": "Started: the sync's id and the mode it runs in",
+                        "content": {"application/json": {"schema": SYNC_STARTED}},
+                    },
+                    "400": {"description": "The body does not name an organization and a mode"},
+                    "401": {"$ref": "#/components/responses/Unauthorized"},
+                    "404": {"description": "No such organization"},
+                    "503": {"description": "RabbitMQ or PostgreSQL is unreachable"},
+                },
+            },
+        },
         "/api/queues": _get("Each queue's depth and consumers", "orgsync queues"),
         "/api/registrations": {
             **_get(

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
 from orgsync.services.commands.output import cell
+from orgsync.services.read_models import inventory
 from orgsync.services.settings import rate_override_text
 
 HERE = Path(__file__).resolve().parent
@@ -24,6 +25,7 @@ def templates() -> Jinja2Templates:
     )
     env.filters["show"] = cell  # timestamps and counts as the CLI's tables print them
     env.filters["rate_override"] = rate_override_text  # as --aws-rates and the form take it
+    env.filters["sent"] = inventory.describe_sent  # what a sync sent down the stages, and why
     return Jinja2Templates(env=env)
 
 
