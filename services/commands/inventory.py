@@ -4,6 +4,7 @@ standalone accounts."""
 from __future__ import annotations
 
 import argparse
+import textwrap
 from typing import Any
 
 from orgsync.pipelines import badges
@@ -17,7 +18,7 @@ from orgsync.services.commands.context import (
     external_id,
     whole,
 )
-from orgsync.services.commands.output import print_json, table
+from orgsync.services.commands.output import counts_text, print_json, table
 from orgsync.services.errors import UserError
 from orgsync.services.read_models import inventory
 from orgsync.services.settings import rate_override_text
@@ -33,16 +34,66 @@ def cmd_orgs(ctx: Context, args: argparse.Namespace) -> int:
     if args.json:
         print_json(rows)
         return 0
-    for row in rows:
-        last = row["last_sync"] or {}
-        row["last_sync_at"] = last.get("started_at")
-        row["sync_state"] = sync_state(last, row["throttled_now"])
-        row["aws_rate"] = aws_rates(row["aws_budget"])
-        row["feed"] = feed_state(row["feed"])
-        row["filters"]["aws_rates"] = rate_override_text(row["filters"]["aws_rates"]) or None
-    columns = ["org_id", "nickname", "accounts", "filters", "last_sync_at", "sync_state"]
-    print(table(rows, [*columns, "aws_rate", "feed"]))
+    print("\n\n".join("\n".join(describe_org(row)) for row in rows) or "no organization yet")
     return 0
+
+
+WIDTH = 100
+
+
+def describe_org(row: dict[str, Any]) -> list[str]:
+    """One organization as a few labelled lines no wider than WIDTH (the table it replaced was
+    664 characters wide): what `orgsync orgs` prints for people."""
+    last = row["last_sync"] or {}
+    total = sum(row["accounts"].values())
+    by_status = ", ".join(f"{n} {status}" for status, n in sorted(row["accounts"].items()))
+    fields = {
+        "accounts": f"{total}" + (f": {by_status}" if by_status else ""),
+        "last sync": (
+            f"{str(last['started_at'])[:19].replace('T', ' ')}, "
+            f"{sync_state(last, row['throttled_now'])}"
+            + (f" ({last['error']})" if last.get("error") else "")
+            + (f": {counts_text(last['counts'])}" if last.get("counts") else "")
+            if last
+            else "never"
+        ),
+        "last sent": (
+            inventory.describe_sent(last.get("sent"))
+            if last and last.get("complete") is not None
+            else "-"
+        ),
+        "filters": filters_text(row["filters"]),
+        "feed": feed_state(row["feed"]) if row["feed"] else "none (no events queue)",
+        "AWS rate": aws_rates(row["aws_budget"]),
+    }
+    lines = [f"{row['nickname']} ({row['org_id']})"]
+    for label, text in fields.items():
+        lines += textwrap.wrap(
+            text,
+            WIDTH,
+            initial_indent=f"  {label:<10} ",
+            subsequent_indent=" " * 13,
+            break_on_hyphens=False,
+        )
+    return lines
+
+
+def filters_text(filters: dict[str, Any]) -> str:
+    interval = filters["sync_interval_seconds"]
+    parts = [
+        "exclude " + " ".join(filters["exclude_prefixes"])
+        if filters["exclude_prefixes"]
+        else "no exclusion",
+        "only under " + " ".join(filters["limit_ou_ids"])
+        if filters["limit_ou_ids"]
+        else "whole organization",
+        f"auto-badge {'on' if filters['auto_badge'] else 'off'}",
+        f"remove suspended {'on' if filters['auto_remove_suspended'] else 'off'}",
+        f"sync every {interval} s" if interval else "sync every ORGSYNC_SYNC_INTERVAL",
+    ]
+    if filters["aws_rates"]:
+        parts.append(f"AWS rates {rate_override_text(filters['aws_rates'])}")
+    return "; ".join(parts)
 
 
 def feed_state(feed: dict[str, Any] | None) -> str:
@@ -62,15 +113,14 @@ def feed_state(feed: dict[str, Any] | None) -> str:
 
 
 def sync_state(last: dict[str, Any], throttled_now: bool = False) -> str:
-    """A sync in one cell: its mode, whether it runs or how it ended, and what it sent."""
+    """A sync in a few words: its mode, and whether it runs or how it ended."""
     if not last:
         return "-"
     mode = last.get("mode", "full")
     if last.get("complete") is None:
         # AWS throttled one of its calls within the last minute: slow, and not stuck
         return f"{mode}, running" + (", slowed by AWS throttling" if throttled_now else "")
-    state = "complete" if last["complete"] else "incomplete"
-    return f"{mode}, {state}: {inventory.describe_sent(last.get('sent'))}"
+    return f"{mode}, {'complete' if last['complete'] else 'incomplete'}"
 
 
 def aws_rates(budget: dict[str, Any]) -> str:
@@ -113,11 +163,11 @@ def cmd_accounts(ctx: Context, args: argparse.Namespace) -> int:
         return 0
     for row in rows:
         if isinstance(row.get("badges"), list):
-            row["badges"] = {
-                b["key"]: b["value"]
+            row["badges"] = ", ".join(
+                f"{b['key']}={b['value']}"
                 for b in row["badges"]
-                if b["key"] not in ("system.cloud_organization", "cloud_org_path")
-            }
+                if b["key"] not in badges.ORGANIZATION_BADGES  # the org and path columns show them
+            )
     print(table(rows, columns))
     print(f"{len(rows)} account(s)")
     return 0
@@ -164,10 +214,36 @@ def cmd_badges(ctx: Context, args: argparse.Namespace) -> int:
         return 0
     columns = ["key", "value", "autogenerated"]
     if args.history:
-        columns = ["at", "key", "action", "old_value", "new_value", "sync_id"]
+        columns = ["at", "key", "action", "old_value", "new_value", "by"]
         for row in rows:
-            row["sync_id"] = row["sync_id"] or "by hand"
+            row["by"] = BY[row["source"]].format(sync=row["sync_id"])
     print(table(rows, columns))
+    return 0
+
+
+BY = {"hand": "by hand", "event": "a change event", "sync": "sync {sync}"}
+MAX_EVENTS = 10_000
+
+
+def cmd_events(ctx: Context, args: argparse.Namespace) -> int:
+    with ctx.connect() as conn:
+        org_id = ctx.org_id(conn, args.org) if args.org else None
+        rows = inventory.change_events(conn, org_id, args.limit)
+        orgs = [o for o in inventory.organizations(conn) if org_id in (None, o["org_id"])]
+    if args.json:
+        print_json(rows)
+        return 0
+    for org in orgs:
+        print(
+            f"{org['nickname']} ({org['org_id']}) feed: "
+            + (feed_state(org["feed"]) if org["feed"] else "none (no events queue)")
+        )
+    columns = ["handled_at", "org_nickname", "event_name", "target", "outcome", "reason"]
+    print(table(rows, columns, ["HANDLED", "ORG", "EVENT", "ACCOUNT/OU", "OUTCOME", "REASON"]))
+    print(
+        f"{len(rows)} event(s), newest first"
+        + (f" (the last {args.limit})" if len(rows) == args.limit else "")
+    )
     return 0
 
 
@@ -255,6 +331,20 @@ def add(command: Command) -> None:
         type=whole("--limit", 1, MAX_REGISTRATIONS),
         default=20,
         help=f"the latest N syncs (default 20, at most {MAX_REGISTRATIONS})",
+    )
+    p = command(
+        "events",
+        cmd_events,
+        "change events received from AWS (EventBridge -> SQS) and their outcomes, newest first,"
+        " after each organization's feed: queue, events handled, last event, lag, error",
+        json=True,
+    )
+    p.add_argument("--org", help="only this organization's (id or nickname)")
+    p.add_argument(
+        "--limit",
+        type=whole("--limit", 1, MAX_EVENTS),
+        default=100,
+        help=f"the latest N events (default 100, at most {MAX_EVENTS})",
     )
     p = command(
         "badges",
