@@ -299,6 +299,7 @@ DOCUMENT: dict[str, Any] = {
                 "account down the stages, an incremental one only those new, changed, failed, "
                 "or validated or harvested longer ago than ORGSYNC_REVALIDATE_AFTER / "
                 "ORGSYNC_REHARVEST_AFTER.",
+                "parameters": [],
                 "requestBody": {
                     "required": True,
                     "content": {"application/json": {"schema": START_SYNC}},
