@@ -148,9 +148,9 @@ def test_event_time_is_read_as_utc() -> None:
 @pytest.mark.parametrize(
     ("name", "field", "reason"),
     [
-        ("CreateAccountResult", "serviceEventDetails", "createAccountStatus"),
+        ("CreateAccountResult", "serviceEventDetails", "account creation 'None'"),
         ("AcceptHandshake", "userIdentity", "recipientAccountId"),
-        ("InviteAccountToOrganization", "requestParameters", "invitation by None"),
+        ("InviteAccountToOrganization", "requestParameters", "invitation by 'None'"),
     ],
 )
 def test_a_part_that_is_a_string_where_aws_sends_an_object_is_unusable_with_a_reason(
