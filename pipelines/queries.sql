@@ -273,7 +273,8 @@ WHERE org_id = %s
 
 -- name: feed_event_counted
 UPDATE feeds SET handled = handled + 1, last_handled_at = now(),
-       last_event_at = greatest(last_event_at, %(time)s),
+       -- never later than now: a forged eventTime must not be the feed's last event for ever
+       last_event_at = greatest(last_event_at, least(%(time)s, now())),
        lag_seconds = CASE WHEN %(time)s::timestamptz IS NULL THEN lag_seconds
                           ELSE extract(epoch FROM now() - %(time)s) END
 WHERE org_id = %(org)s

@@ -11,7 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from orgsync.pipelines import numbers
-from orgsync.pipelines.aws_rates import MAX_AWS_RATE, MIN_AWS_RATE
+from orgsync.pipelines.aws_rates import MAX_AWS_RATE, MIN_AWS_RATE, unknown_api
 from orgsync.pipelines.resync import DEFAULT_REHARVEST_AFTER, DEFAULT_REVALIDATE_AFTER
 
 DEFAULT_DATABASE_URL = "postgresql://root@127.0.0.1:5432/orgsync"
@@ -279,6 +279,8 @@ def parse_rate_spec(text: str, name: str) -> dict[str, tuple[float, float]]:
                     f"{name}: {shown}: {bound} must be from {_decimal(MIN_AWS_RATE)} to"
                     f" {_decimal(MAX_AWS_RATE)} calls/s, got {got}"
                 )
+        if problem := unknown_api(match[1]):
+            raise SettingsError(f"{name}: {shown}: {problem}")
         floor, ceiling = float(match[2]), float(match[3])
         if floor > ceiling:
             raise SettingsError(f"{name}: {shown}: FLOOR must not exceed CEILING")

@@ -248,3 +248,31 @@ def test_two_workers_starting_a_feed_together_make_one_feed_sync(world: World) -
     assert first == second
     rows = world.conn.execute("SELECT count(*) AS n FROM syncs WHERE trigger = 'events'")
     assert rows.fetchone() == {"n": 1}
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        lambda w: w.event("CreateAccountResult", serviceEventDetails="a string"),
+        lambda w: w.event("AcceptHandshake", userIdentity="a string", recipientAccountId=None),
+        lambda w: "[" * 50_000 + "]" * 50_000,
+    ],
+    ids=["service-event-details-a-string", "user-identity-a-string", "nested-50000-deep"],
+)
+def test_a_body_of_the_wrong_shape_is_recorded_once_and_its_message_can_go(
+    world: World, broken: Any
+) -> None:
+    body = broken(world)
+    handled = world.handle(body)  # returning at all is what lets the poller delete the message
+    assert handled.outcome == "rejected" and handled.reason
+    assert [outcome for _, outcome in world.outcomes()] == ["rejected"]
+    assert world.handle(body).outcome in ("repeated", "rejected")
+    assert world.drain() == 0
+
+
+def test_a_forged_future_event_time_never_becomes_the_feeds_last_event(world: World) -> None:
+    handled = world.handle(world.event("TagResource", eventTime="9999-12-31T23:59:59Z"))
+    assert handled.outcome == "rejected" and "in the future" in (handled.reason or "")
+    row = world.conn.execute("SELECT last_event_at FROM feeds").fetchone()
+    world.conn.commit()
+    assert row is not None and (row["last_event_at"] is None or row["last_event_at"].year < 9999)
