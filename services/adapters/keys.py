@@ -188,6 +188,7 @@ log = get_logger("orgsync.keys")  # key changes are logged (OWASP), never the ke
 SEALED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("organizations", "org_id", "organization:{}"),
     ("accounts", "account_id", "account:{}"),
+    ("webhooks", "webhook_id", "webhook:{}"),  # services/use_cases/webhooks.py
 )
 
 
