@@ -56,6 +56,71 @@ VERDICT = {
     },
 }
 
+
+def _path(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _call(summary: str, description: str, answers: dict[str, str], **extra: Any) -> dict[str, Any]:
+    responses: dict[str, Any] = {code: {"description": text} for code, text in answers.items()}
+    return {
+        "summary": summary,
+        "description": description,
+        **extra,
+        "responses": {**responses, "401": {"$ref": "#/components/responses/Unauthorized"}},
+    }
+
+
+NEW_WEBHOOK = {
+    "type": "object",
+    "required": ["url"],
+    "properties": {
+        "url": {"type": "string", "description": "http(s); link-local and metadata refused"},
+        "secret": {"type": "string", "description": "whsec_ and base64; made when missing"},
+        "org": {"type": "string", "description": "only this organization's events"},
+        "types": {"type": "array", "items": {"type": "string"}, "description": "default all"},
+    },
+}
+WEBHOOKS: dict[str, Any] = {
+    "/api/webhooks": {
+        **_get("Webhooks and their deliveries by state", "orgsync webhooks list"),
+        "post": _call(
+            "Add a webhook",
+            "As `orgsync webhooks add`; answers its id, and its secret when it made one.",
+            {"201": "webhook_id (and secret, shown once)", "400": "Why it cannot be added"},
+            requestBody={
+                "required": True,
+                "content": {"application/json": {"schema": NEW_WEBHOOK}},
+            },
+        ),
+    },
+    "/api/webhooks/{webhook_id}": {
+        "delete": _call(
+            "Remove a webhook",
+            "As `orgsync webhooks remove`.",
+            {"200": "Removed", "404": "No such webhook"},
+            parameters=[_path("webhook_id")],
+        )
+    },
+    "/api/webhooks/{webhook_id}/deliveries": _get(
+        "A webhook's latest deliveries, newest event first",
+        "orgsync webhooks deliveries ID",
+        [
+            _path("webhook_id"),
+            _query("state", "pending, delivered or failed"),
+            _query("limit", "1 to 10000 (default 100)"),
+        ],
+    ),
+    "/api/deliveries/{delivery_id}/redeliver": {
+        "post": _call(
+            "Send a delivery again: the same id and body",
+            "As `orgsync webhooks redeliver`.",
+            {"202": "Pending again", "404": "No such delivery"},
+            parameters=[_path("delivery_id")],
+        )
+    },
+}
+
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {
@@ -125,6 +190,7 @@ DOCUMENT: dict[str, Any] = {
                 },
             },
         },
+        **WEBHOOKS,
     },
     "components": {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},

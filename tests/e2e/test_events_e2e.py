@@ -25,6 +25,7 @@ from tests.support.webhook_receiver import Receiver, free_port
 from tests.support.workers import running_worker, worker_env
 
 pytestmark = pytest.mark.e2e
+ORGSYNC = (sys.executable, "-m", "orgsync")
 
 
 @pytest.fixture
@@ -37,8 +38,7 @@ def add_webhook(settings: Settings, aws: SimulatedAws, receiver: Receiver, tmp: 
     secret_file = tmp / "secret"
     secret_file.write_text(receiver.secret + "\n")
     done = subprocess.run(
-        [sys.executable, "-m", "orgsync", "webhooks", "add", receiver.url]
-        + ["--secret-file", str(secret_file)],
+        [*ORGSYNC, "webhooks", "add", receiver.url, "--secret-file", str(secret_file)],
         env=worker_env(settings, aws.endpoint_url),
         capture_output=True,
         text=True,
