@@ -61,6 +61,8 @@ CREATE TABLE webhook_deliveries (
 );
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries (webhook_id, next_attempt_at, event_seq)
     WHERE state = 'pending';
+CREATE INDEX webhook_deliveries_event ON webhook_deliveries (event_seq);  -- forgetting old events
+CREATE INDEX outbound_events_at ON outbound_events (at);
 
 -- when the completion of a sync was announced; the syncs that ran before this migration count
 -- as announced
@@ -76,7 +78,8 @@ BEGIN
     VALUES (kind, org, subj, body,
             pg_current_xact_id()::text || '/' || kind || '/' || coalesce(subj, org, ''))
     ON CONFLICT (merge_key) DO UPDATE SET
-        data = EXCLUDED.data || (SELECT coalesce(jsonb_object_agg(k, outbound_events.data -> k), '{}')
+        data = EXCLUDED.data || (SELECT coalesce(jsonb_object_agg(k, outbound_events.data -> k),
+                                                 '{}')
                                  FROM unnest(keep) AS k WHERE outbound_events.data ? k),
         at = EXCLUDED.at;
 END $$;

@@ -208,3 +208,11 @@ WHERE delivery_id = %(delivery)s
 UPDATE webhook_deliveries SET leased_until = NULL,
     next_attempt_at = now() + make_interval(secs => %s)
 WHERE delivery_id = ANY(%s)
+
+-- name: forget_old_events
+-- kept for `days` (a month), then gone with their deliveries, once no delivery of them waits
+DELETE FROM outbound_events e
+WHERE e.at < now() - make_interval(days => %s)
+  AND e.published_at IS NOT NULL AND e.fanned_out_at IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_seq = e.seq
+                  AND d.state = 'pending')

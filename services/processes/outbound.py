@@ -34,6 +34,8 @@ SQL = load("orgsync.services.adapters")
 
 INTERVAL = 0.25  # seconds between looks for new events when there were none
 SYNC_CHECK_EVERY = 2.0  # seconds between looks for finished syncs
+FORGET_EVERY = 3600.0  # seconds between sweeps of old events
+KEEP_DAYS = 30  # events (and their deliveries) are kept a month, far past any retry
 FAN_OUT_BATCH = 1000
 DELIVERY_BATCH = 100
 
@@ -51,6 +53,7 @@ class Outbound:
             threading.Thread(target=self._loop, args=(self.dispatch,), name="webhook-dispatch"),
         ]
         self.next_sync_check = 0.0
+        self.next_forget = time.monotonic() + FORGET_EVERY
 
     def start(self) -> None:
         for thread in self.threads:
@@ -87,6 +90,10 @@ class Outbound:
             self.next_sync_check = time.monotonic() + SYNC_CHECK_EVERY
             with self.pool.connection() as conn:
                 conn.execute(SQL["announce_completed_syncs"])
+        if time.monotonic() >= self.next_forget:
+            self.next_forget = time.monotonic() + FORGET_EVERY
+            with self.pool.connection() as conn:
+                conn.execute(SQL["forget_old_events"], (KEEP_DAYS,))
         with self.pool.connection() as conn:
             fanned = conn.execute(SQL["fan_out_events"], {"limit": FAN_OUT_BATCH}).rowcount
             due = [r["webhook_id"] for r in conn.execute(SQL["webhooks_with_due_deliveries"])]
@@ -112,7 +119,7 @@ def deliver_batch(pool: Pool, keyring: Keyring, settings: Settings, webhook_id: 
     """Try one webhook's due deliveries in the order of their events, until one fails; returns
     how many were delivered."""
     timeout = settings.webhook_timeout
-    lease = timeout * 2 + 60
+    lease = timeout * 2 + 10
     with pool.connection() as conn:
         hook = conn.execute(SQL["webhook_for_delivery"], (webhook_id,)).fetchone()
         claimed = conn.execute(

@@ -18,10 +18,10 @@ from orgsync.services.adapters import db
 from orgsync.services.settings import Settings
 from orgsync.services.testing.moto_aws import SimulatedAws
 from orgsync.services.testing.sample_org import OrgSpec, build_organization
+from orgsync.services.testing.webhook_receiver import Receiver, free_port
 from tests.support.amqp import bind_to_changes, drain
 from tests.support.cli import orgsync, register_and_sync, request_for
 from tests.support.waiting import wait_until
-from tests.support.webhook_receiver import Receiver, free_port
 from tests.support.workers import running_worker, worker_env
 
 pytestmark = pytest.mark.e2e

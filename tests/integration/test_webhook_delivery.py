@@ -21,10 +21,10 @@ from orgsync.services.adapters.change_exchange import ExchangePublisher
 from orgsync.services.errors import UserError
 from orgsync.services.processes.outbound import Outbound, deliver_batch
 from orgsync.services.settings import Settings
+from orgsync.services.testing.webhook_receiver import Receiver, receiving
 from orgsync.services.use_cases import webhooks
 from tests.support.amqp import bind_to_changes, drain
 from tests.support.waiting import wait_until
-from tests.support.webhook_receiver import Receiver, receiving
 
 Conn = psycopg.Connection[dict[str, Any]]
 SQL = load("orgsync.services.adapters")
@@ -170,3 +170,20 @@ def test_a_consumer_bound_to_the_exchange_sees_the_events_the_webhook_gets(
         "orgsync.account.status_changed",
     ]
     assert {body for _, body in published} == {r.body for r in receiver.received}
+
+
+def test_events_a_month_old_are_forgotten_with_their_deliveries_unless_one_still_waits(
+    conn: Conn, keyring: Keyring, pool: db.Pool
+) -> None:
+    with receiving() as receiver:
+        webhook_id = hook(conn, keyring, receiver)
+    add_accounts(conn, "111111111111", "222222222222")
+    conn.execute(SQL["fan_out_events"], {"limit": 10})
+    conn.execute("UPDATE outbound_events SET at = now() - interval '31 days', published_at = now()")
+    conn.execute(
+        "UPDATE webhook_deliveries d SET state = 'delivered' FROM outbound_events e"
+        " WHERE e.seq = d.event_seq AND e.subject = '111111111111'"
+    )
+    conn.execute(SQL["forget_old_events"], (30,))
+    conn.commit()
+    assert [d["subject"] for d in webhooks.deliveries(conn, webhook_id) or []] == ["222222222222"]
