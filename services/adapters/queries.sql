@@ -166,9 +166,12 @@ FROM marked m
 RETURNING seq
 
 -- name: webhooks_with_due_deliveries
-SELECT DISTINCT d.webhook_id FROM webhook_deliveries d JOIN webhooks w USING (webhook_id)
-WHERE d.state = 'pending' AND d.next_attempt_at <= now() AND w.removed_at IS NULL
-  AND (d.leased_until IS NULL OR d.leased_until < now())
+-- per webhook, the first due delivery found in webhook_deliveries_due ends the look
+SELECT w.webhook_id FROM webhooks w
+WHERE w.removed_at IS NULL AND EXISTS (
+    SELECT 1 FROM webhook_deliveries d
+    WHERE d.webhook_id = w.webhook_id AND d.state = 'pending' AND d.next_attempt_at <= now()
+      AND (d.leased_until IS NULL OR d.leased_until < now()))
 
 -- name: claim_due_deliveries
 -- one webhook's due deliveries, oldest event first, leased while they are tried

@@ -38,6 +38,7 @@ FORGET_EVERY = 3600.0  # seconds between sweeps of old events
 KEEP_DAYS = 30  # events (and their deliveries) are kept a month, far past any retry
 FAN_OUT_BATCH = 1000
 DELIVERY_BATCH = 100
+SERVE_FOR = 5.0  # seconds a thread keeps serving one webhook's backlog
 
 
 class Outbound:
@@ -106,8 +107,16 @@ class Outbound:
         return fanned > 0
 
     def _serve(self, webhook_id: str) -> None:
+        """Batches of one webhook while they are full and all delivered, for a few seconds at
+        most: then the thread goes back to the pool, for other webhooks' turns."""
         try:
-            deliver_batch(self.pool, self.keyring, self.settings, webhook_id)
+            until = time.monotonic() + SERVE_FOR
+            while not self.stopped.is_set() and time.monotonic() < until:
+                claimed, delivered = deliver_batch(
+                    self.pool, self.keyring, self.settings, webhook_id
+                )
+                if claimed < DELIVERY_BATCH or delivered < claimed:
+                    break
         except Exception as error:
             log.warning("webhook_batch_failed", webhook_id=webhook_id, error=str(error)[:300])
         finally:
@@ -115,9 +124,11 @@ class Outbound:
                 self.busy.discard(webhook_id)
 
 
-def deliver_batch(pool: Pool, keyring: Keyring, settings: Settings, webhook_id: str) -> int:
+def deliver_batch(
+    pool: Pool, keyring: Keyring, settings: Settings, webhook_id: str
+) -> tuple[int, int]:
     """Try one webhook's due deliveries in the order of their events, until one fails; returns
-    how many were delivered."""
+    how many were claimed and how many delivered."""
     timeout = settings.webhook_timeout
     lease = timeout * 2 + 10
     with pool.connection() as conn:
@@ -129,10 +140,11 @@ def deliver_batch(pool: Pool, keyring: Keyring, settings: Settings, webhook_id: 
         seqs = [c["event_seq"] for c in claimed]
         events = {r["seq"]: r for r in conn.execute(SQL["events_by_seq"], (seqs,))}
     if hook is None or not claimed:
-        return 0
+        return 0, 0
     key = secret_key(keyring, hook)
     poster = Poster(hook["url"], timeout)
     delivered: list[tuple[int, int]] = []
+    done = 0
     started = time.monotonic()
     claimed.sort(key=lambda c: c["event_seq"])
     try:
@@ -156,14 +168,14 @@ def deliver_batch(pool: Pool, keyring: Keyring, settings: Settings, webhook_id: 
             if time.monotonic() - started > lease / 2:  # the lease must outlast the batch
                 rest = [c["delivery_id"] for c in claimed[n + 1 :]]
                 _record_delivered(pool, delivered)
-                delivered = []
+                done, delivered = done + len(delivered), []
                 with pool.connection() as conn:
                     conn.execute(SQL["defer_untried"], (0, rest))
                 break
     finally:
         poster.close()
         _record_delivered(pool, delivered)
-    return len(delivered)
+    return len(claimed), done + len(delivered)
 
 
 def _record_delivered(pool: Pool, delivered: list[tuple[int, int]]) -> None:
