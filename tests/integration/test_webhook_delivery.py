@@ -14,9 +14,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from orgsync.pipelines.credentials import Keyring
+from orgsync.pipelines.credentials import Keyring, generate_key
 from orgsync.pipelines.sql import load
-from orgsync.services.adapters import db
+from orgsync.pipelines.webhooks import parse_secret
+from orgsync.services.adapters import db, keys
 from orgsync.services.adapters.change_exchange import ExchangePublisher
 from orgsync.services.errors import UserError
 from orgsync.services.processes.outbound import Outbound, deliver_batch
@@ -187,3 +188,19 @@ def test_events_a_month_old_are_forgotten_with_their_deliveries_unless_one_still
     conn.execute(SQL["forget_old_events"], (30,))
     conn.commit()
     assert [d["subject"] for d in webhooks.deliveries(conn, webhook_id) or []] == ["222222222222"]
+
+
+def test_a_webhook_secret_is_sealed_and_resealed_by_a_key_rotation(
+    conn: Conn, keyring: Keyring
+) -> None:
+    receiver = Receiver(port=9)  # never started: only its secret is used
+    webhook_id = hook(conn, keyring, receiver)
+    row = conn.execute("SELECT * FROM webhooks WHERE webhook_id = %s", (webhook_id,)).fetchone()
+    assert row is not None and receiver.secret.encode() not in bytes(row["credentials"])
+
+    rotated = keyring.with_new_key(generate_key("rotated"))
+    assert keys.reseal_all(rotated, conn) >= 1
+    conn.commit()
+    row = conn.execute("SELECT * FROM webhooks WHERE webhook_id = %s", (webhook_id,)).fetchone()
+    assert row is not None and row["credentials_key_id"] == "rotated"
+    assert webhooks.secret_key(rotated, row) == parse_secret(receiver.secret)
