@@ -671,9 +671,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--grace-s",
         type=float,
-        default=10.0,
-        help="the contention phase's target for a worker's exit after SIGTERM"
-        " (default 10: docker compose's stop grace period, compose.yaml sets none)",
+        default=30.0,
+        help="the contention phase's target for a worker's exit after SIGTERM (default 30:"
+        " ORGSYNC_WORKER_GRACE's default; compose.yaml gives a worker 40 s before it kills it)",
     )
     parser.add_argument(
         "--throttled-rate",

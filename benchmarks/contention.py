@@ -112,9 +112,9 @@ def send_events(
 
 def badge_latencies(
     db: Db, sent: list[tuple[str, str, float]], timeout: float
-) -> tuple[list[float], int]:
-    """Sent -> badge written per event, waiting up to `timeout` for the last; and how many
-    events never got their badge."""
+) -> tuple[list[tuple[float, str, float]], int]:
+    """(sent -> badge written, account, epoch second sent) per event, quickest first, waiting
+    up to `timeout` for the last; and how many events never got their badge."""
     wanted = {(account, value): sent_at for account, value, sent_at in sent}
     deadline = time.monotonic() + timeout
     while True:
@@ -130,7 +130,8 @@ def badge_latencies(
             if (r["account_id"], r["new_value"]) in wanted
         }
         if len(written) == len(wanted) or time.monotonic() > deadline:
-            return sorted(written[k] - wanted[k] for k in written), len(wanted) - len(written)
+            timed = sorted((written[k] - wanted[k], k[0], wanted[k]) for k in written)
+            return timed, len(wanted) - len(written)
         time.sleep(0.25)
 
 
@@ -249,7 +250,7 @@ def measure(
         sent = events.result()
         results = (b_during.result(), sigterm.result())
     control.set_org(management, rates={})
-    latencies, unbadged = badge_latencies(db, sent, max(60.0, 4 * len(sent)))
+    timed, unbadged = badge_latencies(db, sent, max(60.0, 4 * len(sent)))
     settle(db, [a_id, b_id], 60)
     inventory = check_inventory(db, control, org_a, a_id, "contention-a", a_started).add(
         check_inventory(db, control, org_b, b_id, "contention-b", a_started)
@@ -261,7 +262,7 @@ def measure(
         b_during=results[0],
         a_wall=a_finished - a_started,
         floor=facts.floor_seconds(a_counts, A_RATE, A_RATE),
-        latencies=latencies,
+        timed=[(latency, account, at - a_started) for latency, account, at in timed],
         unbadged=unbadged,
         failed={"A": failed_accounts(db, a_id), "B": failed_accounts(db, b_id)},
         sigterm=results[1],
@@ -277,12 +278,13 @@ def report(
     b_during: float,
     a_wall: float,
     floor: dict[str, Any],
-    latencies: list[float],
+    timed: list[tuple[float, str, float]],
     unbadged: int,
     failed: dict[str, int],
     sigterm: dict[str, Any],
     inventory: facts.Counts,
 ) -> dict[str, Any]:
+    latencies = [latency for latency, _, _ in timed]
     p50, p99 = facts.percentile(latencies, 50), facts.percentile(latencies, 99)
     a_floor = floor["floor_s"]
     targets = {
@@ -304,6 +306,11 @@ def report(
         "events_max_s": round(max(latencies), 2) if latencies else None,
         "events_sent": len(latencies) + unbadged,
         "events_without_badge": unbadged,
+        # the three slowest: to see what they waited for (the SIGTERM's moment is beside them)
+        "slowest_events": [
+            {"account": account, "sent_after_s": round(after, 1), "latency_s": round(latency, 2)}
+            for latency, account, after in timed[-3:]
+        ],
         "a_wall_s": round(a_wall, 1),
         "a_floor_s": round(a_floor, 1),
         "a_wall_to_floor": None if ratio_a is None else round(ratio_a, 2),

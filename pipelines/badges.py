@@ -25,6 +25,8 @@ SQL = load("orgsync.pipelines")
 ORG_ID_BADGE = "system.cloud_organization"
 NICKNAME_BADGE = "system.cloud_organization_nickname"
 ORG_PATH_BADGE = "cloud_org_path"
+# what discovery owns on every managed account; listings show them as columns, not as badges
+ORGANIZATION_BADGES = (ORG_ID_BADGE, NICKNAME_BADGE, ORG_PATH_BADGE)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from orgsync.pipelines.assume_role_advice import advice
 from orgsync.pipelines.aws_errors import classify
 from orgsync.pipelines.feed_queue import queue_access_problems
 from orgsync.pipelines.request_rules import Credentials, Problem
@@ -78,8 +79,11 @@ def check_live(assume: Assume, creds: Credentials) -> LiveCheck:
         role = assume(creds, True)
     except Exception as error:
         e = classify(error)
-        reason = f"cannot assume the organization role: {e.code}: {e.message}"
-        return LiveCheck(problems=[Problem("org_role_arn", scrub(reason, creds))])
+        reason = scrub(f"cannot assume the organization role: {e.code}: {e.message}", creds)
+        causes = advice(e.code, member=False)
+        return LiveCheck(
+            problems=[Problem("org_role_arn", f"{reason}; {causes}" if causes else reason)]
+        )
     warnings: list[str] = []
     denied = simulated_denials(role.iam, creds.org_role_arn)
     if denied is None:

@@ -34,8 +34,9 @@ NAME_CHARS = "A-Za-z0-9_+=,.@-"  # IAM RoleName, STS RoleSessionName: [\w+=,.@-]
 _PATH_CHAR = re.compile(r"[\x21-\x2E\x30-\x7E]")  # IAM Path characters, "/" excluded
 _QUEUE_PATH = re.compile(r"/[0-9]{12}/[A-Za-z0-9_-]{1,80}(\.fifo)?")
 CREDENTIALS_RULE = (
-    "credential fields are all-or-nothing on an update: give all of them to replace "
-    "the credentials or none to keep them; missing {missing}"
+    "credential fields are all-or-nothing on an update: give both roles to replace the "
+    "credentials (session names and durations left out take their defaults, orgsync and "
+    "3600 s) or no credential field to keep them; missing {missing}"
 )
 
 

@@ -34,7 +34,6 @@ CREDENTIAL_FIELDS = (
     "member_session_duration",
     "external_id",
 )
-REQUIRED_CREDENTIAL_FIELDS = CREDENTIAL_FIELDS[:-1]  # external_id is optional
 # settings of the organization other than its credentials; an update may change any one alone
 FILTER_FIELDS = (
     "exclude_prefixes",
@@ -47,6 +46,16 @@ FILTER_FIELDS = (
 )
 ALL_FIELDS = ("request_id", "org_id", "nickname", *CREDENTIAL_FIELDS, *FILTER_FIELDS)
 _SHAPE = message_schema(SCHEMA)
+# what a request that names its roles may leave out: the session names and durations
+CREDENTIAL_DEFAULTS: dict[str, object] = {
+    name: _SHAPE["properties"][name]["default"]
+    for name in CREDENTIAL_FIELDS
+    if "default" in _SHAPE["properties"][name]
+}
+# what credentials must name: the two roles (external_id is optional)
+REQUIRED_CREDENTIAL_FIELDS = tuple(
+    name for name in CREDENTIAL_FIELDS if name not in CREDENTIAL_DEFAULTS and name != "external_id"
+)
 MAX_AWS_RATE_ENTRIES: int = _SHAPE["properties"]["aws_rates"]["maxProperties"]
 _AWS_QUEUE_URL = re.compile(
     r"https://sqs\.([a-z0-9-]{1,30})\.amazonaws\.com(\.cn)?/[0-9]{12}/[A-Za-z0-9_-]{1,80}(\.fifo)?"
@@ -129,10 +138,20 @@ def check_request(
     `sqs_endpoint` is AWS_ENDPOINT_URL where it is set: a queue URL under it is accepted too."""
     if not isinstance(raw, dict):
         return None, [Problem("request", f"must be a JSON object, got {json_type(raw)}")]
+    raw = with_defaults(raw)
     problems = [Problem(name, message) for name, message in request_problems(raw, sqs_endpoint)]
     if problems:
         return None, problems
     return _build(raw), []
+
+
+def with_defaults(raw: dict[str, Any]) -> dict[str, Any]:
+    """`raw` with the schema's defaults for the session names and durations it leaves out, when
+    it gives credentials: always on a registration, and on an update that names any credential
+    field (an update naming none keeps the stored credentials whole)."""
+    if "org_id" in raw and not any(name in raw for name in CREDENTIAL_FIELDS):
+        return raw
+    return {**{k: v for k, v in CREDENTIAL_DEFAULTS.items() if k not in raw}, **raw}
 
 
 def field_problems(name: str, value: object, sqs_endpoint: str | None = None) -> list[str]:

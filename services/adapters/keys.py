@@ -15,6 +15,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.rows import dict_row
 
 from orgsync.pipelines.credentials import (
     InvalidKeyringError,
@@ -35,11 +36,54 @@ from orgsync.services.settings import Settings
 SQL = load("orgsync.services.adapters")
 
 
+class EmptyKeyFileError(InvalidKeyringError):
+    """The key file exists and holds no key: told apart from a missing one, which `orgsync
+    keys generate` creates, and from a malformed one."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(f"the key file {path} holds no key")
+
+
 def load_keyring(settings: Settings) -> Keyring:
-    """ORGSYNC_ENCRYPTION_KEYS when set, else the key file; MissingKeysError without either."""
+    """ORGSYNC_ENCRYPTION_KEYS when set, else the key file; MissingKeysError without either,
+    EmptyKeyFileError for a key file without a key."""
     if settings.encryption_keys:
         return Keyring.parse(settings.encryption_keys)
-    return Keyring.parse(read_key_file(settings.encryption_key_file))
+    text = read_key_file(settings.encryption_key_file)  # MissingKeysError: no file at all
+    try:
+        return Keyring.parse(text)
+    except MissingKeysError:  # the file is there: parse found no entry in it
+        raise EmptyKeyFileError(settings.encryption_key_file) from None
+
+
+def stored_key_ids(conn: psycopg.Connection[dict[str, Any]]) -> dict[str, int]:
+    """Key id -> how many stored credentials are sealed under it."""
+    return {row["key_id"]: row["n"] for row in conn.execute(SQL["stored_key_ids"]).fetchall()}
+
+
+def stored_key_ids_if_known(settings: Settings) -> dict[str, int] | None:
+    """`stored_key_ids` of the configured database, or None when it cannot be read (not
+    reachable, not created or migrated yet): then nothing is known to be sealed."""
+    try:
+        with psycopg.connect(
+            settings.database_url, row_factory=dict_row, connect_timeout=5
+        ) as conn:
+            return stored_key_ids(conn)
+    except psycopg.Error:
+        return None
+
+
+def keep_the_keys_advice(needed: dict[str, int], path: Path) -> str:
+    """What to do when the keys that stored credentials need are not here: never a new key,
+    which would open none of them."""
+    ids = ", ".join(f"{key_id} ({n})" for key_id, n in needed.items())
+    return (
+        f"the database holds {sum(needed.values())} credential(s) sealed under key id(s) {ids}:"
+        f" restore the key file holding them (from your backup) to {path}, or give them in"
+        " ORGSYNC_ENCRYPTION_KEYS; a new key opens none of them (if they are lost for good:"
+        " `orgsync keys generate --lost-keys`, then give every organization's roles again"
+        " with `orgsync update ORG --org-role-arn ... --member-role-name ...`)"
+    )
 
 
 def read_key_file(path: Path) -> str:
@@ -105,20 +149,39 @@ def key_file_lock(path: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def generate(settings: Settings, *, if_missing: bool = False) -> tuple[Path, str | None]:
-    """Create the key file with one new key. Returns its path and the new key id (None if kept)."""
+def generate(
+    settings: Settings, *, if_missing: bool = False, lost_keys: bool = False
+) -> tuple[Path, str | None]:
+    """Create the key file with one new key. Returns its path and the new key id (None if kept).
+
+    A key file without a key counts as missing. A new key is refused while the database holds
+    credentials sealed under keys that are not here, unless `lost_keys` says they are gone for
+    good: the advice to generate must never be what makes them unreadable."""
     path = settings.encryption_key_file
     if settings.encryption_keys:
         raise UserError(
             "ORGSYNC_ENCRYPTION_KEYS is set: keys come from the environment, not a file"
         )
     with key_file_lock(path):
+        empty = False
         if os.path.lexists(path):
-            if if_missing and path.is_file() and not path.is_symlink():
-                return path, None
-            raise UserError(f"{path} exists already; `orgsync keys rotate` adds a newer key")
+            try:
+                load_keyring(settings)
+            except EmptyKeyFileError:
+                empty = True
+            except InvalidKeyringError:
+                pass
+            if not empty:
+                if if_missing and path.is_file() and not path.is_symlink():
+                    return path, None
+                raise UserError(f"{path} exists already; `orgsync keys rotate` adds a newer key")
+        needed = stored_key_ids_if_known(settings)
+        if needed and not lost_keys:
+            raise UserError(f"no key written: {keep_the_keys_advice(needed, path)}")
         key = generate_key()
-        write_key_file(path, Keyring([key]), replace=False)
+        write_key_file(path, Keyring([key]), replace=empty)
+    if needed:
+        log.warning("keys_replaced_lost", key_id=key.key_id, unreadable=sum(needed.values()))
     return path, key.key_id
 
 
@@ -210,7 +273,14 @@ def rotate(settings: Settings, conn: psycopg.Connection[dict[str, Any]]) -> tupl
     already under the active key are left as they are. With ORGSYNC_ENCRYPTION_KEYS the operator
     puts the new key first there; this then only reseals under it.
     """
-    keyring = load_keyring(settings)
+    try:
+        keyring = load_keyring(settings)
+    except (MissingKeysError, EmptyKeyFileError) as error:
+        needed = stored_key_ids(conn)
+        if not needed:
+            raise
+        advice = keep_the_keys_advice(needed, settings.encryption_key_file)
+        raise UserError(f"nothing to rotate: {error}; {advice}") from None
     # a wrong key fails here, in one line, before the key file changes
     opened = reseal_all(keyring, conn, check_only=True)
     if not settings.encryption_keys:

@@ -88,6 +88,15 @@ DELETE FROM outbox WHERE sent_at < now() - make_interval(secs => %s)
 SELECT {key} AS id, credentials_key_id, credentials FROM {table}
 WHERE credentials IS NOT NULL AND (%s OR credentials_key_id <> %s)
 
+-- name: stored_key_ids
+-- the key ids the stored credentials are sealed under, with how many each: the keys that must
+-- never be lost (what `orgsync keys generate` and `orgsync check` name)
+SELECT credentials_key_id AS key_id, count(*) AS n FROM (
+    SELECT credentials_key_id FROM organizations WHERE credentials IS NOT NULL
+    UNION ALL
+    SELECT credentials_key_id FROM accounts WHERE credentials IS NOT NULL
+) sealed GROUP BY credentials_key_id ORDER BY credentials_key_id
+
 -- name: reseal_credentials
 -- composed like sealed_credentials; replaces a credential only if it is still what was read
 UPDATE {table} SET credentials_key_id = %s, credentials = %s

@@ -5,11 +5,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import time
+from collections.abc import Iterator
+from typing import Any
 
-from orgsync.services.adapters import dead_letters, queues
+from orgsync.pipelines.credentials import CredentialError
+from orgsync.pipelines.orgs import load_organization
+from orgsync.services.adapters import dead_letters, keys, queues
 from orgsync.services.commands.context import Command, Context, duration
 from orgsync.services.commands.output import print_json, table
-from orgsync.services.errors import ServiceUnavailable
+from orgsync.services.errors import ServiceUnavailable, UserError
 from orgsync.services.read_models import dispatch, inventory
 from orgsync.services.use_cases import redrive
 
@@ -24,6 +28,8 @@ def cmd_failed(ctx: Context, args: argparse.Namespace) -> int:
     columns = ["account_id", "name", "org_id", "code", "message", "attempts"]
     print(table(rows, [*columns, "first_failed_at", "last_failed_at"]))
     print(f"{len(rows)} failed account(s)")
+    with ctx.connect() as conn:
+        print("\n".join(why_they_fail(ctx, conn, rows)))
     try:
         dead = dead_letters.dead_letter_count(ctx.settings.broker_url)
     except ServiceUnavailable as error:
@@ -35,6 +41,34 @@ def cmd_failed(ctx: Context, args: argparse.Namespace) -> int:
             " outcome: `orgsync retry-failed` re-drives them"
         )
     return 0
+
+
+def why_they_fail(ctx: Context, conn: Any, rows: list[dict[str, Any]]) -> Iterator[str]:
+    """Per organization and error code: the member role orgsync tried (read from the sealed
+    credentials, which this command can open: its user holds the key) and what to check."""
+    groups: dict[tuple[str, str, tuple[str, ...]], int] = {}
+    for row in rows:
+        key = (row["org_id"] or "", row["code"], tuple(row["likely_causes"]))
+        groups[key] = groups.get(key, 0) + 1
+    for (org_id, code, causes), count in groups.items():
+        role = member_role(ctx, conn, org_id)
+        assuming = f", assuming role {role}" if role else ""
+        yield f"{count} account(s) of {org_id or '-'} failed with {code}{assuming}" + (
+            ", likely because:" if causes else ""
+        )
+        yield from (f"  - {cause}" for cause in causes)
+
+
+def member_role(ctx: Context, conn: Any, org_id: str) -> str | None:
+    """The member role name an organization is configured with, or None when its credentials
+    cannot be opened here (no key file)."""
+    if not org_id:
+        return None
+    try:
+        org = load_organization(conn, keys.load_keyring(ctx.settings), org_id)
+    except (CredentialError, UserError, OSError):
+        return None
+    return org.credentials.member_role_name if org else None
 
 
 def cmd_retry_failed(ctx: Context, args: argparse.Namespace) -> int:

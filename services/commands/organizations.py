@@ -192,13 +192,15 @@ def add_request_flags(p: argparse.ArgumentParser, update: bool) -> None:
         " to read the organization (`orgsync iam-policy --org`)",
     )
     p.add_argument(
-        "--org-session-name", help=f"{required}session name for that role, 2-64 of [\\w+=,.@-]"
+        "--org-session-name",
+        help="session name for that role, shown in CloudTrail: 2-64 of [\\w+=,.@-]"
+        " (default orgsync)",
     )
     p.add_argument(
         "--org-session-duration",
         type=duration("--org-session-duration"),
         metavar="DURATION",
-        help=f"{required}session length for that role, 900 to 43200 s: 900, 15m, 1h",
+        help="session length for that role, 900 to 43200 s: 900, 15m, 1h (default 1h)",
     )
     p.add_argument(
         "--member-role-name",
@@ -207,13 +209,13 @@ def add_request_flags(p: argparse.ArgumentParser, update: bool) -> None:
     )
     p.add_argument(
         "--member-session-name",
-        help=f"{required}session name for the member role, 2-64 of [\\w+=,.@-]",
+        help="session name for the member role: 2-64 of [\\w+=,.@-] (default orgsync)",
     )
     p.add_argument(
         "--member-session-duration",
         type=duration("--member-session-duration"),
         metavar="DURATION",
-        help=f"{required}session length for the member role, 900 to 43200 s: 900, 15m, 1h",
+        help="session length for the member role, 900 to 43200 s: 900, 15m, 1h (default 1h)",
     )
     add_external_id(p)
     p.add_argument(

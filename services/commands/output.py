@@ -25,6 +25,7 @@ def print_json(document: Any) -> None:
 
 
 def cell(value: Any) -> str:
+    """A value as people read it: never a Python repr, at any depth."""
     if value is None:
         return "-"
     if isinstance(value, bool):
@@ -32,10 +33,30 @@ def cell(value: Any) -> str:
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M:%S")
     if isinstance(value, dict):
-        return ", ".join(f"{k}={v}" for k, v in value.items()) or "-"
+        return ", ".join(f"{k} {_within(v)}" for k, v in value.items()) or "-"
     if isinstance(value, list | tuple):
         return ", ".join(map(cell, value)) or "-"
     return str(value)
+
+
+def _within(value: Any) -> str:
+    """A value inside a dict's cell: a nested list or dict in parentheses, an empty one as none."""
+    if isinstance(value, dict | list | tuple):
+        return f"({cell(value)})" if value else "none"
+    return cell(value)
+
+
+def counts_text(counts: dict[str, Any] | None) -> str:
+    """A discovery's counts, `{"seen": 61, "excluded": {"name_prefix:sandbox-": 2}, "removed":
+    {}}`, as "61 seen, 2 excluded (name_prefix:sandbox- 2), 0 removed"."""
+    parts = []
+    for name, value in (counts or {}).items():
+        if isinstance(value, dict):
+            detail = ", ".join(f"{reason} {n}" for reason, n in value.items())
+            parts.append(f"{sum(value.values())} {name}" + (f" ({detail})" if detail else ""))
+        else:
+            parts.append(f"{value} {name}")
+    return ", ".join(parts) or "-"
 
 
 def table(

@@ -8,6 +8,7 @@ import sys
 from orgsync.services.adapters import db, keys
 from orgsync.services.commands.context import Command, Context
 from orgsync.services.commands.output import print_json
+from orgsync.services.errors import UserError
 from orgsync.services.use_cases import check, iam_policy
 
 
@@ -22,7 +23,9 @@ def cmd_migrate(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_keys(ctx: Context, args: argparse.Namespace) -> int:
     if args.keys_command == "generate":
-        path, key_id = keys.generate(ctx.settings, if_missing=args.if_missing)
+        path, key_id = keys.generate(
+            ctx.settings, if_missing=args.if_missing, lost_keys=args.lost_keys
+        )
         print(f"kept the keys in {path}" if key_id is None else f"wrote key {key_id} to {path}")
         return 0
     with ctx.connect() as conn:
@@ -43,6 +46,14 @@ def cmd_check(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_iam_policy(ctx: Context, args: argparse.Namespace) -> int:
     if args.member or args.trust:
+        if args.principal is None:
+            raise UserError(
+                "a trust policy names the principal orgsync runs as: give --principal ARN"
+                f" ({iam_policy.FIND_PRINCIPAL})"
+            )
+        problem = iam_policy.principal_problem(args.principal)
+        if problem:
+            raise UserError(f"--principal: {problem}")
         if args.member:
             print(
                 "orgsync only assumes the member role: it needs this trust policy and no"
@@ -61,6 +72,12 @@ def add(command: Command) -> None:
     keys_sub = p.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
     g = keys_sub.add_parser("generate", help="write a key file with a new key")
     g.add_argument("--if-missing", action="store_true", help="keep an existing key file")
+    g.add_argument(
+        "--lost-keys",
+        action="store_true",
+        help="write a new key although stored credentials are sealed under keys that are lost"
+        " for good (refused otherwise); every organization's roles must then be given again",
+    )
     keys_sub.add_parser("rotate", help="add a newer key and reseal every credential under it")
     p = command(
         "check",
@@ -92,10 +109,9 @@ def add(command: Command) -> None:
     )
     p.add_argument(
         "--principal",
-        default=iam_policy.PRINCIPAL_PLACEHOLDER,
         metavar="ARN",
-        help="in a trust policy: the principal orgsync runs as"
-        " (`aws sts get-caller-identity` shows it)",
+        help="in a trust policy (required there): the IAM role or user orgsync runs as"
+        " (`aws sts get-caller-identity` shows it; for an assumed-role session, its role)",
     )
     p.add_argument(
         "--external-id-condition",

@@ -17,7 +17,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from orgsync.pipelines.account_state import AccountStatus, StageMark
+from orgsync.pipelines.account_state import AccountStatus
+from orgsync.pipelines.badges import ORGANIZATION_BADGES
 from orgsync.pipelines.orgs import resolve_org_id
 from orgsync.pipelines.sql import load
 from orgsync.services.adapters import db, keys
@@ -26,6 +27,7 @@ from orgsync.services.commands.inventory import feed_state
 from orgsync.services.commands.output import table
 from orgsync.services.errors import UserError
 from orgsync.services.read_models import inventory
+from orgsync.services.read_models.sync_progress import Snapshot
 from orgsync.services.settings import Settings
 from orgsync.services.testing.moto_aws import SimulatedAws
 from orgsync.services.testing.organization_events import create_feed, publish, tag_account
@@ -199,14 +201,16 @@ def feed_step(
 
 
 def follow(house: House, sync_id: str, timeout: float) -> None:
+    """The sync's progress as `orgsync sync --wait` prints it: accounts past each stage."""
     last: list[str] = []
+    start = time.monotonic()
 
     def show(state: dict[str, Any]) -> None:
-        stages = state["stages"]
-        line = "   " + "  ".join(f"{s} {stages.get(s, 0):>4}" for s in StageMark)
-        if [line] != last:
-            last[:] = [line]
-            say(line)
+        text = Snapshot(state["sync"], state["stages"]).line(time.monotonic() - start)
+        counts = text.rsplit("  ", 1)[0]  # a new line when a count changes, not each second
+        if [counts] != last:
+            last[:] = [counts]
+            say("   " + text)
 
     if sync_id:
         syncs.wait_sync(house, sync_id, timeout, on_progress=show)
@@ -218,9 +222,7 @@ def show_accounts(house: House, org_id: str) -> None:
         excluded = inventory.excluded(conn, org_id)
     for row in rows:
         row["badges"] = ", ".join(
-            f"{b['key']}={b['value']}"
-            for b in row["badges"]
-            if b["key"] not in ("cloud_org_path", "system.cloud_organization")
+            f"{b['key']}={b['value']}" for b in row["badges"] if b["key"] not in ORGANIZATION_BADGES
         )
     say(table(rows, ["account_id", "name", "org_path", "status", "badges"]))
     say(f"   {len(rows)} accounts imported; {len(excluded)} seen but not imported:")

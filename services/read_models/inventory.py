@@ -7,6 +7,7 @@ from typing import Any
 import psycopg
 
 from orgsync.pipelines.account_state import StageMark
+from orgsync.pipelines.assume_role_advice import likely_causes
 from orgsync.pipelines.request_rules import FILTER_FIELDS
 from orgsync.pipelines.sql import load
 
@@ -28,7 +29,10 @@ def accounts(
     status: str | None = None,
     badge: tuple[str, str] | None = None,
     include_removed: bool = False,
+    limit: int | None = None,
+    offset: int = 0,
 ) -> list[dict[str, Any]]:
+    """The listing, in a stable order; `limit` accounts from `offset` (None: all of them)."""
     return conn.execute(
         SQL["accounts"],
         {
@@ -37,6 +41,8 @@ def accounts(
             "include_removed": include_removed,
             "badge_key": badge[0] if badge else None,
             "badge_value": badge[1] if badge else None,
+            "limit": limit,
+            "offset": offset,
         },
     ).fetchall()
 
@@ -52,9 +58,20 @@ def registrations(conn: Conn, limit: int) -> list[dict[str, Any]]:
 def failures(
     conn: Conn, org_id: str | None, account_id: str | None = None, code: str | None = None
 ) -> list[dict[str, Any]]:
-    return conn.execute(
+    rows = conn.execute(
         SQL["failed_accounts"], {"org": org_id, "acct": account_id, "code": code}
     ).fetchall()
+    for row in rows:
+        management = bool(row.pop("management_account"))
+        row["likely_causes"] = likely_causes(
+            row["code"], member=True, management_account=management
+        )
+    return rows
+
+
+def change_events(conn: Conn, org_id: str | None, limit: int = 100) -> list[dict[str, Any]]:
+    """The change events received (newest first) and what became of each."""
+    return conn.execute(SQL["change_events"], {"org_id": org_id, "limit": limit}).fetchall()
 
 
 def badges(conn: Conn, account_id: str) -> list[dict[str, Any]]:

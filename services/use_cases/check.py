@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orgsync.pipelines import validation
+from orgsync.pipelines.assume_role_advice import advice
 from orgsync.pipelines.credentials import CredentialError, MissingKeysError
 from orgsync.pipelines.orgs import load_organization, resolve_org_id
 from orgsync.pipelines.registration_checks import check_live, check_queue
@@ -108,19 +109,19 @@ def check_keys(settings: Settings, conn: Any) -> Finding:
     )
     try:
         keyring = keys.load_keyring(settings)
-    except MissingKeysError:
-        return Finding(
-            "keys",
-            False,
-            f"no encryption keys (ORGSYNC_ENCRYPTION_KEYS is unset, no {source})",
-            "run `orgsync keys generate`",
-        )
+    except (MissingKeysError, keys.EmptyKeyFileError) as error:
+        missing = isinstance(error, MissingKeysError)
+        detail = f"no {source}, and ORGSYNC_ENCRYPTION_KEYS is unset" if missing else str(error)
+        return Finding("keys", False, f"no encryption keys: {detail}", _keys_fix(settings, conn))
     except CredentialError as error:
+        needed = _needed(conn)
         return Finding(
             "keys",
             False,
             f"the keys from {source} are unusable ({error})",
-            "fix them, or run `orgsync keys generate` for a new key file",
+            "fix them: " + keys.keep_the_keys_advice(needed, settings.encryption_key_file)
+            if needed
+            else "fix them, or remove the file and run `orgsync keys generate`",
         )
     if conn is None:
         return Finding("keys", True, f"{len(keyring.key_ids)} key(s) from {source}")
@@ -141,6 +142,24 @@ def check_keys(settings: Settings, conn: Any) -> Finding:
         True,
         f"{len(keyring.key_ids)} key(s) from {source} open all {opened} stored credential(s)",
     )
+
+
+def _needed(conn: Any) -> dict[str, int]:
+    """The key ids stored credentials are sealed under; none when no table is there yet."""
+    if conn is None:
+        return {}
+    try:
+        return keys.stored_key_ids(conn)
+    except Exception:  # not migrated yet: the migrations verdict says so
+        conn.rollback()
+        return {}
+
+
+def _keys_fix(settings: Settings, conn: Any) -> str:
+    needed = _needed(conn)
+    if needed:
+        return keys.keep_the_keys_advice(needed, settings.encryption_key_file)
+    return "run `orgsync keys generate` (no stored credential needs an older key)"
 
 
 def check_aws(aws_factory: Callable[[], Any]) -> tuple[Finding, Any]:
@@ -189,6 +208,15 @@ def check_org(
             "`orgsync iam-policy --org` prints the policy the role needs"
             " (deploy/aws/org-role.yaml creates it)",
         )
+    elif live.aws_org_id != org_id:
+        yield Finding(
+            "org role",
+            False,
+            f"{org.credentials.org_role_arn} reads organization {live.aws_org_id}, not {org_id}:"
+            " the role is in another organization's management account",
+            f"`orgsync update {ref}` with the organization role of {org_id}'s management account"
+            f" ({org.management_account_id})",
+        )
     else:
         yield Finding("org role", True, f"{org.credentials.org_role_arn} can read {org_id}")
     if org.filters.events_queue_url:
@@ -212,12 +240,16 @@ def check_org(
     if result.status is validation.ValidationStatus.OK:
         yield Finding("member role", True, f"assumed {org.member_role_arn(account['account_id'])}")
     else:
+        management = account["account_id"] == org.management_account_id
+        causes = advice(result.code or "", member=True, management_account=management)
         yield Finding(
             "member role",
             False,
-            f"cannot assume {org.member_role_arn(account['account_id'])} ({result.reason})",
-            "deploy deploy/aws/member-role-stackset.yaml to the organization"
-            " (`orgsync iam-policy --member` prints its trust policy)",
+            f"cannot assume {org.member_role_arn(account['account_id'])} ({result.reason})"
+            + (f"; {causes}" if causes else ""),
+            "deploy deploy/aws/member-role-stackset.yaml to the organization and"
+            " deploy/aws/member-role.yaml to its management account"
+            " (`orgsync iam-policy --member --principal ARN` prints its trust policy)",
         )
 
 

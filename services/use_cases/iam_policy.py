@@ -12,6 +12,7 @@ CloudFormation templates; tests/unit/test_deploy_aws.py keeps them equal to thes
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from orgsync.pipelines.registration_checks import REQUIRED_ACTIONS
@@ -20,7 +21,14 @@ from orgsync.pipelines.where_now import FEED_ACTIONS
 VERSION = "2012-10-17"
 SIMULATE = "iam:SimulatePrincipalPolicy"
 ORG_ROLE_ACTIONS: tuple[str, ...] = (*sorted(REQUIRED_ACTIONS), *sorted(FEED_ACTIONS), SIMULATE)
-PRINCIPAL_PLACEHOLDER = "arn:aws:iam::111122223333:role/orgsync"
+# deploy/aws/trust-policy.json's principal: no ARN at all, so that IAM refuses it as it is
+PRINCIPAL_PLACEHOLDER = "YOUR_ORGSYNC_PRINCIPAL_ARN"
+_PRINCIPAL = re.compile(r"arn:aws(-cn|-us-gov)?:iam::\d{12}:(root|(role|user)/.+)")
+_SESSION = re.compile(r"arn:(aws(?:-cn|-us-gov)?):sts::(\d{12}):assumed-role/([^/]+)/.+")
+FIND_PRINCIPAL = (
+    "`aws sts get-caller-identity --query Arn --output text` on the machine orgsync runs on"
+    " shows it"
+)
 EXTERNAL_ID_PLACEHOLDER = "EXTERNAL_ID"
 
 
@@ -53,7 +61,28 @@ def org_permissions() -> dict[str, Any]:
     }
 
 
-def trust(principal: str = PRINCIPAL_PLACEHOLDER, external_id: bool = False) -> dict[str, Any]:
+def principal_problem(principal: str) -> str | None:
+    """Why `principal` cannot be trusted by orgsync's roles, or None. An assumed-role session
+    (what get-caller-identity answers under SSO, CloudShell or an instance role) is refused with
+    the role it came from: a trust policy naming a session trusts that session only, and it
+    ends within hours."""
+    session = _SESSION.fullmatch(principal)
+    if session:
+        partition, account, role = session.groups()
+        return (
+            f"{principal} is an assumed-role session, which ends within hours; trust the role it"
+            f" came from: arn:{partition}:iam::{account}:role/{role} (with the role's path, if it"
+            " has one: aws iam get-role --role-name " + role + " --query Role.Arn)"
+        )
+    if not _PRINCIPAL.fullmatch(principal):
+        return (
+            f"{principal!r} is not an IAM role or user ARN (arn:aws:iam::<12 digits>:role/<name>"
+            f" or user/<name>); {FIND_PRINCIPAL}"
+        )
+    return None
+
+
+def trust(principal: str, external_id: bool = False) -> dict[str, Any]:
     """Who may assume the role: the principal orgsync runs as, with the external id if any."""
     statement: dict[str, Any] = {
         "Effect": "Allow",

@@ -1,1 +1,1 @@
-"""`orgsync web`: the web console and the HTTP API (see README.md, "Web console")."""
+"""`orgsync web`: the web console and the HTTP API (see docs/web.md)."""

@@ -6,6 +6,7 @@ Every route but /api/openapi.json takes `Authorization: Bearer $ORGSYNC_API_TOKE
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
@@ -14,7 +15,7 @@ from starlette.routing import Route
 
 from orgsync.pipelines import numbers
 from orgsync.pipelines.orgs import resolve_org_id
-from orgsync.services.commands.inventory import MAX_REGISTRATIONS
+from orgsync.services.commands.inventory import MAX_EVENTS, MAX_REGISTRATIONS
 from orgsync.services.commands.output import dumps
 from orgsync.services.errors import ServiceUnavailable, UserError
 from orgsync.services.read_models import dispatch, inventory
@@ -52,7 +53,31 @@ def _org(conn: Any, request: Request) -> str | None:
 
 
 def _flag(request: Request, name: str) -> bool:
-    return request.query_params.get(name, "").lower() in ("1", "true", "yes")
+    text = request.query_params.get(name, "").lower()
+    if text not in FLAG_WORDS:
+        raise BadQuery(f"{name} must be true or false")
+    return FLAG_WORDS[text]
+
+
+FLAG_WORDS = {
+    "": False,
+    "0": False,
+    "false": False,
+    "no": False,
+    "1": True,
+    "true": True,
+    "yes": True,
+}
+DEFAULT_PAGE = 1000
+MAX_PAGE = 10000
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page of a listing and the headers that lead to the next."""
+
+    rows: list[dict[str, Any]]
+    headers: dict[str, str]
 
 
 def read(query: Any) -> Any:
@@ -62,7 +87,12 @@ def read(query: Any) -> Any:
     def endpoint(request: Request) -> Response:
         try:
             with request.app.state.house.connect() as conn:
-                return as_json(query(conn, request))
+                found = query(conn, request)
+            if isinstance(found, Page):
+                answer = as_json(found.rows)
+                answer.headers.update(found.headers)
+                return answer
+            return as_json(found)
         except BadQuery as bad:
             return error(str(bad), bad.status_code)
 
@@ -87,17 +117,42 @@ def accounts(conn: Any, request: Request) -> Any:
         if not sep:
             raise BadQuery("badge takes KEY=VALUE")
         badge = (key, value)
-    return inventory.accounts(
+    limit = _number(request, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
+    offset = _number(request, "offset", 0, 0, None)
+    rows = inventory.accounts(
         conn,
         org_id=org_id,
         status=status,
         badge=badge,
         include_removed=_flag(request, "include_removed"),
+        limit=limit + 1,  # one more: is there a next page?
+        offset=offset,
     )
+    if len(rows) <= limit:
+        return rows
+    following = request.url.include_query_params(limit=limit, offset=offset + limit)
+    return Page(rows[:limit], {"link": f'<{following.path}?{following.query}>; rel="next"'})
+
+
+def _number(request: Request, name: str, default: int, least: int, most: int | None) -> int:
+    text = request.query_params.get(name)
+    if text is None:
+        return default
+    value = numbers.whole(text, least, most)
+    if value is None:
+        bounds = f"from {least} to {most}" if most is not None else f"of at least {least}"
+        raise BadQuery(f"{name} must be a whole number {bounds}")
+    return value
 
 
 def failed(conn: Any, request: Request) -> Any:
     return inventory.failures(conn, _org(conn, request))
+
+
+def events(conn: Any, request: Request) -> Any:
+    """`orgsync events [--org] [--limit] --json`."""
+    limit = _number(request, "limit", 100, 1, MAX_EVENTS)
+    return inventory.change_events(conn, _org(conn, request), limit)
 
 
 def registrations(conn: Any, request: Request) -> Any:
@@ -162,6 +217,7 @@ def routes() -> list[Route]:
         Route("/api/accounts", read(accounts)),
         Route("/api/accounts/{account_id}/badges", read(account_badges)),
         Route("/api/failed", read(failed)),
+        Route("/api/events", read(events)),
         Route("/api/registrations", read(registrations)),
         Route("/api/registrations", register, methods=["POST"]),
         Route("/api/queues", queue_depths),

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -113,6 +113,16 @@ def _safe_next(request: Request, given: object = None) -> str:
     return target
 
 
+async def not_found(request: Request, error: Exception) -> Response:
+    """A path no route serves: JSON under /api/, else the console's own error page."""
+    status = getattr(error, "status_code", 404)
+    words = "no such route" if status == 404 else "method not allowed here"
+    if request.url.path.startswith("/api/"):
+        return JSONResponse({"error": f"{words}: {request.method} {request.url.path}"}, status)
+    message = f"{words}: {request.url.path}" if status == 404 else f"{words}: {request.method}"
+    return render(request, "error.html", status, message=message)
+
+
 def create_app(settings: Settings, *, failed_delay: float = auth.FAILED_SIGN_IN_DELAY) -> Starlette:
     guard = auth.Guard(settings, failed_delay=failed_delay)  # refuses without a password
 
@@ -132,7 +142,8 @@ def create_app(settings: Settings, *, failed_delay: float = auth.FAILED_SIGN_IN_
         *api.routes(),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    handlers = {404: not_found, 405: not_found}
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
     app.state.settings = settings
     app.state.guard = guard
     app.state.templates = templates()

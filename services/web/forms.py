@@ -19,7 +19,12 @@ from orgsync.pipelines import numbers
 from orgsync.pipelines.request_rules import CREDENTIAL_FIELDS
 from orgsync.pipelines.sql import load
 from orgsync.services.errors import ServiceUnavailable, UserError
-from orgsync.services.settings import SettingsError, parse_rate_override, rate_override_text
+from orgsync.services.settings import (
+    SettingsError,
+    parse_duration,
+    parse_rate_override,
+    rate_override_text,
+)
 from orgsync.services.use_cases import registering
 from orgsync.services.web.auth import page
 from orgsync.services.web.render import render
@@ -29,11 +34,14 @@ SQL = load("orgsync.services.web")
 VERDICT_TIMEOUT = 60.0
 
 
+DURATION_HINT = "900-43200 s: 900, 15m, 1h; blank: 1h"
+
+
 @dataclass(frozen=True)
 class Field:
     name: str
     label: str
-    kind: str = "text"  # text, int, lines (a list, one item a line), bool or rates
+    kind: str = "text"  # text, duration, lines (a list, one item a line), bool or rates
     hint: str = ""
 
     @property
@@ -44,17 +52,17 @@ class Field:
 FIELDS = (
     Field("nickname", "Nickname", hint="1-64 printable characters, unique"),
     Field("org_role_arn", "Organization role ARN", hint="arn:aws:iam::<12 digits>:role/<name>"),
-    Field("org_session_name", "Organization session name"),
-    Field("org_session_duration", "Organization session duration", "int", "900-43200 s"),
+    Field("org_session_name", "Organization session name", hint="blank: orgsync"),
+    Field("org_session_duration", "Organization session duration", "duration", DURATION_HINT),
     Field("member_role_name", "Member role name", hint="present in every member account"),
-    Field("member_session_name", "Member session name"),
-    Field("member_session_duration", "Member session duration", "int", "900-43200 s"),
+    Field("member_session_name", "Member session name", hint="blank: orgsync"),
+    Field("member_session_duration", "Member session duration", "duration", DURATION_HINT),
     Field("external_id", "External id", hint="optional"),
     Field("exclude_prefixes", "Exclude account-name prefixes", "lines", "one a line"),
     Field("auto_remove_suspended", "Remove suspended accounts", "bool"),
     Field("auto_badge", "Badges from tags (auto-badging)", "bool"),
     Field("limit_ou_ids", "Only these OU or root ids", "lines", "one a line; empty: all"),
-    Field("sync_interval_seconds", "Sync interval", "int", "seconds; blank: the default"),
+    Field("sync_interval_seconds", "Sync interval", "duration", "3600, 90m, 6h; blank: default"),
     Field(
         "aws_rates",
         "AWS rate override",
@@ -92,11 +100,22 @@ def request_from(form: Any, org_id: str | None) -> dict[str, Any]:
             if text.strip() or org_id:  # blank on an edit: back to the settings
                 request[f.name] = rates(f, text)
         elif text.strip():
-            number = numbers.whole(text) if f.kind == "int" else None
-            request[f.name] = text if number is None else number
+            request[f.name] = seconds(text) if f.kind == "duration" else text
         elif f.name == "sync_interval_seconds" and org_id:
             request[f.name] = None  # blank on an edit: back to the scheduler's default
     return request
+
+
+def seconds(text: str) -> int | str:
+    """A duration as the CLI reads it (`3600`, `90s`, `15m`, `1h`) in seconds; anything else
+    as typed, for the registrar's reason."""
+    number = numbers.whole(text)
+    if number is not None:
+        return number
+    try:
+        return round(parse_duration(text, "duration"))
+    except SettingsError:
+        return text
 
 
 def rates(f: Field, text: str) -> dict[str, dict[str, float]] | None:
@@ -107,8 +126,9 @@ def rates(f: Field, text: str) -> dict[str, dict[str, float]] | None:
 
 
 def filled(form: Any) -> dict[str, Any]:
-    """What the form shows again after a rejection: everything but the credentials."""
-    return {f.name: form.get(f.name, "") for f in FIELDS if not f.credential}
+    """What the form shows again after a rejection: what was typed, so that only the fields
+    named wrong need correcting; never the external id, a secret."""
+    return {f.name: form.get(f.name, "") for f in FIELDS if f.name != "external_id"}
 
 
 def current(conn: Any, org_id: str) -> dict[str, Any] | None:
@@ -168,7 +188,7 @@ def submit(request: Request, org_id: str | None) -> Response:
 def new_org(request: Request) -> Response:
     if request.method == "POST":
         return submit(request, None)
-    return show(request, None, {"org_session_duration": 3600, "member_session_duration": 3600})
+    return show(request, None, {"org_session_duration": "1h", "member_session_duration": "1h"})
 
 
 @page

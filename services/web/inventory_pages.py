@@ -10,6 +10,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from orgsync.pipelines import badges, numbers
+from orgsync.pipelines.assume_role_advice import likely_causes
 from orgsync.pipelines.orgs import resolve_org_id
 from orgsync.pipelines.sql import load
 from orgsync.services.read_models import inventory
@@ -112,10 +113,14 @@ def show_account(
             return render(request, "error.html", 404, message=f"no account {account_id}")
         badge_rows = inventory.badges(conn, account_id)
         history = inventory.badge_history(conn, account_id)
+    causes = likely_causes(
+        row["failure_code"] or "", member=True, management_account=bool(row["management_account"])
+    )
     return render(
         request,
         "account.html",
         a=row,
+        causes=causes if row["failure_code"] else [],
         managed=bool(row["org_id"]),
         badges=badge_rows,
         history=history,

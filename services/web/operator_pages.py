@@ -62,6 +62,9 @@ def retry(request: Request) -> Response:
     return render(request, "retry.html", result=result, scope=scope, confirmed=confirmed)
 
 
+RECENT_EVENTS = 20
+
+
 def pipeline_state(request: Request) -> dict[str, Any]:
     settings = request.app.state.settings
     current = []
@@ -73,6 +76,8 @@ def pipeline_state(request: Request) -> dict[str, Any]:
             current.append({**row, "complete": sync.get("complete"), **progress})
         last = conn.execute(SQL["last_syncs"]).fetchall()
         waiting = dispatch.shares(conn)
+        feeds = [o for o in inventory.organizations(conn) if o["feed"]]
+        events = inventory.change_events(conn, None, RECENT_EVENTS)
     try:
         depths = queues.depths(settings.broker_url, settings.rabbitmq_management_url)
         problem = ""
@@ -88,6 +93,8 @@ def pipeline_state(request: Request) -> dict[str, Any]:
         "waiting": waiting,
         "problem": problem,
         "stages": stages,
+        "feeds": feeds,
+        "events": events,
     }
 
 

@@ -16,7 +16,8 @@ FROM organizations WHERE org_id = %s
 SELECT a.account_id, a.name, a.email, a.org_id, o.nickname AS org_nickname, a.org_path,
        a.aws_state, a.status, a.status_reason, a.managed_by_org, a.tags, a.stage,
        a.first_seen_at, a.updated_at,
-       f.code AS failure_code, f.message AS failure_message, f.attempts AS failure_attempts
+       f.code AS failure_code, f.message AS failure_message, f.attempts AS failure_attempts,
+       a.account_id = o.management_account_id AS management_account
 FROM accounts a LEFT JOIN organizations o USING (org_id) LEFT JOIN failures f USING (account_id)
 WHERE a.account_id = %s
 
@@ -29,7 +30,9 @@ FROM organizations o ORDER BY o.nickname
 -- name: last_syncs
 SELECT s.sync_id::text AS sync_id, s.org_id, o.nickname, s.trigger, s.started_at, s.walked_at,
        s.complete, s.error, s.counts
-FROM syncs s JOIN organizations o USING (org_id) ORDER BY s.started_at DESC LIMIT 10
+FROM syncs s JOIN organizations o USING (org_id)
+WHERE s.trigger <> 'events'  -- the feed's own sync, dated 2000-01-01: the feed section shows it
+ORDER BY s.started_at DESC LIMIT 10
 
 -- name: listing_filter
 WHERE (%(org_id)s::text IS NULL OR a.org_id = %(org_id)s)

@@ -10,7 +10,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
-from orgsync.services.commands.output import cell
+from orgsync.pipelines.badges import ORGANIZATION_BADGES
+from orgsync.services.commands.output import cell, counts_text
 from orgsync.services.settings import rate_override_text
 
 HERE = Path(__file__).resolve().parent
@@ -24,6 +25,9 @@ def templates() -> Jinja2Templates:
     )
     env.filters["show"] = cell  # timestamps and counts as the CLI's tables print them
     env.filters["rate_override"] = rate_override_text  # as --aws-rates and the form take it
+    env.filters["counts"] = counts_text  # a discovery's counts, as `orgsync orgs` prints them
+    # the organization's own badges, which a listing shows as its organization and path columns
+    env.globals["organization_badges"] = ORGANIZATION_BADGES
     return Jinja2Templates(env=env)
 
 

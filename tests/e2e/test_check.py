@@ -34,12 +34,15 @@ def test_check_org_assumes_the_organization_and_member_roles(
     found = verdicts(ready, "checked")
     assert (found["org role"].ok, found["member role"].ok) == (True, False)
     assert "AccessDenied" in found["member role"].detail
+    assert "likely: the role does not exist" in found["member role"].detail
     assert "member-role-stackset.yaml" in found["member role"].fix
+    assert "member-role.yaml to its management account" in found["member role"].fix
 
     aws_env.faults.update(deny_assume_role=[org.management_account_id])
     found = verdicts(ready, "checked")
     assert found["org role"].ok is False
     assert "cannot assume the organization role" in found["org role"].detail
+    assert "trust policy does not name the principal" in found["org role"].detail
     assert "orgsync iam-policy --org" in found["org role"].fix
 
     assert verdicts(ready, "nobody")["org role"].fix == "see `orgsync orgs`"

@@ -86,7 +86,7 @@ def test_a_malformed_request_is_recorded_and_the_worker_keeps_going(
     registering.submit(house, bad)
     verdict = registering.wait_verdict(house, "bad-1", TIMEOUT)
     assert not verdict.accepted
-    assert {p.field for p in verdict.reasons} >= {"org_role_arn", "org_session_name"}
+    assert {p.field for p in verdict.reasons} >= {"org_role_arn", "member_role_name"}
 
     # a body that is not even JSON, published with plain pika by an outside system
     connection = pika.BlockingConnection(pika.URLParameters(settings.broker_url))

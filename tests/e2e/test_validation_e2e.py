@@ -23,8 +23,12 @@ HTTP_ATTEMPTS = CLIENT_CONFIG.retries["max_attempts"] + 1  # botocore counts ret
 
 
 def retry_failed(settings: Settings, aws: SimulatedAws, *args: str) -> str:
+    return orgsync_says(settings, aws, "retry-failed", *args)
+
+
+def orgsync_says(settings: Settings, aws: SimulatedAws, *args: str) -> str:
     done = subprocess.run(
-        [sys.executable, "-m", "orgsync", "retry-failed", *args],
+        [sys.executable, "-m", "orgsync", *args],
         env=worker_env(settings, aws.endpoint_url),
         capture_output=True,
         text=True,
@@ -61,6 +65,12 @@ def test_denied_roles_fail_throttled_ones_recover_and_retry_failed_heals_the_den
     assert {(f["code"], f["attempts"]) for f in failed} == {("AccessDenied", 1)}
     assert all("not authorized to perform: sts:AssumeRole" in f["message"] for f in failed)
     assert all(f["first_failed_at"] and f["last_failed_at"] for f in failed)
+    assert all(any("trust policy" in c for c in f["likely_causes"]) for f in failed)
+    said = orgsync_says(settings, aws, "failed", "--org", "roles")
+    org_id = failed[0]["org_id"]
+    role = org.member_role_name
+    assert f"5 account(s) of {org_id} failed with AccessDenied, assuming role {role}" in said
+    assert "  - the external id differs" in said
 
     assert retry_failed(settings, aws, "--org", "roles", "--dry-run") == (
         "would queue 5 account(s) for validation"

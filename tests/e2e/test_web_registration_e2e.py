@@ -51,10 +51,12 @@ def test_the_api_and_the_edit_form_answer_with_the_registrars_verdict(
             "exclude_prefixes": "sandbox-",
         }
 
-        some = http.post(f"/orgs/{org_id}/edit", data={**form, "org_role_arn": org.org_role_arn})
+        typed = {"org_role_arn": org.org_role_arn, "external_id": "tenant-secret-42"}
+        some = http.post(f"/orgs/{org_id}/edit", data={**form, **typed})
         assert some.status_code == 422
-        assert "all-or-nothing" in some.text and "missing org_session_name" in some.text
-        assert org.org_role_arn not in some.text  # never rendered back
+        assert "all-or-nothing" in some.text and "missing member_role_name" in some.text
+        assert f'value="{org.org_role_arn}"' in some.text  # kept as typed, to be completed
+        assert "tenant-secret-42" not in some.text  # a secret is never rendered back
 
         rates = "*=1:20,ListParents=0.5:5"
         kept = http.post(

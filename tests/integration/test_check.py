@@ -11,11 +11,13 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import quote
 
 import psycopg
 import pytest
+from botocore.exceptions import ClientError
 from psycopg.conninfo import make_conninfo
 
 from orgsync.pipelines.credentials import Keyring, generate_key
@@ -23,6 +25,7 @@ from orgsync.services.settings import Settings
 from orgsync.services.testing.moto_aws import SimulatedAws
 from orgsync.services.use_cases import check, standalone
 from tests.support.check import verdicts
+from tests.support.registration import Role, registered
 from tests.support.workers import worker_env
 
 pytestmark = pytest.mark.integration
@@ -150,7 +153,7 @@ def test_no_keys_fail_with_generate_them(ready: Settings, tmp_path: Path) -> Non
     )
     found = failed(no_keys)
     assert set(found) == {"keys"}
-    assert found["keys"].fix == "run `orgsync keys generate`"
+    assert found["keys"].fix.startswith("run `orgsync keys generate`")  # nothing sealed yet
 
 
 def test_keys_that_cannot_open_a_stored_credential_fail(
@@ -194,3 +197,36 @@ def test_an_aws_profile_that_does_not_exist_fails_the_aws_check(
     assert found["aws"].ok is False
     assert "ProfileNotFound" in found["aws"].detail or "no-such-profile" in found["aws"].detail
     assert (found["org role"].ok, found["org role"].detail) == (None, "not checked: AWS failed")
+
+
+def test_check_org_fails_when_the_organization_role_reads_another_organization(
+    settings: Settings, conn: Conn, keyring: Keyring
+) -> None:
+    org_id = registered(conn, keyring)  # o-firstorg01, its role in account 111111111111
+    conn.commit()
+
+    def assume_into_another_organization(credentials: Any, use_external_id: bool) -> Role:
+        return Role("o-secondorg2")
+
+    aws = SimpleNamespace(assume=assume_into_another_organization)
+    found = next(check.check_org(settings, conn, aws, org_id, migrated=True))
+
+    assert (found.name, found.ok) == ("org role", False)
+    assert "reads organization o-secondorg2, not o-firstorg01" in found.detail
+    assert "111111111111" in found.fix  # the management account whose role it needs
+
+
+def test_check_org_names_the_likely_causes_of_an_access_denied_organization_role(
+    settings: Settings, conn: Conn, keyring: Keyring
+) -> None:
+    org_id = registered(conn, keyring)
+    conn.commit()
+
+    def denied(credentials: Any, use_external_id: bool) -> Role:
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "AssumeRole")
+
+    found = next(check.check_org(settings, conn, SimpleNamespace(assume=denied), org_id, True))
+
+    assert found.ok is False and "AccessDenied" in found.detail
+    for cause in ("does not exist", "trust policy", "external id", "service control policy"):
+        assert cause in found.detail

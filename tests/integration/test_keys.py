@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -189,3 +190,57 @@ def test_the_cli_reports_a_wrong_key_in_one_line(
     assert_one_line_error(garbled, "keyring entry 1")
     for done in (wrong, unknown, garbled):
         assert keyring.format().split(":", 1)[1] not in done.stderr
+
+
+def test_an_empty_key_file_is_told_apart_and_generate_writes_a_key_in_it(
+    database_url: str, key_file: Path
+) -> None:
+    settings = file_settings(database_url, key_file)
+    key_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    key_file.touch(mode=0o600)
+
+    with pytest.raises(keys.EmptyKeyFileError, match="holds no key"):
+        keys.load_keyring(settings)
+    _, key_id = keys.generate(settings, if_missing=True)  # an empty file is no key file
+
+    assert key_id is not None
+    assert keys.load_keyring(settings).key_ids == (key_id,)
+
+
+def test_generate_refuses_a_new_key_while_stored_credentials_need_the_lost_one(
+    database_url: str, key_file: Path, conn: Conn, keyring: Keyring
+) -> None:
+    seed(conn, keyring)
+    conn.commit()
+    settings = file_settings(database_url, key_file)  # no key file: the key is lost
+
+    with pytest.raises(UserError) as refused:
+        keys.generate(settings, if_missing=True)
+
+    message = str(refused.value)
+    assert f"sealed under key id(s) {keyring.active.key_id} (3)" in message
+    assert "restore the key file" in message and str(key_file) in message
+    assert not key_file.exists()
+    _, key_id = keys.generate(settings, lost_keys=True)  # said to be gone for good
+    assert key_id is not None and key_file.exists()
+
+
+def test_check_and_rotate_name_the_key_the_stored_credentials_need_never_generate(
+    database_url: str, tmp_path: Path, conn: Conn, keyring: Keyring
+) -> None:
+    seed(conn, keyring)
+    conn.commit()
+    empty = tmp_path / "keys"
+    empty.touch(mode=0o600)
+    env = {"ORGSYNC_ENCRYPTION_KEY_FILE": str(empty)}
+
+    rotated = orgsync(database_url, "keys", "rotate", **env)
+    checked = orgsync(database_url, "check", "--json", **env)
+
+    assert_one_line_error(rotated, "holds no key", f"key id(s) {keyring.active.key_id}")
+    [found] = [c for c in json.loads(checked.stdout) if c["check"] == "keys"]
+    assert found["ok"] is False and "holds no key" in found["detail"]
+    assert f"key id(s) {keyring.active.key_id}" in found["fix"]
+    assert "restore the key file" in found["fix"]
+    assert "generate --lost-keys" in found["fix"]  # only as the last resort it is
+    assert not found["fix"].startswith("run `orgsync keys generate`")

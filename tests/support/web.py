@@ -83,3 +83,43 @@ def add_sync(conn: psycopg.Connection[Any], org_id: str) -> str:
     ).fetchone()
     assert row is not None
     return str(row["id"])
+
+
+def add_feed(conn: psycopg.Connection[Any], org_id: str, account_id: str | None = None) -> str:
+    """An organization's change-event feed as the poller leaves it: its own sync (dated
+    2000-01-01, as pipelines/feed.py makes it), its row, two events handled (a tag change
+    applied to `account_id`, a body it could not read) and, when given, the badge the first
+    one changed."""
+    row = conn.execute(
+        "INSERT INTO syncs (sync_id, org_id, trigger, started_at)"
+        " VALUES (gen_random_uuid(), %s, 'events', '2000-01-01') RETURNING sync_id::text AS id",
+        (org_id,),
+    ).fetchone()
+    assert row is not None
+    sync_id = str(row["id"])
+    conn.execute(
+        "INSERT INTO feeds (org_id, sync_id, handled, last_event_at, last_handled_at,"
+        " lag_seconds, polled_at) VALUES (%s, %s, 2, now() - interval '1 minute', now(), 0.4,"
+        " now())",
+        (org_id, sync_id),
+    )
+    conn.execute(
+        "UPDATE organizations SET events_queue_url ="
+        " 'https://sqs.us-east-1.amazonaws.com/111111111111/orgsync-events' WHERE org_id = %s",
+        (org_id,),
+    )
+    conn.execute(
+        "INSERT INTO change_events (org_id, event_id, event_name, event_time, outcome, reason,"
+        " target, handled_at) VALUES"
+        " (%s, 'ev-1', 'TagResource', now() - interval '2 minutes', 'applied', NULL, %s,"
+        "  now() - interval '1 minute'),"
+        " (%s, 'ev-2', NULL, NULL, 'rejected', 'the body is not JSON', NULL, now())",
+        (org_id, account_id, org_id),
+    )
+    if account_id:
+        conn.execute(
+            "INSERT INTO badge_history (account_id, key, action, old_value, new_value, sync_id)"
+            " VALUES (%s, 'env', 'updated', 'dev', 'prod', %s)",
+            (account_id, sync_id),
+        )
+    return sync_id

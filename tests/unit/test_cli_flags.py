@@ -10,15 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from orgsync.services.commands import cli, context
+from orgsync.pipelines.request_rules import check_request
+from orgsync.services.commands import cli, context, organizations
 from orgsync.services.errors import UserError
 
-REQUIRED = (
-    "--nickname",
-    "--org-role-arn",
+REQUIRED = ("--nickname", "--org-role-arn", "--member-role-name")
+DEFAULTED = (
     "--org-session-name",
     "--org-session-duration",
-    "--member-role-name",
     "--member-session-name",
     "--member-session-duration",
 )
@@ -56,7 +55,18 @@ def test_register_marks_its_required_flags_and_update_does_not() -> None:
         }
         for flag in REQUIRED:
             assert str(helps[flag]).startswith("(required)") is marked, (command, flag)
+        for flag in DEFAULTED:
+            assert "(default " in str(helps[flag]) and "(required)" not in str(helps[flag])
         assert not str(helps["--external-id"]).startswith("(required)")
+
+
+def test_register_needs_only_the_nickname_and_the_two_roles() -> None:
+    argv = ["register", "--nickname", "prod", "--member-role-name", "orgsync-member"]
+    args = cli.parser().parse_args([*argv, "--org-role-arn", "arn:aws:iam::123456789012:role/r"])
+    request, problems = check_request(organizations.request_from(args, None))
+    assert problems == [] and request is not None and request.credentials is not None
+    assert request.credentials.org_session_name == "orgsync"
+    assert request.credentials.member_session_duration == 3600
 
 
 @pytest.mark.parametrize(

@@ -107,9 +107,37 @@ def test_the_plain_json_policies_are_what_iam_policy_prints(
     assert cli.main(["iam-policy", "--org"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed == json.loads((DEPLOY / "org-role-policy.json").read_text())
-    assert cli.main(["iam-policy", "--member", "--external-id-condition"]) == 0
-    printed = json.loads(capsys.readouterr().out)
+    printed = iam_policy.trust(iam_policy.PRINCIPAL_PLACEHOLDER, external_id=True)
     assert printed == json.loads((DEPLOY / "trust-policy.json").read_text())
+
+
+@pytest.mark.parametrize("role", [["--member"], ["--org", "--trust"]])
+def test_a_trust_policy_without_principal_is_refused_rather_than_printed_with_a_made_up_one(
+    role: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["iam-policy", *role]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "give --principal ARN" in err and "get-caller-identity" in err
+
+
+def test_an_assumed_role_session_is_refused_as_principal_naming_its_role(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    session = "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Admin_0123abcd/jane@corp"
+    assert cli.main(["iam-policy", "--member", "--principal", session]) == 2
+    err = capsys.readouterr().err
+    assert "assumed-role session" in err
+    assert "arn:aws:iam::123456789012:role/AWSReservedSSO_Admin_0123abcd" in err
+
+
+@pytest.mark.parametrize("template_name", ["org-role.yaml", "member-role.yaml"])
+def test_the_templates_refuse_an_assumed_role_session_as_principal(template_name: str) -> None:
+    parameter = template(template_name)["Parameters"]["OrgsyncPrincipalArn"]
+    allowed = re.compile(parameter["AllowedPattern"])
+    assert allowed.fullmatch("arn:aws:iam::123456789012:role/orgsync-runner")
+    assert allowed.fullmatch("arn:aws:iam::123456789012:user/platform")
+    assert not allowed.fullmatch("arn:aws:sts::123456789012:assumed-role/Admin/jane")
 
 
 def test_iam_policy_puts_the_given_principal_in_the_trust_policy(

@@ -33,3 +33,27 @@ def test_a_number_field_is_sent_as_a_whole_number_or_as_typed_for_the_registrars
         assert messages == []
     else:
         assert len(messages) == 1 and reason in messages[0]
+
+
+@pytest.mark.parametrize(
+    ("typed", "sent"), [("1h", 3600), ("15m", 900), ("5400s", 5400), ("900", 900), ("1 h", "1 h")]
+)
+def test_a_duration_field_takes_what_the_cli_takes(typed: str, sent: object) -> None:
+    request = forms.request_from({"member_session_duration": typed}, None)
+    assert request["member_session_duration"] == sent
+
+
+def test_a_blank_session_field_is_left_to_the_registrars_default() -> None:
+    form = {"nickname": "n", "org_role_arn": "arn:aws:iam::123456789012:role/r"}
+    request = forms.request_from(form | {"member_role_name": "m", "org_session_name": " "}, None)
+    assert "org_session_name" not in request
+    accepted, problems = check_request(request)
+    assert problems == [] and accepted is not None and accepted.credentials is not None
+    assert accepted.credentials.org_session_name == "orgsync"
+
+
+def test_a_rejected_form_shows_again_what_was_typed_but_the_external_id() -> None:
+    typed = {"org_role_arn": "arn:aws:iam::12345:role/r", "external_id": "s3cret", "nickname": "n"}
+    shown = forms.filled(typed)
+    assert shown["org_role_arn"] == typed["org_role_arn"] and shown["nickname"] == "n"
+    assert "external_id" not in shown

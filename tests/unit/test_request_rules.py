@@ -41,7 +41,8 @@ NEW: dict[str, Any] = {
     "member_session_name": "orgsync-member",
     "member_session_duration": 3600,
 }
-CREDENTIALS = {name: NEW[name] for name in REQUIRED_CREDENTIAL_FIELDS}
+CREDENTIALS = {name: NEW[name] for name in CREDENTIAL_FIELDS if name != "external_id"}
+ROLES = {name: NEW[name] for name in REQUIRED_CREDENTIAL_FIELDS}
 UPDATE: dict[str, Any] = {"request_id": "req-2", "org_id": ORG_ID}
 
 
@@ -507,6 +508,35 @@ def test_a_new_registration_without_credentials_names_each_missing_field() -> No
     assert [problem.field for problem in problems] == list(REQUIRED_CREDENTIAL_FIELDS)
 
 
+def test_a_registration_naming_only_its_roles_takes_the_default_sessions() -> None:
+    request = accepted(without(NEW, *CREDENTIAL_FIELDS) | ROLES)
+
+    assert ROLES.keys() == {"org_role_arn", "member_role_name"}
+    assert request.credentials is not None
+    assert request.credentials.org_session_name == "orgsync"
+    assert request.credentials.member_session_name == "orgsync"
+    assert request.credentials.org_session_duration == 3600
+    assert request.credentials.member_session_duration == 3600
+
+
+def test_a_session_name_given_wins_over_the_default() -> None:
+    request = accepted(with_fields(NEW, member_session_name="audit-team"))
+
+    assert request.credentials is not None
+    assert request.credentials.member_session_name == "audit-team"
+
+
+def test_an_update_naming_both_roles_replaces_the_credentials_with_default_sessions() -> None:
+    request = accepted(with_fields(UPDATE, **ROLES))
+
+    assert request.credentials is not None
+    assert request.credentials.org_session_duration == 3600
+
+
+def test_an_update_naming_no_credential_field_keeps_the_credentials() -> None:
+    assert accepted(with_fields(UPDATE, auto_badge=True)).credentials is None
+
+
 def test_a_new_registration_takes_default_filters_and_no_external_id() -> None:
     request = accepted(NEW)
 
@@ -650,8 +680,8 @@ def test_an_update_without_nickname_is_valid_and_one_with_it_renames() -> None:
         pytest.param(["org_role_arn"], REQUIRED_CREDENTIAL_FIELDS[1:], id="only-the-arn"),
         pytest.param(["external_id"], REQUIRED_CREDENTIAL_FIELDS, id="only-the-external-id"),
         pytest.param(
-            [*REQUIRED_CREDENTIAL_FIELDS[:-1], "external_id"],
-            ("member_session_duration",),
+            ["org_role_arn", "org_session_duration", "external_id"],
+            ("member_role_name",),
             id="all-but-one",
         ),
     ],

@@ -4,18 +4,30 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
 import pika
 import pytest
+from jsonschema import Draft202012Validator
 from psycopg.types.json import Jsonb
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
 from starlette.testclient import TestClient
 
 from orgsync.services.commands import cli
 from orgsync.services.settings import Settings
 from orgsync.services.web.app import create_app
-from tests.support.web import HOSTILE, TOKEN, add_account, add_failure, add_org, add_sync
+from tests.support.web import (
+    HOSTILE,
+    TOKEN,
+    add_account,
+    add_failure,
+    add_feed,
+    add_org,
+    add_sync,
+)
 
 pytestmark = pytest.mark.integration
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -56,6 +68,7 @@ def inventory(conn: Any) -> None:
     add_failure(conn, "100000000002", "o-aaaaaaaaaa", "denied")
     add_account(conn, "100000000003", "gone", "o-bbbbbbbbbb", status="removed")
     add_account(conn, "100000000004", "alone", None, badges={"owner": "me"})
+    add_feed(conn, "o-aaaaaaaaaa", "100000000001")
     conn.execute(
         "INSERT INTO excluded_accounts (org_id, account_id, name, reason, sync_id)"
         " VALUES ('o-aaaaaaaaaa', '100000000009', 'sandbox-1', 'name_prefix:sandbox-', %s)",
@@ -109,6 +122,9 @@ def test_without_an_api_token_set_the_api_stays_shut(web_settings: Settings) -> 
         ("/api/registrations", ["registrations"]),
         ("/api/accounts/100000000004/badges", ["badges", "100000000004"]),
         ("/api/queues", ["queues"]),
+        ("/api/events", ["events"]),
+        ("/api/events?org=alpha&limit=1", ["events", "--org", "alpha", "--limit", "1"]),
+        ("/api/accounts/100000000001/badges?history=true", ["badges", "100000000001", "--history"]),
     ],
 )
 def test_every_api_read_answers_the_same_json_as_the_cli(
@@ -124,6 +140,54 @@ def test_every_api_read_answers_the_same_json_as_the_cli(
     assert answer.headers["content-type"].startswith("application/json")
     assert answer.json() == cli_json(api_settings, monkeypatch, capsys, *command)
     assert answer.json() != [] or path.startswith("/api/failed?")
+    route = re.sub(r"/accounts/[0-9]+/", "/accounts/{account_id}/", path.split("?")[0])
+    conforms(api.get("/api/openapi.json").json(), route, answer.json())
+
+
+def conforms(document: dict[str, Any], route: str, body: Any) -> None:
+    """`body` is what the OpenAPI document says a GET of `route` answers."""
+    resource = Resource.from_contents(document, default_specification=DRAFT202012)
+    registry = Registry().with_resource("urn:orgsync:openapi", resource)
+    escaped = route.replace("~", "~0").replace("/", "~1")
+    pointer = f"/paths/{escaped}/get/responses/200/content/application~1json/schema"
+    validator = Draft202012Validator({"$ref": f"urn:orgsync:openapi#{pointer}"}, registry=registry)
+    validator.validate(body)
+
+
+@pytest.mark.usefixtures("inventory")
+def test_the_account_listing_comes_a_page_at_a_time_with_a_link_to_the_next(
+    api: TestClient,
+) -> None:
+    everything = api.get("/api/accounts?include_removed=true", headers=AUTH).json()
+    assert len(everything) >= 3 and "link" not in api.get("/api/accounts", headers=AUTH).headers
+
+    first = api.get("/api/accounts?include_removed=true&limit=2", headers=AUTH)
+    assert first.json() == everything[:2]
+    following = first.headers["link"]
+    assert following.endswith('>; rel="next"') and "offset=2" in following
+    second = api.get(following[1 : following.index(">")], headers=AUTH)
+    assert second.json() == everything[2:4]
+
+    for bad in ("limit=0", "limit=10001", "offset=-1", "limit=nan", "include_removed=maybe"):
+        refused = api.get(f"/api/accounts?{bad}", headers=AUTH)
+        assert refused.status_code == 400 and "error" in refused.json()
+
+
+def test_the_openapi_document_types_every_parameter_and_answer(api: TestClient) -> None:
+    document = api.get("/api/openapi.json").json()
+    for route, methods in document["paths"].items():
+        for method, operation in methods.items():
+            assert operation["responses"]["200"]["content"]["application/json"]["schema"], route
+            for parameter in operation["parameters"]:
+                assert parameter["schema"] != {"type": "string"} or parameter["name"] in (
+                    "org",
+                    "badge",
+                    "account_id",
+                ), (route, method, parameter["name"])
+    flags = {
+        p["name"]: p["schema"] for p in document["paths"]["/api/accounts"]["get"]["parameters"]
+    }
+    assert flags["include_removed"]["type"] == "boolean" and flags["limit"]["type"] == "integer"
 
 
 def test_orgs_show_the_aws_rate_override_or_null(
@@ -142,8 +206,11 @@ def test_orgs_show_the_aws_rate_override_or_null(
     assert [o["filters"]["aws_rates"] for o in shown] == [override, None]
     assert api.get("/api/orgs", headers=AUTH).json() == shown
     assert cli.main(["orgs"]) == 0
-    table = capsys.readouterr().out
-    assert "aws_rates=*=1:20,ListParents=0.5:5" in table and "aws_rates=None" in table
+    printed = capsys.readouterr().out
+    assert "AWS rates *=1:20,ListParents=0.5:5" in printed
+    assert printed.count("AWS rates ") == 1  # beta has no override
+    assert max(len(line) for line in printed.splitlines()) <= 100
+    assert not any(mark in printed for mark in ("{", "[", "'", "None"))  # no Python reprs
 
 
 def test_bad_filters_get_a_clear_error(api: TestClient) -> None:
@@ -184,6 +251,7 @@ def test_the_openapi_document_describes_every_route(api: TestClient) -> None:
         "/api/accounts",
         "/api/accounts/{account_id}/badges",
         "/api/failed",
+        "/api/events",
         "/api/queues",
         "/api/registrations",
         "/api/webhooks",
@@ -229,3 +297,17 @@ def test_a_registrations_limit_outside_1_to_10000_is_refused(api: TestClient, li
     assert answer.status_code == 400
     assert answer.json() == {"error": "limit must be a whole number from 1 to 10000"}
     assert api.get("/api/registrations?limit=10000", headers=AUTH).status_code == 200
+
+
+@pytest.mark.usefixtures("inventory")
+def test_orgsync_events_prints_each_feed_then_the_events_newest_first(
+    api_settings: Settings, monkeypatch: Any, capsys: Any
+) -> None:
+    cli_json(api_settings, monkeypatch, capsys, "events")  # points the CLI at the test's services
+    assert cli.main(["events", "--org", "alpha"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith("alpha (o-aaaaaaaaaa) feed: orgsync-events, 2 events")
+    assert printed[1].split() == ["HANDLED", "ORG", "EVENT", "ACCOUNT/OU", "OUTCOME", "REASON"]
+    assert "rejected" in printed[2] and "the body is not JSON" in printed[2]
+    assert "TagResource" in printed[3] and "100000000001" in printed[3] and "applied" in printed[3]
+    assert printed[-1] == "2 event(s), newest first"

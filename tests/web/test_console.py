@@ -21,6 +21,7 @@ from tests.support.web import (
     PASSWORD,
     add_account,
     add_failure,
+    add_feed,
     add_org,
     add_sync,
     csrf_token,
@@ -319,3 +320,36 @@ def test_the_pipeline_page_counts_the_accounts_at_each_stage_of_the_current_sync
     # sync id, state, then discovered, validated, harvested, reconciled
     assert cells[1:] == ["complete", "0", "3", "0", "0"]
     assert "org-registration" in fragment  # the queues, from RabbitMQ
+
+
+def test_a_page_that_does_not_exist_is_the_consoles_own_error_page(web: TestClient) -> None:
+    missing = web.get("/nothing-here")
+    assert missing.status_code == 404
+    assert '<link rel="stylesheet"' in missing.text  # the console's own page, styled
+    assert "no such route: /nothing-here" in missing.text
+    assert web.get("/accounts/000000000000").status_code == 404
+    api = web.get("/api/nothing")
+    assert api.status_code == 404 and api.json() == {"error": "no such route: GET /api/nothing"}
+
+
+def test_the_change_feed_shows_on_the_organizations_and_pipeline_pages(
+    web: TestClient, conn: Any
+) -> None:
+    add_org(conn, "o-ffeedfeed0", "fed")
+    add_account(conn, "100000000021", "tagged", "o-ffeedfeed0")
+    add_sync(conn, "o-ffeedfeed0")
+    add_feed(conn, "o-ffeedfeed0", "100000000021")
+    conn.commit()
+
+    orgs = web.get("/orgs").text
+    assert "change events: 2 handled" in orgs and "lag 0.4 s" in orgs
+
+    pipeline = web.get("/pipeline").text
+    feeds = pipeline.split('id="feeds"')[1].split("</table>")[0]
+    assert "fed" in feeds and "orgsync-events" in feeds and "reading, last poll" in feeds
+    events = pipeline.split('id="events"')[1].split("</table>")[0]
+    assert events.index("the body is not JSON") < events.index("TagResource")  # newest first
+    assert "2000-01-01" not in pipeline  # the feed's own sync is no "last sync"
+
+    history = web.get("/accounts/100000000021").text.split("Badge history")[1]
+    assert "a change event" in history
