@@ -115,7 +115,7 @@ def api_list(request: Request) -> Response:
 
 @api
 def api_add(request: Request) -> Response:
-    """`{"url", "secret"?, "org"?, "types"?}` → 201 `{"webhook_id", "secret"?}`."""
+    """`{"url", "secret"?, "org"?, "types"?}` → `{"webhook_id", "secret"?}`."""
     try:
         body = json.loads(request.state.body or b"null")
     except ValueError:
@@ -125,7 +125,7 @@ def api_add(request: Request) -> Response:
     house = request.app.state.house
     try:
         with house.connect() as conn:
-            return as_json(create(conn, house.keyring, body), 201)
+            return as_json(create(conn, house.keyring, body))
     except UserError as bad:
         return error(str(bad), 400)
 
@@ -158,7 +158,7 @@ def api_redeliver(request: Request) -> Response:
         webhook_id = webhooks.redeliver(conn, delivery_id) if delivery_id else None
     if webhook_id is None:
         return error("no such delivery of a webhook still in place", 404)
-    return as_json({"delivery_id": delivery_id, "webhook_id": webhook_id, "state": "pending"}, 202)
+    return as_json({"delivery_id": delivery_id, "webhook_id": webhook_id, "state": "pending"})
 
 
 def routes() -> list[Route]:
