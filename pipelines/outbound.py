@@ -49,7 +49,3 @@ def encode(event: dict[str, Any]) -> bytes:
     """The event's body: compact JSON with sorted keys, so the same event is the same bytes."""
     return json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
-
-def matches(types: list[str] | None, event_type: str) -> bool:
-    """Whether a webhook asking for `types` (None: every type) receives `event_type`."""
-    return types is None or event_type in types

@@ -6,12 +6,14 @@ from __future__ import annotations
 import random
 import socket
 import time
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from orgsync.pipelines import webhooks
+from orgsync.pipelines import outbound, webhooks
 from orgsync.services.adapters import webhook_http
 
 
@@ -113,3 +115,39 @@ def test_types_are_checked_against_the_event_types() -> None:
 def test_only_a_2xx_answer_delivers() -> None:
     assert webhooks.delivered(200) and webhooks.delivered(204)
     assert not any(webhooks.delivered(s) for s in (None, 199, 301, 302, 400, 500))
+
+
+def row(**overrides: Any) -> dict[str, Any]:
+    return {
+        "seq": 7,
+        "id": uuid.UUID("2171b495-c044-4e64-a01e-1fbd820fdac6"),
+        "type": "orgsync.account.added",
+        "org_id": "o-a1b2c3d4e5",
+        "subject": "210987654321",
+        "data": {"account_id": "210987654321", "status": "pending"},
+        "at": datetime(2026, 12, 4, 3, 15, 49, 867999, tzinfo=UTC),
+        **overrides,
+    }
+
+
+def test_a_stored_change_is_a_cloudevent_with_its_sequence_in_data() -> None:
+    event = outbound.cloud_event(row())
+    assert event == {
+        "specversion": "1.0",
+        "id": "2171b495-c044-4e64-a01e-1fbd820fdac6",
+        "source": "orgsync/o-a1b2c3d4e5",
+        "type": "orgsync.account.added",
+        "subject": "210987654321",
+        "time": "2026-12-04T03:15:49.867999Z",
+        "datacontenttype": "application/json",
+        "data": {"account_id": "210987654321", "status": "pending", "sequence": 7},
+    }
+    # the same row is the same bytes, whatever order its data's keys come in
+    reordered = row(data={"status": "pending", "account_id": "210987654321"})
+    assert outbound.encode(outbound.cloud_event(reordered)) == outbound.encode(event)
+
+
+def test_a_standalone_account_and_a_sync_have_their_own_source_and_no_subject() -> None:
+    assert outbound.cloud_event(row(org_id=None))["source"] == "orgsync/standalone"
+    completed = outbound.cloud_event(row(type="orgsync.sync.completed", subject=None))
+    assert "subject" not in completed
