@@ -38,6 +38,7 @@ T = TypeVar("T")
 
 WORKER_POOL = 16  # connections of a worker process: its threads' reads and writes
 BUDGET_POOL = 4  # the rate budget's own: one short statement per AWS call of every stage
+OUTBOUND_POOL = 4  # events for other systems: short statements between the posts, never during
 
 
 class House:
@@ -224,7 +225,12 @@ class House:
         (processes/outbound.py), stopped when the house closes."""
 
         def start() -> Outbound:
-            outbound = Outbound(self.pool, self.keyring, self.settings)
+            pool = self.own(  # its own: a webhook's backlog never waits for the stages' pool
+                "outbound_pool",
+                lambda: db.open_pool(self.settings.database_url, max_size=OUTBOUND_POOL),
+                ConnectionPool.close,
+            )
+            outbound = Outbound(pool, self.keyring, self.settings)
             outbound.start()
             return outbound
 

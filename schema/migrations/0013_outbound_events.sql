@@ -59,7 +59,11 @@ CREATE TABLE webhook_deliveries (
     delivered_at     timestamptz,
     UNIQUE (webhook_id, event_seq)
 );
-CREATE INDEX webhook_deliveries_due ON webhook_deliveries (webhook_id, next_attempt_at, event_seq)
+-- which webhooks have a delivery due (the dispatcher's look), and a webhook's due deliveries in
+-- the order of their events (a batch's claim)
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (webhook_id, next_attempt_at)
+    WHERE state = 'pending';
+CREATE INDEX webhook_deliveries_pending ON webhook_deliveries (webhook_id, event_seq)
     WHERE state = 'pending';
 CREATE INDEX webhook_deliveries_event ON webhook_deliveries (event_seq);  -- forgetting old events
 CREATE INDEX outbound_events_at ON outbound_events (at);
