@@ -96,6 +96,7 @@ class Outbound:
             with self.pool.connection() as conn:
                 conn.execute(SQL["forget_old_events"], (KEEP_DAYS,))
         with self.pool.connection() as conn:
+            # deliveries made: while events keep coming for webhooks, look again at once
             fanned = conn.execute(SQL["fan_out_events"], {"limit": FAN_OUT_BATCH}).rowcount
             due = [r["webhook_id"] for r in conn.execute(SQL["webhooks_with_due_deliveries"])]
         for webhook_id in due:
@@ -113,7 +114,7 @@ class Outbound:
             until = time.monotonic() + SERVE_FOR
             while not self.stopped.is_set() and time.monotonic() < until:
                 claimed, delivered = deliver_batch(
-                    self.pool, self.keyring, self.settings, webhook_id
+                    self.pool, self.keyring, self.settings, webhook_id, self.stopped
                 )
                 if claimed < DELIVERY_BATCH or delivered < claimed:
                     break
@@ -125,10 +126,15 @@ class Outbound:
 
 
 def deliver_batch(
-    pool: Pool, keyring: Keyring, settings: Settings, webhook_id: str
+    pool: Pool,
+    keyring: Keyring,
+    settings: Settings,
+    webhook_id: str,
+    stopped: threading.Event | None = None,
 ) -> tuple[int, int]:
-    """Try one webhook's due deliveries in the order of their events, until one fails; returns
-    how many were claimed and how many delivered."""
+    """Try one webhook's due deliveries in the order of their events, until one fails (or the
+    process stops, or the lease is half gone: the rest are handed back untried); returns how
+    many were claimed and how many delivered."""
     timeout = settings.webhook_timeout
     lease = timeout * 2 + 10
     with pool.connection() as conn:
@@ -165,7 +171,8 @@ def deliver_batch(
                     error=answer.error,
                 )
                 break
-            if time.monotonic() - started > lease / 2:  # the lease must outlast the batch
+            late = time.monotonic() - started > lease / 2  # the lease must outlast the batch
+            if late or (stopped is not None and stopped.is_set()):
                 rest = [c["delivery_id"] for c in claimed[n + 1 :]]
                 _record_delivered(pool, delivered)
                 done, delivered = done + len(delivered), []
