@@ -89,3 +89,35 @@ def test_the_console_adds_a_webhook_shows_its_secret_once_and_its_deliveries(
     assert web.post("/webhooks", data={"url": "http://127.0.0.1/"}).status_code == 403
     refused = web.post("/webhooks", data={**form, "url": "http://[fe80::1]/"})
     assert refused.status_code == 400 and "link-local" in refused.text
+
+
+def test_a_failed_delivery_is_redelivered_from_the_console_and_the_api(
+    web: TestClient, api: TestClient, conn: Any
+) -> None:
+    page = web.get("/webhooks")
+    form = {"csrf_token": csrf_token(page.text), "url": "http://127.0.0.1:9/hook"}
+    webhook_id = web.post("/webhooks", data=form).text.split('id="new-webhook">')[1].split("<")[0]
+    add_account(conn, "100000000001", "acct", None)
+    conn.execute(
+        "INSERT INTO webhook_deliveries (webhook_id, event_seq, state, last_status)"
+        " SELECT %s, seq, 'failed', 500 FROM outbound_events",
+        (webhook_id,),
+    )
+    conn.commit()
+    [failed] = api.get(f"/api/webhooks/{webhook_id}/deliveries", headers=AUTH).json()
+    listing = web.get(f"/webhooks/{webhook_id}/deliveries")
+    assert "Redeliver" in listing.text and "orgsync.account.added" in listing.text
+
+    again = web.post(
+        f"/deliveries/{failed['delivery_id']}/redeliver",
+        data={"csrf_token": csrf_token(listing.text)},
+    )
+    assert again.status_code == 303
+    [pending] = api.get(f"/api/webhooks/{webhook_id}/deliveries", headers=AUTH).json()
+    assert pending["state"] == "pending" and pending["event_id"] == failed["event_id"]
+    answer = api.post(f"/api/deliveries/{failed['delivery_id']}/redeliver", headers=AUTH)
+    assert answer.json() == {
+        "delivery_id": failed["delivery_id"],
+        "webhook_id": webhook_id,
+        "state": "pending",
+    }
