@@ -8,9 +8,12 @@ and a vhost of the run's own (dropped afterwards). It measures:
 1. the first sync, from the registration message to the last badge;
 2. a re-sync after the tags of a sample of accounts changed in AWS: its wall time and CPU, and
    per changed account the time from its harvest to its badges (database timestamps);
-3. the same AWS calls in a bare boto3 loop at the same processes x threads
+3. the "incremental" phase (`benchmarks/incremental.py`): an incremental sync of the unchanged
+   organization beside the full re-sync, then 1 % of its accounts drifted without events and one
+   incremental sync checked to repair them;
+4. the same AWS calls in a bare boto3 loop at the same processes x threads
    (`benchmarks/bare_loop.py`): no broker, no database;
-4. then the "throttled" phase (`benchmarks/throttled.py`, `--throttled-accounts`) and the
+5. then the "throttled" phase (`benchmarks/throttled.py`, `--throttled-accounts`) and the
    "contention" phase (`benchmarks/contention.py`, docs/performance-contention.md): two
    organizations on one simulator, one throttled, change events and a SIGTERM meanwhile. That
    phase drives the `orgsync` of `--orgsync-bin` through its command line only, so that it
@@ -64,7 +67,8 @@ from orgsync.services.testing.sample_org import aws_client
 from orgsync.services.use_cases import registering, syncs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import contention  # benchmarks/contention.py, throttled.py, webhooks_phase.py: beside this one
+import contention  # contention.py, incremental.py, throttled.py, webhooks_phase.py: beside this
+import incremental
 import throttled
 import webhooks_phase
 from contention_drive import wait_for
@@ -486,9 +490,19 @@ def measure_pipeline(
 
         second = measure(workers, sim, resync)
         latencies = tag_latencies(settings, sync_ids[0], changed)
+        resyncs = incremental.run(
+            sys.modules[__name__],
+            house,
+            endpoint,
+            workers,
+            org_id[0],
+            second["wall_s"],
+            args.timeout,
+        )
         rss = workers.peak_rss()
     bare = bare_loop(args, endpoint, org)
-    return report(args, org, imported, counts, first, second, latencies, rss, bare, log)
+    result = report(args, org, imported, counts, first, second, latencies, rss, bare, log)
+    return {**result, "incremental": resyncs}
 
 
 def per_account(phase: dict[str, Any], accounts: int) -> dict[str, Any]:
@@ -712,6 +726,7 @@ def main(argv: list[str] | None = None) -> int:
         print(throttled.table(result))
     elif not (args.only_contention or args.only_webhooks):
         print(table(result))
+        print("\n".join(incremental.lines(result["incremental"])))
     if "throttled_phase" in result:
         phase = result["throttled_phase"]
         print(throttled.table({**phase, **{k: result[k] for k in THROTTLED_KEYS}}))
@@ -732,6 +747,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     if result["statuses"] != {k: n for k, n in expected.items() if n}:
         print(f"bench: statuses {result['statuses']}, expected {expected}", file=sys.stderr)
+        return 1
+    if wrong := result["incremental"]["drift_examples"]:
+        print(f"bench: drift an incremental sync left unrepaired: {wrong}", file=sys.stderr)
         return 1
     return 0
 

@@ -241,8 +241,10 @@ def measure(
             at, a_started + plan.sigterm_at_s, lambda: pool.sigterm_and_restart(args.grace_s)
         )
         try:
+            # the throttle alone makes A's re-sync last about its floor: give it three times
+            a_timeout = max(args.timeout, 3 * plan.estimated_floor_s)
             a_finished = wait_for(
-                lambda: db.sync_finished_at(a_sync), args.timeout, "A's re-sync", 0.25
+                lambda: db.sync_finished_at(a_sync), a_timeout, "A's re-sync", 0.25
             )
             a_counts = control.org(management)["counts"]
         finally:

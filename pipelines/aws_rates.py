@@ -60,6 +60,16 @@ def _api_problems(api: str) -> list[str]:
     return [f"not an AWS Organizations operation{_did_you_mean(api, organizations)}"]
 
 
+def unknown_api(api: str) -> str | None:
+    """Why `api` names no call the rate budget paces (an Organizations or an STS operation, or
+    `*`), with the likely one; None when it names one. For ORGSYNC_AWS_RATES, where a misspelt
+    name would otherwise set a rate nothing ever asks for."""
+    known = operation_names("organizations") | operation_names("sts")
+    if api == "*" or api in known:
+        return None
+    return f"{api!r} is not an AWS Organizations or STS operation{_did_you_mean(api, known)}"
+
+
 def _did_you_mean(name: str, known: frozenset[str]) -> str:
     by_case = {option.lower(): option for option in known}
     close = difflib.get_close_matches(name, sorted(known), n=1)

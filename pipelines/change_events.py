@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -19,6 +19,9 @@ SOURCE = "aws.organizations"
 DETAIL_TYPES = ("AWS API Call via CloudTrail", "AWS Service Event via CloudTrail")
 EVENT_SOURCE = "organizations.amazonaws.com"
 MAX_BODY = 256 * 1024  # SQS's own limit on a message
+# CloudTrail stamps eventTime when the call is made: one further ahead than clocks drift apart
+# is forged, and would become the feed's "last event" for ever
+MAX_CLOCK_SKEW = timedelta(minutes=5)
 
 ACCOUNT_ID = re.compile(r"[0-9]{12}")
 OU_ID = re.compile(r"ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}")
@@ -68,12 +71,17 @@ class Unusable:
     time: datetime | None = None
 
 
-def read(body: str, management_account_id: str, org_id: str) -> ChangeEvent | Unusable:
-    """The event in an SQS message body, for the queue of organization `org_id`."""
+def read(
+    body: str, management_account_id: str, org_id: str, now: datetime | None = None
+) -> ChangeEvent | Unusable:
+    """The event in an SQS message body, for the queue of organization `org_id`, read at `now`
+    (the current time when not given)."""
     if len(body) > MAX_BODY:
         return Unusable(f"body of {len(body)} characters is larger than SQS allows")
     try:
         doc = json.loads(body)
+    except RecursionError:
+        return Unusable("not an EventBridge event: JSON nested too deeply to read")
     except ValueError as error:
         return Unusable(f"not JSON: {str(error)[:120]}")
     if not isinstance(doc, dict) or not isinstance(doc.get("detail"), dict):
@@ -83,6 +91,8 @@ def read(body: str, management_account_id: str, org_id: str) -> ChangeEvent | Un
     name = detail.get("eventName") if isinstance(detail.get("eventName"), str) else None
     name = name[:64] if name and name.isprintable() else None
     time = _time(detail.get("eventTime"))
+    if time is not None and time > (now or datetime.now(UTC)) + MAX_CLOCK_SKEW:
+        return Unusable(f"detail.eventTime {time.isoformat()} is in the future", event_id, name)
 
     def unusable(reason: str) -> Unusable:
         return Unusable(reason, event_id, name, time)
@@ -125,8 +135,7 @@ def foreign_org(doc: dict[str, Any], org_id: str) -> str | None:
 
 
 def _target(name: str, detail: dict[str, Any]) -> str | Unusable:
-    params = detail.get("requestParameters")
-    params = params if isinstance(params, dict) else {}
+    params = _object(detail.get("requestParameters"))
     if name in ("TagResource", "UntagResource"):
         resource = params.get("resourceId")
         if isinstance(resource, str) and (OU_ID.fullmatch(resource) or resource.startswith("r-")):
@@ -138,23 +147,27 @@ def _target(name: str, detail: dict[str, Any]) -> str | Unusable:
             return ou
         return Unusable("requestParameters.organizationalUnitId is missing or not an OU id")
     if name == "CreateAccountResult":
-        status = (detail.get("serviceEventDetails") or {}).get("createAccountStatus")
-        status = status if isinstance(status, dict) else {}
+        status = _object(_object(detail.get("serviceEventDetails")).get("createAccountStatus"))
         if status.get("state") != "SUCCEEDED":
             return Unusable(f"account creation {_q(status.get('state'))}: no account to read")
         return _account(status.get("accountId"), "createAccountStatus.accountId")
     if name == "InviteAccountToOrganization":
-        target = params.get("target")
-        target = target if isinstance(target, dict) else {}
+        target = _object(params.get("target"))
         if target.get("type") != "ACCOUNT":
             return Unusable(f"invitation by {_q(target.get('type'))}: no account id to read")
         return _account(target.get("id"), "requestParameters.target.id")
     if name in CALLED_BY_MEMBER:
-        caller = detail.get("recipientAccountId") or (detail.get("userIdentity") or {}).get(
+        caller = detail.get("recipientAccountId") or _object(detail.get("userIdentity")).get(
             "accountId"
         )
         return _account(caller, "recipientAccountId")
     return _account(params.get("accountId"), "requestParameters.accountId")
+
+
+def _object(value: object) -> dict[str, Any]:
+    """A part of the event that must be an object: anything else (a string where AWS sends an
+    object, say) reads as an empty one, so that what is missing from it is the reason given."""
+    return value if isinstance(value, dict) else {}
 
 
 def _account(value: object, where: str) -> str | Unusable:

@@ -19,7 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from orgsync.pipelines.aws_errors import classify
 from orgsync.pipelines.discovery_decisions import ImportDecision, judge, regrouped
-from orgsync.pipelines.discovery_load import finish, load_page
+from orgsync.pipelines.discovery_load import Selection, finish, load_page
 from orgsync.pipelines.discovery_walk import (
     PAGE_ATTEMPTS,
     PAGE_BACKOFF_CAP,
@@ -29,11 +29,17 @@ from orgsync.pipelines.discovery_walk import (
     malformed_error,
     walk,
 )
-from orgsync.pipelines.events import PAGE_MAX, OrgRegistered
+from orgsync.pipelines.events import OrgRegistered
 from orgsync.pipelines.orgs import load_organization
 from orgsync.pipelines.outbox import emit
 from orgsync.pipelines.references import look_up
+from orgsync.pipelines.sql import load
 from orgsync.pipelines.stage import Deps, Outcome, StageResult, rejected
+
+SQL = load("orgsync.pipelines")
+# accounts stored per transaction: an incremental sync sends few of them on, so a walk's pages
+# are stored many at a time; what is sent on still goes in pages of PAGE_MAX
+LOAD_MAX = 500
 
 # what tests, benchmarks and the worker use from here, wherever it lives now
 __all__ = [
@@ -61,8 +67,10 @@ def discover(deps: Deps, event: OrgRegistered, *, may_retry: bool = False) -> St
     with deps.connect() as conn:
         found = look_up(conn, event)
         org = None if found.problem else load_organization(conn, deps.keyring, event.org_id)
-    if org is None:
+        mode = conn.execute(SQL["sync_mode"], (event.sync_id,)).fetchone()
+    if org is None or mode is None:
         return rejected(found.problem or f"no organization {event.org_id}")
+    selection = Selection(mode["mode"], deps.revalidate_after, deps.reharvest_after)
     tally: Counter[str] = Counter()
     malformed: list[str] = []  # AWS answers missing a field: skipped, the walk incomplete
     error = code = None
@@ -70,9 +78,9 @@ def discover(deps: Deps, event: OrgRegistered, *, may_retry: bool = False) -> St
     try:
         client = deps.organizations(org)
         batches = walk(client, org.filters.limit_ou_ids, deps.sleep, malformed=malformed)
-        for page in deps.read_ahead(regrouped(batches, PAGE_MAX)):
+        for page in deps.read_ahead(regrouped(batches, LOAD_MAX)):
             with deps.connect() as conn:
-                loaded = load_page(conn, org, event.sync_id, page, tally)
+                loaded = load_page(conn, org, event.sync_id, page, tally, selection)
                 ids = emit(conn, [replace(e, lane=event.lane) for e in loaded])
             deps.relay(ids)
             sent += len(ids)

@@ -15,9 +15,11 @@ which the worker's health takes for progress (a walk finishes no message for min
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +28,9 @@ from botocore.exceptions import BotoCoreError, ClientError, PaginationError
 from orgsync.pipelines.aws_errors import Deferred, backoff_seconds, classify
 
 PAGE_SIZE = 20  # the most AWS Organizations returns in one page
+# parents listed at once by one walk: the tree's page calls overlap (the organization's rate
+# budget still paces them), so a walk of 10,000 accounts takes seconds, not half a minute
+WALK_THREADS = 16
 PAGE_ATTEMPTS = 6  # per page, each one after botocore's own retries
 DEFERRED_NAP_S = 1.0
 PAGE_BACKOFF_BASE = 1.0  # seconds; full jitter, doubling per attempt ...
@@ -170,35 +175,131 @@ def below(
     sleep: Sleep = time.sleep,
     *,
     malformed: list[str] | None = None,
+    threads: int = WALK_THREADS,
 ) -> Iterator[list[SeenAccount]]:
-    """Pages of the accounts below the parents on `stack`, depth first (`walk`'s descent, from
-    any parents: the roots, or one OU the change-event feed re-reads)."""
-    while stack:
-        parent = stack.pop()
+    """Pages of the accounts below the parents on `stack` (`walk`'s descent, from any parents:
+    the roots, or one OU the change-event feed re-reads).
+
+    Up to `threads` parents are listed at once, each by a thread of the walk's own that pages
+    through its accounts and then its child OUs, which it hands to the others: a tree of 600
+    page calls takes about as long as its deepest branch, not as the sum of its calls. Pages
+    come out in no set order, through a queue of a few pages, so memory holds those pages and
+    the OUs not yet listed, never the organization. The first error any thread meets ends the
+    walk and is raised here; so is `Stopping`."""
+    walk = _Descent(client, scope, sleep, malformed, threads)
+    return walk.pages(stack)
+
+
+@dataclass
+class _Descent:
+    """One concurrent descent (see `below`)."""
+
+    client: Any
+    scope: Collection[str]
+    sleep: Sleep
+    malformed: list[str] | None
+    threads: int
+
+    def __post_init__(self) -> None:
+        self.out: queue.Queue[Any] = queue.Queue(maxsize=2 * self.threads)
+        self.ended = threading.Event()  # the reader is gone or an error ended the walk
+        self.lock = threading.Lock()
+        # parents handed to the pool and not yet fully listed, and one for the reader while it
+        # hands the first ones: the walk is over when none is left
+        self.open = 1
+        self.error: BaseException | None = None  # the first error: the one raised
+
+    def pages(self, stack: list[Parent]) -> Iterator[list[SeenAccount]]:
+        if not stack:
+            return
+        pool = ThreadPoolExecutor(self.threads, thread_name_prefix="walk")
+        self.pool = pool
+        try:
+            for parent in stack:
+                self._hand(parent)
+            self._release()
+            while (item := self.out.get()) is not _DONE:
+                if item is _FAILED:
+                    assert self.error is not None
+                    raise self.error
+                yield item
+        finally:
+            self.ended.set()
+            while True:  # free any thread blocked on a full queue, then let them all end
+                try:
+                    self.out.get_nowait()
+                except queue.Empty:
+                    break
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _hand(self, parent: Parent) -> None:
+        with self.lock:
+            self.open += 1
+        self.pool.submit(self._list, parent)
+
+    def _list(self, parent: Parent) -> None:
+        try:
+            if not self.ended.is_set():
+                self._list_parent(parent)
+        except BaseException as error:  # every error ends the walk; the reader raises the first
+            with self.lock:
+                self.error = self.error or error
+            self.ended.set()
+            self._put(_FAILED, force=True)
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        with self.lock:
+            self.open -= 1
+            last = self.open == 0
+        if last:
+            self._put(_DONE, force=True)
+
+    def _list_parent(self, parent: Parent) -> None:
         for page in aws_pages(
-            client, "list_accounts_for_parent", "Accounts", sleep, ParentId=parent.parent_id
+            self.client,
+            "list_accounts_for_parent",
+            "Accounts",
+            self.sleep,
+            ParentId=parent.parent_id,
         ):
             batch = [
                 seen(raw, parent)
                 for raw in page
-                if not _noted(malformed, _missing_account_fields(raw, parent))
+                if not _noted(self.malformed, _missing_account_fields(raw, parent))
             ]
             if batch:
-                yield batch
+                self._put(batch)
         for page in aws_pages(
-            client,
+            self.client,
             "list_organizational_units_for_parent",
             "OrganizationalUnits",
-            sleep,
+            self.sleep,
             ParentId=parent.parent_id,
         ):
-            stack.extend(
-                Parent(
-                    ou["Id"], f"{parent.path}/{ou['Name']}", parent.in_scope or ou["Id"] in scope
-                )
-                for ou in page
-                if not _noted(malformed, _missing(ou, _ou_call(parent), "an OU", "Id", "Name"))
-            )
+            for ou in page:
+                if _noted(self.malformed, _missing(ou, _ou_call(parent), "an OU", "Id", "Name")):
+                    continue
+                in_scope = parent.in_scope or ou["Id"] in self.scope
+                self._hand(Parent(ou["Id"], f"{parent.path}/{ou['Name']}", in_scope))
+
+    def _put(self, item: Any, force: bool = False) -> None:
+        """Hand `item` to the reader, waiting while the queue is full, until the walk ends
+        (`force`: the walk's end and its error always get through)."""
+        while True:
+            if self.ended.is_set() and not force:
+                raise Stopping("the walk has ended")
+            try:
+                self.out.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                if force and self.ended.is_set():
+                    return  # the reader is gone: nobody waits for it
+
+
+_DONE = object()  # every parent is listed
+_FAILED = object()  # a thread met an error: `_Descent.error`
 
 
 def _missing(raw: dict[str, Any], call: str, what: str, *names: str) -> str | None:

@@ -103,7 +103,10 @@ def seen_before(conn: Conn, org_id: str, event_id: str) -> bool:
 
 def handle(deps: Deps, org: Organization, message_id: str, body: str) -> Handled:
     """Handle one message of `org`'s queue; after it returns, the message may be deleted."""
-    event = read(body, org.management_account_id, org.org_id)
+    try:
+        event: ChangeEvent | Unusable = read(body, org.management_account_id, org.org_id)
+    except Exception as error:  # a shape `read` did not foresee: recorded once, never re-read
+        event = Unusable(f"could not be read ({type(error).__name__})")
     key = event.event_id or f"sqs:{message_id[:100]}"
     with deps.connect() as conn:
         if seen_before(conn, org.org_id, key):

@@ -38,7 +38,10 @@ ON CONFLICT (org_id) DO UPDATE SET
     updated_at = now()
 
 -- name: start_sync
-INSERT INTO syncs (sync_id, org_id, trigger, confirm_removals) VALUES (%s, %s, %s, %s)
+INSERT INTO syncs (sync_id, org_id, trigger, confirm_removals, mode) VALUES (%s, %s, %s, %s, %s)
+
+-- name: sync_mode
+SELECT mode FROM syncs WHERE sync_id = %s
 
 -- name: load_organization
 SELECT org_id, nickname, partition, management_account_id, credentials_key_id, credentials,
@@ -67,6 +70,22 @@ SELECT EXISTS (SELECT 1 FROM organizations WHERE org_id = %(org)s) AS org,
        (SELECT coalesce(jsonb_object_agg(account_id, tags), '{}') FROM accounts
         WHERE account_id = ANY(%(ids)s) AND org_id = %(org)s
           AND sync_id = %(sync)s::uuid AND stage = %(stage)s) AS due
+
+-- name: stored_accounts
+-- a walk's page of accounts as stored (pipelines/resync.py decides from it what the sync sends),
+-- locked in one order until the page is stored; the ages are judged by the database's clock
+SELECT account_id, org_id, name, email, aws_state, org_path, parent_id, status, stage,
+       sync_id::text AS sync_id,
+       coalesce(validated_at < now() - make_interval(secs => %(revalidate)s), true)
+           AS validation_old,
+       coalesce(tags_read_at < now() - make_interval(secs => %(reharvest)s), true) AS tags_old
+FROM accounts WHERE account_id = ANY(%(ids)s) ORDER BY account_id FOR UPDATE
+
+-- name: lock_sync_sent
+SELECT sent FROM syncs WHERE sync_id = %s FOR UPDATE
+
+-- name: set_sync_sent
+UPDATE syncs SET sent = %s WHERE sync_id = %s
 
 -- name: upsert_accounts
 INSERT INTO accounts AS a (account_id, org_id, name, email, aws_state, org_path, parent_id,
@@ -145,7 +164,7 @@ WHERE sync_id = %s
 -- name: record_validations
 -- only accounts still waiting for validation: a duplicate delivery finds them moved on
 UPDATE accounts a SET status = v.status, status_reason = v.reason, stage = 'validated',
-                      stage_at = now(), updated_at = now()
+                      stage_at = now(), validated_at = now(), updated_at = now()
 FROM unnest(%s::text[], %s::text[], %s::text[]) AS v(account_id, status, reason)
 WHERE a.account_id = v.account_id AND a.sync_id = %s AND a.stage = 'discovered'
 RETURNING a.account_id
@@ -180,7 +199,7 @@ WHERE account_id = ANY(%s) AND sync_id = %s AND stage = 'discovered' ORDER BY ac
 -- name: store_tags
 -- updated_at moves only when the tags did: an unchanged account is not "updated" by a sync
 UPDATE accounts a SET tags = CASE WHEN v.changed THEN v.tags ELSE a.tags END,
-                      stage = 'harvested', stage_at = now(),
+                      stage = 'harvested', stage_at = now(), tags_read_at = now(),
                       updated_at = CASE WHEN v.changed THEN now() ELSE a.updated_at END
 FROM unnest(%s::text[], %s::jsonb[], %s::boolean[]) AS v(account_id, tags, changed)
 WHERE a.account_id = v.account_id AND a.sync_id = %s AND a.stage = 'validated'
@@ -254,7 +273,8 @@ WHERE org_id = %s
 
 -- name: feed_event_counted
 UPDATE feeds SET handled = handled + 1, last_handled_at = now(),
-       last_event_at = greatest(last_event_at, %(time)s),
+       -- never later than now: a forged eventTime must not be the feed's last event for ever
+       last_event_at = greatest(last_event_at, least(%(time)s, now())),
        lag_seconds = CASE WHEN %(time)s::timestamptz IS NULL THEN lag_seconds
                           ELSE extract(epoch FROM now() - %(time)s) END
 WHERE org_id = %(org)s

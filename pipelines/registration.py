@@ -36,6 +36,7 @@ from orgsync.pipelines.request_rules import (
     check_request,
     redacted,
 )
+from orgsync.pipelines.resync import FULL
 from orgsync.pipelines.scope import scope_problem
 from orgsync.pipelines.sql import load
 from orgsync.pipelines.stage import Conn, Deps, Outcome, StageResult
@@ -263,9 +264,12 @@ def start_sync(
     trigger: str,
     *,
     confirm_removals: bool = False,
+    mode: str = FULL,
 ) -> OrgRegistered:
+    """A new sync of `org_id` (its row) and the event that starts its walk; `mode` says what
+    the walk sends down the stages (pipelines/resync.py)."""
     sync_id = str(uuid.uuid4())
-    conn.execute(SQL["start_sync"], (sync_id, org_id, trigger, confirm_removals))
+    conn.execute(SQL["start_sync"], (sync_id, org_id, trigger, confirm_removals, mode))
     # an organization's first sync is awaited by whoever registered it; re-syncs are bulk work
     lane = LIVE if trigger == "register" else BULK
     return OrgRegistered(org_id=org_id, sync_id=sync_id, lane=lane)

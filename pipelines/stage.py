@@ -21,6 +21,7 @@ import psycopg
 from orgsync.pipelines.credentials import Keyring
 from orgsync.pipelines.orgs import Organization
 from orgsync.pipelines.request_rules import Credentials
+from orgsync.pipelines.resync import DEFAULT_REHARVEST_AFTER, DEFAULT_REVALIDATE_AFTER
 
 Conn = psycopg.Connection[dict[str, Any]]
 T = TypeVar("T")
@@ -61,6 +62,8 @@ class Deps:
     sleep: Callable[[float], None] = time.sleep
     removal_limit: float = 0.20  # pipelines/removal_guard.py
     removal_min: int = 10
+    revalidate_after: float = DEFAULT_REVALIDATE_AFTER  # pipelines/resync.py
+    reharvest_after: float = DEFAULT_REHARVEST_AFTER
     assume_org_role: Callable[[Credentials, bool], Any] | None = None
     sqs_endpoint: str | None = None
 

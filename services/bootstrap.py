@@ -203,6 +203,8 @@ class House:
                 relay=self.relay,
                 removal_limit=self.settings.removal_limit,
                 removal_min=self.settings.removal_min,
+                revalidate_after=self.settings.revalidate_after,
+                reharvest_after=self.settings.reharvest_after,
                 assume_org_role=self.aws.assume,
                 sqs_endpoint=self.aws.endpoint_url,
             )

@@ -11,7 +11,8 @@ from decimal import Decimal
 from pathlib import Path
 
 from orgsync.pipelines import numbers
-from orgsync.pipelines.aws_rates import MAX_AWS_RATE, MIN_AWS_RATE
+from orgsync.pipelines.aws_rates import MAX_AWS_RATE, MIN_AWS_RATE, unknown_api
+from orgsync.pipelines.resync import DEFAULT_REHARVEST_AFTER, DEFAULT_REVALIDATE_AFTER
 
 DEFAULT_DATABASE_URL = "postgresql://root@127.0.0.1:5432/orgsync"
 DEFAULT_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
@@ -42,6 +43,10 @@ WORKER_GRACE_BOUNDS = (5.0, 3600.0)
 DEFAULT_WORKER_STALL_AFTER = 300.0
 WORKER_STALL_AFTER_BOUNDS = (10.0, 86400.0)
 
+# an incremental sync (pipelines/resync.py) validates again an account validated longer ago than
+# ORGSYNC_REVALIDATE_AFTER, and reads again the tags of one read longer ago than
+# ORGSYNC_REHARVEST_AFTER (defaults: a day)
+RESYNC_AGE_BOUNDS = (60.0, 7 * 24 * 3600.0)
 # webhooks (services/processes/outbound.py): the first wait after a failed try, doubling after
 # each one up to an hour; how long a delivery is retried before it is failed; how long one try
 # may take; the threads of a worker process that post (one receiver holds at most one)
@@ -94,6 +99,8 @@ class Settings:
     worker_metrics_dir: Path = DEFAULT_WORKER_METRICS_DIR
     worker_grace: float = DEFAULT_WORKER_GRACE
     worker_stall_after: float = DEFAULT_WORKER_STALL_AFTER
+    revalidate_after: float = DEFAULT_REVALIDATE_AFTER
+    reharvest_after: float = DEFAULT_REHARVEST_AFTER
     aws_concurrency: int = DEFAULT_AWS_CONCURRENCY
     pages_in_flight: int = DEFAULT_PAGES_IN_FLIGHT
     removal_limit: float = 0.20  # share of an organization's accounts one walk may remove
@@ -166,6 +173,18 @@ class Settings:
                 "ORGSYNC_WORKER_STALL_AFTER",
                 DEFAULT_WORKER_STALL_AFTER,
                 WORKER_STALL_AFTER_BOUNDS,
+            ),
+            revalidate_after=_bounded_duration(
+                get("ORGSYNC_REVALIDATE_AFTER"),
+                "ORGSYNC_REVALIDATE_AFTER",
+                DEFAULT_REVALIDATE_AFTER,
+                RESYNC_AGE_BOUNDS,
+            ),
+            reharvest_after=_bounded_duration(
+                get("ORGSYNC_REHARVEST_AFTER"),
+                "ORGSYNC_REHARVEST_AFTER",
+                DEFAULT_REHARVEST_AFTER,
+                RESYNC_AGE_BOUNDS,
             ),
             aws_concurrency=_count(
                 get("ORGSYNC_AWS_CONCURRENCY"), "ORGSYNC_AWS_CONCURRENCY", DEFAULT_AWS_CONCURRENCY
@@ -296,6 +315,8 @@ def parse_rate_spec(text: str, name: str) -> dict[str, tuple[float, float]]:
                     f"{name}: {shown}: {bound} must be from {_decimal(MIN_AWS_RATE)} to"
                     f" {_decimal(MAX_AWS_RATE)} calls/s, got {got}"
                 )
+        if problem := unknown_api(match[1]):
+            raise SettingsError(f"{name}: {shown}: {problem}")
         floor, ceiling = float(match[2]), float(match[3])
         if floor > ceiling:
             raise SettingsError(f"{name}: {shown}: FLOOR must not exceed CEILING")

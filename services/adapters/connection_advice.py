@@ -65,6 +65,12 @@ def rabbitmq(url: str, error: BaseException) -> Advice:
             f"RabbitMQ at {where}: no such host {parts.hostname!r}",
             "fix the host in ORGSYNC_BROKER_URL",
         )
+    if "IncompatibleProtocolError" in text or "AMQP handshake" in text:
+        return Advice(
+            f"something at {where} answered, but not as an AMQP server: not RabbitMQ's AMQP"
+            " port (5672 by default; 15672 is its management UI, 5432 PostgreSQL's)",
+            "point ORGSYNC_BROKER_URL at RabbitMQ's AMQP port",
+        )
     reason = "connection refused" if "refused" in text.lower() else _first_line(error)
     return Advice(f"RabbitMQ at {where}/{vhost} is unreachable ({reason})", START_RABBITMQ)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pika
@@ -40,14 +41,14 @@ class DeadLetters:
             return 0
         return int(frame.method.message_count)
 
-    def take(self) -> list[tuple[int, bytes]]:
-        taken = []
+    def take(self) -> Iterator[tuple[int, bytes]]:
+        """Each ready dead letter, one at a time: the caller keeps what it needs of one body
+        before the next is fetched, so a long queue is never held in memory at once."""
         for _ in range(self.count()):  # bounded: never chase messages arriving meanwhile
             method, _properties, body = self.channel.basic_get(DEAD_LETTERS, auto_ack=False)
             if method is None:
                 break
-            taken.append((method.delivery_tag, body))
-        return taken
+            yield method.delivery_tag, body
 
     def ack(self, tags: list[int]) -> None:
         for tag in tags:

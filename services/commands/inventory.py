@@ -57,6 +57,11 @@ def describe_org(row: dict[str, Any]) -> list[str]:
             if last
             else "never"
         ),
+        "last sent": (
+            inventory.describe_sent(last.get("sent"))
+            if last and last.get("complete") is not None
+            else "-"
+        ),
         "filters": filters_text(row["filters"]),
         "feed": feed_state(row["feed"]) if row["feed"] else "none (no events queue)",
         "AWS rate": aws_rates(row["aws_budget"]),
@@ -108,12 +113,14 @@ def feed_state(feed: dict[str, Any] | None) -> str:
 
 
 def sync_state(last: dict[str, Any], throttled_now: bool = False) -> str:
+    """A sync in a few words: its mode, and whether it runs or how it ended."""
     if not last:
         return "-"
+    mode = last.get("mode", "full")
     if last.get("complete") is None:
         # AWS throttled one of its calls within the last minute: slow, and not stuck
-        return "running, slowed by AWS throttling" if throttled_now else "running"
-    return "complete" if last["complete"] else "incomplete"
+        return f"{mode}, running" + (", slowed by AWS throttling" if throttled_now else "")
+    return f"{mode}, {'complete' if last['complete'] else 'incomplete'}"
 
 
 def aws_rates(budget: dict[str, Any]) -> str:
@@ -176,6 +183,21 @@ def cmd_registrations(ctx: Context, args: argparse.Namespace) -> int:
         row["verdict"] = {True: "accepted", False: "rejected", None: "pending"}[row["accepted"]]
         row["reasons"] = "; ".join(f"{r['field']}: {r['message']}" for r in row["reasons"])
     print(table(rows, ["received_at", "request_id", "kind", "org_id", "verdict", "reasons"]))
+    return 0
+
+
+def cmd_syncs(ctx: Context, args: argparse.Namespace) -> int:
+    with ctx.connect() as conn:
+        org_id = ctx.org_id(conn, args.org) if args.org else None
+        rows = inventory.syncs(conn, org_id, args.limit)
+    if args.json:
+        print_json(rows)
+        return 0
+    for row in rows:
+        row["state"] = sync_state(row)
+        row["sent"] = inventory.describe_sent(row["sent"])
+    columns = ["started_at", "nickname", "sync_id", "trigger", "mode", "state", "sent"]
+    print(table(rows, columns))
     return 0
 
 
@@ -295,6 +317,20 @@ def add(command: Command) -> None:
         type=whole("--limit", 1, MAX_REGISTRATIONS),
         default=50,
         help=f"the latest N requests (default 50, at most {MAX_REGISTRATIONS})",
+    )
+    p = command(
+        "syncs",
+        cmd_syncs,
+        "the latest syncs: trigger, mode (full or incremental), state, and the accounts each"
+        " sent down the stages and why",
+        json=True,
+    )
+    p.add_argument("--org", help="only this organization's (id or nickname)")
+    p.add_argument(
+        "--limit",
+        type=whole("--limit", 1, MAX_REGISTRATIONS),
+        default=20,
+        help=f"the latest N syncs (default 20, at most {MAX_REGISTRATIONS})",
     )
     p = command(
         "events",

@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 from orgsync.pipelines.request_rules import CREDENTIAL_FIELDS
+from orgsync.pipelines.resync import FULL, INCREMENTAL
 from orgsync.services.commands.context import (
     Command,
     Context,
@@ -107,14 +108,15 @@ def cmd_sync(ctx: Context, args: argparse.Namespace) -> int:
         return show_sync(ctx, args.attach, args.timeout, json=args.json)
     with ctx.connect() as conn:
         org_id = ctx.org_id(conn, args.org)
-    sync_id = syncs.sync(ctx.house, org_id, confirm_removals=args.confirm_removals)
+    mode = INCREMENTAL if args.incremental else FULL
+    sync_id = syncs.sync(ctx.house, org_id, confirm_removals=args.confirm_removals, mode=mode)
     if not args.wait:
-        print_json({"org_id": org_id, "sync_id": sync_id}) if args.json else print(
-            f"sync {sync_id} of {org_id} started"
+        print_json({"org_id": org_id, "sync_id": sync_id, "mode": mode}) if args.json else print(
+            f"{mode} sync {sync_id} of {org_id} started"
         )
         return 0
     if not args.json:
-        print(f"sync {sync_id} of {org_id} started")
+        print(f"{mode} sync {sync_id} of {org_id} started")
     return show_sync(ctx, sync_id, args.timeout, json=args.json)
 
 
@@ -152,10 +154,17 @@ def add(command: Command) -> None:
         "start a sync of an organization now (--wait follows it), or follow one (--attach)",
         json=True,
     )
-    p.usage = "%(prog)s [-h] [--json] ORG [--wait] [--timeout DURATION]\n" + (
+    p.usage = "%(prog)s [-h] [--json] ORG [--incremental] [--wait] [--timeout DURATION]\n" + (
         "       %(prog)s [-h] [--json] --attach SYNC_ID [--timeout DURATION]"
     )
     p.add_argument("org", nargs="?", metavar="ORG", help="organization id or nickname")
+    p.add_argument(
+        "--incremental",
+        action="store_true",
+        help="walk the whole tree but send down the stages only the accounts that are new,"
+        " changed, failed, or validated or harvested longer ago than ORGSYNC_REVALIDATE_AFTER /"
+        " ORGSYNC_REHARVEST_AFTER (default: a full sync, every account)",
+    )
     p.add_argument(
         "--confirm-removals",
         action="store_true",

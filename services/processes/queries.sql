@@ -5,11 +5,17 @@
 INSERT INTO rejected_messages (queue_name, message_id, reason, body) VALUES (%s, %s, %s, %s)
 
 -- name: organizations_due
--- an organization's own sync interval, else the setting's
-SELECT o.org_id FROM organizations o
+-- an organization's own sync interval, else the setting's; and whether its change-event feed is
+-- configured and answered lately (its sync can then be incremental: pipelines/resync.py)
+SELECT o.org_id,
+       o.events_queue_url IS NOT NULL AND EXISTS (
+           SELECT 1 FROM feeds f WHERE f.org_id = o.org_id AND f.error IS NULL
+           AND f.polled_at > now() - make_interval(secs => %(healthy)s)) AS feed_healthy
+FROM organizations o
 WHERE NOT EXISTS (
     SELECT 1 FROM syncs s WHERE s.org_id = o.org_id
-    AND s.started_at > now() - make_interval(secs => coalesce(o.sync_interval_seconds, %s)))
+    AND s.started_at > now() - make_interval(secs => coalesce(o.sync_interval_seconds,
+                                                               %(interval)s)))
 ORDER BY o.org_id
 
 -- name: scheduler_lock

@@ -1,4 +1,5 @@
-"""`orgsync scheduler`: a sync of every organization each sync interval.
+"""`orgsync scheduler`: a sync of every organization each sync interval, incremental for an
+organization whose change-event feed is healthy, full otherwise (pipelines/resync.py).
 
 Several schedulers may run for availability; only the one holding a PostgreSQL advisory lock
 acts. The lock is tied to its connection, so a scheduler that dies releases it at once.
@@ -11,6 +12,7 @@ from typing import Any
 
 import psycopg
 
+from orgsync.pipelines import resync
 from orgsync.pipelines.sql import load
 from orgsync.services.adapters import db
 from orgsync.services.bootstrap import House
@@ -24,16 +26,21 @@ _LOCK = 0x6F726763  # any fixed number shared by every scheduler
 SQL = load("orgsync.services.processes")
 
 
-def due(conn: psycopg.Connection[dict[str, Any]], interval: float) -> list[str]:
-    """Organizations whose last sync started longer than their interval ago."""
-    return [row["org_id"] for row in conn.execute(SQL["organizations_due"], (interval,)).fetchall()]
+def due(conn: psycopg.Connection[dict[str, Any]], interval: float) -> dict[str, str]:
+    """Organizations whose last sync started longer than their interval ago, and the mode of
+    the sync each is due (incremental when its change-event feed is healthy)."""
+    params = {"interval": interval, "healthy": resync.FEED_HEALTHY_WITHIN_S}
+    return {
+        row["org_id"]: resync.scheduled_mode(row["feed_healthy"])
+        for row in conn.execute(SQL["organizations_due"], params).fetchall()
+    }
 
 
 def tick(house: House, conn: psycopg.Connection[dict[str, Any]]) -> list[str]:
     started = []
-    for org_id in due(conn, house.settings.sync_interval):
-        sync_id = syncs.sync(house, org_id, trigger="schedule")
-        log.info("sync_scheduled", org_id=org_id, sync_id=sync_id)
+    for org_id, mode in due(conn, house.settings.sync_interval).items():
+        sync_id = syncs.sync(house, org_id, trigger="schedule", mode=mode)
+        log.info("sync_scheduled", org_id=org_id, sync_id=sync_id, mode=mode)
         started.append(sync_id)
     return started
 

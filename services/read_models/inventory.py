@@ -55,6 +55,24 @@ def registrations(conn: Conn, limit: int) -> list[dict[str, Any]]:
     return conn.execute(SQL["registrations"], (limit,)).fetchall()
 
 
+def syncs(conn: Conn, org_id: str | None, limit: int) -> list[dict[str, Any]]:
+    """The latest syncs (of one organization, or all): mode, state, counts, and `sent`, the
+    accounts each sent down per stage and reason."""
+    return conn.execute(SQL["syncs"], {"org": org_id, "limit": limit}).fetchall()
+
+
+def describe_sent(sent: dict[str, dict[str, int]] | None) -> str:
+    """A sync's `sent` for people: `validation 3 (new 2, changed 1); harvest 5 (reharvest 5)`,
+    or `nothing sent` (an incremental sync of an unchanged organization)."""
+    parts = [
+        f"{stage} {sum(reasons.values())} ("
+        + ", ".join(f"{reason} {n}" for reason, n in sorted(reasons.items()))
+        + ")"
+        for stage, reasons in sorted((sent or {}).items())
+    ]
+    return "; ".join(parts) or "nothing sent"
+
+
 def failures(
     conn: Conn, org_id: str | None, account_id: str | None = None, code: str | None = None
 ) -> list[dict[str, Any]]:

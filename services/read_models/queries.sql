@@ -54,6 +54,15 @@ ORDER BY o.nickname, e.reason, e.name
 SELECT request_id, kind, org_id, accepted, reasons, warnings, request, received_at, decided_at
 FROM registrations ORDER BY received_at DESC LIMIT %s
 
+-- name: syncs
+-- the latest syncs, newest first, with their mode and what each sent down the stages and why;
+-- the change-event feed's own standing sync (trigger 'events') is not one
+SELECT s.sync_id::text AS sync_id, s.org_id, o.nickname, s.trigger, s.mode, s.started_at,
+       s.walked_at, s.complete, s.error, s.held, s.counts, s.sent
+FROM syncs s JOIN organizations o USING (org_id)
+WHERE s.trigger <> 'events' AND (%(org)s::text IS NULL OR s.org_id = %(org)s)
+ORDER BY s.started_at DESC LIMIT %(limit)s
+
 -- name: failed_accounts
 SELECT f.account_id, a.name, f.org_id, f.stage, f.code, f.message, f.attempts,
        f.first_failed_at, f.last_failed_at, a.sync_id::text AS sync_id,

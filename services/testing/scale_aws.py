@@ -116,6 +116,7 @@ class ScaleOrg:
     excluded: frozenset[int]
     suspended: frozenset[int]
     tag_overrides: dict[str, dict[str, str]] = field(default_factory=dict)
+    name_overrides: dict[int, str] = field(default_factory=dict)  # renamed or moved accounts
     lock: threading.Lock = field(default_factory=threading.Lock)
     management_account_id: str = MANAGEMENT_ACCOUNT_ID
     first_account_id: int = FIRST_ACCOUNT_ID
@@ -153,6 +154,8 @@ class ScaleOrg:
     def name(self, index: int) -> str:
         if index == MANAGEMENT:
             return MANAGEMENT_NAME
+        if (renamed := self.name_overrides.get(index)) is not None:
+            return renamed
         path = self.parent_paths[self.account_parent[index]]
         return _account_name(path, index, self.spec, excluded=index in self.excluded)
 
@@ -179,6 +182,21 @@ class ScaleOrg:
             tags.pop(key, None)
         with self.lock:
             self.tag_overrides[resource_id] = tags
+
+    def edit_account(self, index: int, name: str | None, parent_id: str | None) -> None:
+        """Rename and/or move a member account, as AWS would without an event reaching anyone
+        (a moved account keeps its name, which is otherwise drawn from its path)."""
+        parent = None if parent_id is None else self.parent_index(parent_id)
+        if index == MANAGEMENT or (parent_id is not None and parent is None):
+            raise ValueError("only a member account can be edited, and only into a known parent")
+        with self.lock:
+            self.name_overrides[index] = self.name(index) if name is None else name
+            if parent is not None:
+                old = self.account_parent[index]
+                members = self.parent_accounts[old]
+                del members[members.index(index)]
+                self.parent_accounts[parent].append(index)
+                self.account_parent[index] = parent
 
     def account(self, index: int) -> dict[str, Any]:
         account_id = self.account_id(index)
@@ -684,7 +702,8 @@ class ScaleServer(ThreadingHTTPServer):
         """The `/_sim/` control plane of `simulated_aws`, plus the organizations' own routes:
         `GET /_sim/org` (the first), `GET /_sim/orgs`, `GET|POST /_sim/orgs/<management>`
         (its `rates` and `extra_latency_ms`), `GET /_sim/orgs/<management>/accounts` (every
-        account as it stands, in one answer) and `POST /_sim/tags`."""
+        account as it stands, in one answer), `POST /_sim/tags` and `POST /_sim/accounts` (an
+        account renamed or moved)."""
         if (method, path) == ("GET", "/_sim/org"):
             return summary(self.orgs[0])
         if (method, path) == ("GET", "/_sim/orgs"):
@@ -699,6 +718,8 @@ class ScaleServer(ThreadingHTTPServer):
             return self._org_state(index)
         if (method, path) == ("POST", "/_sim/tags"):
             return self._tag(_json_object(body))
+        if (method, path) == ("POST", "/_sim/accounts"):
+            return self._edit(_json_object(body))
         if (method, path) == ("POST", "/_sim/reset-faults"):
             self.directory.reset()
         if (method, path) == ("POST", "/_sim/reset-counts"):
@@ -723,6 +744,22 @@ class ScaleServer(ThreadingHTTPServer):
         org = self.orgs[index]
         org.edit_tags(account_id, {str(k): str(v) for k, v in to_set.items()}, to_remove)
         return {"management_account_id": org.management_account_id, "tags": org.tags(account_id)}
+
+    def _edit(self, change: dict[str, Any]) -> dict[str, Any]:
+        account_id = str(change.get("account_id") or "")
+        index = self.directory.index_of(account_id)
+        if index is None:
+            raise ValueError(f"no organization holds account {account_id!r}")
+        org = self.orgs[index]
+        member = org.index_of(account_id)
+        assert member is not None
+        name, parent_id = change.get("name"), change.get("parent_id")
+        org.edit_account(
+            member,
+            None if name is None else str(name),
+            None if parent_id is None else str(parent_id),
+        )
+        return {"name": org.name(member), "path": org.parent_paths[org.parent(member)]}
 
 
 def summary(org: ScaleOrg) -> dict[str, Any]:

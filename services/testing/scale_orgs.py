@@ -206,6 +206,14 @@ class ScaleAwsControl(SimulatedAwsControl):
         path = f"/_sim/orgs/{management_account_id}"
         return cast(dict[str, Any], self._call("POST", path, body))
 
+    def edit_account(
+        self, account_id: str, *, name: str | None = None, parent_id: str | None = None
+    ) -> dict[str, Any]:
+        """Rename and/or move an account (into an OU or root id) in whichever organization
+        holds it, with no event; returns its name and path now."""
+        body = json.dumps({"account_id": account_id, "name": name, "parent_id": parent_id})
+        return cast(dict[str, Any], self._call("POST", "/_sim/accounts", body.encode()))
+
     def tag(
         self, account_id: str, tags: dict[str, str], remove: Sequence[str] = ()
     ) -> dict[str, Any]:

@@ -110,10 +110,12 @@ def _redrive_dead_letters(
 
 
 def _dead_event(body: bytes) -> AccountsDiscovered | None:
+    """The validation a dead letter carries; None for one that cannot be read, nested too
+    deeply for the parser included (RecursionError): it is left in place and counted."""
     try:
         args = json.loads(body)["args"]
         event = AccountsDiscovered.from_payload(args[0] if len(args) == 1 else None)
-    except (ValueError, KeyError, TypeError, IndexError, MalformedEvent):
+    except (ValueError, KeyError, TypeError, IndexError, RecursionError, MalformedEvent):
         return None
     return event if isinstance(event, AccountsDiscovered) else None
 

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 from orgsync.pipelines.outbox import emit
 from orgsync.pipelines.registration import start_sync
+from orgsync.pipelines.resync import FULL
 from orgsync.pipelines.sql import load
 from orgsync.services.bootstrap import House
 from orgsync.services.errors import UserError
@@ -28,11 +29,16 @@ def wait_for(poll: Callable[[], T | None], timeout: float, message: str) -> T:
 
 
 def sync(
-    house: House, org_id: str, trigger: str = "manual", *, confirm_removals: bool = False
+    house: House,
+    org_id: str,
+    trigger: str = "manual",
+    *,
+    confirm_removals: bool = False,
+    mode: str = FULL,
 ) -> str:
-    """Start a sync of `org_id` now; its id."""
+    """Start a sync of `org_id` now, full or incremental (pipelines/resync.py); its id."""
     with house.connect() as conn, conn.transaction():
-        event = start_sync(conn, org_id, trigger, confirm_removals=confirm_removals)
+        event = start_sync(conn, org_id, trigger, confirm_removals=confirm_removals, mode=mode)
         ids = emit(conn, [event])
     house.publish(ids)
     return event.sync_id

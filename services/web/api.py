@@ -1,4 +1,4 @@
-"""The HTTP API under /api/: the CLI's `--json` reads, the same JSON, and registrations.
+"""The HTTP API under /api/: the CLI's `--json` reads, the same JSON, registrations and syncs.
 
 Every route but /api/openapi.json takes `Authorization: Bearer $ORGSYNC_API_TOKEN`.
 """
@@ -15,11 +15,12 @@ from starlette.routing import Route
 
 from orgsync.pipelines import numbers
 from orgsync.pipelines.orgs import resolve_org_id
+from orgsync.pipelines.resync import FULL, MODES
 from orgsync.services.commands.inventory import MAX_EVENTS, MAX_REGISTRATIONS
 from orgsync.services.commands.output import dumps
 from orgsync.services.errors import ServiceUnavailable, UserError
 from orgsync.services.read_models import dispatch, inventory
-from orgsync.services.use_cases import registering
+from orgsync.services.use_cases import registering, syncs
 from orgsync.services.web import openapi
 from orgsync.services.web.auth import api
 from orgsync.services.web.listing import STATUSES
@@ -162,6 +163,39 @@ def registrations(conn: Any, request: Request) -> Any:
     return inventory.registrations(conn, limit)
 
 
+def sync_list(conn: Any, request: Request) -> Any:
+    """`orgsync syncs [--org] [--limit]`."""
+    limit = numbers.whole(request.query_params.get("limit", "20"), 1, MAX_REGISTRATIONS)
+    if limit is None:
+        raise BadQuery(f"limit must be a whole number from 1 to {MAX_REGISTRATIONS}")
+    return inventory.syncs(conn, _org(conn, request), limit)
+
+
+@api
+def start_sync(request: Request) -> Response:
+    """Start a sync, as `orgsync sync ORG [--incremental]` does: the body is `{"org": ID or
+    nickname, "mode": "full" (the default) or "incremental"}`; answers 202 with its id."""
+    try:
+        body = numbers.loads(request.state.body or b"null")
+    except ValueError:
+        return error('the body must be JSON: {"org": ..., "mode": "full" or "incremental"}', 400)
+    if not isinstance(body, dict) or not isinstance(body.get("org"), str):
+        return error('the body must be a JSON object naming the organization: {"org": ...}', 400)
+    mode = body.get("mode", FULL)
+    if mode not in MODES:
+        return error(f"mode must be one of {', '.join(MODES)}", 400)
+    house = request.app.state.house
+    try:
+        with house.connect() as conn:
+            org_id = resolve_org_id(conn, body["org"][:200])
+        if org_id is None:
+            return error(f"no organization {body['org'][:200]!r}", 404)
+        sync_id = syncs.sync(house, org_id, trigger="api", mode=mode)
+    except ServiceUnavailable as unavailable:
+        return error(str(unavailable), 503)
+    return as_json({"sync_id": sync_id, "org_id": org_id, "mode": mode}, 202)
+
+
 def account_badges(conn: Any, request: Request) -> Any:
     account_id = request.path_params["account_id"]
     read = inventory.badge_history if _flag(request, "history") else inventory.badges
@@ -217,6 +251,8 @@ def routes() -> list[Route]:
         Route("/api/accounts", read(accounts)),
         Route("/api/accounts/{account_id}/badges", read(account_badges)),
         Route("/api/failed", read(failed)),
+        Route("/api/syncs", read(sync_list)),
+        Route("/api/syncs", start_sync, methods=["POST"]),
         Route("/api/events", read(events)),
         Route("/api/registrations", read(registrations)),
         Route("/api/registrations", register, methods=["POST"]),

@@ -17,6 +17,7 @@ MAYBE_TEXT = {"type": ["string", "null"]}
 MAYBE_TIME = {"type": ["string", "null"], "format": "date-time"}
 COUNT = {"type": "integer", "minimum": 0}
 BOOL = {"type": "boolean"}
+MODE = {"enum": ["full", "incremental"]}  # a sync's (docs/syncs.md)
 
 
 def _request_schema() -> dict[str, Any]:
@@ -156,9 +157,30 @@ SCHEMAS: dict[str, Any] = {
         event_time=MAYBE_TIME,
         target=MAYBE_TEXT,
     ),
+    "Sync": _object(
+        {
+            "sync_id": TEXT,
+            "org_id": TEXT,
+            "nickname": TEXT,
+            "trigger": TEXT,
+            "mode": MODE,
+            "started_at": TIME,
+            "walked_at": MAYBE_TIME,
+            "complete": {"type": ["boolean", "null"]},
+            "error": MAYBE_TEXT,
+            "held": MAYBE_TEXT,
+            "counts": {"type": "object"},
+            # accounts sent down the stages, per stage and reason: {"validation": {"new": 2}}
+            "sent": {"type": "object", "additionalProperties": {"type": "object"}},
+        }
+    ),
     "Queued": _object({"request_id": TEXT, "queued": {"const": True}}),
     "Error": _object({"error": TEXT}),
 }
+
+
+START_SYNC = _object({"org": TEXT}, mode={**MODE, "default": "full"})
+SYNC_STARTED = _object({"sync_id": TEXT, "org_id": TEXT, "mode": MODE})
 
 
 def _param(name: str, schema: dict[str, Any], description: str, where: str = "query") -> Any:
@@ -372,6 +394,40 @@ DOCUMENT: dict[str, Any] = {
                 ),
             ],
         ),
+        "/api/syncs": {
+            **_get(
+                "The latest syncs: trigger, mode, state, and what each sent down the stages",
+                "orgsync syncs",
+                _list("Sync"),
+                [
+                    ORG,
+                    _param(
+                        "limit",
+                        {"type": "integer", "minimum": 1, "maximum": 10000, "default": 20},
+                        "how many, newest first",
+                    ),
+                ],
+            ),
+            "post": {
+                "summary": "Start a sync of an organization, full or incremental",
+                "description": "As `orgsync sync ORG [--incremental]`: a full sync sends every "
+                "account down the stages, an incremental one only those new, changed, failed, "
+                "or validated or harvested longer ago than ORGSYNC_REVALIDATE_AFTER / "
+                "ORGSYNC_REHARVEST_AFTER.",
+                "parameters": [],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": START_SYNC}},
+                },
+                "responses": {
+                    "202": _answer("Started: the sync's id and its mode", SYNC_STARTED),
+                    "400": _answer("The body names no organization, or no mode", ERROR),
+                    "401": {"$ref": "#/components/responses/Unauthorized"},
+                    "404": _answer("No such organization", ERROR),
+                    "503": _answer("RabbitMQ or PostgreSQL is unreachable", ERROR),
+                },
+            },
+        },
         "/api/queues": _get("Each queue's depth and consumers", "orgsync queues", _list("Queue")),
         "/api/registrations": {
             **_get(

@@ -10,6 +10,7 @@ from starlette.routing import Route
 
 from orgsync.pipelines.account_state import StageMark
 from orgsync.pipelines.orgs import resolve_org_id
+from orgsync.pipelines.resync import FULL, MODES
 from orgsync.pipelines.sql import load
 from orgsync.services.adapters import dead_letters, queues
 from orgsync.services.errors import ServiceUnavailable, UserError
@@ -111,8 +112,11 @@ def sync_now(request: Request) -> Response:
         org_id = resolve_org_id(conn, request.path_params["org_id"])
     if org_id is None:
         return render(request, "error.html", 404, message="no such organization")
+    mode = request.state.form.get("mode", FULL)
+    if mode not in MODES:
+        return render(request, "error.html", 400, message="a sync is full or incremental")
     try:
-        syncs.sync(request.app.state.house, org_id)
+        syncs.sync(request.app.state.house, org_id, mode=str(mode))
     except (ServiceUnavailable, UserError) as error:
         return render(request, "error.html", 503, message=str(error))
     return RedirectResponse("/pipeline", status_code=303)

@@ -28,8 +28,8 @@ SELECT o.org_id, o.nickname, (SELECT s.sync_id::text FROM syncs s WHERE s.org_id
 FROM organizations o ORDER BY o.nickname
 
 -- name: last_syncs
-SELECT s.sync_id::text AS sync_id, s.org_id, o.nickname, s.trigger, s.started_at, s.walked_at,
-       s.complete, s.error, s.counts
+SELECT s.sync_id::text AS sync_id, s.org_id, o.nickname, s.trigger, s.mode, s.started_at,
+       s.walked_at, s.complete, s.error, s.counts, s.sent
 FROM syncs s JOIN organizations o USING (org_id)
 WHERE s.trigger <> 'events'  -- the feed's own sync, dated 2000-01-01: the feed section shows it
 ORDER BY s.started_at DESC LIMIT 10

@@ -12,6 +12,7 @@ from starlette.templating import Jinja2Templates
 
 from orgsync.pipelines.badges import ORGANIZATION_BADGES
 from orgsync.services.commands.output import cell, counts_text
+from orgsync.services.read_models import inventory
 from orgsync.services.settings import rate_override_text
 
 HERE = Path(__file__).resolve().parent
@@ -25,6 +26,7 @@ def templates() -> Jinja2Templates:
     )
     env.filters["show"] = cell  # timestamps and counts as the CLI's tables print them
     env.filters["rate_override"] = rate_override_text  # as --aws-rates and the form take it
+    env.filters["sent"] = inventory.describe_sent  # what a sync sent down the stages, and why
     env.filters["counts"] = counts_text  # a discovery's counts, as `orgsync orgs` prints them
     # the organization's own badges, which a listing shows as its organization and path columns
     env.globals["organization_badges"] = ORGANIZATION_BADGES

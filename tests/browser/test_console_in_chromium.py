@@ -124,7 +124,7 @@ def test_an_operator_registers_browses_retries_and_watches_a_sync(
     # a sync started from the console: the pipeline page follows it on its own
     aws.faults.update(latency_ms=150)
     page.goto(f"{web_url}/orgs")
-    page.click("button:has-text('Sync now')")
+    page.click("button:has-text('Full sync now')")
     expect(page).to_have_url(f"{web_url}/pipeline")
     state = page.locator("#stages tbody tr", has_text="acme").locator(".sync-state")
     expect(state).to_have_text("running")

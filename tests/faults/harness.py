@@ -240,6 +240,7 @@ class Harness:
         name: str,
         fault: Fault | None = None,
         before: Before | None = None,
+        mode: str = "full",
         **supervisor: Any,
     ) -> Result:
         database = f"faults_{name.replace('-', '_')}"
@@ -253,11 +254,11 @@ class Harness:
             if before is not None:
                 before(self, run)
             started = run.started = time.monotonic()
-            run.sync_id = syncs.sync(run.house, self.org_id, trigger=f"faults:{name}")
+            run.sync_id = syncs.sync(run.house, self.org_id, trigger=f"faults:{name}", mode=mode)
             with Supervisor(run.env, run.log, **supervisor) as workers:
                 if fault is not None:
                     fault(self, run, workers)
-                settled = self._settle(run) and webhooks.settle(settings)
+                settled = self.settle(run) and webhooks.settle(settings)
                 starts = workers.starts
         seconds = time.monotonic() - started
         with db.connect(settings.database_url) as conn:
@@ -279,7 +280,7 @@ class Harness:
         redrives = row["redrives"] if row else 0
         return Result(name, seconds, counts, run.notes, redrives, starts, run.synced_s, run.other)
 
-    def _settle(self, run: Run) -> bool:
+    def settle(self, run: Run) -> bool:
         """Until the sync has finished and no event of the organization waits in the outbox
         (another organization's, in a run that has one, are the fault's business)."""
 

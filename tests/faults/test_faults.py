@@ -1,6 +1,6 @@
 """`make test-faults`: nothing lost, duplicated or wrong under crashes, restarts, duplicates,
-throttling and a slow organization beside it, counted over a 300-account organization (see
-tests/faults/harness.py and tests/faults/slow_organization.py).
+throttling, a slow organization beside it, and an incremental sync after drift, counted over a
+300-account organization (see tests/faults/harness.py, slow_organization.py and drift.py).
 
 ORGSYNC_FAULT_SEED=<n> replays the random choices (kill moments and targets, restart points)
 of an earlier run; the seed is printed with the table.
@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from tests.faults.drift import full_sync_then_drift
 from tests.faults.harness import (
     KILLS,
     Harness,
@@ -55,6 +56,7 @@ def test_no_fault_loses_duplicates_or_corrupts_anything(capsys: pytest.CaptureFi
         with throttled(harness):
             record(harness.run("throttle-by-rate", throttle))
         record(harness.run("slow-organization", slow_organization, register_slow_organization))
+        record(harness.run("incremental", before=full_sync_then_drift, mode="incremental"))
     report = table(results, seed)
     report += f"\nsetup {setup:.0f} s, total {time.monotonic() - started:.0f} s"
     with capsys.disabled():

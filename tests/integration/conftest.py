@@ -14,6 +14,7 @@ import pytest
 
 from orgsync.services.testing.moto_aws import SimulatedAws
 from tests.support.discovery import DEEP, AwsOrg
+from tests.support.feed_world import world  # noqa: F401 - a fixture of the feed and incremental-sync tests
 
 
 @pytest.fixture

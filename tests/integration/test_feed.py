@@ -8,186 +8,20 @@ import json
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import boto3
-import psycopg
 import pytest
 from botocore.exceptions import ClientError
-from moto import mock_aws
 
-from orgsync.pipelines import badges, discovery, feed, harvest, validation
-from orgsync.pipelines.credentials import Keyring
-from orgsync.pipelines.events import (
-    AccountsDiscovered,
-    AccountsValidated,
-    OrgRegistered,
-    TagsHarvested,
-)
-from orgsync.pipelines.orgs import Organization, load_organization, seal_credentials
-from orgsync.pipelines.request_rules import Credentials
+from orgsync.pipelines import discovery, feed
 from orgsync.services.processes.feed_poller import Feed
 from orgsync.services.read_models import inventory
-from tests.support.stages import stage_deps
+from tests.support.feed_world import World
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
-DATA = Path(__file__).resolve().parents[1] / "data" / "organizations_events"
-MGMT = "123456789012"  # moto's default account: the management account
-CREDS = Credentials(
-    org_role_arn=f"arn:aws:iam::{MGMT}:role/OrgReader",
-    org_session_name="orgsync",
-    org_session_duration=900,
-    member_role_name="OrganizationAccountAccessRole",
-    member_session_name="orgsync",
-    member_session_duration=900,
-)
-Conn = psycopg.Connection[dict[str, Any]]
-
-
-class World:
-    """moto's organization (root / Eng / Prod, accounts `prod` and `top`), its queue, and the
-    organization registered in the test's database and synced once."""
-
-    def __init__(self, conn: Conn, keyring: Keyring) -> None:
-        self.conn, self.keyring = conn, keyring
-        self.orgs = boto3.client("organizations", region_name="us-east-1")
-        self.sqs = boto3.client("sqs", region_name="us-east-1")
-        self.org_id = self.orgs.create_organization(FeatureSet="ALL")["Organization"]["Id"]
-        self.root = self.orgs.list_roots()["Roots"][0]["Id"]
-        self.eng = self.ou(self.root, "Eng")
-        self.prod_ou = self.ou(self.eng, "Prod")
-        self.prod = self.account("prod", self.prod_ou, {"team": "a"})
-        self.top = self.account("top", self.root, {"team": "t"})
-        self.url = self.sqs.create_queue(QueueName="orgsync-events")["QueueUrl"]
-        sealed = seal_credentials(keyring, self.org_id, CREDS)
-        conn.execute(
-            "INSERT INTO organizations (org_id, nickname, management_account_id, partition,"
-            " credentials_key_id, credentials, auto_badge, events_queue_url)"
-            " VALUES (%s, 'feed', %s, 'aws', %s, %s, true, %s)",
-            (self.org_id, MGMT, sealed.key_id, sealed.blob, self.url),
-        )
-        conn.commit()
-        self.calls: list[str] = []
-        self.deps = stage_deps(
-            conn,
-            keyring,
-            organizations=lambda org: self.orgs,
-            sts=boto3.client("sts"),
-            sleep=lambda seconds: None,
-        )
-        self.orgs.meta.events.register(
-            "before-call.organizations.*", lambda model, **_: self.calls.append(model.name)
-        )
-        self.sync()
-
-    def ou(self, parent: str, name: str) -> str:
-        ou = self.orgs.create_organizational_unit(ParentId=parent, Name=name)
-        return str(ou["OrganizationalUnit"]["Id"])
-
-    def account(self, name: str, parent: str, tags: dict[str, str]) -> str:
-        created = self.orgs.create_account(
-            AccountName=name,
-            Email=f"{name}@example.com",
-            Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
-        )
-        account_id = str(created["CreateAccountStatus"]["AccountId"])
-        if parent != self.root:
-            self.orgs.move_account(
-                AccountId=account_id, SourceParentId=self.root, DestinationParentId=parent
-            )
-        return account_id
-
-    @property
-    def org(self) -> Organization:
-        org = load_organization(self.conn, self.keyring, self.org_id)
-        assert org is not None
-        return org
-
-    def sync(self) -> None:
-        sync_id = str(uuid.uuid4())
-        self.conn.execute(
-            "INSERT INTO syncs (sync_id, org_id, trigger) VALUES (%s, %s, 'test')",
-            (sync_id, self.org_id),
-        )
-        self.conn.commit()
-        discovery.discover(self.deps, OrgRegistered(org_id=self.org_id, sync_id=sync_id))
-        self.drain()
-
-    def drain(self) -> int:
-        """Run the stages on the outbox's events until it is empty; returns how many ran."""
-        stages: dict[str, Any] = {
-            AccountsDiscovered.queue: (AccountsDiscovered, validation.validate),
-            AccountsValidated.queue: (AccountsValidated, harvest.harvest),
-            TagsHarvested.queue: (TagsHarvested, badges.reconcile),
-        }
-        ran = 0
-        while True:
-            row = self.conn.execute(
-                "DELETE FROM outbox WHERE id = (SELECT min(id) FROM outbox)"
-                " RETURNING queue_name, payload"
-            ).fetchone()
-            self.conn.commit()
-            if row is None:
-                return ran
-            kind, stage = stages[row["queue_name"]]
-            stage(self.deps, kind.from_payload(row["payload"]))
-            ran += 1
-
-    def event(self, name: str, **detail: Any) -> str:
-        """The recorded body of `name`, about this organization's accounts, happening now."""
-        text = (DATA / f"{name}.json").read_text()
-        for old, new in (
-            ("111111111111", MGMT),
-            ("222222222222", self.prod),
-            ("o-exampleorgid", self.org_id),
-            ("ou-exam-ple22222", self.prod_ou),
-        ):
-            text = text.replace(old, new)
-        doc = json.loads(text)
-        doc["detail"]["eventID"] = str(uuid.uuid4())
-        doc["detail"]["eventTime"] = datetime.now(UTC).isoformat()
-        doc["detail"].update(detail)
-        return json.dumps(doc)
-
-    def handle(self, body: str) -> feed.Handled:
-        return feed.handle(self.deps, self.org, str(uuid.uuid4()), body)
-
-    def account_row(self, account_id: str) -> dict[str, Any]:
-        row = self.conn.execute(
-            "SELECT status, status_reason, org_path, tags FROM accounts WHERE account_id = %s",
-            (account_id,),
-        ).fetchone()
-        assert row is not None
-        self.conn.commit()
-        return row
-
-    def badge(self, account_id: str, key: str) -> str | None:
-        row = self.conn.execute(
-            "SELECT value FROM badges WHERE account_id = %s AND key = %s", (account_id, key)
-        ).fetchone()
-        self.conn.commit()
-        return None if row is None else str(row["value"])
-
-    def outcomes(self) -> list[tuple[str, str]]:
-        rows = self.conn.execute(
-            "SELECT event_name, outcome FROM change_events ORDER BY handled_at"
-        ).fetchall()
-        self.conn.commit()
-        return [(r["event_name"], r["outcome"]) for r in rows]
-
-
-@pytest.fixture
-def world(conn: Conn, keyring: Keyring, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with mock_aws():
-        yield World(conn, keyring)
-
-
 def tag(world: World, account_id: str, key: str, value: str) -> None:
     world.orgs.tag_resource(ResourceId=account_id, Tags=[{"Key": key, "Value": value}])
 
@@ -414,3 +248,31 @@ def test_two_workers_starting_a_feed_together_make_one_feed_sync(world: World) -
     assert first == second
     rows = world.conn.execute("SELECT count(*) AS n FROM syncs WHERE trigger = 'events'")
     assert rows.fetchone() == {"n": 1}
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        lambda w: w.event("CreateAccountResult", serviceEventDetails="a string"),
+        lambda w: w.event("AcceptHandshake", userIdentity="a string", recipientAccountId=None),
+        lambda w: "[" * 50_000 + "]" * 50_000,
+    ],
+    ids=["service-event-details-a-string", "user-identity-a-string", "nested-50000-deep"],
+)
+def test_a_body_of_the_wrong_shape_is_recorded_once_and_its_message_can_go(
+    world: World, broken: Any
+) -> None:
+    body = broken(world)
+    handled = world.handle(body)  # returning at all is what lets the poller delete the message
+    assert handled.outcome == "rejected" and handled.reason
+    assert [outcome for _, outcome in world.outcomes()] == ["rejected"]
+    assert world.handle(body).outcome in ("repeated", "rejected")
+    assert world.drain() == 0
+
+
+def test_a_forged_future_event_time_never_becomes_the_feeds_last_event(world: World) -> None:
+    handled = world.handle(world.event("TagResource", eventTime="9999-12-31T23:59:59Z"))
+    assert handled.outcome == "rejected" and "in the future" in (handled.reason or "")
+    row = world.conn.execute("SELECT last_event_at FROM feeds").fetchone()
+    world.conn.commit()
+    assert row is not None and (row["last_event_at"] is None or row["last_event_at"].year < 9999)

@@ -135,7 +135,7 @@ def test_a_per_organization_sync_interval_overrides_the_scheduler_default_until_
 ) -> None:
     registered(conn, keyring, sync_interval_seconds=600)
     conn.execute("UPDATE syncs SET started_at = now() - interval '20 minutes'")
-    assert scheduler.due(conn, interval=3600) == [ORG]  # its own 10 minutes have passed
+    assert scheduler.due(conn, interval=3600) == {ORG: "full"}  # its own 10 minutes have passed
 
     verdict, _ = decide(
         conn, keyring, {"request_id": "u1", "org_id": ORG, "sync_interval_seconds": None}
@@ -143,7 +143,7 @@ def test_a_per_organization_sync_interval_overrides_the_scheduler_default_until_
     conn.execute("UPDATE syncs SET started_at = now() - interval '20 minutes'")
 
     assert verdict.accepted
-    assert scheduler.due(conn, interval=3600) == []  # back on the default hour
+    assert scheduler.due(conn, interval=3600) == {}  # back on the default hour
     org = load_organization(conn, keyring, ORG)
     assert org is not None and org.filters.sync_interval_seconds is None
 

@@ -11,7 +11,7 @@ import sys
 import uuid
 
 import pytest
-from psycopg.conninfo import make_conninfo
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from orgsync.services.settings import Settings
 
@@ -141,3 +141,14 @@ def test_verbose_keeps_the_structured_logs_before_the_one_line(
     assert "ACCESS_REFUSED" in done.stderr
     assert last.startswith("orgsync: RabbitMQ at")
     assert "Traceback" not in done.stderr
+
+
+def test_a_broker_url_at_a_port_that_is_not_amqp_says_so_not_start_it(
+    base_env: dict[str, str], postgres_url: str
+) -> None:
+    params = conninfo_to_dict(postgres_url)  # PostgreSQL answers there, but not AMQP
+    where = f"{params.get('host') or '127.0.0.1'}:{params.get('port') or 5432}"
+    env = {**base_env, "ORGSYNC_BROKER_URL": f"amqp://guest:guest@{where}/%2F"}
+    line = one_line_error(orgsync(env, "queues", "--json"))
+    assert f"something at {where} answered, but not as an AMQP server" in line
+    assert "start it" not in line and "RabbitMQ's AMQP port" in line

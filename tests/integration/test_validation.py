@@ -5,6 +5,7 @@ each member role from a script."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import uuid
 from dataclasses import replace
@@ -335,3 +336,27 @@ def test_retry_failed_re_drives_dead_letters_and_failures_and_reports_what_it_le
         tokens = {m["args"][0]["redrive"] for m in republished}
         assert len(tokens) == 1 and tokens != {"0"}
         assert all(m["message_id"].endswith(f":{tokens.pop()}:1") for m in republished[:1])
+
+
+def test_a_dead_letter_nested_too_deeply_is_left_in_place_and_the_rest_are_read_one_by_one(
+    org: Conn, settings: Settings, own_broker_url: str
+) -> None:
+    settings = replace(settings, broker_url=own_broker_url)
+    add_account(org, 501)
+    org.commit()
+    dead_letter(own_broker_url, page(501))  # and one "{not json"
+    deep = b'{"args": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    connection = pika.BlockingConnection(pika.URLParameters(own_broker_url))
+    channel = connection.channel()
+    channel.basic_publish("", QUEUE, deep, pika.BasicProperties(delivery_mode=2))
+    method, _, _ = channel.basic_get(QUEUE)
+    channel.basic_nack(method.delivery_tag, requeue=False)
+    connection.close()
+
+    with dead_letters.DeadLetters(own_broker_url) as letters:
+        assert inspect.isgenerator(letters.take())  # never the whole queue in memory at once
+    with House(settings) as house:
+        done = redrive.retry_failed(house, ORG)
+
+    assert (done.dead_lettered, done.left) == (1, 2)
+    assert dead_letters.dead_letter_count(own_broker_url) == 2  # the unreadable ones stay

@@ -299,3 +299,20 @@ def test_the_form_refuses_a_rate_below_the_minimum_beside_its_field() -> None:
 def test_the_setting_refuses_a_rate_above_the_maximum() -> None:
     with pytest.raises(SettingsError, match=r"ORGSYNC_AWS_RATES: .*CEILING must be from 0\.5"):
         Settings.from_env({"ORGSYNC_AWS_RATES": "AssumeRole=1:5000"})
+
+
+@pytest.mark.parametrize(
+    ("text", "likely"),
+    [("ListTagForResource=1:5", "ListTagsForResource"), ("Assumerole=1:5", "AssumeRole")],
+)
+def test_the_setting_refuses_a_misspelt_api_naming_the_likely_one(text: str, likely: str) -> None:
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env({"ORGSYNC_AWS_RATES": text})
+    message = str(refused.value)
+    assert message.startswith("ORGSYNC_AWS_RATES: ")
+    assert "is not an AWS Organizations or STS operation" in message and likely in message
+
+
+def test_the_setting_takes_organizations_and_sts_calls_and_the_star() -> None:
+    rates = Settings.from_env({"ORGSYNC_AWS_RATES": "*=1:20,ListParents=1:5,AssumeRole=2:80"})
+    assert rates.aws_rates["AssumeRole"] == (2.0, 80.0) and rates.aws_rates["*"] == (1.0, 20.0)

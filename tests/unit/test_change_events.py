@@ -143,3 +143,38 @@ def test_event_time_is_read_as_utc() -> None:
     event = read_doc(body("MoveAccount"))
     assert isinstance(event, ChangeEvent)
     assert event.time == datetime(2020, 9, 16, 20, 23, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("name", "field", "reason"),
+    [
+        ("CreateAccountResult", "serviceEventDetails", "account creation 'None'"),
+        ("AcceptHandshake", "userIdentity", "recipientAccountId"),
+        ("InviteAccountToOrganization", "requestParameters", "invitation by 'None'"),
+    ],
+)
+def test_a_part_that_is_a_string_where_aws_sends_an_object_is_unusable_with_a_reason(
+    name: str, field: str, reason: str
+) -> None:
+    doc = body(name, **{field: "not an object"})
+    doc["detail"].pop("recipientAccountId", None)
+    event = read_doc(doc)
+    assert isinstance(event, Unusable), event
+    assert reason in event.reason
+    assert event.event_id is not None  # recorded under its own id, once
+
+
+def test_a_body_nested_fifty_thousand_deep_is_unusable_not_an_error() -> None:
+    event = read("[" * 50_000 + "]" * 50_000, MGMT, ORG)
+    assert isinstance(event, Unusable) and "nested too deeply" in event.reason
+    deep = json.dumps(body("TagResource"))[:-1] + ', "x": ' + "[" * 50_000 + "]" * 50_000 + "}"
+    assert isinstance(read(deep, MGMT, ORG), Unusable)
+
+
+def test_an_event_time_in_the_future_is_refused_and_never_kept_as_a_time() -> None:
+    forged = body("TagResource", eventTime="9999-12-31T23:59:59Z")
+    event = read_doc(forged)
+    assert isinstance(event, Unusable) and "in the future" in event.reason
+    assert event.time is None  # so it can never become the feed's last event
+    soon = datetime.now(UTC).isoformat()  # a clock a little ahead is no forgery
+    assert isinstance(read_doc(body("TagResource", eventTime=soon)), ChangeEvent)

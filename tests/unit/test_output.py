@@ -39,6 +39,8 @@ def test_an_organization_is_a_few_narrow_lines() -> None:
             "started_at": datetime(2026, 12, 4, 3, 10, 11).isoformat(),
             "complete": True,
             "counts": COUNTS,
+            "mode": "incremental",
+            "sent": {"validation": {"new": 2, "changed": 1}, "harvest": {"reharvest": 4}},
         },
         "throttled_now": False,
         "filters": {
@@ -61,6 +63,7 @@ def test_an_organization_is_a_few_narrow_lines() -> None:
     assert "  accounts   61: 3 assume_role_failed, 56 ok, 2 suspended" in lines
     assert max(map(len, lines)) <= 100
     text = "\n".join(lines)
-    assert "2026-12-04 03:10:11, complete: 61 seen" in text
+    assert "2026-12-04 03:10:11, incremental, complete: 61 seen" in text
+    assert "  last sent  harvest 4 (reharvest 4); validation 3 (changed 1, new 2)" in lines
     assert "exclude sandbox-; whole organization; auto-badge on" in text
     assert not any(mark in text for mark in ("{", "[", "'", "None"))
