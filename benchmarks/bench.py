@@ -67,9 +67,10 @@ from orgsync.services.testing.sample_org import aws_client
 from orgsync.services.use_cases import registering, syncs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import contention  # benchmarks/contention.py, incremental.py and throttled.py, beside this script
+import contention  # contention.py, incremental.py, throttled.py, webhooks_phase.py: beside this
 import incremental
 import throttled
+import webhooks_phase
 from contention_drive import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -286,8 +287,12 @@ def measure(workers: Workers, sim: SimulatedAwsControl, run: Callable[[], float]
     }
 
 
-def first_sync(house: House, org: dict[str, Any], timeout: float) -> tuple[str, float]:
-    request = registration_request(org)
+def first_sync(
+    house: House, org: dict[str, Any], timeout: float, **extra: Any
+) -> tuple[str, float]:
+    """Register the organization (`extra`: more fields of the request); returns its id and
+    when its first sync's last badge was written."""
+    request = {**registration_request(org), **extra}
     registering.submit(house, request)
     verdict = registering.wait_verdict(house, request["request_id"], timeout)
     if not verdict.accepted or verdict.org_id is None:
@@ -384,6 +389,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         return throttled.run(sys.modules[__name__], args, workdir)
     if args.only_contention:
         return {"contention": contention.run(sys.modules[__name__], args, workdir)}
+    if args.only_webhooks:
+        return {"webhooks": webhooks_phase.run(sys.modules[__name__], args, workdir)}
     with simulator(args, workdir) as endpoint, scratch_services() as settings:
         result = measure_pipeline(args, settings, endpoint, workdir)
     if args.throttled_accounts:
@@ -392,6 +399,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         result["throttled_no_budget"] = result["throttled_phase"].pop("throttled_no_budget")
     if not args.no_contention:
         result["contention"] = contention.run(sys.modules[__name__], args, workdir)
+    if not args.no_webhooks:
+        result["webhooks"] = webhooks_phase.run(sys.modules[__name__], args, workdir)
     return result
 
 
@@ -656,6 +665,17 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--no-contention", action="store_true", help="no contention phase")
     parser.add_argument(
+        "--only-webhooks",
+        action="store_true",
+        help="the webhooks phase alone (issue 28): a first sync with and without a webhook",
+    )
+    parser.add_argument(
+        "--no-webhooks", action="store_true", help="no webhooks phase (--smoke: none unless asked)"
+    )
+    parser.add_argument(
+        "--webhooks", action="store_true", help="--smoke: run the webhooks phase all the same"
+    )
+    parser.add_argument(
         "--orgsync-bin",
         default=str(Path(sys.executable).parent),
         help="the contention phase runs `orgsync` (workers, migrations, commands) from this"
@@ -687,6 +707,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         args.depth, args.branching = min(args.depth, 2), min(args.branching, 3)
         args.throttled_accounts = min(args.throttled_accounts, 300)
         args.throttled_rate = min(args.throttled_rate, 20.0)
+        args.no_webhooks = args.no_webhooks or not args.webhooks  # two more first syncs
     args.suspended = args.accounts // 100 if args.suspended is None else args.suspended
     args.excluded = args.accounts // 100 if args.excluded is None else args.excluded
     args.timeout = args.timeout or max(300.0, args.accounts / 20)
@@ -703,7 +724,7 @@ def main(argv: list[str] | None = None) -> int:
     result = run(args)
     if args.only_throttled:
         print(throttled.table(result))
-    elif not args.only_contention:
+    elif not (args.only_contention or args.only_webhooks):
         print(table(result))
         print("\n".join(incremental.lines(result["incremental"])))
     if "throttled_phase" in result:
@@ -711,11 +732,13 @@ def main(argv: list[str] | None = None) -> int:
         print(throttled.table({**phase, **{k: result[k] for k in THROTTLED_KEYS}}))
     if "contention" in result:
         print(contention.table(result["contention"]))
+    if "webhooks" in result:
+        print(webhooks_phase.table(result["webhooks"]))
     document = json.dumps(result, indent=2, default=str)
     print(document)
     if args.json_out:
         Path(args.json_out).write_text(document + "\n")
-    if args.only_throttled or args.only_contention:
+    if args.only_throttled or args.only_contention or args.only_webhooks:
         return 0
     # the figures are reported, never asserted; the inventory must be right, though
     expected = {

@@ -19,3 +19,13 @@ def message_schema(name: str) -> dict[str, Any]:
     """The JSON Schema of a message, by file stem (e.g. `registration_request`)."""
     document: dict[str, Any] = json.loads((MESSAGES / f"{name}.json").read_text())
     return document
+
+
+EVENTS: Traversable = resources.files(__name__) / "events"
+
+
+def event_schema(name: str) -> dict[str, Any]:
+    """The JSON Schema of an event for other systems: `cloudevent` (the envelope) or the type
+    (`orgsync.account.added`: its `data`)."""
+    document: dict[str, Any] = json.loads((EVENTS / f"{name}.json").read_text())
+    return document

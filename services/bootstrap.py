@@ -4,7 +4,8 @@ Each process makes one `House` from its settings and closes it when it ends: a w
 (after dramatiq's fork), the scheduler, the exporter, the web console, a CLI command, the demo;
 a test makes one of its own. Nothing else opens a connection pool or a broker. A resource opens
 on first use, so a command that only reads never connects to RabbitMQ, and `close` ends what was
-opened, newest first: feed pollers, the outbox sweeper, the AWS call threads, the broker, pools.
+opened, newest first: feed pollers, the events for other systems, the outbox sweeper, the AWS
+call threads, the broker, pools.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from orgsync.services.errors import ServiceUnavailable
 from orgsync.services.logs import get_logger
 from orgsync.services.processes.fair_threads import FairThreads
 from orgsync.services.processes.feed_poller import Feed
+from orgsync.services.processes.outbound import Outbound
 from orgsync.services.settings import Settings
 
 log = get_logger("orgsync.house")
@@ -36,6 +38,7 @@ T = TypeVar("T")
 
 WORKER_POOL = 16  # connections of a worker process: its threads' reads and writes
 BUDGET_POOL = 4  # the rate budget's own: one short statement per AWS call of every stage
+OUTBOUND_POOL = 4  # events for other systems: short statements between the posts, never during
 
 
 class House:
@@ -218,3 +221,19 @@ class House:
             return feed
 
         return self.own("feed", start, Feed.close)
+
+    def start_outbound(self) -> Outbound:
+        """The events for other systems: the exchange `orgsync.changes` and the webhooks
+        (processes/outbound.py), stopped when the house closes."""
+
+        def start() -> Outbound:
+            pool = self.own(  # its own: a webhook's backlog never waits for the stages' pool
+                "outbound_pool",
+                lambda: db.open_pool(self.settings.database_url, max_size=OUTBOUND_POOL),
+                ConnectionPool.close,
+            )
+            outbound = Outbound(pool, self.keyring, self.settings)
+            outbound.start()
+            return outbound
+
+        return self.own("outbound", start, Outbound.close)

@@ -47,6 +47,16 @@ WORKER_STALL_AFTER_BOUNDS = (10.0, 86400.0)
 # ORGSYNC_REVALIDATE_AFTER, and reads again the tags of one read longer ago than
 # ORGSYNC_REHARVEST_AFTER (defaults: a day)
 RESYNC_AGE_BOUNDS = (60.0, 7 * 24 * 3600.0)
+# webhooks (services/processes/outbound.py): the first wait after a failed try, doubling after
+# each one up to an hour; how long a delivery is retried before it is failed; how long one try
+# may take; the threads of a worker process that post (one receiver holds at most one)
+DEFAULT_WEBHOOK_FIRST_RETRY = 10.0
+WEBHOOK_FIRST_RETRY_BOUNDS = (0.1, 3600.0)
+DEFAULT_WEBHOOK_RETRY_FOR = 86400.0
+WEBHOOK_RETRY_FOR_BOUNDS = (1.0, 7 * 86400.0)
+DEFAULT_WEBHOOK_TIMEOUT = 10.0
+WEBHOOK_TIMEOUT_BOUNDS = (0.5, 120.0)
+DEFAULT_WEBHOOK_THREADS = 4
 
 _DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)([smh]?)")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600}
@@ -108,6 +118,10 @@ class Settings:
     web_secure_cookies: bool = False  # True: Secure cookies even without X-Forwarded-Proto
     web_trusted_proxies: str = "127.0.0.1"  # who may set X-Forwarded-Proto
     api_token: str | None = field(default=None, repr=False)
+    webhook_first_retry: float = DEFAULT_WEBHOOK_FIRST_RETRY
+    webhook_retry_for: float = DEFAULT_WEBHOOK_RETRY_FOR
+    webhook_timeout: float = DEFAULT_WEBHOOK_TIMEOUT
+    webhook_threads: int = DEFAULT_WEBHOOK_THREADS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -194,6 +208,30 @@ class Settings:
             ),
             web_trusted_proxies=get("ORGSYNC_WEB_TRUSTED_PROXIES") or "127.0.0.1",
             api_token=get("ORGSYNC_API_TOKEN"),
+            webhook_first_retry=_bounded_duration(
+                get("ORGSYNC_WEBHOOK_FIRST_RETRY"),
+                "ORGSYNC_WEBHOOK_FIRST_RETRY",
+                DEFAULT_WEBHOOK_FIRST_RETRY,
+                WEBHOOK_FIRST_RETRY_BOUNDS,
+            ),
+            webhook_retry_for=_bounded_duration(
+                get("ORGSYNC_WEBHOOK_RETRY_FOR"),
+                "ORGSYNC_WEBHOOK_RETRY_FOR",
+                DEFAULT_WEBHOOK_RETRY_FOR,
+                WEBHOOK_RETRY_FOR_BOUNDS,
+            ),
+            webhook_timeout=_bounded_duration(
+                get("ORGSYNC_WEBHOOK_TIMEOUT"),
+                "ORGSYNC_WEBHOOK_TIMEOUT",
+                DEFAULT_WEBHOOK_TIMEOUT,
+                WEBHOOK_TIMEOUT_BOUNDS,
+            ),
+            webhook_threads=_count(
+                get("ORGSYNC_WEBHOOK_THREADS"),
+                "ORGSYNC_WEBHOOK_THREADS",
+                DEFAULT_WEBHOOK_THREADS,
+                64,
+            ),
         )
 
 
@@ -238,9 +276,7 @@ def _port(text: str | None, name: str, default: int) -> int:
     return port
 
 
-def _count(
-    text: str | None, name: str, default: int, most: int = 256, least: int = 1
-) -> int:
+def _count(text: str | None, name: str, default: int, most: int = 256, least: int = 1) -> int:
     if text is None:
         return default
     count = numbers.whole(text, least, most)

@@ -251,6 +251,7 @@ log = get_logger("orgsync.keys")  # key changes are logged (OWASP), never the ke
 SEALED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("organizations", "org_id", "organization:{}"),
     ("accounts", "account_id", "account:{}"),
+    ("webhooks", "webhook_id", "webhook:{}"),  # services/use_cases/webhooks.py
 )
 
 
@@ -303,7 +304,8 @@ RESEAL_PASSES = 5
 def reseal_all(
     keyring: Keyring, conn: psycopg.Connection[dict[str, Any]], *, check_only: bool = False
 ) -> int:
-    """Reseal every organization and standalone-account credential under the active key.
+    """Reseal every organization and standalone-account credential, and every webhook secret,
+    under the active key.
 
     A row is replaced only if it is still what was read (key id and ciphertext): an update
     committed meanwhile (a worker that had not yet read the new key still seals under the old

@@ -127,3 +127,104 @@ UPDATE aws_budgets SET rate = %(rate)s, tokens = %(tokens)s, refilled_at = %(at)
     decreased_at = %(decreased_at)s,
     last_throttled_at = CASE WHEN %(throttled)s > throttled THEN now() ELSE last_throttled_at END
 WHERE scope = %(scope)s AND api = %(api)s
+
+-- name: claim_unpublished_events
+-- events for the exchange orgsync.changes, oldest first; two publishers never claim the same
+SELECT seq, id, type, org_id, subject, data, at FROM outbound_events
+WHERE published_at IS NULL ORDER BY seq LIMIT %s FOR UPDATE SKIP LOCKED
+
+-- name: mark_events_published
+UPDATE outbound_events SET published_at = now() WHERE seq = ANY(%s)
+
+-- name: fan_out_events
+-- each new event becomes a delivery for every webhook whose organization and types it matches
+WITH claimed AS (
+    SELECT seq FROM outbound_events WHERE fanned_out_at IS NULL
+    ORDER BY seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+), marked AS (
+    UPDATE outbound_events e SET fanned_out_at = now() FROM claimed c WHERE e.seq = c.seq
+    RETURNING e.seq, e.type, e.org_id
+)
+INSERT INTO webhook_deliveries (webhook_id, event_seq)
+SELECT w.webhook_id, m.seq FROM marked m JOIN webhooks w
+    ON w.removed_at IS NULL AND (w.org_id IS NULL OR w.org_id = m.org_id)
+   AND (w.types IS NULL OR m.type = ANY(w.types))
+ON CONFLICT DO NOTHING
+
+-- name: announce_completed_syncs
+-- a sync is complete once walked with none of its accounts short of its last stage; the mode is
+-- the syncs row's where it has one (issue 26), else full; the change feed's own sync never ends
+WITH finished AS (
+    SELECT s.sync_id FROM syncs s
+    WHERE s.completed_at IS NULL AND s.walked_at IS NOT NULL AND s.trigger <> 'events'
+      AND NOT EXISTS (SELECT 1 FROM accounts a WHERE a.sync_id = s.sync_id
+                      AND a.stage IS DISTINCT FROM 'reconciled')
+    FOR UPDATE SKIP LOCKED
+), marked AS (
+    UPDATE syncs s SET completed_at = now() FROM finished f WHERE s.sync_id = f.sync_id
+    RETURNING s.*
+)
+INSERT INTO outbound_events (type, org_id, data)
+SELECT 'orgsync.sync.completed', m.org_id, jsonb_build_object(
+    'sync_id', m.sync_id, 'org_id', m.org_id, 'mode', coalesce(to_jsonb(m) ->> 'mode', 'full'),
+    'trigger', m.trigger, 'complete', m.complete, 'error', m.error, 'held', m.held,
+    'started_at', m.started_at, 'walked_at', m.walked_at, 'counts', m.counts,
+    'statuses', (SELECT coalesce(jsonb_object_agg(status, n), '{}') FROM (
+        SELECT status, count(*) AS n FROM accounts WHERE sync_id = m.sync_id GROUP BY status) c))
+FROM marked m
+RETURNING seq
+
+-- name: webhooks_with_due_deliveries
+-- per webhook, the first due delivery found in webhook_deliveries_due ends the look
+SELECT w.webhook_id FROM webhooks w
+WHERE w.removed_at IS NULL AND EXISTS (
+    SELECT 1 FROM webhook_deliveries d
+    WHERE d.webhook_id = w.webhook_id AND d.state = 'pending' AND d.next_attempt_at <= now()
+      AND (d.leased_until IS NULL OR d.leased_until < now()))
+
+-- name: claim_due_deliveries
+-- one webhook's due deliveries, oldest event first, leased while they are tried
+UPDATE webhook_deliveries d SET leased_until = now() + make_interval(secs => %(lease)s)
+FROM (SELECT delivery_id FROM webhook_deliveries
+      WHERE webhook_id = %(webhook)s AND state = 'pending' AND next_attempt_at <= now()
+        AND (leased_until IS NULL OR leased_until < now())
+      ORDER BY event_seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED) due
+WHERE d.delivery_id = due.delivery_id
+RETURNING d.delivery_id, d.attempts, d.since, d.event_seq
+
+-- name: events_by_seq
+SELECT seq, id, type, org_id, subject, data, at FROM outbound_events WHERE seq = ANY(%s)
+
+-- name: webhook_for_delivery
+SELECT webhook_id, url, credentials_key_id, credentials FROM webhooks
+WHERE webhook_id = %s AND removed_at IS NULL
+
+-- name: record_delivered
+UPDATE webhook_deliveries d SET state = 'delivered', attempts = attempts + 1,
+    last_status = v.status, last_error = NULL, delivered_at = now(), leased_until = NULL
+FROM unnest(%s::bigint[], %s::int[]) AS v(delivery_id, status)
+WHERE d.delivery_id = v.delivery_id
+
+-- name: record_failed_try
+-- a failed try: again after `wait` seconds, or failed once `retry_for` seconds have passed since
+-- the first try (or the redelivery)
+UPDATE webhook_deliveries SET attempts = attempts + 1, last_status = %(status)s,
+    last_error = %(error)s, leased_until = NULL,
+    state = CASE WHEN now() >= since + make_interval(secs => %(retry_for)s)
+                 THEN 'failed' ELSE 'pending' END,
+    next_attempt_at = now() + make_interval(secs => %(wait)s)
+WHERE delivery_id = %(delivery)s
+
+-- name: defer_untried
+-- the rest of a batch whose receiver just failed: tried again with the failed one, uncounted
+UPDATE webhook_deliveries SET leased_until = NULL,
+    next_attempt_at = now() + make_interval(secs => %s)
+WHERE delivery_id = ANY(%s)
+
+-- name: forget_old_events
+-- kept for `days` (a month), then gone with their deliveries, once no delivery of them waits
+DELETE FROM outbound_events e
+WHERE e.at < now() - make_interval(days => %s)
+  AND e.published_at IS NOT NULL AND e.fanned_out_at IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_seq = e.seq
+                  AND d.state = 'pending')

@@ -16,13 +16,20 @@ from typing import Any
 import psycopg
 
 from orgsync.pipelines.credentials import CredentialError
-from orgsync.services.commands import inventory, operator, organizations, processes, setup
+from orgsync.services.commands import (
+    inventory,
+    operator,
+    organizations,
+    processes,
+    setup,
+    webhooks,
+)
 from orgsync.services.commands.context import Context
 from orgsync.services.errors import ServiceUnavailable, UserError
 from orgsync.services.settings import Settings, SettingsError
 
 # the command groups, in the order `orgsync --help` lists them
-GROUPS = (setup, organizations, inventory, operator, processes)
+GROUPS = (setup, organizations, inventory, operator, webhooks, processes)
 # long-running processes keep their structured logs on stderr (the worker's come from its
 # dramatiq processes, which configure their own); other commands show them only with
 # --verbose, so that a library's warnings never come before a one-line answer, and pika's

@@ -80,6 +80,7 @@ def build(
 
         def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
             house.start_sweeper()
+            house.start_outbound()
             if feed:
                 house.start_feed()
 

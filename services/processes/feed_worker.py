@@ -13,7 +13,8 @@ from orgsync.services.settings import Settings
 
 
 def run(settings: Settings) -> int:
-    """The feed's pollers and the outbox sweeper in this process, until SIGTERM."""
+    """The feed's pollers, the outbox sweeper and the events for other systems in this
+    process, until SIGTERM."""
     # the worker always logs; the CLI silences commands that exec nothing (commands/cli.py)
     logging.disable(logging.NOTSET)
     configure_logging(settings.log_level, settings.log_format)
@@ -21,6 +22,7 @@ def run(settings: Settings) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with House(settings, pool_size=WORKER_POOL) as house:
         house.start_sweeper()
+        house.start_outbound()
         house.start_feed()
         with contextlib.suppress(KeyboardInterrupt):
             stop.wait()

@@ -85,6 +85,16 @@ SELECT queue_name AS queue, count(*) AS n FROM rejected_messages GROUP BY 1
 SELECT b.scope AS org_id, coalesce(o.nickname, '') AS org, b.api, b.calls, b.throttled, b.rate
 FROM aws_budgets b LEFT JOIN organizations o ON o.org_id = b.scope
 
+-- name: exporter_webhooks
+SELECT w.webhook_id, d.state, count(d.*) AS n,
+       coalesce(extract(epoch FROM now() - min(d.since) FILTER (WHERE d.state = 'pending')), 0)
+           AS oldest
+FROM webhooks w LEFT JOIN webhook_deliveries d USING (webhook_id)
+WHERE w.removed_at IS NULL GROUP BY 1, 2
+
+-- name: exporter_events_unpublished
+SELECT count(*) AS n FROM outbound_events WHERE published_at IS NULL
+
 -- name: exporter_ping
 -- /healthz: a round trip on the kept connection
 SELECT 1

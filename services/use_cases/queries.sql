@@ -38,3 +38,41 @@ WHERE a.account_id = %s FOR UPDATE OF a
 
 -- name: latest_sync
 SELECT sync_id::text AS id FROM syncs WHERE org_id = %s ORDER BY started_at DESC LIMIT 1
+
+-- name: add_webhook
+INSERT INTO webhooks (webhook_id, url, org_id, types, credentials_key_id, credentials)
+VALUES (%s, %s, %s, %s, %s, %s)
+
+-- name: list_webhooks
+-- what is kept of each webhook's deliveries, by state, beside it; never its secret
+SELECT w.webhook_id, w.url, w.org_id, w.types, w.created_at,
+       count(d.*) FILTER (WHERE d.state = 'pending') AS pending,
+       count(d.*) FILTER (WHERE d.state = 'delivered') AS delivered,
+       count(d.*) FILTER (WHERE d.state = 'failed') AS failed,
+       max(d.delivered_at) AS last_delivered_at
+FROM webhooks w LEFT JOIN webhook_deliveries d USING (webhook_id)
+WHERE w.removed_at IS NULL AND (%(org)s::text IS NULL OR w.org_id = %(org)s)
+GROUP BY w.webhook_id ORDER BY w.created_at, w.webhook_id
+
+-- name: remove_webhook
+-- kept, removed, with its deliveries: `webhooks deliveries` still shows what it was sent
+UPDATE webhooks SET removed_at = now() WHERE webhook_id = %s AND removed_at IS NULL
+RETURNING webhook_id
+
+-- name: webhook_exists
+SELECT webhook_id, org_id FROM webhooks WHERE webhook_id = %s
+
+-- name: webhook_deliveries
+SELECT d.delivery_id, e.id::text AS event_id, e.type, e.subject, d.state, d.attempts,
+       d.last_status, d.last_error, d.since, d.next_attempt_at, d.delivered_at
+FROM webhook_deliveries d JOIN outbound_events e ON e.seq = d.event_seq
+WHERE d.webhook_id = %(webhook)s AND (%(state)s::text IS NULL OR d.state = %(state)s)
+ORDER BY d.event_seq DESC LIMIT %(limit)s
+
+-- name: redeliver
+-- the same event (same id, same body) once more, with a fresh retry window
+UPDATE webhook_deliveries d SET state = 'pending', next_attempt_at = now(), since = now(),
+    leased_until = NULL
+FROM webhooks w
+WHERE d.delivery_id = %s AND w.webhook_id = d.webhook_id AND w.removed_at IS NULL
+RETURNING d.delivery_id, d.webhook_id

@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orgsync.services.bootstrap import House
 from orgsync.services.settings import Settings
-from orgsync.services.web import api, auth, forms, inventory_pages
+from orgsync.services.web import api, auth, forms, inventory_pages, webhook_pages
 from orgsync.services.web.pipeline_history import PipelineHistory
 from orgsync.services.web.render import HERE, render, templates
 
@@ -144,6 +144,7 @@ def create_app(settings: Settings, *, failed_delay: float = auth.FAILED_SIGN_IN_
         Route("/logout", logout, methods=["POST"]),
         *inventory_pages.routes(),
         *forms.routes(),
+        *webhook_pages.routes(),
         *api.routes(),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]

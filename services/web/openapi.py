@@ -222,6 +222,121 @@ ORG = _param("org", TEXT, "organization id or nickname (404 when unknown)")
 TRUE = {"type": "boolean", "default": False}
 PAGE_LIMIT = {"type": "integer", "minimum": 1, "maximum": 10000, "default": 1000}
 
+
+WEBHOOK_ID = {"type": "string", "pattern": "^wh_[0-9a-f]{12}$"}
+WEBHOOK_SCHEMAS: dict[str, Any] = {
+    "Webhook": _object(
+        {
+            "webhook_id": WEBHOOK_ID,
+            "url": TEXT,
+            "org_id": MAYBE_TEXT,
+            "types": {"type": ["array", "null"], "items": TEXT},
+            "pending": COUNT,
+            "delivered": COUNT,
+            "failed": COUNT,
+        },
+        created_at=TIME,
+        last_delivered_at=MAYBE_TIME,
+    ),
+    "NewWebhook": _object(
+        {"url": {"type": "string", "description": "http(s); link-local and metadata refused"}},
+        secret={"type": "string", "description": "whsec_ and base64; made when missing"},
+        org={"type": "string", "description": "only this organization's events"},
+        types={"type": "array", "items": TEXT, "description": "event types; default all"},
+    ),
+    "WebhookAdded": _object(
+        {"webhook_id": WEBHOOK_ID},
+        secret={"type": "string", "description": "the secret it made, shown this once"},
+    ),
+    "Delivery": _object(
+        {
+            "delivery_id": COUNT,
+            "event_id": TEXT,
+            "type": TEXT,
+            "state": {"enum": ["pending", "delivered", "failed"]},
+            "attempts": COUNT,
+        },
+        subject=MAYBE_TEXT,
+        last_status={"type": ["integer", "null"]},
+        last_error=MAYBE_TEXT,
+        since=TIME,
+        next_attempt_at=TIME,
+        delivered_at=MAYBE_TIME,
+    ),
+}
+
+
+def _write(
+    summary: str, cli: str, answer: dict[str, Any], params: list[Any], body: Any = None
+) -> dict[str, Any]:
+    """A POST or DELETE doing what `cli` does; 400 and 404 answer an Error."""
+    operation: dict[str, Any] = {
+        "summary": summary,
+        "description": f"As `{cli}`.",
+        "parameters": params,
+        "responses": {
+            "200": _answer("Done", answer),
+            "400": _answer("Refused, with the reason", ERROR),
+            "401": {"$ref": "#/components/responses/Unauthorized"},
+            "404": _answer("No such webhook, delivery or organization", ERROR),
+        },
+    }
+    if body is not None:
+        operation["requestBody"] = {"required": True, "content": {"application/json": body}}
+    return operation
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+WEBHOOK_PARAM = _param("webhook_id", WEBHOOK_ID, "the webhook", "path")
+WEBHOOKS: dict[str, Any] = {
+    "/api/webhooks": {
+        **_get("Webhooks, their deliveries by state", "orgsync webhooks list", _list("Webhook")),
+        "post": _write(
+            "Add a webhook; answers its id (and the secret it made when none was given)",
+            "orgsync webhooks add",
+            _ref("WebhookAdded"),
+            [],
+            {"schema": _ref("NewWebhook")},
+        ),
+    },
+    "/api/webhooks/{webhook_id}": {
+        "delete": _write(
+            "Stop sending to a webhook (its deliveries stay listed)",
+            "orgsync webhooks remove ID",
+            _object({"removed": WEBHOOK_ID}),
+            [WEBHOOK_PARAM],
+        )
+    },
+    "/api/webhooks/{webhook_id}/deliveries": _get(
+        "A webhook's latest deliveries, newest event first",
+        "orgsync webhooks deliveries ID",
+        _list("Delivery"),
+        [
+            WEBHOOK_PARAM,
+            _param("state", {"enum": ["pending", "delivered", "failed"]}, "only this state"),
+            _param(
+                "limit",
+                {"type": "integer", "minimum": 1, "maximum": 10000, "default": 100},
+                "how many, newest first",
+            ),
+        ],
+    ),
+    "/api/deliveries/{delivery_id}/redeliver": {
+        "post": _write(
+            "Send a delivery again: the same id and body, a fresh retry window",
+            "orgsync webhooks redeliver DELIVERY_ID",
+            _object(
+                {"delivery_id": COUNT, "webhook_id": WEBHOOK_ID, "state": {"const": "pending"}}
+            ),
+            [_param("delivery_id", {"type": "integer", "minimum": 1}, "the delivery", "path")],
+        )
+    },
+}
+SCHEMAS.update(WEBHOOK_SCHEMAS)
+
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {
@@ -358,6 +473,7 @@ DOCUMENT: dict[str, Any] = {
                 },
             },
         },
+        **WEBHOOKS,
     },
     "components": {
         "schemas": SCHEMAS,

@@ -36,7 +36,9 @@ from orgsync.services.read_models import inventory
 from orgsync.services.settings import Settings
 from orgsync.services.testing.moto_aws import SimulatedAws, SimulatedAwsControl
 from orgsync.services.testing.sample_org import OrgSpec, SampleOrg, build_organization
+from orgsync.services.testing.webhook_receiver import Receiver
 from orgsync.services.use_cases import registering, syncs
+from tests.faults import webhooks
 from tests.faults.servers import PrivatePostgres, PrivateRabbitmq
 from tests.faults.state import Counts, Snapshot, compare, snapshot
 from tests.faults.workers import Supervisor
@@ -134,6 +136,8 @@ class Harness:
         self.org: SampleOrg | None = None
         self.org_id = ""
         self.reference: Snapshot | None = None
+        self.receiver = Receiver()  # every run's webhook (tests/faults/webhooks.py)
+        self.webhook_reference: webhooks.Tally | None = None
 
     # ---- setup ---------------------------------------------------------------------------
 
@@ -148,6 +152,7 @@ class Harness:
     def _setup(self) -> None:
         rabbit = threading.Thread(target=self.rabbitmq.init)  # the slowest: start it first
         rabbit.start()
+        self.receiver.start()
         try:
             self.postgres.init()
             self.aws.start()
@@ -167,6 +172,7 @@ class Harness:
             with contextlib.suppress(Exception):  # leave moto as empty as we found it
                 SimulatedAwsControl(self.aws.endpoint_url).reset()
         self.aws.stop()
+        self.receiver.stop()
         self.rabbitmq.close()
         self.postgres.close()
         if not os.environ.get("ORGSYNC_FAULTS_KEEP"):
@@ -189,6 +195,7 @@ class Harness:
             ORGSYNC_WORKER_METRICS_PORT="0",
             ORGSYNC_SYNC_INTERVAL="1h",
             dramatiq_queue_prefetch="4",
+            **webhooks.ENV,
         )
 
     def _register(self) -> None:
@@ -242,6 +249,7 @@ class Harness:
         settings = self.settings(database, name)
         run = Run(name, settings, self.worker_env(settings), self.org_id)
         run.log = self.base / f"{name}.log"
+        webhooks.prepare(settings, self.keyring, self.receiver)
         with House(settings) as run.house:
             if before is not None:
                 before(self, run)
@@ -250,7 +258,7 @@ class Harness:
             with Supervisor(run.env, run.log, **supervisor) as workers:
                 if fault is not None:
                     fault(self, run, workers)
-                settled = self.settle(run)
+                settled = self.settle(run) and webhooks.settle(settings)
                 starts = workers.starts
         seconds = time.monotonic() - started
         with db.connect(settings.database_url) as conn:
@@ -258,11 +266,15 @@ class Harness:
             row = conn.execute(
                 "SELECT redrives FROM syncs WHERE sync_id = %s", (run.sync_id,)
             ).fetchone()
+        delivered = webhooks.tally(settings, self.org_id, self.receiver)
+        run.notes.append(delivered.note())
         if not settled:
             run.notes.append(f"did not settle in {SETTLE_TIMEOUT:.0f} s")
         if self.reference is None:
             self.reference = state
         counts = compare(self.reference, state)
+        self.webhook_reference = self.webhook_reference or delivered
+        webhooks.compare(self.webhook_reference, delivered, counts)
         if not settled and counts.clean:
             counts.lost += 1  # never report a run that did not finish as clean
         redrives = row["redrives"] if row else 0

@@ -21,7 +21,10 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from orgsync.pipelines.credentials import Keyring
+from orgsync.pipelines.webhooks import new_secret
 from orgsync.services.settings import Settings
+from orgsync.services.use_cases import webhooks
 from tests.support.amqp import declare_queues
 from tests.support.exporter import Samples, sample, scrape, start
 from tests.support.waiting import wait_until
@@ -136,6 +139,31 @@ def test_a_finished_sync_reports_its_duration_to_the_last_account_reconciled(
     assert sample(samples, "orgsync_sync_last_running", **org) == 0
     duration = sample(samples, "orgsync_sync_last_duration_seconds", **org)
     assert duration is not None and abs(duration - 14 * 60) < 5
+
+
+def test_webhook_gauges_count_deliveries_by_state_and_the_oldest_pending_one(
+    conn: psycopg.Connection[Any], keyring: Keyring, exporter_url: str
+) -> None:
+    webhook_id = webhooks.add(conn, keyring, "http://127.0.0.1:9/", new_secret())
+    for n in range(4):  # four account.added events
+        conn.execute("INSERT INTO accounts (account_id, name) VALUES (%s, 'a')", (f"{n:012d}",))
+    conn.execute(
+        "INSERT INTO webhook_deliveries (webhook_id, event_seq, state, since)"
+        " SELECT %s, seq, (ARRAY['pending', 'pending', 'failed', 'delivered'])[row_number()"
+        " OVER (ORDER BY seq)], now() - interval '90 seconds' FROM outbound_events",
+        (webhook_id,),
+    )
+    conn.commit()
+
+    samples = scrape(exporter_url)
+
+    for state, n in (("pending", 2), ("failed", 1), ("delivered", 1)):
+        assert (
+            sample(samples, "orgsync_webhook_deliveries", webhook_id=webhook_id, state=state) == n
+        )
+    oldest = sample(samples, "orgsync_webhook_oldest_pending_seconds", webhook_id=webhook_id)
+    assert oldest is not None and 85 < oldest < 150
+    assert sample(samples, "orgsync_events_unpublished") == 4
 
 
 def test_queue_gauges_count_ready_delayed_and_dead_lettered_messages(

@@ -27,3 +27,32 @@ def publish(broker_url: str, queue: str, bodies: list[bytes]) -> None:
             )
     finally:
         connection.close()
+
+
+def bind_to_changes(broker_url: str, queue: str, routing_key: str = "#") -> None:
+    """A queue of a downstream system's own, bound to orgsync's exchange of change events."""
+    from orgsync.pipelines.outbound import EXCHANGE
+
+    connection = pika.BlockingConnection(pika.URLParameters(broker_url))
+    try:
+        channel = connection.channel()
+        channel.exchange_declare(EXCHANGE, exchange_type="topic", durable=True)
+        channel.queue_declare(queue, durable=True)
+        channel.queue_bind(queue, EXCHANGE, routing_key)
+    finally:
+        connection.close()
+
+
+def drain(broker_url: str, queue: str) -> list[tuple[str, bytes]]:
+    """Every message waiting in `queue` as (routing key, body), acknowledged."""
+    connection = pika.BlockingConnection(pika.URLParameters(broker_url))
+    got: list[tuple[str, bytes]] = []
+    try:
+        channel = connection.channel()
+        while True:
+            method, _properties, body = channel.basic_get(queue, auto_ack=True)
+            if method is None:
+                return got
+            got.append((method.routing_key, body))
+    finally:
+        connection.close()

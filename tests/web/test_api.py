@@ -266,6 +266,10 @@ def test_the_openapi_document_describes_every_route(api: TestClient) -> None:
         "/api/queues",
         "/api/registrations",
         "/api/syncs",
+        "/api/webhooks",
+        "/api/webhooks/{webhook_id}",
+        "/api/webhooks/{webhook_id}/deliveries",
+        "/api/deliveries/{delivery_id}/redeliver",
     }
     schema = document["paths"]["/api/registrations"]["post"]["requestBody"]["content"]
     assert "org_role_arn" in schema["application/json"]["schema"]["properties"]

@@ -1,9 +1,10 @@
-"""The exporter's PostgreSQL side: seven named reads sent in one round trip, and their families.
+"""The exporter's PostgreSQL side: nine named reads sent in one round trip, and their families.
 
 Accounts per organization and status, the oldest work waiting at each stage, the last sync of
-each organization, failed accounts, rejected messages, the rate budgets, and the pages each
-organization has held or in flight in the outbox. One connection is kept between scrapes and
-opened again when it went away.
+each organization, failed accounts, rejected messages, the rate budgets, the pages each
+organization has held or in flight in the outbox, and the events for other systems: webhook
+deliveries by state and the events not yet on the exchange. One connection is kept between
+scrapes and opened again when it went away.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ QUERIES = {
     "rejected": SQL["exporter_rejected_messages"],
     "budgets": SQL["exporter_budgets"],
     "pages": dispatch.SHARES,  # the same read as `orgsync queues` and the Pipeline page
+    "webhooks": SQL["exporter_webhooks"],
+    "unpublished": SQL["exporter_events_unpublished"],
 }
 WAITING_STAGE = {s.waits_at or s.name: s.name for s in STAGES}
 
@@ -112,3 +115,18 @@ def add_database(out: dict[str, Family], results: Rows) -> None:
         labels = [row["org_id"], row["org"], row["queue"], row["lane"]]
         out["orgsync_pages_waiting"].add_metric(labels, row["held"])
         out["orgsync_pages_in_flight"].add_metric(labels, row["in_flight"])
+    add_webhooks(out, results)
+
+
+def add_webhooks(out: dict[str, Family], results: Rows) -> None:
+    oldest: dict[str, float] = {}
+    for row in results["webhooks"]:
+        oldest[row["webhook_id"]] = max(oldest.get(row["webhook_id"], 0.0), float(row["oldest"]))
+        if row["state"] is not None:
+            out["orgsync_webhook_deliveries"].add_metric(
+                [row["webhook_id"], row["state"]], row["n"]
+            )
+    for webhook_id, seconds in oldest.items():
+        out["orgsync_webhook_oldest_pending_seconds"].add_metric([webhook_id], seconds)
+    for row in results["unpublished"]:
+        out["orgsync_events_unpublished"].add_metric([], row["n"])

@@ -100,6 +100,23 @@ FAMILIES: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "The shared rate budget's current rate, in calls per second, by organization and API.",
         ("org_id", "org", "api"),
     ),
+    "orgsync_webhook_deliveries": (
+        "gauge",
+        "Webhook deliveries by webhook and state: pending (not yet delivered, retried with "
+        "backoff), delivered, failed (retried for ORGSYNC_WEBHOOK_RETRY_FOR in vain).",
+        ("webhook_id", "state"),
+    ),
+    "orgsync_webhook_oldest_pending_seconds": (
+        "gauge",
+        "Age of a webhook's oldest pending delivery (0 when none waits): a receiver that is "
+        "down or slow shows here.",
+        ("webhook_id",),
+    ),
+    "orgsync_events_unpublished": (
+        "gauge",
+        "Events for other systems not yet published to the exchange orgsync.changes.",
+        (),
+    ),
     "orgsync_exporter_up": (
         "gauge",
         "1 when the service (postgresql, rabbitmq, rabbitmq_management) answered this scrape.",
