@@ -3,24 +3,40 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# what `make demo` (and web, migrate, worker) need: orgsync and the simulated AWS (the `sim`
+# extra), not the test tools; `make test` installs the `test` extra over it
+DEMO_STAMP := $(VENV)/.demo-installed
+CREATED := $(VENV)/.created
 
-.PHONY: compose-env demo test test-faults test-unit test-integration test-e2e test-browser lint typecheck worker migrate clean bench bench-smoke bench-web web screenshots chromium prometheus
+.PHONY: compose-env demo wheel test test-faults test-unit test-integration test-e2e test-browser lint typecheck worker migrate clean bench bench-smoke bench-web web screenshots chromium prometheus
 
-$(STAMP): pyproject.toml
+$(CREATED):
 	@pkg-config --exists icu-uc && command -v g++ >/dev/null || { \
 	  sudo=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$sudo apt-get update && \
 	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
 	    libicu-dev pkg-config g++; }
-	$(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	touch $(CREATED)
+
+$(DEMO_STAMP): pyproject.toml | $(CREATED)
+	$(BIN)/pip install --quiet -e '.[sim]'
+	touch $(DEMO_STAMP)
+
+$(STAMP): pyproject.toml | $(CREATED)
 	$(BIN)/pip install --quiet -e '.[test]'
-	touch $(STAMP)
+	touch $(STAMP) $(DEMO_STAMP)
 
 ## demo: the whole pipeline on an embedded simulated AWS organization (needs local PostgreSQL and RabbitMQ)
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	$(BIN)/orgsync migrate
 	$(BIN)/orgsync demo
+
+## wheel: build dist/orgsync-<version>-py3-none-any.whl (pip builds it; `python -m build` needs
+## the `build` package, which nothing here installs)
+wheel: $(CREATED)
+	$(BIN)/pip wheel --no-deps --wheel-dir dist .
 
 ## compose-env: write .env with generated passwords for `docker compose` (never overwrites it)
 compose-env:
@@ -61,7 +77,7 @@ chromium:
 	    "the browser tests skip without it, and fail under CI=true"
 
 ## web: the web console on http://127.0.0.1:8080/ (needs ORGSYNC_WEB_PASSWORD)
-web: $(STAMP)
+web: $(DEMO_STAMP)
 	$(BIN)/orgsync web
 ## prometheus: Debian's prometheus and promtool for tests/e2e/test_prometheus.py, installed with
 ## apt (sudo when not root) when missing; the service the package starts is stopped and disabled,
@@ -81,10 +97,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy -p orgsync
 
-migrate: $(STAMP)
+migrate: $(DEMO_STAMP)
 	$(BIN)/orgsync migrate
 
-worker: $(STAMP)
+worker: $(DEMO_STAMP)
 	$(BIN)/orgsync worker
 
 ## bench: orgsync at organization scale beside the bare AWS calls (BENCH_ARGS='--accounts 10000')
@@ -98,7 +114,7 @@ bench-smoke: $(STAMP)
 	$(BIN)/python benchmarks/feed_bench.py --smoke
 
 ## bench-web: the web console's listing page at 100,000 accounts: p50 and p95 (target p95 <= 300 ms)
-bench-web: $(STAMP)
+bench-web: $(DEMO_STAMP)
 	$(BIN)/python benchmarks/web_listing.py $(BENCH_ARGS)
 
 clean:

@@ -16,7 +16,11 @@ wrong channel and stay unacked for ever.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -89,10 +93,103 @@ class ScreeningConsumer(_RabbitmqConsumer):
         return names[0] if len(names) == 1 else None
 
 
+# RabbitMQ closes a client connection that sent no heartbeat within its heartbeat timeout (60 s
+# by default; its log says "missed heartbeats from client"). A thread's publisher connection
+# (dramatiq keeps one per thread) sends heartbeats only while it is used, so one left idle for a
+# minute was closed under it: its next publish, and broker.close() at SIGTERM, made pika log
+# ConnectionResetError at error level before dramatiq retried on a new connection. Now a
+# publisher connection idle for a third of the timeout is closed before it is used again (RabbitMQ
+# may have dropped it already: what pika says while it is closed is expected, and dropped), and
+# the publish opens a new one.
+DEFAULT_HEARTBEAT_S = 60.0  # RabbitMQ's default heartbeat timeout, which pika accepts
+PIKA_LOGGERS = (
+    "pika.adapters.utils.io_services_utils",
+    "pika.adapters.base_connection",
+    "pika.adapters.blocking_connection",
+    "pika.connection",
+)
+
+
+class _ClosingStale(logging.Filter):
+    """Drops pika's records on the thread that is closing a connection RabbitMQ may have closed
+    already, and only while it does."""
+
+    active = threading.local()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(self.active, "on", False)
+
+
+_CLOSING_STALE = _ClosingStale()
+for _name in PIKA_LOGGERS:
+    logging.getLogger(_name).addFilter(_CLOSING_STALE)
+
+
+@contextmanager
+def closing_stale() -> Iterator[None]:
+    _ClosingStale.active.on = True
+    try:
+        yield
+    finally:
+        _ClosingStale.active.on = False
+
+
 class Broker(RabbitmqBroker):
+    def __init__(self, *args: Any, clock: Callable[[], float] = time.monotonic, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.clock = clock
+        self.last_used: dict[int, float] = {}  # id(connection) -> opened, or last published on
+
     @property
     def consumer_class(self) -> type[ScreeningConsumer]:
         return ScreeningConsumer
+
+    @property
+    def connection(self) -> pika.BlockingConnection:
+        connection = RabbitmqBroker.connection.fget(self)  # type: ignore[attr-defined]
+        self.last_used.setdefault(id(connection), self.clock())
+        return connection
+
+    @connection.deleter
+    def connection(self) -> None:
+        current = getattr(self.state, "connection", None)
+        if current is not None:
+            self.last_used.pop(id(current), None)
+        RabbitmqBroker.connection.fdel(self)  # type: ignore[attr-defined]
+
+    def enqueue(self, message: Any, *, delay: int | None = None) -> Any:
+        current = getattr(self.state, "connection", None)
+        if current is not None and self._stale(current):
+            with closing_stale():
+                del self.connection
+        try:
+            return super().enqueue(message, delay=delay)
+        finally:
+            if (used := getattr(self.state, "connection", None)) is not None:
+                self.last_used[id(used)] = self.clock()
+
+    def close(self) -> None:
+        """Close every connection; those idle long enough for RabbitMQ to have dropped them
+        first, and quietly."""
+        stale = {c for c in self.connections if self._stale(c)}
+        with closing_stale():
+            for connection in stale:
+                with suppress(Exception):
+                    connection.close()
+        self.connections -= stale
+        self.channels -= {ch for ch in self.channels if getattr(ch, "connection", None) in stale}
+        super().close()
+
+    def _stale(self, connection: Any) -> bool:
+        last = self.last_used.get(id(connection))
+        return last is not None and self.clock() - last > heartbeat(connection) / 3
+
+
+def heartbeat(connection: Any) -> float:
+    """The heartbeat timeout negotiated for `connection`, in seconds (pika keeps it in the
+    connection's parameters once RabbitMQ has proposed it)."""
+    value = getattr(getattr(getattr(connection, "_impl", None), "params", None), "heartbeat", None)
+    return float(value) if isinstance(value, int | float) and value > 0 else DEFAULT_HEARTBEAT_S
 
 
 def make_broker(url: str) -> RabbitmqBroker:

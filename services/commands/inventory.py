@@ -102,7 +102,7 @@ def feed_state(feed: dict[str, Any] | None) -> str:
         return "-"
     parts = [str(feed["queue"]).rsplit("/", 1)[-1], f"{feed['handled'] or 0} events"]
     if feed.get("last_event_at"):
-        parts.append(f"last {feed['last_event_at']}")
+        parts.append(f"last {str(feed['last_event_at'])[:19].replace('T', ' ')}")
     if feed.get("lag_seconds") is not None:
         parts.append(f"lag {feed['lag_seconds']:.1f} s")
     if feed.get("error"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import os
 import signal
 import sys
@@ -94,9 +95,13 @@ def cmd_exporter(ctx: Context, args: argparse.Namespace) -> int:
 def cmd_demo(ctx: Context, args: argparse.Namespace) -> int:
     try:  # the simulated AWS is imported only when asked for; a wheel may not ship it
         from orgsync.services.processes import demo
+
+        # what the simulated AWS starts with, imported there only once it starts
+        importlib.import_module("moto.moto_server.werkzeug_app")
     except ImportError as error:
+        package = (error.name or "moto").split(".")[0]
         raise UserError(
-            f"the demo needs the simulated AWS ({error.name} is not installed):"
+            f"the demo needs the simulated AWS ({package} is not installed):"
             " pip install 'orgsync[sim]', or run `make demo` in a checkout"
         ) from error
 

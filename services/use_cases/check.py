@@ -19,6 +19,7 @@ from orgsync.pipelines.sql import load
 from orgsync.services.adapters import broker, db, keys, queues
 from orgsync.services.errors import ServiceUnavailable
 from orgsync.services.settings import Settings
+from orgsync.services.use_cases import iam_policy
 
 SQL = load("orgsync.services.use_cases")
 
@@ -172,7 +173,12 @@ def check_aws(aws_factory: Callable[[], Any]) -> tuple[Finding, Any]:
         identity = aws.sts.get_caller_identity()
     except Exception as error:
         return Finding("aws", False, f"no usable AWS credentials ({_aws_reason(error)})", fix), None
-    return Finding("aws", True, f"acting as {identity['Arn']}"), aws
+    arn = identity["Arn"]
+    session = iam_policy.session_role(arn)
+    trust = (
+        f" (an assumed-role session: the roles must trust its role, {session})" if session else ""
+    )
+    return Finding("aws", True, f"acting as {arn}{trust}"), aws
 
 
 def _aws_reason(error: Exception) -> str:

@@ -61,18 +61,28 @@ def org_permissions() -> dict[str, Any]:
     }
 
 
+def session_role(arn: str) -> str | None:
+    """The role an assumed-role session ARN came from (without its path, which the session
+    ARN does not carry), or None for any other ARN."""
+    session = _SESSION.fullmatch(arn)
+    if session is None:
+        return None
+    partition, account, role = session.groups()
+    return f"arn:{partition}:iam::{account}:role/{role}"
+
+
 def principal_problem(principal: str) -> str | None:
     """Why `principal` cannot be trusted by orgsync's roles, or None. An assumed-role session
     (what get-caller-identity answers under SSO, CloudShell or an instance role) is refused with
     the role it came from: a trust policy naming a session trusts that session only, and it
     ends within hours."""
-    session = _SESSION.fullmatch(principal)
-    if session:
-        partition, account, role = session.groups()
+    role = session_role(principal)
+    if role:
+        name = role.rsplit("/", 1)[-1]
         return (
             f"{principal} is an assumed-role session, which ends within hours; trust the role it"
-            f" came from: arn:{partition}:iam::{account}:role/{role} (with the role's path, if it"
-            " has one: aws iam get-role --role-name " + role + " --query Role.Arn)"
+            f" came from: {role} (with the role's path, if it has one: aws iam get-role"
+            f" --role-name {name} --query Role.Arn)"
         )
     if not _PRINCIPAL.fullmatch(principal):
         return (

@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from orgsync.services.bootstrap import House
 from orgsync.services.settings import Settings
 from orgsync.services.web import api, auth, forms, inventory_pages, webhook_pages
+from orgsync.services.web.pipeline_history import PipelineHistory
 from orgsync.services.web.render import HERE, render, templates
 
 # no inline script or style anywhere: the only script is /static/app.js
@@ -129,7 +130,12 @@ def create_app(settings: Settings, *, failed_delay: float = auth.FAILED_SIGN_IN_
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         with House(settings) as app.state.house:
-            yield
+            app.state.history = PipelineHistory(app.state.house)
+            app.state.history.start()
+            try:
+                yield
+            finally:
+                app.state.history.stop()
 
     routes = [
         Route("/", lambda request: RedirectResponse("/orgs", status_code=303)),

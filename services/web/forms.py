@@ -2,7 +2,8 @@
 
 Submitting publishes the same `org-registration` message as `orgsync register / update` and
 waits for the verdict; every rule is the registrar's, so each reason is shown beside the field
-it names. Credential fields are never filled in: blank on an edit keeps them.
+it names. Stored credentials are never filled in: blank on an edit keeps them. A rejected
+form shows again what was typed, the external id excepted.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
@@ -17,6 +18,8 @@ from orgsync.services.errors import ServiceUnavailable, UserError
 from orgsync.services.read_models import dispatch, inventory
 from orgsync.services.use_cases import redrive, syncs
 from orgsync.services.web.auth import page
+from orgsync.services.web.chart import line_chart
+from orgsync.services.web.pipeline_history import PipelineHistory
 from orgsync.services.web.render import render
 
 SQL = load("orgsync.services.web")
@@ -96,6 +99,15 @@ def pipeline_state(request: Request) -> dict[str, Any]:
         "stages": stages,
         "feeds": feeds,
         "events": events,
+        **charts(request.app.state.history),
+    }
+
+
+def charts(history: PipelineHistory) -> dict[str, Markup]:
+    depth, rate = history.series()
+    return {
+        "depth_chart": Markup(line_chart(depth, title="Queue depth, last hour")),
+        "rate_chart": Markup(line_chart(rate, title="Accounts reconciled per second, last hour")),
     }
 
 

@@ -61,3 +61,15 @@ ORDER BY {order}
 
 -- name: listing_count
 SELECT count(*) AS n FROM accounts a {where}
+
+-- name: reconciled_per_minute
+-- the Pipeline page's throughput before its console started: accounts reconciled per minute
+-- over the last %s seconds (each account counted at its latest reconciliation)
+SELECT date_trunc('minute', stage_at) AS minute, count(*) AS n FROM accounts
+WHERE stage = 'reconciled' AND stage_at > now() - make_interval(secs => %s)
+GROUP BY 1 ORDER BY 1
+
+-- name: reconciled_since
+-- accounts reconciled since a moment (epoch seconds): the throughput of one sample
+SELECT count(*) AS n FROM accounts
+WHERE stage = 'reconciled' AND stage_at > to_timestamp(%s)

@@ -45,9 +45,15 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def web_url(settings: Settings) -> Iterator[str]:
+def web_app(settings: Settings) -> Any:
+    """The console's application, which `web_url` serves (its state: the pipeline history)."""
+    return create_app(dataclasses.replace(settings, web_password=PASSWORD), failed_delay=0.2)
+
+
+@pytest.fixture
+def web_url(web_app: Any) -> Iterator[str]:
     """`orgsync web` on a free port, in a thread, for one test."""
-    app = create_app(dataclasses.replace(settings, web_password=PASSWORD), failed_delay=0.2)
+    app = web_app
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -63,6 +63,7 @@ def test_signing_in_takes_the_right_password_only(
 
 def test_an_operator_registers_browses_retries_and_watches_a_sync(
     page: Any,
+    web_app: Any,
     web_url: str,
     shoot: Callable[[str], Path],
     settings: Settings,
@@ -81,10 +82,13 @@ def test_an_operator_registers_browses_retries_and_watches_a_sync(
     fill_registration(page, org, org.org_role_arn.replace("arn:aws:", "arn:aw:"))
     reason = page.locator("#field-org_role_arn .reason")
     expect(reason).to_contain_text("partition 'aw' is not one of aws")
-    expect(page.locator("#org_role_arn")).to_have_value("")  # credentials never come back
+    mistyped = org.org_role_arn.replace("arn:aws:", "arn:aw:")
+    expect(page.locator("#org_role_arn")).to_have_value(mistyped)  # kept, to be corrected
+    expect(page.locator("#member_role_name")).to_have_value(org.member_role_name)
     shoot("org-form")
     fill_registration(page, org, org.org_role_arn)
     expect(page.locator("h1")).to_have_text("Request accepted")
+    shoot("verdict")
     org_id = page.locator("[role=status] code").nth(1).inner_text()
     sync_id = syncs.latest_sync(house, org_id)
     assert sync_id is not None
@@ -109,6 +113,20 @@ def test_an_operator_registers_browses_retries_and_watches_a_sync(
     expect(page.locator("main")).not_to_contain_text("Delete")
     shoot("account")
 
+    # the other pages: what discovery left out, the edit form, a page that does not exist
+    page.goto(f"{web_url}/accounts?excluded=1")
+    expect(page.locator("main")).to_contain_text("name_prefix:sandbox-")
+    shoot("excluded")
+    page.goto(f"{web_url}/orgs/{org_id}/edit")
+    expect(page.locator("#exclude_prefixes")).to_have_value("sandbox-")
+    shoot("org-edit")
+    page.goto(f"{web_url}/webhooks")
+    expect(page.locator("h1")).to_have_text("Webhooks")
+    shoot("webhooks")
+    page.goto(f"{web_url}/no-such-page")
+    expect(page.locator("[role=alert]")).to_have_text("no such route: /no-such-page")
+    shoot("not-found")
+
     # the failed validation, retried once AWS lets the role be assumed again
     page.goto(f"{web_url}/failed")
     row = page.locator("tbody tr", has_text=denied.id)
@@ -117,6 +135,7 @@ def test_an_operator_registers_browses_retries_and_watches_a_sync(
     aws.faults.update(deny_assume_role=[])
     row.locator("button:has-text('Retry')").click()
     expect(page.locator("#retry-result")).to_contain_text("would queue 1 account(s)")
+    shoot("retry")
     page.click("button:has-text('Queue 1 account(s) now')")
     expect(page.locator("#retry-result")).to_contain_text("queued 1 account(s)")
     wait_until(lambda: status_of(settings, denied.id) == "ok", TIMEOUT, "the retried account ok")
@@ -131,4 +150,21 @@ def test_an_operator_registers_browses_retries_and_watches_a_sync(
     shoot("pipeline")
     expect(state).to_have_text("complete", timeout=TIMEOUT * 1000)
     assert page.locator("#pipeline").get_attribute("data-refreshed-at")
+
+    # the last hour as charts, drawn on the server: a line per queue, and the accounts per second
+    web_app.state.history.sample()  # what its thread does every 15 s
+    page.reload()
+    depth = page.locator("#depth-chart svg")
+    expect(depth).to_be_visible()
+    box = depth.bounding_box()
+    assert box is not None and box["width"] > 300 and box["height"] > 100
+    expect(depth.locator("polyline.series")).to_have_count(5)  # one per stage queue
+    rate = page.locator("#rate-chart polyline.series")
+    expect(rate).to_have_count(1)
+    expect(page.locator("#rate-chart svg text", has_text="accounts/s")).to_have_count(1)
+    points = (rate.get_attribute("points") or "").split()
+    baseline = max(float(p.split(",")[1]) for p in points)  # y grows downwards
+    assert any(float(p.split(",")[1]) < baseline for p in points)  # the sync's accounts/s
+    page.locator("#depth-chart").scroll_into_view_if_needed()
+    shoot("pipeline-charts")
     aws.faults.update(latency_ms=0)

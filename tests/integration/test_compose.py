@@ -58,9 +58,14 @@ def test_generate_env_writes_random_passwords_once_only_its_owner_can_read(
         "ORGSYNC_RABBITMQ_USER",
         "ORGSYNC_RABBITMQ_PASSWORD",
         "GRAFANA_ADMIN_PASSWORD",
+        "ORGSYNC_WEB_PASSWORD",  # the `web` service refuses to start without one
+        "ORGSYNC_WEB_SESSION_SECRET",
+        "ORGSYNC_API_TOKEN",
+        "AWS_REGION",
     }
-    passwords = [v for k, v in values.items() if k.endswith("PASSWORD")]
-    assert len(set(passwords)) == 3 and all(len(p) >= 32 for p in passwords)
+    secrets = [v for k, v in values.items() if k.endswith(("PASSWORD", "SECRET", "TOKEN"))]
+    assert len(set(secrets)) == 6 and all(len(s) >= 32 for s in secrets)
+    assert "# AWS_ACCESS_KEY_ID=" in first  # where orgsync's own credentials go, commented
     assert env.stat().st_mode & 0o077 == 0
     other = tmp_path / "other.env"
     subprocess.run(["sh", script, other], check=True, capture_output=True, timeout=60)

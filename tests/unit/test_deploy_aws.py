@@ -177,3 +177,11 @@ def test_every_role_template_makes_the_external_id_optional_and_secret() -> None
     for path in (p for p in TEMPLATES if "role" in p.name):
         parameter = template(path.name)["Parameters"]["ExternalId"]
         assert parameter["Default"] == "" and parameter["NoEcho"] is True, path.name
+
+
+def test_a_session_arn_leads_to_its_role_and_other_arns_to_nothing() -> None:
+    session = "arn:aws-us-gov:sts::123456789012:assumed-role/Admin/jane"
+    assert iam_policy.session_role(session) == "arn:aws-us-gov:iam::123456789012:role/Admin"
+    assert iam_policy.session_role("arn:aws:iam::123456789012:role/Admin") is None
+    assert iam_policy.principal_problem("arn:aws:iam::123456789012:user/platform") is None
+    assert "is not an IAM role or user ARN" in str(iam_policy.principal_problem("bob"))

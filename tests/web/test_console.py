@@ -353,3 +353,11 @@ def test_the_change_feed_shows_on_the_organizations_and_pipeline_pages(
 
     history = web.get("/accounts/100000000021").text.split("Badge history")[1]
     assert "a change event" in history
+
+
+def test_the_pipeline_page_draws_the_last_hour_as_svg_charts(web: TestClient) -> None:
+    web.app.state.history.sample()  # type: ignore[attr-defined]  # what its thread does
+    page = web.get("/pipeline?fragment=1").text
+    depth = page.split('id="depth-chart"')[1].split("</figure>")[0]
+    assert depth.count('class="series"') == 5 and "<title>Queue depth, last hour</title>" in depth
+    assert 'id="rate-chart"' in page and "accounts/s" in page
