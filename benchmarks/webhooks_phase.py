@@ -61,7 +61,9 @@ def run(bench: Any, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 }
                 log = workdir / f"webhooks-{'with' if with_webhook else 'without'}.log"
                 with bench.workers_running(args, env, log, settings), House(settings) as house:
-                    result.update(one_run(args, house, keyring, org, endpoint, moto, with_webhook))
+                    result.update(
+                        one_run(bench, args, house, keyring, org, endpoint, moto, with_webhook)
+                    )
     return report(bench, result)
 
 
