@@ -89,7 +89,7 @@ def tally(settings: Settings, org_id: str, receiver: Receiver) -> Tally:
         requests, rejected = len(receiver.received), list(receiver.rejected)
     changes = Counter((r["type"], r["subject"]) for r in rows if r["compared"])
     same = Counter((r["type"], r["subject"], r["data"]) for r in rows if r["compared"])
-    found = Tally(changes, len(rows), requests)
+    found = Tally(changes, events=len(rows), requests=requests)
     found.repeated = [f"{key[0]} {key[1]}" for key, n in same.items() for _ in range(n - 1)]
     found.lost_ids = [r["id"] for r in rows if r["id"] not in bodies]
     found.wrong = [f"signature: {r}" for r in rejected]
