@@ -69,7 +69,7 @@ def test_register_follows_the_first_sync_and_sync_wait_shows_progress_and_a_summ
 
     out = orgsync(settings, aws, "sync", "first", "--wait")
     lines = out.splitlines()
-    sync_id = re.fullmatch(rf"sync ({UUID}) of o-\w+ started", lines[0])
+    sync_id = re.fullmatch(rf"full sync ({UUID}) of o-\w+ started", lines[0])
     assert sync_id
     progress = [line for line in lines if line.startswith("discovery ")]
     assert progress and all("\r" not in line for line in progress)
