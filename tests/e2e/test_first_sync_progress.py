@@ -69,8 +69,9 @@ def test_register_follows_the_first_sync_and_sync_wait_shows_progress_and_a_summ
 
     out = orgsync(settings, aws, "sync", "first", "--wait")
     lines = out.splitlines()
-    sync_id = re.fullmatch(rf"full sync ({UUID}) of o-\w+ started", lines[0])
-    assert sync_id
+    started_lines = [re.fullmatch(rf"full sync ({UUID}) of o-\w+ started", line) for line in lines]
+    sync_id = next((m for m in started_lines if m), None)
+    assert sync_id, lines
     progress = [line for line in lines if line.startswith("discovery ")]
     assert progress and all("\r" not in line for line in progress)
     assert re.match(r"discovery walked \((\d+) accounts\).*reconciled \1/\1", progress[-1])

@@ -58,7 +58,7 @@ def test_a_sync_under_rate_throttling_imports_every_account_and_fails_none(
         return done
 
     wait_until(finished, TIMEOUT, "the sync finished")
-    # what `orgsync orgs` said meanwhile (after the sync's mode, since incremental syncs)
+    # what `orgsync orgs` said meanwhile
     assert any(state.endswith("running, slowed by AWS throttling") for state in states), states
 
     accounts = orgsync(settings, aws, "accounts", "--org", "throttled", "--json")

@@ -274,7 +274,7 @@ class Harness:
             self.reference = state
         counts = compare(self.reference, state)
         self.webhook_reference = self.webhook_reference or delivered
-        webhooks.compare(self.webhook_reference, delivered, counts)
+        webhooks.compare(self.webhook_reference, delivered, counts, first_sync=mode == "full")
         if not settled and counts.clean:
             counts.lost += 1  # never report a run that did not finish as clean
         redrives = row["redrives"] if row else 0
