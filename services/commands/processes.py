@@ -97,7 +97,8 @@ def cmd_demo(ctx: Context, args: argparse.Namespace) -> int:
         from orgsync.services.processes import demo
 
         # what the simulated AWS starts with, imported there only once it starts
-        importlib.import_module("moto.moto_server.werkzeug_app")
+        for module in ("moto", "moto.moto_server.werkzeug_app"):
+            importlib.import_module(module)
     except ImportError as error:
         package = (error.name or "moto").split(".")[0]
         raise UserError(
