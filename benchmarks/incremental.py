@@ -17,7 +17,6 @@ Run by `bench.py` after its full re-sync, on the same organization, workers and 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 from orgsync.pipelines.badges import ORG_PATH_BADGE
@@ -44,21 +43,18 @@ def run(
     sim = ScaleAwsControl(endpoint)
     url = house.settings.database_url
 
-    def incremental() -> Callable[[], float]:
-        def start_and_wait() -> float:
-            sync_id = syncs.sync(house, org_id, trigger="bench", mode=INCREMENTAL)
-            return float(bench.wait_synced(house.settings, sync_id, timeout))
+    def incremental() -> float:
+        sync_id = syncs.sync(house, org_id, trigger="bench", mode=INCREMENTAL)
+        return float(bench.wait_synced(house.settings, sync_id, timeout))
 
-        return start_and_wait
-
-    unchanged = bench.measure(workers, sim, incremental())
+    unchanged = bench.measure(workers, sim, incremental)
     with db.connect(url) as conn:
         accounts = conn.execute(
             "SELECT count(*)::int AS n FROM accounts WHERE org_id = %s AND status <> 'removed'",
             (org_id,),
         ).fetchone()["n"]
     drifted = inject_drift(sim, url, org_id)
-    repaired = bench.measure(workers, sim, incremental())
+    repaired = bench.measure(workers, sim, incremental)
     wrong = check_drift(sim, url, drifted)
     with db.connect(url) as conn:
         size = conn.execute("SELECT pg_database_size(current_database()) AS b").fetchone()["b"]
