@@ -7,8 +7,11 @@ STAMP := $(VENV)/.installed
 # extra), not the test tools; `make test` installs the `test` extra over it
 DEMO_STAMP := $(VENV)/.demo-installed
 CREATED := $(VENV)/.created
+# pytest processes of `make test` (pytest-xdist; the tests wait on workers, AWS and brokers more
+# than on the CPU, so two halve the time on two cores)
+TEST_PROCESSES ?= 2
 
-.PHONY: compose-env demo wheel test test-faults test-unit test-integration test-e2e test-browser lint typecheck worker migrate clean bench bench-smoke bench-web web screenshots chromium prometheus
+.PHONY: compose-env demo wheel test test-faults test-faults-cluster cluster cluster-stop test-unit test-integration test-e2e test-browser lint typecheck worker migrate clean bench bench-smoke bench-web web screenshots chromium prometheus oidc-provider
 
 $(CREATED):
 	@pkg-config --exists icu-uc && command -v g++ >/dev/null || { \
@@ -42,16 +45,33 @@ wheel: $(CREATED)
 compose-env:
 	sh deploy/compose/generate-env .env
 
-## test: lint, type checks, then unit, integration, end-to-end and browser tests, then the fault harness
-test: $(STAMP) prometheus lint typecheck chromium
-	$(BIN)/python -m pytest -m "not faults" --durations=15
+## test: lint, type checks, then unit, integration, end-to-end and browser tests (in
+## TEST_PROCESSES processes, 2 by default), then the fault harness
+test: $(STAMP) prometheus lint typecheck chromium oidc-provider
+	$(BIN)/python -m pytest -m "not faults" -n $(TEST_PROCESSES) --dist loadfile --durations=15
 	$(MAKE) test-faults
+	$(MAKE) test-faults-cluster
 
 ## test-faults: kill -9, RabbitMQ and PostgreSQL restarts, duplicates and throttling over a
 ## 300-account organization, on private servers; prints lost/duplicated/wrong per fault
 ## (ORGSYNC_FAULT_SEED=<n> replays a run)
 test-faults: $(STAMP)
-	$(BIN)/python -m pytest -m faults tests/faults -s
+	$(BIN)/python -m pytest -m "faults and not cluster" tests/faults -s
+
+## test-faults-cluster: a node killed, stopped, restarted in turn and paused during a 300-account
+## sync on a three-node RabbitMQ cluster with quorum queues; the same table (skipped when the
+## cluster cannot start here, a failure under CI=true)
+test-faults-cluster: $(STAMP)
+	$(BIN)/python -m pytest -m cluster tests/faults -s
+
+## cluster: three RabbitMQ nodes of the installed rabbitmq-server, joined, on loopback ports
+## 5681-5683 (CLUSTER_PORT moves them; data under CLUSTER_DIR, /tmp/orgsync-cluster); prints
+## the ORGSYNC_BROKER_URL that lists them. The machine's own node on 5672 is never touched.
+cluster: $(DEMO_STAMP)
+	$(BIN)/python -m tests.faults.cluster start
+
+cluster-stop: $(DEMO_STAMP)
+	$(BIN)/python -m tests.faults.cluster stop
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
@@ -63,11 +83,11 @@ test-e2e: $(STAMP) prometheus
 	$(BIN)/python -m pytest tests/e2e
 
 ## test-browser: the web console in Debian's chromium, driven by Playwright (~25 s)
-test-browser: $(STAMP) chromium
+test-browser: $(STAMP) chromium oidc-provider
 	$(BIN)/python -m pytest -m browser tests/browser
 
 ## screenshots: the browser tests, keeping each page's screenshot in docs/screenshots/
-screenshots: $(STAMP) chromium
+screenshots: $(STAMP) chromium oidc-provider
 	ORGSYNC_SCREENSHOTS_DIR=docs/screenshots $(BIN)/python -m pytest -m browser tests/browser
 
 ## chromium: the system browser the browser tests drive (Playwright's own download is never used)
@@ -75,6 +95,17 @@ chromium:
 	@test -x /usr/bin/chromium || { apt-get update && apt-get install -y chromium; } \
 	  || echo "make: could not install chromium (apt-get install -y chromium, as root);" \
 	    "the browser tests skip without it, and fail under CI=true"
+
+## oidc-provider: the real OpenID Connect provider the browser tests sign in through
+## (tests/oidc: panva's oidc-provider from npm, at the versions of its package-lock.json; node >= 20)
+OIDC_STAMP := tests/oidc/node_modules/.package-lock.json
+oidc-provider: $(OIDC_STAMP)
+$(OIDC_STAMP): tests/oidc/package.json tests/oidc/package-lock.json
+	@command -v npm >/dev/null || { sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y --no-install-recommends nodejs npm; }
+	npm ci --prefix tests/oidc --no-audit --no-fund
+	touch $(OIDC_STAMP)
 
 ## web: the web console on http://127.0.0.1:8080/ (needs ORGSYNC_WEB_PASSWORD)
 web: $(DEMO_STAMP)
@@ -93,6 +124,7 @@ prometheus:
 
 lint: $(STAMP)
 	$(BIN)/ruff check services pipelines tests benchmarks orgsync/__init__.py
+	$(BIN)/ruff format --check services pipelines tests benchmarks orgsync/__init__.py
 
 typecheck: $(STAMP)
 	$(BIN)/mypy -p orgsync

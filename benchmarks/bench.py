@@ -13,7 +13,9 @@ and a vhost of the run's own (dropped afterwards). It measures:
    incremental sync checked to repair them;
 4. the same AWS calls in a bare boto3 loop at the same processes x threads
    (`benchmarks/bare_loop.py`): no broker, no database;
-5. then the "throttled" phase (`benchmarks/throttled.py`, `--throttled-accounts`) and the
+5. the "queue_types" phase (`benchmarks/queue_types.py`): the first sync again with classic
+   queues, then with quorum queues, each in a database and vhost of its own;
+6. then the "throttled" phase (`benchmarks/throttled.py`, `--throttled-accounts`) and the
    "contention" phase (`benchmarks/contention.py`, docs/performance-contention.md): two
    organizations on one simulator, one throttled, change events and a SIGTERM meanwhile. That
    phase drives the `orgsync` of `--orgsync-bin` through its command line only, so that it
@@ -69,6 +71,7 @@ from orgsync.services.use_cases import registering, syncs
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import contention  # contention.py, incremental.py, throttled.py, webhooks_phase.py: beside this
 import incremental
+import queue_types
 import throttled
 import webhooks_phase
 from contention_drive import wait_for
@@ -393,6 +396,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         return {"webhooks": webhooks_phase.run(sys.modules[__name__], args, workdir)}
     with simulator(args, workdir) as endpoint, scratch_services() as settings:
         result = measure_pipeline(args, settings, endpoint, workdir)
+        if not args.no_queue_types:
+            org = scale_aws.describe(endpoint)
+            here = sys.modules[__name__]
+            result["queue_types"] = queue_types.run(here, args, endpoint, org, workdir)
     if args.throttled_accounts:
         result["throttled_phase"] = throttled.run(sys.modules[__name__], args, workdir)
         result["throttled"] = result["throttled_phase"].pop("throttled")
@@ -695,6 +702,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         default=100.0,
         help="the throttled phase's simulator: calls/s (and burst) per API and calling account",
     )
+    parser.add_argument(
+        "--no-queue-types",
+        action="store_true",
+        help="no queue_types phase (a first sync with classic queues, then with quorum queues)",
+    )
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--threads", type=int, default=16)
     parser.add_argument("--tag-changes", type=int, default=100, help="accounts re-tagged")
@@ -727,6 +739,8 @@ def main(argv: list[str] | None = None) -> int:
     elif not (args.only_contention or args.only_webhooks):
         print(table(result))
         print("\n".join(incremental.lines(result["incremental"])))
+    if "queue_types" in result:
+        print(queue_types.table(result["queue_types"]))
     if "throttled_phase" in result:
         phase = result["throttled_phase"]
         print(throttled.table({**phase, **{k: result[k] for k in THROTTLED_KEYS}}))

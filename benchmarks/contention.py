@@ -190,8 +190,10 @@ def run(bench: Any, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         )
         env.pop("ORGSYNC_ENCRYPTION_KEYS", None)
         orgsync = Orgsync(bin_dir, env, workdir)
-        orgsync.run("keys", "generate")
         database = stack.enter_context(scratch_database(orgsync, server_url))
+        # after the database: `keys generate` refuses while the database it is pointed at holds
+        # credentials sealed under other keys (the default one may hold `make demo`'s)
+        orgsync.run("keys", "generate")
         pool = stack.enter_context(WorkerPool(bench, orgsync, args.threads, workdir))
         for _ in range(args.processes):
             pool.start()

@@ -65,7 +65,7 @@ FROM accounts a,
 ANALYZE;
 """
 
-PASSWORD = "bench"
+PASSWORD = "bench-password"
 
 
 def pages(orgs: int) -> list[str]:

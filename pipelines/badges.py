@@ -15,6 +15,7 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 
+from orgsync.pipelines import audit
 from orgsync.pipelines.account_state import StageMark
 from orgsync.pipelines.events import TagsHarvested
 from orgsync.pipelines.references import look_up
@@ -186,11 +187,13 @@ def edit(
     account_id: str,
     put: dict[str, str],
     delete: list[str],
+    by: audit.By | None = None,
 ) -> list[Change] | None:
     """Add (or change) and delete badges by hand, all or nothing; None for an unknown account.
 
     Locks the account row, so a reconciler cannot interleave; recorded in the history with no
-    sync id. Raises EditRefused, writing nothing, when `edit_refusals` gives any reason.
+    sync id, and in the audit trail as `by`. Raises EditRefused, writing nothing, when
+    `edit_refusals` gives any reason.
     """
     with conn.transaction():
         row = conn.execute(SQL["lock_account_for_edit"], (account_id,)).fetchone()
@@ -204,6 +207,11 @@ def edit(
         desired.update({key: Badge(key, value, False) for key, value in put.items()})
         changes = diff(existing, desired)
         apply(conn, [(account_id, c) for c in changes], None)
+        if by is not None and changes:
+            changed = {
+                c.key: {"old": c.old and c.old.value, "new": c.new and c.new.value} for c in changes
+            }
+            by.record(conn, "badges.edit", row["org_id"], changed, subject=account_id)
     return changes
 
 

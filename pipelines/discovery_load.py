@@ -177,7 +177,7 @@ def finish(
                 tally[f"removed:{row['reason']}"] += 1
             if removed := conn.execute(SQL["remove_unseen_accounts"], ids).fetchall():
                 tally["removed:left_organization"] += len(removed)
-            conn.execute(SQL["forget_stale_exclusions"], (org_id, sync_id))
+            conn.execute(SQL["forget_stale_exclusions"], ids)
     counts = summarize(tally)
     conn.execute(SQL["close_walk"], (error is None, error, Jsonb(counts), held, sync_id))
     return counts

@@ -48,4 +48,3 @@ def cloud_event(row: dict[str, Any]) -> dict[str, Any]:
 def encode(event: dict[str, Any]) -> bytes:
     """The event's body: compact JSON with sorted keys, so the same event is the same bytes."""
     return json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-

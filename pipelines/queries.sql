@@ -151,15 +151,32 @@ WHERE org_id = %(org_id)s AND managed_by_org AND status <> 'removed'
   AND sync_id IS DISTINCT FROM %(sync_id)s
   -- a change event read it from AWS while this walk ran: seen, under the feed's sync
   AND (feed_at IS NULL OR feed_at < (SELECT started_at FROM syncs WHERE sync_id = %(sync_id)s))
+  -- nor one a newer sync took while this walk closed (pipelines/discovery.py gives way to it)
+  AND NOT EXISTS (SELECT 1 FROM syncs n WHERE n.sync_id = accounts.sync_id
+                  AND n.started_at > (SELECT started_at FROM syncs WHERE sync_id = %(sync_id)s))
 RETURNING account_id
 
 -- name: forget_stale_exclusions
 -- what earlier walks excluded and this complete one did not see any more
-DELETE FROM excluded_accounts WHERE org_id = %s AND sync_id <> %s
+DELETE FROM excluded_accounts e WHERE e.org_id = %(org_id)s AND e.sync_id <> %(sync_id)s
+  AND NOT EXISTS (SELECT 1 FROM syncs n WHERE n.sync_id = e.sync_id
+                  AND n.started_at > (SELECT started_at FROM syncs WHERE sync_id = %(sync_id)s))
 
 -- name: close_walk
 UPDATE syncs SET walked_at = now(), complete = %s, error = %s, counts = %s, held = %s
 WHERE sync_id = %s
+
+-- name: newer_sync
+-- the organization's latest sync when it started after this one (a change event's feed sync is
+-- dated in the past, so it is never newer)
+SELECT n.sync_id::text AS sync_id FROM syncs s
+JOIN syncs n ON n.org_id = s.org_id AND n.started_at > s.started_at
+WHERE s.sync_id = %s ORDER BY n.started_at DESC LIMIT 1
+
+-- name: close_superseded_walk
+-- a walk that gave way before it was closed; one closed already keeps its counts
+UPDATE syncs SET walked_at = now(), complete = false, error = %s, counts = %s
+WHERE sync_id = %s AND walked_at IS NULL
 
 -- name: record_validations
 -- only accounts still waiting for validation: a duplicate delivery finds them moved on
@@ -171,8 +188,8 @@ RETURNING a.account_id
 
 -- name: record_validation_failures
 INSERT INTO failures (account_id, org_id, stage, code, message, attempts)
-SELECT v.account_id, %s, 'validation', v.code, v.message, %s
-FROM unnest(%s::text[], %s::text[], %s::text[]) AS v(account_id, code, message)
+SELECT v.account_id, %s, 'validation', v.code, v.message, v.attempts
+FROM unnest(%s::text[], %s::text[], %s::text[], %s::int[]) AS v(account_id, code, message, attempts)
 ON CONFLICT (account_id) DO UPDATE SET
     code = EXCLUDED.code, message = EXCLUDED.message, stage = EXCLUDED.stage,
     attempts = failures.attempts + EXCLUDED.attempts, last_failed_at = now()
@@ -366,3 +383,18 @@ INSERT INTO outbox (message_id, queue_name, actor_name, payload, deliver_at, org
 VALUES (%s, %s, %s, %s, now() + make_interval(secs => %s), %s, %s, true)
 ON CONFLICT (message_id) DO UPDATE SET held = true, sent_at = NULL, deliver_at = EXCLUDED.deliver_at
 WHERE outbox.sent_at IS NOT NULL
+
+-- name: record_audit
+-- pipelines/audit.py is this table's one writer, inside the transaction of the change
+INSERT INTO audit_log (actor, via, broker_user, action, org_id, subject, changes)
+VALUES (%(actor)s, %(via)s, %(broker_user)s, %(action)s, %(org_id)s, %(subject)s, %(changes)s)
+
+-- name: audit_trail
+-- newest first; `before` pages back from a row id (the listing's next page)
+SELECT audit_id, at, actor, via, broker_user, action, org_id, subject, changes
+FROM audit_log
+WHERE (%(org_id)s::text IS NULL OR org_id = %(org_id)s)
+  AND (%(org_ids)s::text[] IS NULL OR org_id = ANY(%(org_ids)s))
+  AND (%(before)s::bigint IS NULL OR audit_id < %(before)s)
+ORDER BY audit_id DESC
+LIMIT %(limit)s

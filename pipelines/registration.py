@@ -15,13 +15,13 @@ A rejected request writes nothing but its verdict.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
 
-from orgsync.pipelines import nicknames
+from orgsync.pipelines import audit, nicknames
 from orgsync.pipelines.credentials import Keyring
 from orgsync.pipelines.events import BULK, LIVE, OrgRegistered
 from orgsync.pipelines.idempotency import request_digest, same_request
@@ -55,6 +55,10 @@ class RegistrationMessage:
     message_id: str
     request: object
     problem: Problem | None = None
+    # who asked: what the publishing process (console, API, CLI) says in the message's options,
+    # else `amqp:<the AMQP user_id RabbitMQ vouched for>` (services/adapters/broker.py)
+    by: audit.By = audit.NOBODY_KNOWN
+    broker_user: str | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,7 @@ class Asked:
     digest: str
     existing: Organization | None
     live: LiveCheck = field(default_factory=LiveCheck)
+    message: RegistrationMessage | None = None  # who asked, for the audit trail
 
     @property
     def kind(self) -> str:
@@ -109,7 +114,7 @@ def read(
     if request is None:
         return reject_malformed(conn, request_id, raw, problems, digest)
     existing = load_organization(conn, keyring, request.org_id) if request.org_id else None
-    asked = Asked(request, request_id, digest, existing)
+    asked = Asked(request, request_id, digest, existing, message=message)
     if problem := _stored_problem(conn, request, existing):
         return _reject(conn, asked, [problem])
     return asked
@@ -182,8 +187,37 @@ def write(conn: Conn, keyring: Keyring, asked: Asked) -> tuple[Verdict, list[str
             warnings=asked.live.warnings,
         )
         record(conn, verdict, asked.kind, redacted(request), asked.digest)
+        _audit(conn, asked, org_id, existing, nicknames.normalised(nickname), filters)
         ids = emit(conn, [start_sync(conn, org_id, asked.kind)])
     return verdict, ids
+
+
+def _audit(
+    conn: Conn,
+    asked: Asked,
+    org_id: str,
+    existing: Organization | None,
+    nickname: str,
+    filters: Filters,
+) -> None:
+    """The accepted request's audit row: the nickname and filters old -> new, and only whether
+    the credentials were replaced (they are secrets)."""
+    old = {} if existing is None else {"nickname": existing.nickname, **asdict(existing.filters)}
+    changes = audit.old_new(old, {"nickname": nickname, **asdict(filters)})
+    if asked.request.credentials is not None:
+        changes["credentials"] = audit.SECRET
+    message = asked.message or RegistrationMessage(asked.request_id, None)
+    who, broker_user = message.by, message.broker_user
+    audit.record(
+        conn,
+        who.actor,
+        who.via,
+        f"organization.{asked.kind}",
+        org_id,
+        changes,
+        subject=asked.request_id,
+        broker_user=broker_user,
+    )
 
 
 def _undecodable(conn: Conn, message: RegistrationMessage) -> Verdict:

@@ -70,6 +70,12 @@ class Validation:
         return f"gave up after {self.gave_up_after} attempts: {self.code}: {message}"
 
     @property
+    def attempts(self) -> int:
+        """The tries this verdict counts as failed: a page that went round again because AWS or
+        the rate budget said "not yet" did not try the account."""
+        return self.gave_up_after or 1
+
+    @property
     def reason(self) -> str | None:
         if self.code is None:
             return None
@@ -190,10 +196,10 @@ def record(conn: Conn, event: AccountsDiscovered, verdicts: dict[str, Validation
             SQL["record_validation_failures"],
             (
                 event.org_id,
-                event.attempt,
                 failed,
                 [verdicts[a].code for a in failed],
                 [verdicts[a].detail for a in failed],
+                [verdicts[a].attempts for a in failed],
             ),
         )
     if not stored:

@@ -111,7 +111,9 @@ class House:
         if self._given_broker is not None:
             return self._given_broker
         return self.own(
-            "broker", lambda: make_broker(self.settings.broker_url), dramatiq.Broker.close
+            "broker",
+            lambda: make_broker(self.settings.broker_url, self.settings.queue_type),
+            dramatiq.Broker.close,
         )
 
     @property

@@ -57,6 +57,9 @@ WEBHOOK_RETRY_FOR_BOUNDS = (1.0, 7 * 86400.0)
 DEFAULT_WEBHOOK_TIMEOUT = 10.0
 WEBHOOK_TIMEOUT_BOUNDS = (0.5, 120.0)
 DEFAULT_WEBHOOK_THREADS = 4
+# a registration request fits in 64 KiB (a queue message at most, services/adapters/screening.py);
+# every form and API body is smaller still, so a body past 256 KiB is refused before it is read
+DEFAULT_WEB_MAX_BODY_BYTES = 256 * 1024
 
 _DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)([smh]?)")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600}
@@ -84,7 +87,8 @@ def parse_duration(text: str, name: str) -> float:
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
-    broker_url: str = DEFAULT_BROKER_URL
+    broker_url: str = DEFAULT_BROKER_URL  # one AMQP URL, or one per node separated by commas
+    queue_type: str | None = None  # quorum or classic; None: what the vhost holds, else quorum
     encryption_keys: str | None = None
     encryption_key_file: Path = DEFAULT_KEY_FILE
     sync_interval: float = DEFAULT_SYNC_INTERVAL
@@ -118,10 +122,19 @@ class Settings:
     web_secure_cookies: bool = False  # True: Secure cookies even without X-Forwarded-Proto
     web_trusted_proxies: str = "127.0.0.1"  # who may set X-Forwarded-Proto
     api_token: str | None = field(default=None, repr=False)
+    web_password_sign_in: bool = True  # False: OIDC only, the break-glass password turned off
+    # sign-in through the organization's identity provider (services/web/oidc.py)
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = field(default=None, repr=False)
+    oidc_groups_claim: str = "groups"
+    oidc_scopes: str = "openid email profile"  # some providers send groups only for a scope
     webhook_first_retry: float = DEFAULT_WEBHOOK_FIRST_RETRY
     webhook_retry_for: float = DEFAULT_WEBHOOK_RETRY_FOR
     webhook_timeout: float = DEFAULT_WEBHOOK_TIMEOUT
     webhook_threads: int = DEFAULT_WEBHOOK_THREADS
+    # the largest request body `orgsync web` reads; a larger one is refused (413) unread
+    web_max_body_bytes: int = DEFAULT_WEB_MAX_BODY_BYTES
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -135,9 +148,10 @@ class Settings:
         log_format = get("ORGSYNC_LOG_FORMAT") or "json"
         if log_format not in ("json", "console"):
             raise SettingsError(f"ORGSYNC_LOG_FORMAT={log_format!r}: expected json or console")
-        return cls(
+        made = cls(
             database_url=_database_url(get("ORGSYNC_DATABASE_URL") or DEFAULT_DATABASE_URL),
             broker_url=_broker_url(get("ORGSYNC_BROKER_URL") or DEFAULT_BROKER_URL),
+            queue_type=_queue_type(get("ORGSYNC_QUEUE_TYPE")),
             encryption_keys=get("ORGSYNC_ENCRYPTION_KEYS"),
             encryption_key_file=Path(key_file) if key_file else DEFAULT_KEY_FILE,
             sync_interval=(
@@ -208,6 +222,18 @@ class Settings:
             ),
             web_trusted_proxies=get("ORGSYNC_WEB_TRUSTED_PROXIES") or "127.0.0.1",
             api_token=get("ORGSYNC_API_TOKEN"),
+            web_password_sign_in=_on_off(
+                get("ORGSYNC_WEB_PASSWORD_SIGN_IN"), "ORGSYNC_WEB_PASSWORD_SIGN_IN"
+            ),
+            oidc_issuer=_issuer(get("ORGSYNC_OIDC_ISSUER")),
+            oidc_client_id=get("ORGSYNC_OIDC_CLIENT_ID"),
+            oidc_client_secret=_secret_or_file(
+                get("ORGSYNC_OIDC_CLIENT_SECRET"),
+                get("ORGSYNC_OIDC_CLIENT_SECRET_FILE"),
+                "ORGSYNC_OIDC_CLIENT_SECRET",
+            ),
+            oidc_groups_claim=get("ORGSYNC_OIDC_GROUPS_CLAIM") or "groups",
+            oidc_scopes=_scopes(get("ORGSYNC_OIDC_SCOPES")),
             webhook_first_retry=_bounded_duration(
                 get("ORGSYNC_WEBHOOK_FIRST_RETRY"),
                 "ORGSYNC_WEBHOOK_FIRST_RETRY",
@@ -232,7 +258,84 @@ class Settings:
                 DEFAULT_WEBHOOK_THREADS,
                 64,
             ),
+            web_max_body_bytes=_count(
+                get("ORGSYNC_WEB_MAX_BODY_BYTES"),
+                "ORGSYNC_WEB_MAX_BODY_BYTES",
+                DEFAULT_WEB_MAX_BODY_BYTES,
+                most=64 * 1024 * 1024,
+                least=1024,
+            ),
         )
+        check_web_secrets(made)
+        return made
+
+
+# shorter ones are refused at start: a short session secret lets the signed cookie that /login
+# hands out be searched offline for it, and then a session be forged
+MIN_WEB_PASSWORD, MIN_API_TOKEN, MIN_SESSION_SECRET = 12, 32, 32
+
+
+def check_web_secrets(settings: Settings) -> None:
+    """The console's secrets are long enough to resist guessing; raises SettingsError."""
+    for name, value, least in (
+        ("ORGSYNC_WEB_PASSWORD", settings.web_password, MIN_WEB_PASSWORD),
+        ("ORGSYNC_API_TOKEN", settings.api_token, MIN_API_TOKEN),
+        ("ORGSYNC_WEB_SESSION_SECRET", settings.web_session_secret, MIN_SESSION_SECRET),
+    ):
+        if value is not None and len(value) < least:
+            raise SettingsError(
+                f"{name} is {len(value)} characters: at least {least} are needed"
+                " (python3 -c 'import secrets; print(secrets.token_urlsafe(32))' makes one)"
+            )
+
+
+def _on_off(text: str | None, name: str) -> bool:
+    if text is None:
+        return True
+    if text.lower() not in ("on", "off", "true", "false", "1", "0", "yes", "no"):
+        raise SettingsError(f"{name}={_cut(text)!r}: expected on or off")
+    return text.lower() in ("on", "true", "1", "yes")
+
+
+def _issuer(text: str | None) -> str | None:
+    """The identity provider's issuer URL, whose /.well-known/openid-configuration is read."""
+    if text is None:
+        return None
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(text)
+    if parts.scheme not in ("https", "http") or not parts.netloc or parts.query:
+        raise SettingsError(
+            f"ORGSYNC_OIDC_ISSUER={_cut(text)!r}: expected the issuer's URL, such as"
+            " https://login.example.com/realms/main"
+        )
+    return text.rstrip("/")
+
+
+def _scopes(text: str | None) -> str:
+    if text is None:
+        return "openid email profile"
+    scopes = text.replace(",", " ").split()
+    if "openid" not in scopes or any(not s.isascii() or not s.isprintable() for s in scopes):
+        raise SettingsError(
+            f"ORGSYNC_OIDC_SCOPES={_cut(text)!r}: expected scopes separated by spaces,"
+            " openid among them (such as: openid email profile groups)"
+        )
+    return " ".join(scopes)
+
+
+def _secret_or_file(value: str | None, path: str | None, name: str) -> str | None:
+    if value is not None and path is not None:
+        raise SettingsError(f"{name} and {name}_FILE are both set: keep one")
+    if path is None:
+        return value
+    try:
+        secret = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as error:
+        raise SettingsError(f"{name}_FILE={_cut(path)!r}: {error}") from None
+    if not secret:
+        raise SettingsError(f"{name}_FILE={_cut(path)!r} is empty")
+    return secret
 
 
 def _bounded_duration(
@@ -387,20 +490,43 @@ def _database_url(url: str) -> str:
     return url
 
 
-def _broker_url(url: str) -> str:
-    from urllib.parse import urlsplit
+def _broker_url(text: str) -> str:
+    """One AMQP URL, or several separated by commas (one per node of a cluster, all on the
+    same vhost): clients connect to any that answers."""
+    from urllib.parse import unquote, urlsplit
 
     example = "amqp://USER:PASSWORD@HOST[:PORT]/VHOST (%2F for the default vhost)"
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 (raises on a port that is not a number)
-    except ValueError:
-        parts = None
-    if parts is None or parts.scheme not in ("amqp", "amqps") or not parts.hostname:
+    urls = [part.strip() for part in text.split(",")]
+    vhosts = set()
+    for url in urls:
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 (raises on a port that is not a number)
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme not in ("amqp", "amqps") or not parts.hostname:
+            raise SettingsError(
+                f"ORGSYNC_BROKER_URL={_shown(url)!r} is not a RabbitMQ URL: expected {example},"
+                " or several separated by commas"
+            )
+        vhosts.add(unquote(parts.path[1:]) or "/")
+    if len(vhosts) > 1:
         raise SettingsError(
-            f"ORGSYNC_BROKER_URL={_shown(url)!r} is not a RabbitMQ URL: expected {example}"
+            f"ORGSYNC_BROKER_URL={_shown(text)!r}: every URL must name the same vhost (one per"
+            " node of one cluster)"
         )
-    return url
+    return ",".join(urls)
+
+
+QUEUE_TYPES = ("quorum", "classic")
+
+
+def _queue_type(text: str | None) -> str | None:
+    if text is None:
+        return None
+    if text.lower() not in QUEUE_TYPES:
+        raise SettingsError(f"ORGSYNC_QUEUE_TYPE={_cut(text)!r}: expected quorum or classic")
+    return text.lower()
 
 
 def _log_level(text: str) -> str:

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import dramatiq
 import dramatiq.errors
@@ -32,7 +32,10 @@ from dramatiq.brokers.rabbitmq import RabbitmqBroker, _RabbitmqConsumer
 from dramatiq.common import q_name
 from dramatiq.middleware import CurrentMessage
 
+from orgsync.pipelines.events import REGISTRATION_QUEUE
 from orgsync.services.adapters import connection_advice
+from orgsync.services.adapters.nodes import parameters, urls
+from orgsync.services.adapters.queue_types import TypedQueues
 from orgsync.services.adapters.screening import problem, stand_in
 from orgsync.services.errors import ServiceUnavailable
 
@@ -47,11 +50,6 @@ def unreadable_reason(raw: object) -> str | None:
     return None
 
 
-def describe(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.hostname or 'localhost'}:{parts.port or 5672}/{unquote(parts.path[1:]) or '/'}"
-
-
 def replacement(body: bytes, reason: str, queue: str, actor: str, amqp_id: object) -> bytes:
     """The envelope that hands `reason` to the queue's actor in place of an unreadable body."""
     return json.dumps(
@@ -64,6 +62,24 @@ def replacement(body: bytes, reason: str, queue: str, actor: str, amqp_id: objec
             "message_id": stand_in(body, amqp_id),
         }
     ).encode()
+
+
+def with_broker_user(body: bytes, user_id: object) -> bytes:
+    """A screened registration envelope whose `orgsync_broker_user` option is the AMQP
+    `user_id` property, which RabbitMQ refuses unless it names the publishing connection's
+    user; without one the option goes, whatever the body said (the audit trail then names
+    `amqp:unknown`). A retry republished by a worker carries none, so it loses the name too."""
+    envelope = json.loads(body)
+    options = envelope["options"]
+    options.pop(BROKER_USER, None)
+    if isinstance(user_id, str) and user_id:
+        options[BROKER_USER] = user_id[:300]
+    return json.dumps(envelope).encode()
+
+
+# message options (schema/messages/envelope.json): who asked, as the publishing process says,
+# and the broker user the consumer read off the AMQP properties
+CLAIMED_ACTOR, CLAIMED_VIA, BROKER_USER = "orgsync_actor", "orgsync_via", "orgsync_broker_user"
 
 
 class ScreeningConsumer(_RabbitmqConsumer):
@@ -85,6 +101,8 @@ class ScreeningConsumer(_RabbitmqConsumer):
                         reason = f"{reason} (on {self.queue_name})"
                     amqp_id = getattr(properties, "message_id", None)
                     body = replacement(body, reason, self.queue_name, actor, amqp_id)
+                elif q_name(self.queue_name) == REGISTRATION_QUEUE:
+                    body = with_broker_user(body, getattr(properties, "user_id", None))
             yield method, properties, body
 
     def _actor(self) -> str | None:
@@ -134,9 +152,25 @@ def closing_stale() -> Iterator[None]:
         _ClosingStale.active.on = False
 
 
-class Broker(RabbitmqBroker):
-    def __init__(self, *args: Any, clock: Callable[[], float] = time.monotonic, **kwargs: Any):
-        super().__init__(*args, **kwargs)
+class Broker(TypedQueues, RabbitmqBroker):
+    """dramatiq's RabbitMQ broker on every node of ORGSYNC_BROKER_URL, declaring its queues with
+    the type of ORGSYNC_QUEUE_TYPE (`queue_type`; None: the type the vhost's orgsync queues
+    have, quorum for a vhost with none yet; see adapters/queue_types.py)."""
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        queue_type: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        **kwargs: Any,
+    ):
+        super().__init__(url=urls(url), **kwargs)
+        self.url = url
+        self.node_parameters = parameters(url)
+        self.chosen_type = queue_type
+        self._queue_type = queue_type
+        self._type_lock = threading.Lock()
         self.clock = clock
         self.last_used: dict[int, float] = {}  # id(connection) -> opened, or last published on
 
@@ -184,6 +218,15 @@ class Broker(RabbitmqBroker):
         last = self.last_used.get(id(connection))
         return last is not None and self.clock() - last > heartbeat(connection) / 3
 
+    @property
+    def parameters(self) -> list[pika.URLParameters]:
+        """Every node, in a new order for each connection (`parameters` above)."""
+        return random.sample(self.node_parameters, len(self.node_parameters))
+
+    @parameters.setter
+    def parameters(self, value: Any) -> None:  # dramatiq's __init__ sets them
+        self.node_parameters = value if isinstance(value, list) else [value]
+
 
 def heartbeat(connection: Any) -> float:
     """The heartbeat timeout negotiated for `connection`, in seconds (pika keeps it in the
@@ -192,10 +235,10 @@ def heartbeat(connection: Any) -> float:
     return float(value) if isinstance(value, int | float) and value > 0 else DEFAULT_HEARTBEAT_S
 
 
-def make_broker(url: str) -> RabbitmqBroker:
+def make_broker(url: str, queue_type: str | None = None) -> Broker:
     # confirm_delivery: every publish waits for RabbitMQ's confirm and is mandatory, so a
     # message that cannot be stored raises instead of vanishing (dramatiq's default is off).
-    broker = Broker(url=url, confirm_delivery=True)
+    broker = Broker(url=url, queue_type=queue_type, confirm_delivery=True)
     broker.add_middleware(CurrentMessage())
     return broker
 
@@ -207,7 +250,7 @@ def unavailable(url: str, error: Exception) -> ServiceUnavailable:
 def connect(url: str) -> pika.BlockingConnection:
     """A plain AMQP connection, or one line saying why there is none and what to do."""
     try:
-        return pika.BlockingConnection(pika.URLParameters(url))
+        return pika.BlockingConnection(parameters(url))
     except (pika.exceptions.AMQPError, OSError) as error:
         raise unavailable(url, error) from error
 
@@ -217,3 +260,16 @@ def publish(broker: dramatiq.Broker, url: str, message: dramatiq.Message[object]
         broker.enqueue(message)
     except dramatiq.errors.ConnectionError as error:
         raise unavailable(url, error) from error
+
+
+def check_queues(settings: Any, names: list[str]) -> None:
+    """Declare these queues as a worker would: one line (QueueTypeMismatch) when they are of
+    another type than ORGSYNC_QUEUE_TYPE, ServiceUnavailable when RabbitMQ cannot be reached."""
+    broker = make_broker(settings.broker_url, settings.queue_type)
+    try:
+        for name in names:
+            broker.declare_queue(name, ensure=True)
+    except dramatiq.errors.ConnectionError as error:
+        raise unavailable(settings.broker_url, error) from error
+    finally:
+        broker.close()

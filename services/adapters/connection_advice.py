@@ -43,8 +43,9 @@ def _first_line(error: BaseException) -> str:
 
 
 def rabbitmq(url: str, error: BaseException) -> Advice:
-    parts = urlsplit(url)
-    where = f"{parts.hostname or 'localhost'}:{parts.port or 5672}"
+    nodes = [urlsplit(node.strip()) for node in url.split(",")]  # one URL per node
+    parts = nodes[0]
+    where = ",".join(f"{p.hostname or 'localhost'}:{p.port or 5672}" for p in nodes)
     vhost = unquote(parts.path[1:]) or "/"
     user = unquote(parts.username or "guest")
     text = _chain(error)

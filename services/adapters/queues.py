@@ -77,7 +77,7 @@ def add_management(rows: list[dict[str, Any]], broker_url: str, management_url: 
     """Add what only the management API knows to `rows`: messages in flight (delivered, not
     yet acked), rates, and delayed messages a worker holds until they are due (a passive
     declare counts ready ones only). False when the API did not answer."""
-    vhost = unquote(urlsplit(broker_url).path[1:]) or "/"
+    vhost = unquote(urlsplit(broker_url.split(",")[0]).path[1:]) or "/"
     parts = urlsplit(management_url)
     base = f"{parts.scheme}://{parts.hostname}:{parts.port or 15672}"
     auth = b64encode(f"{parts.username or 'guest'}:{parts.password or 'guest'}".encode()).decode()

@@ -17,6 +17,8 @@ import psycopg
 
 from orgsync.pipelines.credentials import CredentialError
 from orgsync.services.commands import (
+    access,
+    audit,
     inventory,
     operator,
     organizations,
@@ -29,7 +31,7 @@ from orgsync.services.errors import ServiceUnavailable, UserError
 from orgsync.services.settings import Settings, SettingsError
 
 # the command groups, in the order `orgsync --help` lists them
-GROUPS = (setup, organizations, inventory, operator, webhooks, processes)
+GROUPS = (setup, organizations, inventory, operator, webhooks, access, audit, processes)
 # long-running processes keep their structured logs on stderr (the worker's come from its
 # dramatiq processes, which configure their own); other commands show them only with
 # --verbose, so that a library's warnings never come before a one-line answer, and pika's

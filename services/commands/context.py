@@ -4,10 +4,12 @@ share."""
 from __future__ import annotations
 
 import argparse
+import getpass
+import os
 from collections.abc import Callable
 from typing import Any
 
-from orgsync.pipelines import numbers
+from orgsync.pipelines import access, audit, numbers
 from orgsync.pipelines.orgs import resolve_org_id
 from orgsync.services.bootstrap import House
 from orgsync.services.errors import UserError
@@ -27,6 +29,11 @@ class Context:
     def connect(self) -> Any:
         return self.house.connect()
 
+    @property
+    def by(self) -> audit.By:
+        """Who runs this command, for the audit trail: `cli:<os user>` (admin on all)."""
+        return audit.By(access.administrator("cli", os_user()), "cli")
+
     def org_id(self, conn: Any, ref: str) -> str:
         org_id = resolve_org_id(conn, ref)
         if org_id is None:
@@ -34,6 +41,14 @@ class Context:
                 f"no organization {ref!r} (give its id or nickname; see `orgsync orgs`)"
             )
         return org_id
+
+
+def os_user() -> str:
+    """The login name, else the numeric uid (a container's user may have no name)."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return str(os.getuid())
 
 
 def duration(flag: str, *, whole: bool = True) -> Callable[[str], Any]:

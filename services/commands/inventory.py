@@ -262,7 +262,7 @@ def edit_badges(ctx: Context, action: str, words: list[str]) -> int:
         put[key] = value
     with ctx.connect() as conn:
         try:
-            changes = badges.edit(conn, account_id, put, delete)
+            changes = badges.edit(conn, account_id, put, delete, ctx.by)
         except badges.EditRefused as refused:
             raise UserError(f"nothing changed: {'; '.join(refused.reasons)}") from refused
     if changes is None:
@@ -278,7 +278,7 @@ def cmd_account(ctx: Context, args: argparse.Namespace) -> int:
 
     with ctx.connect() as conn:
         if args.account_command == "delete":
-            standalone.delete(conn, args.account_id)
+            standalone.delete(conn, args.account_id, ctx.by)
             print(f"deleted account {args.account_id}")
             return 0
         creds = standalone.AccountCredentials(
@@ -289,10 +289,10 @@ def cmd_account(ctx: Context, args: argparse.Namespace) -> int:
         )
         keyring = keys.load_keyring(ctx.settings)
         if args.account_command == "add":
-            standalone.add(conn, keyring, args.account_id, creds, args.name)
+            standalone.add(conn, keyring, args.account_id, creds, args.name, ctx.by)
             print(f"added standalone account {args.account_id}")
         else:
-            standalone.set_credentials(conn, keyring, args.account_id, creds)
+            standalone.set_credentials(conn, keyring, args.account_id, creds, ctx.by)
             print(f"replaced the credentials of account {args.account_id}")
     return 0
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from orgsync.pipelines.credentials import CredentialError
 from orgsync.pipelines.orgs import load_organization
-from orgsync.services.adapters import dead_letters, keys, queues
+from orgsync.services.adapters import dead_letters, keys, queue_migration, queue_types, queues
 from orgsync.services.commands.context import Command, Context, duration
 from orgsync.services.commands.output import print_json, table
 from orgsync.services.errors import ServiceUnavailable, UserError
@@ -31,16 +31,33 @@ def cmd_failed(ctx: Context, args: argparse.Namespace) -> int:
     with ctx.connect() as conn:
         print("\n".join(why_they_fail(ctx, conn, rows)))
     try:
-        dead = dead_letters.dead_letter_count(ctx.settings.broker_url)
+        depths = queues.depths(ctx.settings.broker_url)
     except ServiceUnavailable as error:
-        print(f"dead-lettered validations not counted: {error}")
+        print(f"dead-lettered messages not counted: {error}")
         return 0
-    if dead:
-        print(
-            f"{dead} validation message(s) dead-lettered in {dead_letters.DEAD_LETTERS} without an"
-            " outcome: `orgsync retry-failed` re-drives them"
-        )
+    for line in dead_lettered(depths):
+        print(line)
     return 0
+
+
+def dead_lettered(depths: list[dict[str, Any]]) -> Iterator[str]:
+    """A line per queue whose `Q.XQ` holds messages: those dramatiq gave up on, and those
+    RabbitMQ took out of a quorum queue past its delivery limit (their consumers kept dying)."""
+    for row in depths:
+        if not row["dead_lettered"]:
+            continue
+        where = f"{row['queue']}.XQ"
+        if where == dead_letters.DEAD_LETTERS:
+            yield (
+                f"{row['dead_lettered']} validation message(s) dead-lettered in {where} without"
+                " an outcome: `orgsync retry-failed` re-drives them"
+            )
+        else:
+            yield (
+                f"{row['dead_lettered']} message(s) dead-lettered in {where}: their worker failed"
+                " on them, or kept dying while holding them (the delivery limit:"
+                " docs/operations.md#the-delivery-limit-and-dead-letters)"
+            )
 
 
 def why_they_fail(ctx: Context, conn: Any, rows: list[dict[str, Any]]) -> Iterator[str]:
@@ -74,7 +91,9 @@ def member_role(ctx: Context, conn: Any, org_id: str) -> str | None:
 def cmd_retry_failed(ctx: Context, args: argparse.Namespace) -> int:
     with ctx.connect() as conn:
         org_id = ctx.org_id(conn, args.org) if args.org else None
-    result = redrive.retry_failed(ctx.house, org_id, args.account, args.code, args.dry_run)
+    result = redrive.retry_failed(
+        ctx.house, org_id, args.account, args.code, args.dry_run, by=ctx.by
+    )
     if args.json:
         print_json({"queued": result.queued, **dataclasses.asdict(result)})
     else:
@@ -88,6 +107,10 @@ WAITING_COLUMNS = ["org_id", "org", "queue", "lane", "held", "in_flight"]
 
 
 def cmd_queues(ctx: Context, args: argparse.Namespace) -> int:
+    if args.action == "migrate":
+        return migrate_queues(ctx, args)
+    if args.to:
+        raise UserError("--to goes with `orgsync queues migrate --to quorum|classic`")
     while True:
         rows, problem = dispatch.queue_depths(ctx.house)
         if args.json:
@@ -103,6 +126,35 @@ def cmd_queues(ctx: Context, args: argparse.Namespace) -> int:
             return 0
         time.sleep(args.interval)
         print()
+
+
+def migrate_queues(ctx: Context, args: argparse.Namespace) -> int:
+    if not args.to:
+        raise UserError("orgsync queues migrate: say the type, --to quorum or --to classic")
+    moved = queue_migration.migrate(
+        ctx.settings.broker_url, args.to, report=(lambda m: None) if args.json else print_moved
+    )
+    if args.json:
+        print_json([dataclasses.asdict(m) for m in moved])
+        return 0
+    changed = sum(m.migrated for m in moved)
+    if dropped := sum(m.dropped for m in moved):
+        print(
+            f"{dropped} message(s) published in the instant a quorum queue was deleted were"
+            " dropped with it: the stuck-sync re-drive (ORGSYNC_STUCK_AFTER) sends their pages"
+            " again"
+        )
+    print(
+        f"{changed} queue(s) moved to {args.to}, {sum(m.messages for m in moved)} message(s)"
+        f" with them; every orgsync queue is {args.to} now"
+        + (f": set ORGSYNC_QUEUE_TYPE={args.to} (or leave it unset)" if changed else "")
+    )
+    return 0
+
+
+def print_moved(moved: queue_migration.Moved) -> None:
+    what = f"moved, {moved.messages} message(s)" if moved.migrated else "already of the type"
+    print(f"{moved.queue}: {what}", flush=True)
 
 
 def add(command: Command) -> None:
@@ -126,6 +178,14 @@ def add(command: Command) -> None:
         " turn in PostgreSQL",
         json=True,
     )
+    p.add_argument(
+        "action",
+        nargs="?",
+        choices=["migrate"],
+        help="migrate: move every orgsync queue to the type --to says, messages and all,"
+        " workers running or not",
+    )
+    p.add_argument("--to", choices=queue_types.TYPES, help="the queue type `migrate` moves to")
     p.add_argument("--watch", action="store_true", help="print again every --interval seconds")
     p.add_argument(
         "--interval",

@@ -74,7 +74,7 @@ def cmd_register(ctx: Context, args: argparse.Namespace) -> int:
         with ctx.connect() as conn:
             org_id = ctx.org_id(conn, args.org)
     request = request_from(args, org_id)
-    registering.submit(ctx.house, request)
+    registering.submit(ctx.house, request, ctx.by)
     if args.no_wait:
         document = {"request_id": request["request_id"], "queued": True}
         print_json(document) if args.json else print(f"queued request {request['request_id']}")
@@ -109,7 +109,9 @@ def cmd_sync(ctx: Context, args: argparse.Namespace) -> int:
     with ctx.connect() as conn:
         org_id = ctx.org_id(conn, args.org)
     mode = INCREMENTAL if args.incremental else FULL
-    sync_id = syncs.sync(ctx.house, org_id, confirm_removals=args.confirm_removals, mode=mode)
+    sync_id = syncs.sync(
+        ctx.house, org_id, confirm_removals=args.confirm_removals, mode=mode, by=ctx.by
+    )
     if not args.wait:
         print_json({"org_id": org_id, "sync_id": sync_id, "mode": mode}) if args.json else print(
             f"{mode} sync {sync_id} of {org_id} started"

@@ -68,3 +68,19 @@ def table(
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
     return "\n".join(lines)
+
+
+def changes_text(changes: dict[str, Any]) -> str:
+    """`field: old -> new` (or `field: value`), one field after another."""
+    parts = []
+    for name, value in changes.items():
+        if isinstance(value, dict) and set(value) == {"old", "new"}:
+            parts.append(f"{name}: {_short(value['old'])} -> {_short(value['new'])}")
+        else:
+            parts.append(f"{name}: {_short(value)}")
+    return "; ".join(parts)
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= 60 else f"{text[:57]}..."

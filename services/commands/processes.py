@@ -12,6 +12,7 @@ import threading
 
 from orgsync.pipelines.events import STAGES
 from orgsync.services.adapters import keys, queues
+from orgsync.services.adapters.broker import check_queues
 from orgsync.services.commands.context import Command, Context, duration, whole
 from orgsync.services.errors import UserError
 from orgsync.services.processes.grace import shutdown_timeout_ms
@@ -37,8 +38,10 @@ def cmd_worker(ctx: Context, args: argparse.Namespace) -> int:
     with ctx.connect():  # fail fast, in one line, when PostgreSQL is down
         pass
     queues.depths(ctx.settings.broker_url)  # and when RabbitMQ is
-    keys.load_keyring(ctx.settings)
     queue_stages = [s for s in stages if s != FEED_STAGE]
+    # and when the queues are of another type than ORGSYNC_QUEUE_TYPE
+    check_queues(ctx.settings, [table[s] for s in queue_stages])
+    keys.load_keyring(ctx.settings)
     if not queue_stages:  # the feed alone: no stage queue to consume
         from orgsync.services.processes import feed_worker
 

@@ -31,6 +31,11 @@ def cmd_keys(ctx: Context, args: argparse.Namespace) -> int:
     with ctx.connect() as conn:
         conn.autocommit = True
         key_id, count = keys.rotate(ctx.settings, conn)
+        # resealing commits row by row (services/adapters/keys.py), so the rotation is recorded
+        # once it is done, in a transaction of its own
+        with conn.transaction():
+            rotated = {"active_key_id": key_id, "resealed": count}
+            ctx.by.record(conn, "keys.rotate", None, rotated)
     print(f"key {key_id} is now active; resealed {count} credential(s)")
     return 0
 

@@ -26,7 +26,7 @@ def cmd_webhooks(ctx: Context, args: argparse.Namespace) -> int:
                 types = rules.parse_types(args.types)
             except (OSError, UnicodeDecodeError, ValueError) as error:
                 raise UserError(str(error)) from error
-            print(webhooks.add(conn, ctx.house.keyring, args.url, secret, org_id, types))
+            print(webhooks.add(conn, ctx.house.keyring, args.url, secret, org_id, types, ctx.by))
         elif action == "list":
             org_id = ctx.org_id(conn, args.org) if args.org else None
             rows = webhooks.listing(conn, org_id)
@@ -36,7 +36,7 @@ def cmd_webhooks(ctx: Context, args: argparse.Namespace) -> int:
                 columns = ["webhook_id", "url", "org_id", "types", "pending", "delivered"]
                 print(table(rows, [*columns, "failed", "last_delivered_at"]))
         elif action == "remove":
-            if not webhooks.remove(conn, args.webhook_id):
+            if not webhooks.remove(conn, args.webhook_id, ctx.by):
                 raise UserError(f"no webhook {args.webhook_id!r} (see `orgsync webhooks list`)")
             print(f"removed webhook {args.webhook_id}")
         elif action == "deliveries":
@@ -49,7 +49,7 @@ def cmd_webhooks(ctx: Context, args: argparse.Namespace) -> int:
                 columns = ["delivery_id", "event_id", "type", "subject", "state", "attempts"]
                 print(table(found, [*columns, "last_status", "last_error", "next_attempt_at"]))
         else:
-            webhook_id = webhooks.redeliver(conn, args.delivery_id)
+            webhook_id = webhooks.redeliver(conn, args.delivery_id, ctx.by)
             if webhook_id is None:
                 raise UserError(f"no delivery {args.delivery_id} of a webhook still in place")
             print(f"delivery {args.delivery_id} to {webhook_id} is sent again")

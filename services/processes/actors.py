@@ -65,7 +65,7 @@ def build(
 ) -> dramatiq.Broker:
     """The broker with every actor declared on it (RabbitMQ's unless `broker` is given); with
     `feed`, each worker process also reads the organizations' change-event queues."""
-    broker = broker or make_broker(settings.broker_url)
+    broker = broker or make_broker(settings.broker_url, settings.queue_type)
     house = House(
         settings, broker, pool_size=WORKER_POOL, lane=current_stage, read_ahead=prefetched
     )

@@ -23,12 +23,18 @@ from dramatiq.common import q_name
 from dramatiq.middleware import SkipMessage
 from psycopg.types.json import Jsonb
 
+from orgsync.pipelines import audit
 from orgsync.pipelines.events import STAGE_BY_QUEUE, Event, MalformedEvent
 from orgsync.pipelines.registration import RegistrationMessage
 from orgsync.pipelines.request_rules import Problem
 from orgsync.pipelines.sql import load
 from orgsync.pipelines.stage import StageResult, rejected
-from orgsync.services.adapters.broker import unreadable_reason
+from orgsync.services.adapters.broker import (
+    BROKER_USER,
+    CLAIMED_ACTOR,
+    CLAIMED_VIA,
+    unreadable_reason,
+)
 from orgsync.services.logs import get_logger
 
 log = get_logger("orgsync.worker")
@@ -48,13 +54,34 @@ def decode(kind: type[Event], args: tuple[Any, ...], kwargs: dict[str, Any]) -> 
     return kind.from_payload(args[0])
 
 
-def decode_registration(message_id: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """The registration request a message carries, or the problem that says why there is none."""
+def decode_registration(
+    message_id: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    options: dict[str, Any] | None = None,
+) -> Any:
+    """The registration request a message carries, or the problem that says why there is none;
+    with who asked for it, from its options (screened: schema/messages/envelope.json)."""
+    by, broker_user = asked_by(options or {})
     if len(args) != 1 or kwargs:
-        return RegistrationMessage(message_id, None, Problem("request", SINGLE_ARGUMENT))
+        problem = Problem("request", SINGLE_ARGUMENT)
+        return RegistrationMessage(message_id, None, problem, by, broker_user)
     if unreadable := unreadable_reason(args[0]):
-        return RegistrationMessage(message_id, None, Problem("message", unreadable))
-    return RegistrationMessage(message_id, args[0])
+        problem = Problem("message", unreadable)
+        return RegistrationMessage(message_id, None, problem, by, broker_user)
+    return RegistrationMessage(message_id, args[0], None, by, broker_user)
+
+
+def asked_by(options: dict[str, Any]) -> tuple[audit.By, str | None]:
+    """The actor the console, API or CLI named in the options, else the broker user (set by
+    the consumer from the AMQP user_id RabbitMQ checked), else `amqp:unknown`."""
+    broker_user = options.get(BROKER_USER)
+    broker_user = broker_user if isinstance(broker_user, str) and broker_user else None
+    actor, via = options.get(CLAIMED_ACTOR), options.get(CLAIMED_VIA)
+    if isinstance(actor, str) and via in ("console", "api", "cli"):
+        return audit.By(actor, via), broker_user
+    fallback = f"amqp:{broker_user}" if broker_user else audit.UNKNOWN_BROKER_USER
+    return audit.By(fallback, "amqp"), broker_user
 
 
 SINGLE_ARGUMENT = "the request must be the message's single argument"
@@ -82,7 +109,9 @@ class StageMessages(dramatiq.Middleware):
         if stage is None:
             return
         if stage.event is None:  # the registration queue
-            self.local.event = decode_registration(message.message_id, message.args, message.kwargs)
+            self.local.event = decode_registration(
+                message.message_id, message.args, message.kwargs, message.options
+            )
             return
         try:
             self.local.event = decode(stage.event, message.args, message.kwargs)

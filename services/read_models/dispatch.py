@@ -25,10 +25,10 @@ SQL = load("orgsync.services.read_models")
 SHARES = SQL["outbox_shares"]
 
 
-def shares(conn: Conn) -> list[dict[str, Any]]:
-    """`{org_id, org, queue, lane, held, in_flight}` per organization, queue and lane with pages
-    in the outbox, largest first."""
-    return conn.execute(SHARES).fetchall()
+def shares(conn: Conn, scope: list[str] | None = None) -> list[dict[str, Any]]:
+    """`{org_id, org, queue, lane, held, in_flight}` per organization (of `scope`; None: all),
+    queue and lane with pages in the outbox, largest first."""
+    return conn.execute(SHARES, {"scope": scope}).fetchall()
 
 
 def queue_depths(house: House) -> tuple[list[dict[str, Any]], str]:

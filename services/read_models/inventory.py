@@ -13,10 +13,12 @@ from orgsync.pipelines.sql import load
 
 Conn = psycopg.Connection[dict[str, Any]]
 SQL = load("orgsync.services.read_models")
+# the organizations a console user or API token sees (services/web/roles.py); None: all of them
+Scope = list[str] | None
 
 
-def organizations(conn: Conn) -> list[dict[str, Any]]:
-    rows = conn.execute(SQL["organizations"]).fetchall()
+def organizations(conn: Conn, scope: Scope = None) -> list[dict[str, Any]]:
+    rows = conn.execute(SQL["organizations"], {"scope": scope}).fetchall()
     for row in rows:
         row["filters"] = {k: row.pop(k) for k in FILTER_FIELDS}
     return rows
@@ -31,6 +33,7 @@ def accounts(
     include_removed: bool = False,
     limit: int | None = None,
     offset: int = 0,
+    scope: Scope = None,
 ) -> list[dict[str, Any]]:
     """The listing, in a stable order; `limit` accounts from `offset` (None: all of them)."""
     return conn.execute(
@@ -43,22 +46,24 @@ def accounts(
             "badge_value": badge[1] if badge else None,
             "limit": limit,
             "offset": offset,
+            "scope": scope,
         },
     ).fetchall()
 
 
-def excluded(conn: Conn, org_id: str | None) -> list[dict[str, Any]]:
-    return conn.execute(SQL["excluded_accounts"], {"org_id": org_id}).fetchall()
+def excluded(conn: Conn, org_id: str | None, scope: Scope = None) -> list[dict[str, Any]]:
+    return conn.execute(SQL["excluded_accounts"], {"org_id": org_id, "scope": scope}).fetchall()
 
 
-def registrations(conn: Conn, limit: int) -> list[dict[str, Any]]:
-    return conn.execute(SQL["registrations"], (limit,)).fetchall()
+def registrations(conn: Conn, limit: int, scope: Scope = None) -> list[dict[str, Any]]:
+    """The latest requests; with a scope, only those naming one of its organizations."""
+    return conn.execute(SQL["registrations"], {"limit": limit, "scope": scope}).fetchall()
 
 
-def syncs(conn: Conn, org_id: str | None, limit: int) -> list[dict[str, Any]]:
+def syncs(conn: Conn, org_id: str | None, limit: int, scope: Scope = None) -> list[dict[str, Any]]:
     """The latest syncs (of one organization, or all): mode, state, counts, and `sent`, the
     accounts each sent down per stage and reason."""
-    return conn.execute(SQL["syncs"], {"org": org_id, "limit": limit}).fetchall()
+    return conn.execute(SQL["syncs"], {"org": org_id, "limit": limit, "scope": scope}).fetchall()
 
 
 def describe_sent(sent: dict[str, dict[str, int]] | None) -> str:
@@ -74,10 +79,14 @@ def describe_sent(sent: dict[str, dict[str, int]] | None) -> str:
 
 
 def failures(
-    conn: Conn, org_id: str | None, account_id: str | None = None, code: str | None = None
+    conn: Conn,
+    org_id: str | None,
+    account_id: str | None = None,
+    code: str | None = None,
+    scope: Scope = None,
 ) -> list[dict[str, Any]]:
     rows = conn.execute(
-        SQL["failed_accounts"], {"org": org_id, "acct": account_id, "code": code}
+        SQL["failed_accounts"], {"org": org_id, "acct": account_id, "code": code, "scope": scope}
     ).fetchall()
     for row in rows:
         management = bool(row.pop("management_account"))
@@ -87,9 +96,12 @@ def failures(
     return rows
 
 
-def change_events(conn: Conn, org_id: str | None, limit: int = 100) -> list[dict[str, Any]]:
+def change_events(
+    conn: Conn, org_id: str | None, limit: int = 100, scope: Scope = None
+) -> list[dict[str, Any]]:
     """The change events received (newest first) and what became of each."""
-    return conn.execute(SQL["change_events"], {"org_id": org_id, "limit": limit}).fetchall()
+    params = {"org_id": org_id, "limit": limit, "scope": scope}
+    return conn.execute(SQL["change_events"], params).fetchall()
 
 
 def badges(conn: Conn, account_id: str) -> list[dict[str, Any]]:

@@ -22,7 +22,8 @@ SELECT o.org_id, o.nickname, o.management_account_id, o.partition,
                  FROM aws_budgets b WHERE b.scope IN (o.org_id, 'service')), '{}') AS aws_budget,
        EXISTS (SELECT 1 FROM aws_budgets b WHERE b.scope IN (o.org_id, 'service')
                AND b.last_throttled_at > now() - interval '1 minute') AS throttled_now
-FROM organizations o ORDER BY o.nickname
+FROM organizations o WHERE (%(scope)s::text[] IS NULL OR o.org_id = ANY(%(scope)s))
+ORDER BY o.nickname
 
 -- name: accounts
 -- a removed account shows only when asked for, or when the filter is that status
@@ -40,6 +41,7 @@ WHERE (%(org_id)s::text IS NULL OR a.org_id = %(org_id)s)
   AND (%(badge_key)s::text IS NULL OR EXISTS (
         SELECT 1 FROM badges b WHERE b.account_id = a.account_id
         AND b.key = %(badge_key)s AND b.value = %(badge_value)s))
+  AND (%(scope)s::text[] IS NULL OR a.org_id = ANY(%(scope)s))
 ORDER BY o.nickname NULLS FIRST, a.org_path, a.name, a.account_id
 LIMIT %(limit)s OFFSET %(offset)s
 
@@ -47,12 +49,13 @@ LIMIT %(limit)s OFFSET %(offset)s
 SELECT e.account_id, e.name, e.org_id, o.nickname AS org_nickname, e.org_path,
        e.aws_state, e.reason, e.seen_at
 FROM excluded_accounts e JOIN organizations o USING (org_id)
-WHERE %(org_id)s::text IS NULL OR e.org_id = %(org_id)s
+WHERE (%(org_id)s::text IS NULL OR e.org_id = %(org_id)s) AND (%(scope)s::text[] IS NULL OR e.org_id = ANY(%(scope)s))
 ORDER BY o.nickname, e.reason, e.name
 
 -- name: registrations
 SELECT request_id, kind, org_id, accepted, reasons, warnings, request, received_at, decided_at
-FROM registrations ORDER BY received_at DESC LIMIT %s
+FROM registrations WHERE (%(scope)s::text[] IS NULL OR org_id = ANY(%(scope)s))
+ORDER BY received_at DESC LIMIT %(limit)s
 
 -- name: syncs
 -- the latest syncs, newest first, with their mode and what each sent down the stages and why;
@@ -61,6 +64,7 @@ SELECT s.sync_id::text AS sync_id, s.org_id, o.nickname, s.trigger, s.mode, s.st
        s.walked_at, s.complete, s.error, s.held, s.counts, s.sent
 FROM syncs s JOIN organizations o USING (org_id)
 WHERE s.trigger <> 'events' AND (%(org)s::text IS NULL OR s.org_id = %(org)s)
+  AND (%(scope)s::text[] IS NULL OR s.org_id = ANY(%(scope)s))
 ORDER BY s.started_at DESC LIMIT %(limit)s
 
 -- name: failed_accounts
@@ -72,6 +76,7 @@ WHERE a.status = 'assume_role_failed'
   AND (%(org)s::text IS NULL OR f.org_id = %(org)s)
   AND (%(acct)s::text IS NULL OR f.account_id = %(acct)s)
   AND (%(code)s::text IS NULL OR f.code = %(code)s)
+  AND (%(scope)s::text[] IS NULL OR f.org_id = ANY(%(scope)s))
 ORDER BY f.org_id, f.account_id
 
 -- name: account_badges
@@ -90,7 +95,7 @@ WHERE h.account_id = %s ORDER BY h.id
 SELECT e.org_id, o.nickname AS org_nickname, e.event_id, e.event_name, e.event_time,
        e.target, e.outcome, e.reason, e.handled_at
 FROM change_events e JOIN organizations o USING (org_id)
-WHERE %(org_id)s::text IS NULL OR e.org_id = %(org_id)s
+WHERE (%(org_id)s::text IS NULL OR e.org_id = %(org_id)s) AND (%(scope)s::text[] IS NULL OR e.org_id = ANY(%(scope)s))
 ORDER BY e.handled_at DESC, e.event_id LIMIT %(limit)s
 
 -- name: sync
@@ -129,6 +134,7 @@ ORDER BY s.started_at LIMIT 1
 SELECT s.org_id, coalesce(o.nickname, '') AS org, s.queue, s.lane, s.held, s.in_flight
 FROM (SELECT org_id, queue_name AS queue, lane,
              count(*) FILTER (WHERE held) AS held, count(*) FILTER (WHERE NOT held) AS in_flight
-      FROM outbox WHERE org_id IS NOT NULL GROUP BY 1, 2, 3) s
+      FROM outbox WHERE org_id IS NOT NULL AND (%(scope)s::text[] IS NULL OR org_id = ANY(%(scope)s))
+      GROUP BY 1, 2, 3) s
 LEFT JOIN organizations o USING (org_id)
 ORDER BY s.held + s.in_flight DESC, s.held DESC, org, s.queue, s.lane

@@ -16,8 +16,8 @@ from orgsync.pipelines.credentials import CredentialError, MissingKeysError
 from orgsync.pipelines.orgs import load_organization, resolve_org_id
 from orgsync.pipelines.registration_checks import check_live, check_queue
 from orgsync.pipelines.sql import load
-from orgsync.services.adapters import broker, db, keys, queues
-from orgsync.services.errors import ServiceUnavailable
+from orgsync.services.adapters import broker, db, keys, nodes, queue_types, queues
+from orgsync.services.errors import ServiceUnavailable, UserError
 from orgsync.services.settings import Settings
 from orgsync.services.use_cases import iam_policy
 
@@ -83,11 +83,11 @@ def check_rabbitmq(settings: Settings) -> tuple[Finding, Any]:
         return _failed("rabbitmq", error), None
     version = connection._impl.server_properties.get("version", b"")
     version = version.decode() if isinstance(version, bytes) else str(version)
-    host, _, vhost = broker.describe(settings.broker_url).partition("/")
+    host, _, vhost = nodes.describe(settings.broker_url).partition("/")
     return Finding("rabbitmq", True, f"RabbitMQ {version} at {host}, vhost {vhost!r}"), connection
 
 
-def check_queues(connection: Any) -> Finding:
+def check_queues(connection: Any, queue_type: str | None = None) -> Finding:
     if connection is None:
         return Finding("queues", None, "not checked: RabbitMQ failed")
     rows = queues.count(connection)
@@ -99,7 +99,21 @@ def check_queues(connection: Any) -> Finding:
             f"not declared yet: {', '.join(missing)}",
             "start `orgsync worker` once (it declares every queue)",
         )
-    return Finding("queues", True, f"all {len(rows)} queues declared")
+    try:
+        found = queue_types.probe(connection, [row["queue"] for row in rows])
+    except UserError as error:
+        return Finding("queues", False, str(error))
+    kinds = sorted(found)
+    if len(kinds) > 1 or (queue_type and kinds != [queue_type]):
+        wanted = queue_type or queue_types.DEFAULT
+        return Finding(
+            "queues",
+            False,
+            f"the queues are {' and '.join(kinds)}"
+            + (f", ORGSYNC_QUEUE_TYPE={queue_type}" if queue_type else ""),
+            f"run `orgsync queues migrate --to {wanted}`",
+        )
+    return Finding("queues", True, f"all {len(rows)} queues declared, {kinds[0]}")
 
 
 def check_keys(settings: Settings, conn: Any) -> Finding:
@@ -281,7 +295,7 @@ def run(
     mq, connection = check_rabbitmq(settings)
     try:
         migrations = check_migrations(conn)
-        verdicts += [pg, migrations, mq, check_queues(connection)]
+        verdicts += [pg, migrations, mq, check_queues(connection, settings.queue_type)]
         verdicts.append(check_keys(settings, conn))
         if aws_factory is None:
             from orgsync.services.adapters.aws import Aws

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orgsync.pipelines import validation
+from orgsync.pipelines.audit import By
 from orgsync.pipelines.events import AccountsDiscovered, MalformedEvent
 from orgsync.pipelines.outbox import emit
 from orgsync.services.adapters.dead_letters import DEAD_LETTERS, DeadLetters
@@ -47,12 +48,14 @@ def retry_failed(
     account_id: str | None = None,
     code: str | None = None,
     dry_run: bool = False,
+    by: By | None = None,
 ) -> Redriven:
     """Validate failed accounts again, each in a new message with a fresh retry budget.
 
     Two sources: the failures table, and validation messages dead-lettered without an
     outcome (a worker error that outlasted the retries). A dry run does the same work in a
-    transaction it rolls back, and leaves every dead letter where it was.
+    transaction it rolls back, and leaves every dead letter where it was. `by`: who asked,
+    for the audit trail (a dry run changes nothing and records nothing).
     """
     token = f"retry-{uuid.uuid4().hex[:12]}"
     with house.connect() as conn, DeadLetters(house.settings.broker_url) as letters:
@@ -63,7 +66,10 @@ def retry_failed(
             )
             failed = validation.redrive(conn, token, org_id, account_id, code)
             ids = emit(conn, [*events, *failed])
-        result = Redriven(_accounts(failed), _accounts(events), stale, left, dry_run)
+            result = Redriven(_accounts(failed), _accounts(events), stale, left, dry_run)
+            if by is not None and not dry_run:
+                asked = {"account": account_id, "code": code, "queued": result.queued}
+                by.record(conn, "failed.retry", org_id, asked)
         if dry_run:
             return result
         letters.ack(settle)  # only once the re-driven events are committed
@@ -118,5 +124,3 @@ def _dead_event(body: bytes) -> AccountsDiscovered | None:
     except (ValueError, KeyError, TypeError, IndexError, RecursionError, MalformedEvent):
         return None
     return event if isinstance(event, AccountsDiscovered) else None
-
-

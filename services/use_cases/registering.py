@@ -6,28 +6,31 @@ from typing import Any
 
 import dramatiq
 
+from orgsync.pipelines.audit import By
 from orgsync.pipelines.events import REGISTRATION_ACTOR, REGISTRATION_QUEUE
 from orgsync.pipelines.idempotency import conflict_id, request_digest, same_request
 from orgsync.pipelines.verdicts import Verdict, decided
-from orgsync.services.adapters.broker import publish
+from orgsync.services.adapters.broker import CLAIMED_ACTOR, CLAIMED_VIA, publish
 from orgsync.services.bootstrap import House
 from orgsync.services.use_cases.syncs import wait_for
 
 
-def registration_message(request: dict[str, Any]) -> dramatiq.Message[Any]:
-    """The dramatiq envelope of a request, with a message id derived from its request id."""
+def registration_message(request: dict[str, Any], by: By | None = None) -> dramatiq.Message[Any]:
+    """The dramatiq envelope of a request, with a message id derived from its request id and,
+    in its options, who asked for it and through which door (the audit trail's actor)."""
+    options = {} if by is None else {CLAIMED_ACTOR: str(by.actor), CLAIMED_VIA: by.via}
     return dramatiq.Message(
         queue_name=REGISTRATION_QUEUE,
         actor_name=REGISTRATION_ACTOR,
         args=(request,),
         kwargs={},
-        options={},
+        options=options,
         message_id=f"registration:{request['request_id']}",
     )
 
 
-def submit(house: House, request: dict[str, Any]) -> None:
-    publish(house.broker, house.settings.broker_url, registration_message(request))
+def submit(house: House, request: dict[str, Any], by: By | None = None) -> None:
+    publish(house.broker, house.settings.broker_url, registration_message(request, by))
 
 
 def wait_verdict(house: House, request_id: str, timeout: float, request: object = None) -> Verdict:

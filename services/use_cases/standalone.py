@@ -14,6 +14,8 @@ from typing import Any
 
 import psycopg
 
+from orgsync.pipelines import audit
+from orgsync.pipelines.audit import By
 from orgsync.pipelines.credentials import Keyring, seal_json
 
 # The registration request's own field rules, so both kinds of role are checked alike.
@@ -58,7 +60,12 @@ def problems(account_id: str, creds: AccountCredentials) -> list[str]:
 
 
 def add(
-    conn: Conn, keyring: Keyring, account_id: str, creds: AccountCredentials, name: str | None
+    conn: Conn,
+    keyring: Keyring,
+    account_id: str,
+    creds: AccountCredentials,
+    name: str | None,
+    by: By | None = None,
 ) -> None:
     check(account_id, creds)
     sealed = seal_json(keyring, asdict(creds), bound_to(account_id))
@@ -73,10 +80,13 @@ def add(
                 f"account {account_id} is registered already; "
                 "`orgsync account set-credentials` changes its role"
             )
+        if by is not None:
+            added = {"name": name or account_id, "credentials": audit.SECRET}
+            by.record(conn, "account.add", None, added, subject=account_id)
 
 
 def set_credentials(
-    conn: Conn, keyring: Keyring, account_id: str, creds: AccountCredentials
+    conn: Conn, keyring: Keyring, account_id: str, creds: AccountCredentials, by: By | None = None
 ) -> None:
     check(account_id, creds)
     sealed = seal_json(keyring, asdict(creds), bound_to(account_id))
@@ -86,12 +96,17 @@ def set_credentials(
             SQL["set_standalone_credentials"],
             (sealed.key_id, sealed.blob, account_id),
         )
+        if by is not None:
+            replaced = {"credentials": audit.SECRET}
+            by.record(conn, "account.set-credentials", None, replaced, subject=account_id)
 
 
-def delete(conn: Conn, account_id: str) -> None:
+def delete(conn: Conn, account_id: str, by: By | None = None) -> None:
     with conn.transaction():
         refuse_if_managed(conn, account_id)
-        conn.execute(SQL["delete_standalone_account"], (account_id,))
+        deleted = conn.execute(SQL["delete_standalone_account"], (account_id,)).rowcount
+        if by is not None and deleted:
+            by.record(conn, "account.delete", None, {}, subject=account_id)
 
 
 def check(account_id: str, creds: AccountCredentials) -> None:

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from orgsync.pipelines.audit import By
 from orgsync.pipelines.outbox import emit
 from orgsync.pipelines.registration import start_sync
 from orgsync.pipelines.resync import FULL
@@ -35,10 +36,15 @@ def sync(
     *,
     confirm_removals: bool = False,
     mode: str = FULL,
+    by: By | None = None,
 ) -> str:
-    """Start a sync of `org_id` now, full or incremental (pipelines/resync.py); its id."""
+    """Start a sync of `org_id` now, full or incremental (pipelines/resync.py); its id. `by`:
+    who asked, for the audit trail (None: the scheduler, no one's request)."""
     with house.connect() as conn, conn.transaction():
         event = start_sync(conn, org_id, trigger, confirm_removals=confirm_removals, mode=mode)
+        if by is not None:
+            asked = {"mode": mode, "confirm_removals": confirm_removals}
+            by.record(conn, "sync.start", org_id, asked, subject=event.sync_id)
         ids = emit(conn, [event])
     house.publish(ids)
     return event.sync_id

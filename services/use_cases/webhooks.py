@@ -8,7 +8,8 @@ from typing import Any
 
 import psycopg
 
-from orgsync.pipelines import webhooks
+from orgsync.pipelines import audit, webhooks
+from orgsync.pipelines.audit import By
 from orgsync.pipelines.credentials import Keyring, Sealed, decrypt, encrypt
 from orgsync.pipelines.sql import load
 from orgsync.services.errors import UserError
@@ -36,6 +37,7 @@ def add(
     secret: str,
     org_id: str | None = None,
     types: list[str] | None = None,
+    by: By | None = None,
 ) -> str:
     """A new webhook's id; raises UserError with every reason it cannot be added."""
     reasons = []
@@ -49,7 +51,12 @@ def add(
         raise UserError("; ".join(reasons))
     webhook_id = f"wh_{secrets.token_hex(6)}"
     sealed = encrypt(keyring, secret.strip().encode(), bound_to=bound_to(webhook_id))
-    conn.execute(SQL["add_webhook"], (webhook_id, url, org_id, types, sealed.key_id, sealed.blob))
+    with conn.transaction():
+        values = (webhook_id, url, org_id, types, sealed.key_id, sealed.blob)
+        conn.execute(SQL["add_webhook"], values)
+        if by is not None:
+            added = {"url": audit.shown_url(url), "types": types, "secret": audit.SECRET}
+            by.record(conn, "webhook.add", org_id, added, subject=webhook_id)
     return webhook_id
 
 
@@ -57,8 +64,18 @@ def listing(conn: Conn, org_id: str | None = None) -> list[dict[str, Any]]:
     return conn.execute(SQL["list_webhooks"], {"org": org_id}).fetchall()
 
 
-def remove(conn: Conn, webhook_id: str) -> bool:
-    return conn.execute(SQL["remove_webhook"], (webhook_id,)).fetchone() is not None
+def remove(conn: Conn, webhook_id: str, by: By | None = None) -> bool:
+    with conn.transaction():
+        row = conn.execute(SQL["remove_webhook"], (webhook_id,)).fetchone()
+        if row is not None and by is not None:
+            by.record(
+                conn,
+                "webhook.remove",
+                row["org_id"],
+                {"url": audit.shown_url(row["url"])},
+                subject=webhook_id,
+            )
+    return row is not None
 
 
 def deliveries(
@@ -71,7 +88,11 @@ def deliveries(
     return conn.execute(SQL["webhook_deliveries"], params).fetchall()
 
 
-def redeliver(conn: Conn, delivery_id: int) -> str | None:
+def redeliver(conn: Conn, delivery_id: int, by: By | None = None) -> str | None:
     """Send a delivery again (same id and body); its webhook's id, None when there is none."""
-    row = conn.execute(SQL["redeliver"], (delivery_id,)).fetchone()
+    with conn.transaction():
+        row = conn.execute(SQL["redeliver"], (delivery_id,)).fetchone()
+        if row is not None and by is not None:
+            again = {"delivery_id": delivery_id, "webhook_id": row["webhook_id"]}
+            by.record(conn, "webhook.redeliver", row["org_id"], again, subject=str(delivery_id))
     return None if row is None else str(row["webhook_id"])

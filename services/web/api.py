@@ -1,6 +1,8 @@
 """The HTTP API under /api/: the CLI's `--json` reads, the same JSON, registrations and syncs.
 
-Every route but /api/openapi.json takes `Authorization: Bearer $ORGSYNC_API_TOKEN`.
+Every route but /api/openapi.json takes `Authorization: Bearer <token>`: ORGSYNC_API_TOKEN or a
+named token (`orgsync tokens create`), whose role services/web/roles.py checks. Reads show only
+the organizations the token sees; one out of its scope answers 404, as one that does not exist.
 """
 
 from __future__ import annotations
@@ -14,14 +16,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from orgsync.pipelines import numbers
-from orgsync.pipelines.orgs import resolve_org_id
+from orgsync.pipelines.audit import By
+from orgsync.pipelines.request_rules import field_problems
 from orgsync.pipelines.resync import FULL, MODES
 from orgsync.services.commands.inventory import MAX_EVENTS, MAX_REGISTRATIONS
 from orgsync.services.commands.output import dumps
 from orgsync.services.errors import ServiceUnavailable, UserError
 from orgsync.services.read_models import dispatch, inventory
 from orgsync.services.use_cases import registering, syncs
-from orgsync.services.web import openapi
+from orgsync.services.web import openapi, roles
 from orgsync.services.web.auth import api
 from orgsync.services.web.listing import STATUSES
 
@@ -47,7 +50,7 @@ def _org(conn: Any, request: Request) -> str | None:
     ref = request.query_params.get("org", "").strip()
     if not ref:
         return None
-    org_id = resolve_org_id(conn, ref)
+    org_id = roles.visible_org(conn, request, ref)
     if org_id is None:
         raise BadQuery(f"no organization {ref!r}", 404)
     return org_id
@@ -101,14 +104,14 @@ def read(query: Any) -> Any:
 
 
 def orgs(conn: Any, request: Request) -> Any:
-    return inventory.organizations(conn)
+    return inventory.organizations(conn, roles.scope(request))
 
 
 def accounts(conn: Any, request: Request) -> Any:
     """`orgsync accounts [--org] [--status] [--badge K=V] [--include-removed] [--excluded]`."""
     org_id = _org(conn, request)
     if _flag(request, "excluded"):
-        return inventory.excluded(conn, org_id)
+        return inventory.excluded(conn, org_id, roles.scope(request))
     status = request.query_params.get("status") or None
     if status is not None and status not in STATUSES:
         raise BadQuery(f"status must be one of {', '.join(STATUSES)}")
@@ -128,6 +131,7 @@ def accounts(conn: Any, request: Request) -> Any:
         include_removed=_flag(request, "include_removed"),
         limit=limit + 1,  # one more: is there a next page?
         offset=offset,
+        scope=roles.scope(request),
     )
     if len(rows) <= limit:
         return rows
@@ -147,20 +151,20 @@ def _number(request: Request, name: str, default: int, least: int, most: int | N
 
 
 def failed(conn: Any, request: Request) -> Any:
-    return inventory.failures(conn, _org(conn, request))
+    return inventory.failures(conn, _org(conn, request), scope=roles.scope(request))
 
 
 def events(conn: Any, request: Request) -> Any:
     """`orgsync events [--org] [--limit] --json`."""
     limit = _number(request, "limit", 100, 1, MAX_EVENTS)
-    return inventory.change_events(conn, _org(conn, request), limit)
+    return inventory.change_events(conn, _org(conn, request), limit, roles.scope(request))
 
 
 def registrations(conn: Any, request: Request) -> Any:
     limit = numbers.whole(request.query_params.get("limit", "50"), 1, MAX_REGISTRATIONS)
     if limit is None:
         raise BadQuery(f"limit must be a whole number from 1 to {MAX_REGISTRATIONS}")
-    return inventory.registrations(conn, limit)
+    return inventory.registrations(conn, limit, roles.scope(request))
 
 
 def sync_list(conn: Any, request: Request) -> Any:
@@ -168,7 +172,7 @@ def sync_list(conn: Any, request: Request) -> Any:
     limit = numbers.whole(request.query_params.get("limit", "20"), 1, MAX_REGISTRATIONS)
     if limit is None:
         raise BadQuery(f"limit must be a whole number from 1 to {MAX_REGISTRATIONS}")
-    return inventory.syncs(conn, _org(conn, request), limit)
+    return inventory.syncs(conn, _org(conn, request), limit, roles.scope(request))
 
 
 @api
@@ -187,10 +191,13 @@ def start_sync(request: Request) -> Response:
     house = request.app.state.house
     try:
         with house.connect() as conn:
-            org_id = resolve_org_id(conn, body["org"][:200])
+            org_id = roles.visible_org(conn, request, body["org"])
         if org_id is None:
             return error(f"no organization {body['org'][:200]!r}", 404)
-        sync_id = syncs.sync(house, org_id, trigger="api", mode=mode)
+        if roles.org_status(request, org_id):
+            return error("a sync needs the operator role on the organization", 403)
+        by = By(request.state.actor, "api")
+        sync_id = syncs.sync(house, org_id, trigger="api", mode=mode, by=by)
     except ServiceUnavailable as unavailable:
         return error(str(unavailable), 503)
     return as_json({"sync_id": sync_id, "org_id": org_id, "mode": mode}, 202)
@@ -198,6 +205,8 @@ def start_sync(request: Request) -> Response:
 
 def account_badges(conn: Any, request: Request) -> Any:
     account_id = request.path_params["account_id"]
+    if status := roles.account_status(request, conn, account_id):
+        raise BadQuery(f"no account {account_id}" if status == 404 else "no access", status)
     read = inventory.badge_history if _flag(request, "history") else inventory.badges
     return read(conn, account_id)
 
@@ -226,10 +235,16 @@ def register(request: Request) -> Response:
     timeout = numbers.decimal(request.query_params.get("timeout", "60"), 0, MAX_WAIT)
     if timeout is None:
         return error(f"timeout must be a number of seconds from 0 to {MAX_WAIT:g}", 400)
+    # a request id that breaks its rule is no key for the verdict: the registrar files that one
+    # under the message id instead, so waiting on the id given would always end in a 504
+    if "request_id" in body and (wrong := field_problems("request_id", body["request_id"])):
+        return error(f"request_id {'; '.join(wrong)}", 400)
+    if refused := _may_register(request, body.get("org_id")):
+        return refused
     body.setdefault("request_id", f"api-{uuid.uuid4()}")
     house = request.app.state.house
     try:
-        registering.submit(house, body)
+        registering.submit(house, body, By(request.state.actor, "api"))
         if request.query_params.get("wait", "true").lower() in ("false", "0", "no"):
             return as_json({"request_id": body["request_id"], "queued": True}, 202)
         verdict = registering.wait_verdict(house, str(body["request_id"]), timeout, body)
@@ -238,6 +253,20 @@ def register(request: Request) -> Response:
     except UserError as late:  # no verdict within the timeout
         return error(str(late), 504)
     return as_json(verdict.as_json())
+
+
+def _may_register(request: Request, org_id: object) -> Response | None:
+    """A new organization needs admin on all; an update, admin on the organization it names."""
+    if org_id is None:
+        if roles.actor(request).may(roles.ADMIN):
+            return None
+        return error("registering needs the admin role on every organization", 403)
+    if not isinstance(org_id, str):
+        return None  # the registrar's verdict says what is wrong with it
+    status = roles.org_status(request, org_id[:64])
+    if status == 404:
+        return error(f"no organization {org_id[:64]!r}", 404)
+    return error("updating needs the admin role on the organization", 403) if status else None
 
 
 def openapi_document(request: Request) -> Response:

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
-from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
+from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -22,7 +20,19 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orgsync.services.bootstrap import House
 from orgsync.services.settings import Settings
-from orgsync.services.web import api, auth, forms, inventory_pages, webhook_pages
+from orgsync.services.web import (
+    api,
+    audit_pages,
+    auth,
+    door,
+    forms,
+    inventory_pages,
+    oidc,
+    org_actions,
+    roles,
+    signin,
+    webhook_pages,
+)
 from orgsync.services.web.pipeline_history import PipelineHistory
 from orgsync.services.web.render import HERE, render, templates
 
@@ -37,7 +47,17 @@ HEADERS = [
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"same-origin"),
     (b"cache-control", b"no-store"),
+    # nothing here needs a camera, a microphone, a position, a payment or the like
+    (
+        b"permissions-policy",
+        b"camera=(), microphone=(), geolocation=(), payment=(), usb=()",
+    ),
 ]
+
+
+# HSTS only where the request came over TLS (auth.Guard.over_tls): a browser ignores it over
+# plain HTTP, and a console reached by http://127.0.0.1 must stay reachable
+HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 
 
 class SecurityHeaders:
@@ -49,69 +69,11 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], *HEADERS]
+                if scope["app"].state.guard.over_tls(Request(scope)):
+                    message["headers"].append(HSTS)
             await send(message)
 
         await self.app(scope, receive, with_headers if scope["type"] == "http" else send)
-
-
-def login_form(request: Request) -> Response:
-    guard: auth.Guard = request.app.state.guard
-    session = guard.session(request)
-    if not session.get("csrf"):
-        session = guard.fresh(user=False)
-    response = render(
-        request, "login.html", next=_safe_next(request), error=None, **_token(session)
-    )
-    guard.store(request, response, session)
-    return response
-
-
-async def login(request: Request) -> Response:
-    guard: auth.Guard = request.app.state.guard
-    session = guard.session(request)
-    form = await request.form()
-    if not guard.csrf_ok(session, form.get("csrf_token")):
-        return Response("CSRF token missing or wrong", status_code=403)
-    password = form.get("password")
-    if not isinstance(password, str) or not await _check(guard, password):
-        await guard.slow_down(request)
-        return render(
-            request,
-            "login.html",
-            status_code=401,
-            next=_safe_next(request, form.get("next")),
-            error="Wrong password.",
-            **_token(session),
-        )
-    guard.signed_in(request)
-    response = RedirectResponse(_safe_next(request, form.get("next")), status_code=303)
-    guard.store(request, response, guard.fresh(user=True))
-    return response
-
-
-async def _check(guard: auth.Guard, password: str) -> bool:
-    return await run_in_threadpool(guard.password_ok, password)
-
-
-@auth.page
-def logout(request: Request) -> Response:
-    request.app.state.guard.sign_out(request.state.session)
-    response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(auth.COOKIE, path="/")
-    return response
-
-
-def _token(session: dict[str, Any]) -> dict[str, Any]:
-    return {"csrf_token": session.get("csrf", "")}
-
-
-def _safe_next(request: Request, given: object = None) -> str:
-    """Only a path on this site: never an open redirect."""
-    target = given if isinstance(given, str) else request.query_params.get("next", "")
-    parts = urlsplit(target)
-    if not target.startswith("/") or target.startswith("//") or parts.scheme or parts.netloc:
-        return "/orgs"
-    return target
 
 
 async def not_found(request: Request, error: Exception) -> Response:
@@ -124,8 +86,8 @@ async def not_found(request: Request, error: Exception) -> Response:
     return render(request, "error.html", status, message=message)
 
 
-def create_app(settings: Settings, *, failed_delay: float = auth.FAILED_SIGN_IN_DELAY) -> Starlette:
-    guard = auth.Guard(settings, failed_delay=failed_delay)  # refuses without a password
+def create_app(settings: Settings, *, limits: signin.SignInLimits | None = None) -> Starlette:
+    guard = auth.Guard(settings)  # refuses without a way to sign in, or with a short secret
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -139,19 +101,33 @@ def create_app(settings: Settings, *, failed_delay: float = auth.FAILED_SIGN_IN_
 
     routes = [
         Route("/", lambda request: RedirectResponse("/orgs", status_code=303)),
-        Route("/login", login_form, methods=["GET"]),
-        Route("/login", login, methods=["POST"]),
-        Route("/logout", logout, methods=["POST"]),
+        *signin.routes(),
         *inventory_pages.routes(),
         *forms.routes(),
         *webhook_pages.routes(),
         *api.routes(),
+        *org_actions.routes(),
+        *audit_pages.routes(),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     handlers = {404: not_found, 405: not_found}
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
     app.state.settings = settings
     app.state.guard = guard
+    app.state.needs = roles.bind(routes)  # every route's role (roles.py), or no start
+    app.state.sign_in_limits = limits or signin.SignInLimits()
+    app.state.oidc = oidc.client(settings)
+    if app.state.oidc is not None:  # Authlib keeps its state, nonce and PKCE verifier here
+        app.add_middleware(
+            SessionMiddleware,
+            secret_key=guard.secret,
+            session_cookie="orgsync_oidc",
+            max_age=600,
+            same_site="lax",
+            https_only=settings.web_secure_cookies,
+        )
     app.state.templates = templates()
-    app.add_middleware(SecurityHeaders)
+    # the door first: nothing reads a body, a form or a session before it
+    app.add_middleware(door.Door, max_body_bytes=settings.web_max_body_bytes)
+    app.add_middleware(SecurityHeaders)  # added last, so outermost: on the door's answers too
     return app

@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from orgsync.pipelines import numbers
+from orgsync.pipelines.audit import By
 from orgsync.pipelines.request_rules import CREDENTIAL_FIELDS
 from orgsync.pipelines.sql import load
 from orgsync.services.errors import ServiceUnavailable, UserError
@@ -27,6 +28,7 @@ from orgsync.services.settings import (
     rate_override_text,
 )
 from orgsync.services.use_cases import registering
+from orgsync.services.web import roles
 from orgsync.services.web.auth import page
 from orgsync.services.web.render import render
 
@@ -169,7 +171,7 @@ def submit(request: Request, org_id: str | None) -> Response:
         refused = {error.field: [str(error)]}
         return show(request, org_id, filled(form), reasons=refused, status_code=422)
     try:
-        registering.submit(house, body)
+        registering.submit(house, body, By(request.state.actor, "console"))
         verdict = registering.wait_verdict(house, body["request_id"], VERDICT_TIMEOUT, body)
     except (ServiceUnavailable, UserError) as error:
         return show(request, org_id, filled(form), general=[str(error)], status_code=503)
@@ -197,8 +199,10 @@ def edit_org(request: Request) -> Response:
     org_id = request.path_params["org_id"]
     with request.app.state.house.connect() as conn:
         values = current(conn, org_id)
-    if values is None:
-        return render(request, "error.html", 404, message=f"no organization {org_id}")
+    status = 404 if values is None else roles.org_status(request, org_id)
+    if status or values is None:
+        message = "editing needs the admin role" if status == 403 else f"no organization {org_id}"
+        return render(request, "error.html", status, message=message)
     if request.method == "POST":
         return submit(request, org_id)
     return show(request, org_id, values)

@@ -11,10 +11,10 @@ from starlette.routing import Route
 
 from orgsync.pipelines import badges, numbers
 from orgsync.pipelines.assume_role_advice import likely_causes
-from orgsync.pipelines.orgs import resolve_org_id
+from orgsync.pipelines.audit import By
 from orgsync.pipelines.sql import load
 from orgsync.services.read_models import inventory
-from orgsync.services.web import listing, operator_pages
+from orgsync.services.web import listing, operator_pages, roles
 from orgsync.services.web.auth import page
 from orgsync.services.web.render import render
 
@@ -25,16 +25,18 @@ MAX_PAGE = 10**9  # times MAX_PER_PAGE, an OFFSET PostgreSQL's bigint holds
 @page
 def orgs(request: Request) -> Response:
     with request.app.state.house.connect() as conn:
-        rows = inventory.organizations(conn)
+        rows = inventory.organizations(conn, roles.scope(request))
     return render(request, "orgs.html", orgs=rows)
 
 
-def parse_listing(conn: Any, args: Any) -> tuple[listing.Query, list[str]]:
-    """The listing's query string as a Query, and what in it could not be used."""
+def parse_listing(conn: Any, request: Request) -> tuple[listing.Query, list[str]]:
+    """The listing's query string as a Query within the actor's scope, and what in it could
+    not be used."""
+    args = request.query_params
     problems = []
     org_id = None
     if org := args.get("org", "").strip():
-        org_id = resolve_org_id(conn, org)
+        org_id = roles.visible_org(conn, request, org)
         if org_id is None:
             problems.append(f"no organization {org!r}")
     status = args.get("status", "").strip() or None
@@ -62,6 +64,7 @@ def parse_listing(conn: Any, args: Any) -> tuple[listing.Query, list[str]]:
         # out of bounds is the first page of the usual size: OFFSET must fit a bigint
         page=numbers.whole(number, 1, MAX_PAGE) or 1,
         per_page=min(numbers.whole(per_page, 1) or listing.PER_PAGE, listing.MAX_PER_PAGE),
+        scope=roles.scope(request),
     )
     return query, problems
 
@@ -70,13 +73,13 @@ def parse_listing(conn: Any, args: Any) -> tuple[listing.Query, list[str]]:
 def accounts(request: Request) -> Response:
     args = request.query_params
     with request.app.state.house.connect() as conn:
-        query, problems = parse_listing(conn, args)
+        query, problems = parse_listing(conn, request)
         if args.get("excluded"):
-            rows = inventory.excluded(conn, query.org_id)
+            rows = inventory.excluded(conn, query.org_id, query.scope)
             total = len(rows)
         else:
             rows, total = listing.page(conn, query)
-        org_list = conn.execute(SQL["organization_choices"]).fetchall()
+        org_list = conn.execute(SQL["organization_choices"], {"scope": query.scope}).fetchall()
     kept = {k: v for k, v in args.items() if k not in ("page", "sort", "order") and v}
 
     def link(**change: Any) -> str:
@@ -108,7 +111,8 @@ def show_account(
     request: Request, account_id: str, refusals: list[str] | None = None, done: str = ""
 ) -> Response:
     with request.app.state.house.connect() as conn:
-        row = conn.execute(SQL["account_page"], (account_id,)).fetchone()
+        params = {"account_id": account_id, "scope": roles.scope(request)}
+        row = conn.execute(SQL["account_page"], params).fetchone()
         if row is None:
             return render(request, "error.html", 404, message=f"no account {account_id}")
         badge_rows = inventory.badges(conn, account_id)
@@ -142,13 +146,19 @@ def edit_badges(request: Request) -> Response:
     else:
         put[key] = str(form.get("value", ""))
     with request.app.state.house.connect() as conn:
+        if status := roles.account_status(request, conn, account_id):
+            return render(request, "error.html", status, message=refusal(status, account_id))
         try:
-            changes = badges.edit(conn, account_id, put, delete)
+            changes = badges.edit(conn, account_id, put, delete, By(request.state.actor, "console"))
         except badges.EditRefused as refused:
             return show_account(request, account_id, refused.reasons)
     if changes is None:
         return render(request, "error.html", 404, message=f"no account {account_id}")
     return show_account(request, account_id, done=f"{len(changes)} badge change(s) saved")
+
+
+def refusal(status: int, account_id: str) -> str:
+    return f"no account {account_id}" if status == 404 else "badge edits need the operator role"
 
 
 def routes() -> list[Route]:

@@ -42,6 +42,7 @@ class Query:
     descending: bool = False
     page: int = 1
     per_page: int = PER_PAGE
+    scope: list[str] | None = None  # the organizations the reader sees (None: all)
 
 
 def _escape_like(text: str) -> str:
@@ -58,6 +59,7 @@ def params(query: Query) -> dict[str, Any]:
         "badge_value": query.badge[1] if query.badge else None,
         "limit": query.per_page,
         "offset": (query.page - 1) * query.per_page,
+        "scope": query.scope,
     }
 
 

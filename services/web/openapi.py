@@ -337,13 +337,74 @@ WEBHOOKS: dict[str, Any] = {
 }
 SCHEMAS.update(WEBHOOK_SCHEMAS)
 
+ORG_PATH = _param("org", TEXT, "organization id or nickname (404 when unknown)", "path")
+SCHEMAS["AuditRow"] = _object(
+    {
+        "audit_id": COUNT,
+        "at": TIME,
+        "actor": {"type": "string", "pattern": "^(user|token|cli|amqp):"},
+        "via": {"enum": ["console", "api", "cli", "amqp"]},
+        "action": TEXT,
+        "org_id": MAYBE_TEXT,
+        "subject": MAYBE_TEXT,
+        "changes": {"type": "object", "description": "field: value or {old, new}; no secret"},
+    },
+    broker_user=MAYBE_TEXT,
+)
+ORG_ACTIONS: dict[str, Any] = {
+    "/api/orgs/{org}/sync": {
+        "post": {
+            **_write(
+                "Start a sync of this organization, full (the default) or incremental",
+                "orgsync sync ORG [--incremental]",
+                SYNC_STARTED,
+                [ORG_PATH],
+            ),
+            "requestBody": {
+                "required": False,
+                "content": {"application/json": {"schema": _object({}, mode=MODE)}},
+            },
+        }
+    },
+    "/api/orgs/{org}/retry-failed": {
+        "post": {
+            **_write(
+                "Validate this organization's failed accounts again; answers how many",
+                "orgsync retry-failed --org ORG",
+                _object({"queued": COUNT, "failed": COUNT, "dead_lettered": COUNT}),
+                [ORG_PATH],
+            ),
+            "requestBody": {
+                "required": False,
+                "content": {"application/json": {"schema": _object({}, account=TEXT, code=TEXT)}},
+            },
+        }
+    },
+    "/api/audit": _get(
+        "The audit trail, newest first (a Link header with rel=next names the next page)",
+        "orgsync audit",
+        _list("AuditRow"),
+        [
+            ORG,
+            _param("limit", {**PAGE_LIMIT, "default": 100}, "rows per page"),
+            _param("before", {"type": "integer", "minimum": 1}, "rows older than this audit_id"),
+        ],
+    ),
+}
+for _action in ("/api/orgs/{org}/sync", "/api/orgs/{org}/retry-failed"):
+    _responses = ORG_ACTIONS[_action]["post"]["responses"]
+    _responses["202"] = _responses.pop("200")  # started, not finished
+    _responses["503"] = _answer("RabbitMQ or PostgreSQL is unreachable", ERROR)
+
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {
         "title": "orgsync HTTP API",
         "version": "1",
         "description": "The CLI's --json reads and the registration request, over HTTP. "
-        "Every route but this document takes Authorization: Bearer $ORGSYNC_API_TOKEN. "
+        "Every route but this document takes Authorization: Bearer <token>: a named token "
+        "(`orgsync tokens create`, with a role, on one organization or all: 403 for a role too "
+        "weak, 404 for an organization out of its scope) or ORGSYNC_API_TOKEN (admin on all). "
         "Booleans in a query are true, false, 1, 0, yes or no.",
     },
     "security": [{"bearer": []}],
@@ -474,6 +535,7 @@ DOCUMENT: dict[str, Any] = {
             },
         },
         **WEBHOOKS,
+        **ORG_ACTIONS,
     },
     "components": {
         "schemas": SCHEMAS,

@@ -26,6 +26,7 @@ from orgsync.services.read_models import dispatch
 SQL = load("orgsync.services.web")
 SAMPLE_S = 15.0
 SPAN_S = 3600.0
+STOP_WAIT_S = 15.0
 log = get_logger("orgsync.web.history")
 
 
@@ -51,7 +52,11 @@ class PipelineHistory:
         self.thread.start()
 
     def stop(self) -> None:
+        """Stop sampling, and wait for a sample under way (bounded by the broker's and the
+        database's connect timeouts) so that nothing outlives the console."""
         self.stopped.set()
+        if self.thread.is_alive():
+            self.thread.join(timeout=STOP_WAIT_S)
 
     def run(self) -> None:
         try:
@@ -67,7 +72,9 @@ class PipelineHistory:
 
     def per_minute(self) -> list[tuple[float, float]]:
         with self.house.connect() as conn:
-            rows = conn.execute(SQL["reconciled_per_minute"], (SPAN_S,)).fetchall()
+            rows = conn.execute(
+                SQL["reconciled_per_minute"], {"span": SPAN_S, "scope": None}
+            ).fetchall()
         return [(row["minute"].timestamp() + 60, row["n"] / 60.0) for row in rows]
 
     def sample(self) -> Sample:

@@ -4,7 +4,7 @@
 -- both it and listing_count a `where` one, filled with listing_filter.
 
 -- name: organization_choices
-SELECT org_id, nickname FROM organizations ORDER BY 2
+SELECT org_id, nickname FROM organizations WHERE (%(scope)s::text[] IS NULL OR org_id = ANY(%(scope)s)) ORDER BY 2
 
 -- name: organization_form
 -- what the registration form shows again to change an organization: never its credentials
@@ -19,19 +19,20 @@ SELECT a.account_id, a.name, a.email, a.org_id, o.nickname AS org_nickname, a.or
        f.code AS failure_code, f.message AS failure_message, f.attempts AS failure_attempts,
        a.account_id = o.management_account_id AS management_account
 FROM accounts a LEFT JOIN organizations o USING (org_id) LEFT JOIN failures f USING (account_id)
-WHERE a.account_id = %s
+WHERE a.account_id = %(account_id)s AND (%(scope)s::text[] IS NULL OR a.org_id = ANY(%(scope)s))
 
 -- name: current_syncs
 -- each organization's last sync, whose per-stage counts the pipeline page shows
 SELECT o.org_id, o.nickname, (SELECT s.sync_id::text FROM syncs s WHERE s.org_id = o.org_id
                               ORDER BY s.started_at DESC LIMIT 1) AS sync_id
-FROM organizations o ORDER BY o.nickname
+FROM organizations o WHERE (%(scope)s::text[] IS NULL OR o.org_id = ANY(%(scope)s)) ORDER BY o.nickname
 
 -- name: last_syncs
 SELECT s.sync_id::text AS sync_id, s.org_id, o.nickname, s.trigger, s.mode, s.started_at,
        s.walked_at, s.complete, s.error, s.counts, s.sent
 FROM syncs s JOIN organizations o USING (org_id)
 WHERE s.trigger <> 'events'  -- the feed's own sync, dated 2000-01-01: the feed section shows it
+  AND (%(scope)s::text[] IS NULL OR s.org_id = ANY(%(scope)s))
 ORDER BY s.started_at DESC LIMIT 10
 
 -- name: listing_filter
@@ -43,6 +44,7 @@ WHERE (%(org_id)s::text IS NULL OR a.org_id = %(org_id)s)
   AND (%(badge_key)s::text IS NULL OR a.account_id IN (
         SELECT b.account_id FROM badges b WHERE b.key = %(badge_key)s
         AND b.value = %(badge_value)s))
+  AND (%(scope)s::text[] IS NULL OR a.org_id = ANY(%(scope)s))
 
 -- name: listing_page
 -- the page's ids first, on an index of migration 0004; only those rows are joined, so a page
@@ -64,12 +66,18 @@ SELECT count(*) AS n FROM accounts a {where}
 
 -- name: reconciled_per_minute
 -- the Pipeline page's throughput before its console started: accounts reconciled per minute
--- over the last %s seconds (each account counted at its latest reconciliation)
+-- over the last `span` seconds (each account counted at its latest reconciliation), of the
+-- organizations in `scope` (NULL: all; a user who sees only some has the chart from here)
 SELECT date_trunc('minute', stage_at) AS minute, count(*) AS n FROM accounts
-WHERE stage = 'reconciled' AND stage_at > now() - make_interval(secs => %s)
+WHERE stage = 'reconciled' AND stage_at > now() - make_interval(secs => %(span)s)
+  AND (%(scope)s::text[] IS NULL OR org_id = ANY(%(scope)s))
 GROUP BY 1 ORDER BY 1
 
 -- name: reconciled_since
 -- accounts reconciled since a moment (epoch seconds): the throughput of one sample
 SELECT count(*) AS n FROM accounts
 WHERE stage = 'reconciled' AND stage_at > to_timestamp(%s)
+
+-- name: account_org
+-- whose an account is, for the roles (services/web/roles.py); NULL: a standalone account
+SELECT org_id FROM accounts WHERE account_id = %s

@@ -10,7 +10,7 @@ import uvicorn
 
 from orgsync.services.adapters import db
 from orgsync.services.errors import UserError
-from orgsync.services.settings import Settings
+from orgsync.services.settings import MIN_WEB_PASSWORD, Settings
 from orgsync.services.web.app import create_app
 from orgsync.services.web.auth import hash_password
 
@@ -21,8 +21,8 @@ def hash_from_stdin() -> str:
         password = getpass.getpass("password: ")
     else:
         password = sys.stdin.readline().rstrip("\r\n")
-    if not password:
-        raise UserError("no password given on stdin")
+    if len(password) < MIN_WEB_PASSWORD:
+        raise UserError(f"the password needs at least {MIN_WEB_PASSWORD} characters")
     return hash_password(password)
 
 

@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from orgsync.pipelines import numbers
 from orgsync.pipelines import webhooks as rules
+from orgsync.pipelines.audit import By
 from orgsync.pipelines.orgs import resolve_org_id
 from orgsync.pipelines.outbound import EVENT_TYPES
 from orgsync.pipelines.sql import load
@@ -27,7 +28,7 @@ SQL = load("orgsync.services.web")
 MAX_DELIVERIES = 10_000
 
 
-def create(conn: Any, keyring: Any, fields: dict[str, Any]) -> dict[str, str]:
+def create(conn: Any, keyring: Any, fields: dict[str, Any], by: By) -> dict[str, str]:
     """A webhook from a form or a JSON body: its id and, when none was given, its new secret."""
     url, secret = str(fields.get("url") or "").strip(), fields.get("secret") or None
     org_ref = str(fields.get("org") or "").strip()
@@ -42,7 +43,7 @@ def create(conn: Any, keyring: Any, fields: dict[str, Any]) -> dict[str, str]:
     except ValueError as bad:
         raise UserError(str(bad)) from bad
     made = secret or rules.new_secret()
-    created = {"webhook_id": webhooks.add(conn, keyring, url, str(made), org_id, chosen)}
+    created = {"webhook_id": webhooks.add(conn, keyring, url, str(made), org_id, chosen, by)}
     return created if secret else {**created, "secret": made}
 
 
@@ -53,7 +54,7 @@ def show(request: Request, status_code: int = 200, **extra: Any) -> Response:
     house = request.app.state.house
     with house.connect() as conn:
         hooks = webhooks.listing(conn)
-        orgs = conn.execute(SQL["organization_choices"]).fetchall()
+        orgs = conn.execute(SQL["organization_choices"], {"scope": None}).fetchall()
     context = {"hooks": hooks, "orgs": orgs, "types": EVENT_TYPES, "problem": "", "created": None}
     context.update(extra)
     return render(request, "webhooks.html", status_code, **context)
@@ -71,7 +72,7 @@ def add(request: Request) -> Response:
     house = request.app.state.house
     try:
         with house.connect() as conn:
-            created = create(conn, house.keyring, fields)
+            created = create(conn, house.keyring, fields, By(request.state.actor, "console"))
     except UserError as bad:
         return show(request, 400, problem=str(bad))
     return show(request, 201, created=created)
@@ -80,7 +81,7 @@ def add(request: Request) -> Response:
 @page
 def remove(request: Request) -> Response:
     with request.app.state.house.connect() as conn:
-        webhooks.remove(conn, request.path_params["webhook_id"])
+        webhooks.remove(conn, request.path_params["webhook_id"], By(request.state.actor, "console"))
     return RedirectResponse("/webhooks", status_code=303)
 
 
@@ -97,8 +98,9 @@ def deliveries_page(request: Request) -> Response:
 @page
 def redeliver_page(request: Request) -> Response:
     delivery_id = numbers.whole(request.path_params["delivery_id"], 1, 2**63 - 1)
+    by = By(request.state.actor, "console")
     with request.app.state.house.connect() as conn:
-        webhook_id = webhooks.redeliver(conn, delivery_id) if delivery_id else None
+        webhook_id = webhooks.redeliver(conn, delivery_id, by) if delivery_id else None
     if webhook_id is None:
         return render(request, "error.html", 404, message="no such delivery")
     return RedirectResponse(f"/webhooks/{webhook_id}/deliveries", status_code=303)
@@ -125,7 +127,7 @@ def api_add(request: Request) -> Response:
     house = request.app.state.house
     try:
         with house.connect() as conn:
-            return as_json(create(conn, house.keyring, body))
+            return as_json(create(conn, house.keyring, body, By(request.state.actor, "api")))
     except UserError as bad:
         return error(str(bad), 400)
 
@@ -133,7 +135,9 @@ def api_add(request: Request) -> Response:
 @api
 def api_remove(request: Request) -> Response:
     with request.app.state.house.connect() as conn:
-        if not webhooks.remove(conn, request.path_params["webhook_id"]):
+        if not webhooks.remove(
+            conn, request.path_params["webhook_id"], By(request.state.actor, "api")
+        ):
             return error("no such webhook", 404)
     return as_json({"removed": request.path_params["webhook_id"]})
 
@@ -154,8 +158,9 @@ def api_deliveries(request: Request) -> Response:
 @api
 def api_redeliver(request: Request) -> Response:
     delivery_id = numbers.whole(request.path_params["delivery_id"], 1, 2**63 - 1)
+    by = By(request.state.actor, "api")
     with request.app.state.house.connect() as conn:
-        webhook_id = webhooks.redeliver(conn, delivery_id) if delivery_id else None
+        webhook_id = webhooks.redeliver(conn, delivery_id, by) if delivery_id else None
     if webhook_id is None:
         return error("no such delivery of a webhook still in place", 404)
     return as_json({"delivery_id": delivery_id, "webhook_id": webhook_id, "state": "pending"})

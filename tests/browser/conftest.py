@@ -11,20 +11,17 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import socket
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from orgsync.services.settings import Settings
 from orgsync.services.web.app import create_app
 from tests.support.browser import PASSWORD
 from tests.support.services import IN_CI
-from tests.support.waiting import wait_until
+from tests.support.web import serving
 
 CHROMIUM = Path(os.environ.get("ORGSYNC_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -38,34 +35,17 @@ CHROMIUM_ARGS = [
 TIMEOUT_MS = 60_000
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def web_app(settings: Settings) -> Any:
     """The console's application, which `web_url` serves (its state: the pipeline history)."""
-    return create_app(dataclasses.replace(settings, web_password=PASSWORD), failed_delay=0.2)
+    return create_app(dataclasses.replace(settings, web_password=PASSWORD))
 
 
 @pytest.fixture
 def web_url(web_app: Any) -> Iterator[str]:
     """`orgsync web` on a free port, in a thread, for one test."""
-    app = web_app
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_until(
-        lambda: server.started or not thread.is_alive(), 20, "the web server started or ended"
-    )
-    if not server.started:
-        pytest.fail("the web server did not start")
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(web_app) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

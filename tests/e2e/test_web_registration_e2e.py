@@ -20,14 +20,15 @@ from orgsync.services.web.app import create_app
 from tests.support.cli import TIMEOUT, request_for
 
 pytestmark = pytest.mark.e2e
-AUTH = {"Authorization": "Bearer e2e-token"}
+TOKEN = "e2e-token-" + "0" * 32
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def test_the_api_and_the_edit_form_answer_with_the_registrars_verdict(
     settings: Settings, house: House, aws: SimulatedAws, worker: Path
 ) -> None:
     org = build_organization(aws.endpoint_url, OrgSpec(accounts=3, suspended=0, excluded=0))
-    web_settings = dataclasses.replace(settings, web_password="pw", api_token="e2e-token")
+    web_settings = dataclasses.replace(settings, web_password="e2e-password", api_token=TOKEN)
     with TestClient(create_app(web_settings), follow_redirects=False) as http:
         bad = {**request_for(org, "webapi"), "org_role_arn": "arn:aw:iam::1:role/R"}
         rejected = http.post("/api/registrations", json=bad, headers=AUTH).json()
@@ -43,7 +44,7 @@ def test_the_api_and_the_edit_form_answer_with_the_registrars_verdict(
 
         token = re.search(r'name="csrf_token" value="([^"]+)"', http.get("/login").text)
         assert token
-        http.post("/login", data={"password": "pw", "csrf_token": token[1]})
+        http.post("/login", data={"password": "e2e-password", "csrf_token": token[1]})
         page = http.get(f"/orgs/{org_id}/edit").text  # signing in gave a new csrf token
         form = {
             "csrf_token": re.findall(r'name="csrf_token" value="([^"]+)"', page)[-1],
@@ -71,3 +72,12 @@ def test_the_api_and_the_edit_form_answer_with_the_registrars_verdict(
             "ListParents": {"floor": 0.5, "ceiling": 5},
         }
         assert f'name="aws_rates" value="{rates}"' in http.get(f"/orgs/{org_id}/edit").text
+        trail = http.get("/api/audit", headers=AUTH).json()
+    # the rejected request changed nothing, so it left no row
+    assert [(r["actor"], r["via"], r["action"]) for r in reversed(trail)] == [
+        ("token:break-glass", "api", "organization.register"),
+        ("user:break-glass", "console", "organization.update"),
+    ]
+    assert trail[0]["changes"]["aws_rates"]["old"] is None  # the edit set the rate override
+    assert trail[0]["changes"]["aws_rates"]["new"]["ListParents"] == {"floor": 0.5, "ceiling": 5}
+    assert "tenant-secret-42" not in str(trail) and org.org_role_arn not in str(trail)

@@ -21,7 +21,7 @@ DRIFTS = [
     (
         "re-tagged long ago",
         4,
-        "UPDATE accounts SET tags = '{\"stale\": \"tag\"}',"
+        'UPDATE accounts SET tags = \'{"stale": "tag"}\','
         " tags_read_at = now() - interval '2 days'",
     ),
     ("validation failed", 3, "UPDATE accounts SET status = 'assume_role_failed'"),

@@ -434,6 +434,17 @@ def twice_argv(threads: int = 4) -> list[str]:
     ]
 
 
+def failures(results: list[Result]) -> list[str]:
+    """Each run that lost, duplicated or got something wrong, with its counts, first examples
+    and notes: the assertion's message, which is what a CI log's last lines show."""
+    return [
+        f"{r.name}: {r.counts.lost} lost, {r.counts.duplicated} duplicated, {r.counts.wrong} wrong"
+        f" ({'; '.join(r.counts.examples[:5] + r.notes)})"
+        for r in results
+        if not r.counts.clean
+    ]
+
+
 def table(results: list[Result], seed: int) -> str:
     header = (
         f"{'fault':<18} {'seconds':>7} {'sync s':>6} {'lost':>5} {'duplicated':>10} {'wrong':>6}"

@@ -20,6 +20,7 @@ from tests.faults.harness import (
     Harness,
     Result,
     deliver_twice,
+    failures,
     kill_workers,
     restart_postgres,
     restart_rabbitmq,
@@ -61,8 +62,7 @@ def test_no_fault_loses_duplicates_or_corrupts_anything(capsys: pytest.CaptureFi
     report += f"\nsetup {setup:.0f} s, total {time.monotonic() - started:.0f} s"
     with capsys.disabled():
         print("\n" + report, flush=True)
-    failing = [r.name for r in results if not r.counts.clean]
-    assert not failing, f"faults with lost/duplicated/wrong state: {failing} (seed {seed})"
+    assert not (failing := failures(results)), f"seed {seed}: " + "\n".join(failing)
     assert not (problems := slow_organization_problems(results)), problems
     kills = next(r for r in results if r.name == "kill-9")
     assert kills.notes[0].startswith(f"{KILLS} kill -9"), kills.notes

@@ -12,9 +12,33 @@ from urllib.parse import unquote
 import psycopg
 import pytest
 
+from orgsync.pipelines.credentials import Keyring
+from orgsync.services.commands import cli
+from orgsync.services.settings import Settings
 from orgsync.services.testing.moto_aws import SimulatedAws
 from tests.support.discovery import DEEP, AwsOrg
 from tests.support.feed_world import world  # noqa: F401 - a fixture of the feed and incremental-sync tests
+
+
+@pytest.fixture
+def run(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    settings: Settings,
+    keyring: Keyring,
+) -> Any:
+    """`orgsync ARGS…` in this process, on the test's database, vhost and keys: (exit code,
+    stdout, stderr)."""
+    monkeypatch.setenv("ORGSYNC_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("ORGSYNC_BROKER_URL", settings.broker_url)
+    monkeypatch.setenv("ORGSYNC_ENCRYPTION_KEYS", keyring.format())
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = cli.main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
 
 
 @pytest.fixture

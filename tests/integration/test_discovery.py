@@ -7,6 +7,7 @@ standalone accounts) are proved on the stage, without a broker.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -341,6 +342,97 @@ def test_an_account_that_leaves_the_organization_is_removed_after_a_complete_wal
     assert (core["status"], core["status_reason"]) == ("removed", "left_organization")
     assert run.counts["removed"] == {"left_organization": 1}
     assert live(conn) == set(tree.values()) - {tree["core"]} | {MANAGEMENT_ACCOUNT_ID}
+
+
+# ---- a walk and a newer sync -----------------------------------------------------------------
+
+
+def syncs_of_accounts(conn: Conn) -> set[str]:
+    return {r["s"] for r in conn.execute("SELECT DISTINCT sync_id::text AS s FROM accounts")}
+
+
+def test_a_walk_delivered_again_after_a_newer_sync_walked_gives_way_and_removes_nothing(
+    conn: Conn, keyring: Keyring, aws: SimulatedAws, org: AwsOrg, tree: dict[str, str]
+) -> None:
+    client = organizations_client(aws)
+    register(conn, keyring, org)
+    first = sync(conn, keyring, client, org.org_id)
+    first_row = last_sync(conn)
+    second = sync(conn, keyring, client, org.org_id)
+    org.remove(tree["core"])  # the old walk would see it gone
+    conn.execute("DELETE FROM outbox")  # the second walk's pages
+    conn.commit()
+
+    deps = stage_deps(conn, keyring, organizations=lambda org: client, removal_limit=1.0)
+    result = discovery.discover(deps, OrgRegistered(org_id=org.org_id, sync_id=first.sync_id))
+
+    assert result.outcome is Outcome.SKIPPED
+    assert result.reason == f"sync {second.sync_id} started after this one and took over its walk"
+    assert syncs_of_accounts(conn) == {second.sync_id}
+    assert live(conn) == set(tree.values()) | {MANAGEMENT_ACCOUNT_ID}
+    assert outbox_events(conn) == []
+    row = conn.execute("SELECT * FROM syncs WHERE sync_id = %s", (first.sync_id,)).fetchone()
+    assert row is not None
+    assert (row["walked_at"], row["counts"], row["error"]) == (
+        first_row["walked_at"],
+        first_row["counts"],
+        None,
+    )
+
+
+def test_an_older_walk_closing_as_a_newer_sync_walks_removes_none_of_the_newer_ones_accounts(
+    conn: Conn, keyring: Keyring, aws: SimulatedAws, org: AwsOrg, tree: dict[str, str]
+) -> None:
+    """The cleanup's own guard, for a newer sync that took accounts after the walk's last look."""
+    sandbox = org.account("sandbox-alice", DEEP)
+    register(conn, keyring, org, exclude_prefixes=["sandbox-"])
+    first = start_sync(conn, org.org_id, "test").sync_id
+    conn.commit()
+    sync(conn, keyring, organizations_client(aws), org.org_id)  # a newer sync takes everything
+
+    discovery.finish(conn, org.org_id, first, Counter(), None, removal_limit=1.0)
+    conn.commit()
+
+    assert live(conn) == set(tree.values()) | {MANAGEMENT_ACCOUNT_ID}
+    assert excluded(conn) == {sandbox: "name_prefix:sandbox-"}
+
+
+class StartingASyncOnFirstCall:
+    """The real client; its first ListAccountsForParent starts another sync of the organization
+    first, as a scheduler or a user would while the walk runs."""
+
+    def __init__(self, client: Any, conn: Conn, org_id: str) -> None:
+        self.client, self.conn, self.org_id = client, conn, org_id
+        self.started: str | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    def list_accounts_for_parent(self, **params: Any) -> Any:
+        if self.started is None:
+            self.started = start_sync(self.conn, self.org_id, "test").sync_id
+            self.conn.commit()
+        return self.client.list_accounts_for_parent(**params)
+
+
+def test_a_walk_gives_way_to_a_sync_started_while_it_walks_and_is_closed_incomplete(
+    conn: Conn, keyring: Keyring, aws: SimulatedAws, org: AwsOrg
+) -> None:
+    register(conn, keyring, org)
+    first = start_sync(conn, org.org_id, "test").sync_id
+    conn.execute("DELETE FROM outbox")
+    conn.commit()
+    client = StartingASyncOnFirstCall(organizations_client(aws), conn, org.org_id)
+
+    deps = stage_deps(conn, keyring, organizations=lambda org: client)
+    result = discovery.discover(deps, OrgRegistered(org_id=org.org_id, sync_id=first))
+
+    assert result.outcome is Outcome.SKIPPED and client.started is not None
+    assert accounts(conn) == {} and outbox_events(conn) == []
+    row = conn.execute("SELECT * FROM syncs WHERE sync_id = %s", (first,)).fetchone()
+    assert row is not None and row["walked_at"] is not None
+    assert (row["complete"], row["error"]) == (False, result.reason)
+    assert result.reason == f"sync {client.started} started after this one and took over its walk"
 
 
 # ---- failed, paged and throttled walks ------------------------------------------------------

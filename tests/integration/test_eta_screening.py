@@ -46,6 +46,8 @@ def worker(own_settings: Settings) -> Iterator[dramatiq.Worker]:
     """Every stage's actor on real RabbitMQ, two threads, prefetching what they can run (as
     `orgsync worker --threads 2` does)."""
     broker = build(own_settings)
+    for queue in broker.get_declared_queues():  # before the test publishes to them
+        broker.declare_queue(queue, ensure=True)
     running = dramatiq.Worker(broker, worker_threads=THREADS, worker_timeout=100)
     running.queue_prefetch = THREADS
     running.start()

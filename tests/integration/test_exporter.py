@@ -172,6 +172,7 @@ def test_queue_gauges_count_ready_delayed_and_dead_lettered_messages(
     declare_queues(own_broker_url)
     connection = pika.BlockingConnection(pika.URLParameters(own_broker_url))
     channel = connection.channel()
+    channel.confirm_delivery()  # stored (a quorum queue: in its Raft log) before it is fetched
     for routing_key, n in (("tags-harvested", 2), ("org-registered.DQ", 1)):
         for _ in range(n):
             channel.basic_publish("", routing_key, b"{}", pika.BasicProperties(delivery_mode=2))

@@ -22,6 +22,8 @@ from tests.support.feed_world import World
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
+
+
 def tag(world: World, account_id: str, key: str, value: str) -> None:
     world.orgs.tag_resource(ResourceId=account_id, Tags=[{"Key": key, "Value": value}])
 

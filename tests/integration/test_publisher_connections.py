@@ -18,8 +18,8 @@ pytestmark = pytest.mark.integration
 QUEUE = "idle-publisher"
 
 
-def message() -> dramatiq.Message[object]:
-    return dramatiq.Message(queue_name=QUEUE, actor_name="a", args=(), kwargs={}, options={})
+def message(queue: str = QUEUE) -> dramatiq.Message[object]:
+    return dramatiq.Message(queue_name=queue, actor_name="a", args=(), kwargs={}, options={})
 
 
 def pika_errors(records: list[logging.LogRecord]) -> list[str]:
@@ -32,9 +32,10 @@ def test_an_idle_publisher_connection_is_replaced_before_rabbitmq_drops_it_and_l
     url = f"{own_broker_url}?heartbeat=2"
     ours = make_broker(url)
     plain = RabbitmqBroker(url=url, confirm_delivery=True)
-    for broker in (ours, plain):
-        broker.declare_queue(QUEUE)
-        broker.enqueue(message())
+    # dramatiq's plain broker declares classic queues; ours quorum ones (a new vhost)
+    for broker, queue in ((ours, QUEUE), (plain, f"{QUEUE}-plain")):
+        broker.declare_queue(queue)
+        broker.enqueue(message(queue))
     first = ours.connection
     time.sleep(7)  # idle: what is being tested is the passing of time (RabbitMQ drops at ~4 s)
 
@@ -46,6 +47,6 @@ def test_an_idle_publisher_connection_is_replaced_before_rabbitmq_drops_it_and_l
 
     caplog.clear()
     with caplog.at_level(logging.DEBUG):
-        plain.enqueue(message())  # dramatiq retries on a new connection: published all the same
+        plain.enqueue(message(f"{QUEUE}-plain"))  # retried on a new connection, published
         plain.close()
     assert pika_errors(caplog.records) != []  # the noise the workers used to log

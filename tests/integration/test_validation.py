@@ -29,6 +29,7 @@ from orgsync.services.bootstrap import House
 from orgsync.services.settings import Settings
 from orgsync.services.use_cases import redrive
 from tests.support.stages import outbox_events, stage_deps
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -197,6 +198,17 @@ def test_throttled_accounts_go_round_again_as_a_smaller_page_after_a_delay(
     assert account(org, 22)["status"] == "ok"
 
 
+def test_a_denial_met_on_a_page_that_went_round_again_counts_one_failed_attempt(
+    org: Conn, keyring: Keyring
+) -> None:
+    add_account(org, 24)
+    org.commit()
+
+    run(org, keyring, ScriptedSts(a24=[DENIED]), page(24, attempt=3))  # deferred twice before
+
+    assert account(org, 24)["attempts"] == 1
+
+
 def test_a_storm_that_outlasts_the_attempts_is_stored_as_gave_up(
     org: Conn, keyring: Keyring
 ) -> None:
@@ -284,13 +296,17 @@ def dead_letter(broker_url: str, *events: AccountsDiscovered) -> None:
             )
         )
     broker.close()
+    before = dead_letters.dead_letter_count(broker_url)
     connection = pika.BlockingConnection(pika.URLParameters(broker_url))
     channel = connection.channel()
+    channel.confirm_delivery()  # stored (a quorum queue's Raft log) before it is fetched
     channel.basic_publish("", f"{QUEUE}", b"{not json", pika.BasicProperties(delivery_mode=2))
     for _ in range(len(events) + 1):
         method, _, _ = channel.basic_get(QUEUE)
         channel.basic_nack(method.delivery_tag, requeue=False)
     connection.close()
+    dead = before + len(events) + 1  # a quorum queue dead-letters asynchronously
+    wait_until(lambda: dead_letters.dead_letter_count(broker_url) >= dead, 10, "dead letters")
 
 
 def queued(broker_url: str, queue: str) -> list[dict[str, Any]]:
@@ -348,10 +364,12 @@ def test_a_dead_letter_nested_too_deeply_is_left_in_place_and_the_rest_are_read_
     deep = b'{"args": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     connection = pika.BlockingConnection(pika.URLParameters(own_broker_url))
     channel = connection.channel()
+    channel.confirm_delivery()
     channel.basic_publish("", QUEUE, deep, pika.BasicProperties(delivery_mode=2))
     method, _, _ = channel.basic_get(QUEUE)
     channel.basic_nack(method.delivery_tag, requeue=False)
     connection.close()
+    wait_until(lambda: dead_letters.dead_letter_count(own_broker_url) == 3, 10, "dead letters")
 
     with dead_letters.DeadLetters(own_broker_url) as letters:
         assert inspect.isgenerator(letters.take())  # never the whole queue in memory at once

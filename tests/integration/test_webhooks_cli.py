@@ -8,29 +8,9 @@ from typing import Any
 
 import pytest
 
-from orgsync.pipelines.credentials import Keyring
-from orgsync.services.commands import cli
 from orgsync.services.testing.webhook_receiver import Receiver
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def run(
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    database_url: str,
-    keyring: Keyring,
-) -> Any:
-    monkeypatch.setenv("ORGSYNC_DATABASE_URL", database_url)
-    monkeypatch.setenv("ORGSYNC_ENCRYPTION_KEYS", keyring.format())
-
-    def run(*args: str) -> tuple[int, str, str]:
-        code = cli.main(list(args))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 def test_a_webhook_is_added_listed_tried_redelivered_and_removed(

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import pika
+import pika.exceptions
+from dramatiq.common import dq_name, xq_name
 
 from orgsync.pipelines.events import QUEUES
-from orgsync.services.adapters.broker import make_broker
+from orgsync.services.adapters.broker import connect, make_broker
+
+# every queue orgsync declares: each stage's, its delay queue and its dead letters
+EVERY_QUEUE = [name for q in QUEUES for name in (q, dq_name(q), xq_name(q))]
 
 
 def declare_queues(broker_url: str) -> None:
@@ -14,6 +19,22 @@ def declare_queues(broker_url: str) -> None:
     for queue in QUEUES:
         broker.declare_queue(queue, ensure=True)
     broker.close()
+
+
+def purge_queues(broker_url: str) -> None:
+    """Empty every orgsync queue, `.DQ` and `.XQ` there is: work a test's worker left unfinished
+    must not reach the next test's worker on the run's shared vhost."""
+    connection = connect(broker_url)
+    try:
+        for name in EVERY_QUEUE:
+            channel = connection.channel()
+            try:
+                channel.queue_purge(name)
+            except pika.exceptions.ChannelClosedByBroker:  # never declared in this vhost
+                continue
+            channel.close()
+    finally:
+        connection.close()
 
 
 def publish(broker_url: str, queue: str, bodies: list[bytes]) -> None:

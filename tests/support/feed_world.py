@@ -183,5 +183,3 @@ def world(conn: Conn, keyring: Keyring, monkeypatch: pytest.MonkeyPatch) -> Iter
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     with mock_aws():
         yield World(conn, keyring)
-
-

@@ -4,13 +4,20 @@ would fill (tests/web)."""
 from __future__ import annotations
 
 import re
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+import uvicorn
 from starlette.testclient import TestClient
 
+from tests.support.waiting import wait_until
+
 PASSWORD = "correct horse battery staple"
-TOKEN = "test-api-token"
+TOKEN = "test-api-token-0123456789abcdefghij"
 HOSTILE = '<script>alert("x")</script>'
 
 
@@ -123,3 +130,45 @@ def add_feed(conn: psycopg.Connection[Any], org_id: str, account_id: str | None 
             (account_id, sync_id),
         )
     return sync_id
+
+
+def as_user(
+    http: TestClient, conn: psycopg.Connection[Any], subject: str, groups: list[str]
+) -> None:
+    """Sign `http` in as the identity provider's user `subject` in `groups`, as the OIDC
+    callback does once the provider has answered (tests/browser signs in through a real one).
+    Its CSRF token."""
+    guard = http.app.state.guard  # type: ignore[attr-defined]
+    session = guard.signed_in(conn, f"oidc:{subject}", subject, groups)
+    conn.commit()
+    http.cookies.set("orgsync_session", guard.signer.dumps(session))
+    return str(session["csrf"])
+
+
+def grant(conn: psycopg.Connection[Any], group: str, role: str, org_id: str | None) -> None:
+    conn.execute(
+        "INSERT INTO access_grants (group_name, role, org_id) VALUES (%s, %s, %s)",
+        (group, role, org_id),
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def serving(app: Any, port: int | None = None) -> Iterator[str]:
+    """`app` served by uvicorn on `port` (None: a free one), in a thread: its base URL."""
+    port = port or free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_until(lambda: server.started or not thread.is_alive(), 20, "the web server started")
+    assert server.started, "the web server did not start"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -13,11 +13,14 @@ import pytest
 
 from orgsync.services.settings import Settings
 from orgsync.services.testing.moto_aws import SimulatedAws
+from tests.support.amqp import purge_queues
 
 
 def worker_env(settings: Settings, endpoint_url: str) -> dict[str, str]:
+    queue_type = {"ORGSYNC_QUEUE_TYPE": settings.queue_type} if settings.queue_type else {}
     return dict(
         os.environ,
+        **queue_type,
         ORGSYNC_DATABASE_URL=settings.database_url,
         ORGSYNC_BROKER_URL=settings.broker_url,
         ORGSYNC_ENCRYPTION_KEYS=settings.encryption_keys or "",
@@ -52,8 +55,19 @@ def running_worker(
 
 
 @pytest.fixture
-def worker(settings: Settings, aws: SimulatedAws, tmp_path: Path) -> Iterator[Path]:
-    """`orgsync worker` against the simulated AWS; yields the path of its log."""
+def empty_queues(broker_url: str) -> Iterator[None]:
+    """The run's vhost is shared: the test starts on empty orgsync queues and leaves them
+    empty, whatever an earlier test's workers left there (a sync still going, poison messages)."""
+    purge_queues(broker_url)
+    yield
+    purge_queues(broker_url)
+
+
+@pytest.fixture
+def worker(
+    settings: Settings, aws: SimulatedAws, tmp_path: Path, empty_queues: None
+) -> Iterator[Path]:
+    """`orgsync worker` against the simulated AWS, on empty queues; yields the path of its log."""
     log = tmp_path / "worker.log"
     with running_worker(settings, aws.endpoint_url, log):
         yield log

@@ -17,6 +17,8 @@ QUERIES = load("orgsync.pipelines")
 IDIOM = 'SQL = load("orgsync.pipelines")'
 LOOKUP = re.compile(r'SQL\["([a-z0-9_]+)"\]')
 INLINE = re.compile(r"\b(SELECT\s.+\sFROM|INSERT INTO|UPDATE\s+\w+(\s+\w+)?\s+SET|DELETE FROM)\b")
+
+
 def sources() -> dict[str, str]:
     return {p.name: p.read_text(encoding="utf-8") for p in sorted(PACKAGE.glob("*.py"))}
 

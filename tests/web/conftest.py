@@ -21,7 +21,7 @@ def web_settings(settings: Settings) -> Settings:
 
 @pytest.fixture
 def anonymous(web_settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(web_settings, failed_delay=0.2), follow_redirects=False) as http:
+    with TestClient(create_app(web_settings), follow_redirects=False) as http:
         yield http
 
 

@@ -270,6 +270,9 @@ def test_the_openapi_document_describes_every_route(api: TestClient) -> None:
         "/api/webhooks/{webhook_id}",
         "/api/webhooks/{webhook_id}/deliveries",
         "/api/deliveries/{delivery_id}/redeliver",
+        "/api/orgs/{org}/sync",
+        "/api/orgs/{org}/retry-failed",
+        "/api/audit",
     }
     schema = document["paths"]["/api/registrations"]["post"]["requestBody"]["content"]
     assert "org_role_arn" in schema["application/json"]["schema"]["properties"]
@@ -361,3 +364,17 @@ def test_a_sync_request_that_names_no_organization_or_mode_is_refused(
 ) -> None:
     answer = api.post("/api/syncs", json=body, headers=AUTH)
     assert answer.status_code == status and answer.json()["error"]
+
+
+@pytest.mark.usefixtures("inventory")
+def test_the_audit_listing_is_the_same_json_as_the_cli_and_its_schema(
+    api: TestClient, api_settings: Settings, monkeypatch: Any, capsys: Any
+) -> None:
+    started = api.post("/api/orgs/alpha/sync", headers=AUTH, json={"mode": "incremental"})
+    assert started.status_code == 202
+
+    answer = api.get("/api/audit", headers=AUTH)
+
+    assert answer.json() == cli_json(api_settings, monkeypatch, capsys, "audit")
+    assert [row["action"] for row in answer.json()] == ["sync.start"]
+    conforms(api.get("/api/openapi.json").json(), "/api/audit", answer.json())

@@ -6,7 +6,6 @@ import dataclasses
 import re
 import subprocess
 import sys
-import time
 from typing import Any
 
 import pytest
@@ -43,15 +42,11 @@ def test_without_a_session_every_page_redirects_to_the_sign_in_page(anonymous: T
     assert anonymous.post("/failed/retry", data={}).status_code == 403
 
 
-def test_a_wrong_password_is_refused_slowly_and_the_right_one_signs_in(
-    anonymous: TestClient,
-) -> None:
-    started = time.monotonic()
+def test_a_wrong_password_is_refused_and_the_right_one_signs_in(anonymous: TestClient) -> None:
     first = sign_in(anonymous, "wrong")
     second = sign_in(anonymous, "wrong again")
     assert first.status_code == second.status_code == 401
     assert "Wrong password." in second.text
-    assert time.monotonic() - started >= 0.2 + 0.4  # the delay doubles with each failure
 
     response = sign_in(anonymous)
     assert response.status_code == 303 and response.headers["location"] == "/orgs"
@@ -277,7 +272,7 @@ def test_orgsync_web_refuses_to_start_without_a_password_in_one_line() -> None:
 def test_a_password_hash_signs_in_with_its_password_only() -> None:
     made = subprocess.run(
         [sys.executable, "-m", "orgsync", "web", "--hash-password"],
-        input="s3cret\n",
+        input="s3cret-s3cret\n",
         capture_output=True,
         text=True,
         timeout=30,
@@ -285,23 +280,23 @@ def test_a_password_hash_signs_in_with_its_password_only() -> None:
     ).stdout.strip()
     assert made.startswith("scrypt$16384$8$1$")
     guard = Guard(Settings(web_password_hash=made))
-    assert guard.password_ok("s3cret") and not guard.password_ok("s3cret ")
+    assert guard.password_ok("s3cret-s3cret") and not guard.password_ok("s3cret-s3cret ")
     assert Guard(Settings(web_password_hash=hash_password("x"))).password_ok("x")
 
 
 def test_the_settings_never_show_the_console_secrets() -> None:
     settings = Settings.from_env(
         {
-            "ORGSYNC_WEB_PASSWORD": "pw-secret",
+            "ORGSYNC_WEB_PASSWORD": "pw-secret-long-enough",
             "ORGSYNC_WEB_PASSWORD_HASH": "hash-secret",
-            "ORGSYNC_WEB_SESSION_SECRET": "session-secret",
-            "ORGSYNC_API_TOKEN": "token-secret",
+            "ORGSYNC_WEB_SESSION_SECRET": "session-secret-" + "s" * 32,
+            "ORGSYNC_API_TOKEN": "token-secret-" + "t" * 32,
             "ORGSYNC_WEB_PORT": "8181",
             "ORGSYNC_WEB_SECURE_COOKIES": "true",
         }
     )
     assert settings.web_port == 8181 and settings.web_secure_cookies is True
-    assert settings.api_token == "token-secret"
+    assert settings.api_token == "token-secret-" + "t" * 32
     assert "secret" not in repr(settings)
 
 
@@ -361,3 +356,10 @@ def test_the_pipeline_page_draws_the_last_hour_as_svg_charts(web: TestClient) ->
     depth = page.split('id="depth-chart"')[1].split("</figure>")[0]
     assert depth.count('class="series"') == 5 and "<title>Queue depth, last hour</title>" in depth
     assert 'id="rate-chart"' in page and "accounts/s" in page
+
+
+def test_the_pipeline_history_thread_ends_with_the_console(web_settings: Settings) -> None:
+    with TestClient(create_app(web_settings)) as http:
+        history = http.app.state.history  # type: ignore[attr-defined]
+        assert history.thread.is_alive()
+    assert not history.thread.is_alive()  # no sample outlives the console's database

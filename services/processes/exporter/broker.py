@@ -13,6 +13,7 @@ import pika
 import pika.exceptions
 
 from orgsync.services.adapters import queues
+from orgsync.services.adapters.nodes import parameters
 from orgsync.services.processes.exporter.families import Family
 
 BROKER_ERRORS = (pika.exceptions.AMQPError, OSError)
@@ -28,11 +29,12 @@ class Broker:
     def connection(self) -> pika.BlockingConnection:
         if self.amqp is None or not self.amqp.is_open:
             self.close()
-            params = pika.URLParameters(self.url)
-            params.socket_timeout = 3
-            params.stack_timeout = 5
-            params.connection_attempts = 1
-            self.amqp = pika.BlockingConnection(params)
+            nodes = parameters(self.url)  # any node of ORGSYNC_BROKER_URL that answers
+            for params in nodes:
+                params.socket_timeout = 3
+                params.stack_timeout = 5
+                params.connection_attempts = 1
+            self.amqp = pika.BlockingConnection(nodes)
         return self.amqp
 
     def close(self) -> None:

@@ -16,7 +16,7 @@ import psycopg
 from prometheus_client.core import Metric
 
 from orgsync.services.adapters import db, queues
-from orgsync.services.adapters.broker import describe as describe_broker
+from orgsync.services.adapters.nodes import describe as describe_broker
 from orgsync.services.bootstrap import House
 from orgsync.services.logs import get_logger
 from orgsync.services.processes.exporter.broker import BROKER_ERRORS, Broker, add_queues

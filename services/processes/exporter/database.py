@@ -32,6 +32,7 @@ QUERIES = {
     "webhooks": SQL["exporter_webhooks"],
     "unpublished": SQL["exporter_events_unpublished"],
 }
+PARAMS = {"pages": {"scope": None}}  # every organization's
 WAITING_STAGE = {s.waits_at or s.name: s.name for s in STAGES}
 
 
@@ -71,7 +72,7 @@ class Database:
         """Every query in one round trip (pipeline mode)."""
         conn = self.connection()
         with conn.pipeline():
-            cursors = {name: conn.execute(sql) for name, sql in QUERIES.items()}
+            cursors = {name: conn.execute(sql, PARAMS.get(name)) for name, sql in QUERIES.items()}
         return {name: cursor.fetchall() for name, cursor in cursors.items()}
 
     def ping(self) -> None:
