@@ -30,7 +30,9 @@ class Received:
 
 class Receiver:
     """Answers `answers` in order (then 200), after `delay` seconds each; `received` holds
-    every verified request, `rejected` every one whose signature did not verify."""
+    every verified request, `rejected` every one whose signature did not verify, and
+    `cut_short` counts requests whose sender went away before its whole body arrived (killed
+    between the headers and the body: nothing was delivered, and the sender got no answer)."""
 
     def __init__(self, port: int = 0, answers: list[int] | None = None, delay: float = 0.0):
         self.secret = new_secret()
@@ -38,6 +40,7 @@ class Receiver:
         self.delay = delay
         self.received: list[Received] = []
         self.rejected: list[str] = []
+        self.cut_short = 0
         self.lock = threading.Lock()
         self.port = port
         self.server: ThreadingHTTPServer | None = None
@@ -53,7 +56,13 @@ class Receiver:
             protocol_version = "HTTP/1.1"
 
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                length = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(length)
+                if len(body) < length:
+                    with receiver.lock:
+                        receiver.cut_short += 1
+                    self.close_connection = True
+                    return
                 time.sleep(receiver.delay)
                 status = receiver.take(body, {k.lower(): v for k, v in self.headers.items()})
                 self.send_response(status)

@@ -1,5 +1,5 @@
 """Webhook deliveries under the faults: each run's database gets a webhook pointing at the
-harness's receiver (tests/support/webhook_receiver.py), and once the sync has settled and the
+harness's receiver (services/testing/webhook_receiver.py), and once the sync has settled and the
 deliveries with it, what the receiver got is counted against what was committed:
 
 - lost: an event committed in the run that the receiver never got, or fewer events of one
@@ -7,6 +7,9 @@ deliveries with it, what the receiver got is counted against what was committed:
 - duplicated: more events of one (type, subject) than the clean run had: one change announced
   twice under two ids (a retry of the same id is not a duplicate: receivers dedupe on it);
 - wrong: a request whose signature did not verify, or one id received with two bodies.
+
+A request cut short by a kill (headers sent, the body not) is none of these: it delivered
+nothing and got no answer, so its delivery is tried again; the run's note counts them.
 """
 
 from __future__ import annotations
@@ -44,11 +47,13 @@ class Tally:
     repeated: list[str] = field(default_factory=list)
     events: int = 0
     requests: int = 0
+    cut_short: int = 0  # requests whose sender was killed before its body was sent
     lost_ids: list[str] = field(default_factory=list)
     wrong: list[str] = field(default_factory=list)
 
     def note(self) -> str:
-        return f"webhook: {self.events} events, {self.requests} requests"
+        cut = f", {self.cut_short} cut short by a kill" if self.cut_short else ""
+        return f"webhook: {self.events} events, {self.requests} requests{cut}"
 
 
 def prepare(settings: Settings, keyring: Keyring, receiver: Receiver) -> None:
@@ -56,6 +61,7 @@ def prepare(settings: Settings, keyring: Keyring, receiver: Receiver) -> None:
     with receiver.lock:
         receiver.received.clear()
         receiver.rejected.clear()
+        receiver.cut_short = 0
     with db.connect(settings.database_url) as conn:
         conn.execute("DELETE FROM outbound_events")  # the template's: registered before the run
         webhooks.add(conn, keyring, receiver.url, receiver.secret)
@@ -87,8 +93,9 @@ def tally(settings: Settings, org_id: str, receiver: Receiver) -> Tally:
         for got in receiver.received:
             bodies.setdefault(got.webhook_id, set()).add(got.body)
         requests, rejected = len(receiver.received), list(receiver.rejected)
+        cut_short = receiver.cut_short
     changes = Counter((r["type"], r["subject"]) for r in rows if r["compared"])
-    found = Tally(changes, events=len(rows), requests=requests)
+    found = Tally(changes, events=len(rows), requests=requests, cut_short=cut_short)
     # one change announced twice: the same event right after itself in its subject's history (a
     # status that went pending -> ok, away, and pending -> ok again is two changes)
     previous: dict[str, tuple[str, str]] = {}

@@ -5,6 +5,7 @@ followed, one slow receiver never delaying another, and the exchange carrying th
 from __future__ import annotations
 
 import json
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,9 +17,11 @@ import pytest
 
 from orgsync.pipelines.credentials import Keyring, generate_key
 from orgsync.pipelines.sql import load
+from orgsync.pipelines.webhooks import headers as signed_headers
 from orgsync.pipelines.webhooks import parse_secret
 from orgsync.services.adapters import db, keys
 from orgsync.services.adapters.change_exchange import ExchangePublisher
+from orgsync.services.adapters.webhook_http import Poster
 from orgsync.services.errors import UserError
 from orgsync.services.processes.outbound import Outbound, deliver_batch
 from orgsync.services.settings import Settings
@@ -204,3 +207,23 @@ def test_a_webhook_secret_is_sealed_and_resealed_by_a_key_rotation(
     row = conn.execute("SELECT * FROM webhooks WHERE webhook_id = %s", (webhook_id,)).fetchone()
     assert row is not None and row["credentials_key_id"] == "rotated"
     assert webhooks.secret_key(rotated, row) == parse_secret(receiver.secret)
+
+
+def test_a_request_whose_sender_dies_before_its_body_is_neither_received_nor_rejected() -> None:
+    """A worker killed between sending the headers and the body (http.client sends them apart)
+    delivered nothing: the fault harness's receiver must not count it as a bad signature."""
+    with receiving() as receiver:
+        with socket.create_connection(("127.0.0.1", receiver.port)) as sock:
+            sock.sendall(
+                b"POST /hook HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 200\r\n"
+                b'Content-Type: application/cloudevents+json\r\n\r\n{"id":'
+            )
+        wait_until(lambda: receiver.cut_short, 5.0, "the cut-short request counted")
+        body = b'{"id": "e-1"}'
+        key = parse_secret(receiver.secret)
+        poster = Poster(receiver.url, 5.0)
+        answer = poster.post(body, signed_headers(key, "e-1", int(time.time()), body))
+        poster.close()
+        assert answer.status == 200
+        assert receiver.cut_short == 1 and not receiver.rejected
+        assert [r.body for r in receiver.received] == [body]
