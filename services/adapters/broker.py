@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -34,7 +33,8 @@ from dramatiq.middleware import CurrentMessage
 
 from orgsync.pipelines.events import REGISTRATION_QUEUE
 from orgsync.services.adapters import connection_advice
-from orgsync.services.adapters.nodes import parameters, urls
+from orgsync.services.adapters.confirms import watchdog
+from orgsync.services.adapters.nodes import in_order, parameters, urls
 from orgsync.services.adapters.queue_types import TypedQueues
 from orgsync.services.adapters.screening import problem, stand_in
 from orgsync.services.errors import ServiceUnavailable
@@ -182,6 +182,9 @@ class Broker(TypedQueues, RabbitmqBroker):
     def connection(self) -> pika.BlockingConnection:
         connection = RabbitmqBroker.connection.fget(self)  # type: ignore[attr-defined]
         self.last_used.setdefault(id(connection), self.clock())
+        watch = getattr(self.state, "watch", None)
+        if watch is not None and watch.connection is not connection:  # a retry's new one
+            watchdog.arm(watch, connection)
         return connection
 
     @connection.deleter
@@ -192,15 +195,20 @@ class Broker(TypedQueues, RabbitmqBroker):
         RabbitmqBroker.connection.fdel(self)  # type: ignore[attr-defined]
 
     def enqueue(self, message: Any, *, delay: int | None = None) -> Any:
+        """dramatiq's enqueue, each try bounded by the confirm watchdog (adapters/confirms.py):
+        a try on a node that stopped answering fails, and the next goes to another node."""
         current = getattr(self.state, "connection", None)
-        if current is not None and self._stale(current):
-            with closing_stale():
-                del self.connection
-        try:
-            return super().enqueue(message, delay=delay)
-        finally:
-            if (used := getattr(self.state, "connection", None)) is not None:
-                self.last_used[id(used)] = self.clock()
+        with watchdog.watching(current) as watch:
+            self.state.watch = watch
+            try:
+                if current is not None and self._stale(current):
+                    with closing_stale():
+                        del self.connection
+                return super().enqueue(message, delay=delay)
+            finally:
+                self.state.watch = None
+                if (used := getattr(self.state, "connection", None)) is not None:
+                    self.last_used[id(used)] = self.clock()
 
     def close(self) -> None:
         """Close every connection; those idle long enough for RabbitMQ to have dropped them
@@ -220,8 +228,8 @@ class Broker(TypedQueues, RabbitmqBroker):
 
     @property
     def parameters(self) -> list[pika.URLParameters]:
-        """Every node, in a new order for each connection (`parameters` above)."""
-        return random.sample(self.node_parameters, len(self.node_parameters))
+        """Every node, in a new order for each connection (adapters/nodes.py)."""
+        return in_order(self.node_parameters)
 
     @parameters.setter
     def parameters(self, value: Any) -> None:  # dramatiq's __init__ sets them

@@ -17,6 +17,7 @@ import pika.exceptions
 from orgsync.pipelines.outbound import CONTENT_TYPE, EXCHANGE, cloud_event, encode
 from orgsync.pipelines.sql import load
 from orgsync.services.adapters.broker import connect
+from orgsync.services.adapters.confirms import watchdog
 from orgsync.services.adapters.db import Pool
 
 SQL = load("orgsync.services.adapters")
@@ -46,19 +47,21 @@ class ExchangePublisher:
             if not rows:
                 return 0
             channel = self.open()
-            for row in rows:
-                event = cloud_event(row)
-                channel.basic_publish(
-                    EXCHANGE,
-                    row["type"],
-                    encode(event),
-                    pika.BasicProperties(
-                        content_type=CONTENT_TYPE,
-                        delivery_mode=pika.DeliveryMode.Persistent,
-                        message_id=event["id"],
-                        type=row["type"],
-                    ),
-                )
+            with watchdog.watching() as watch:  # each confirm within its bound
+                for row in rows:
+                    watchdog.arm(watch, self.connection)
+                    event = cloud_event(row)
+                    channel.basic_publish(
+                        EXCHANGE,
+                        row["type"],
+                        encode(event),
+                        pika.BasicProperties(
+                            content_type=CONTENT_TYPE,
+                            delivery_mode=pika.DeliveryMode.Persistent,
+                            message_id=event["id"],
+                            type=row["type"],
+                        ),
+                    )
             conn.execute(SQL["mark_events_published"], ([r["seq"] for r in rows],))
         return len(rows)
 

@@ -1,10 +1,15 @@
 """The nodes of ORGSYNC_BROKER_URL: one AMQP URL, or one per node of a cluster separated by
 commas, all on one vhost. Every connection orgsync opens tries them in a random order and takes
-the first that answers, so clients spread over the cluster and move on when a node dies."""
+the first that answers, so clients spread over the cluster and move on when a node dies. A node
+that just failed to confirm a publish in time (adapters/confirms.py) is tried last for a while:
+connecting to a node that stopped answering costs the whole handshake timeout."""
 
 from __future__ import annotations
 
+import math
 import random
+import threading
+import time
 from urllib.parse import unquote, urlsplit
 
 import pika
@@ -30,6 +35,25 @@ def describe(url: str) -> str:
 # next node is tried, unless the URL says otherwise (?socket_timeout=...&stack_timeout=...)
 SOCKET_TIMEOUT_S = 5.0
 STACK_TIMEOUT_S = 10.0
+SET_ASIDE_S = 60.0  # how long a node that failed to confirm is tried last
+
+_set_aside: dict[tuple[str, int], float] = {}  # (host, port) -> when
+_set_aside_lock = threading.Lock()
+
+
+def set_aside(host: str, port: int) -> None:
+    with _set_aside_lock:
+        _set_aside[(host, port)] = time.monotonic()
+
+
+def in_order(nodes: list[pika.URLParameters]) -> list[pika.URLParameters]:
+    """The nodes in a random order, except that those set aside in the last SET_ASIDE_S
+    seconds come last, the most recently set aside at the end."""
+    now = time.monotonic()
+    with _set_aside_lock:
+        aside = {node: at for node, at in _set_aside.items() if now - at < SET_ASIDE_S}
+    shuffled = random.sample(nodes, len(nodes))
+    return sorted(shuffled, key=lambda p: aside.get((p.host, p.port), -math.inf))
 
 
 def parameters(url: str) -> list[pika.URLParameters]:
@@ -44,4 +68,4 @@ def parameters(url: str) -> list[pika.URLParameters]:
         if "stack_timeout" not in query:
             params.stack_timeout = STACK_TIMEOUT_S
         nodes.append(params)
-    return random.sample(nodes, len(nodes))
+    return in_order(nodes)

@@ -3,10 +3,8 @@ and /healthz while a service goes away and comes back (cut by a TCP proxy of the
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
-import socket
 import threading
 import urllib.error
 import urllib.request
@@ -27,6 +25,7 @@ from orgsync.services.settings import Settings
 from orgsync.services.use_cases import webhooks
 from tests.support.amqp import declare_queues
 from tests.support.exporter import Samples, sample, scrape, start
+from tests.support.tcp_proxy import TcpProxy
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -197,60 +196,6 @@ def test_queue_gauges_count_ready_delayed_and_dead_lettered_messages(
     assert sample(samples, "orgsync_queue_messages", queue="account-validated", kind="ready") == 0
     assert sample(samples, "orgsync_queue_consumers", queue="tags-harvested") == 0
     assert sample(samples, "orgsync_exporter_up", service="rabbitmq") == 1
-
-
-class TcpProxy:
-    """Forwards 127.0.0.1:<port> to a service; `cut()` drops every connection and refuses new
-    ones until `restore()`, as a service that went away would."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        self.port = 0
-        self.sockets: list[socket.socket] = []
-        self.listener: socket.socket | None = None
-        self.restore()
-
-    def restore(self) -> None:
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen()
-        self.port = listener.getsockname()[1]
-        self.listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
-    def cut(self) -> None:
-        assert self.listener is not None
-        self.listener.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept()
-        self.listener.close()
-        for sock in self.sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
-        self.sockets.clear()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(self.target)
-            self.sockets += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (source, sink):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
 
 
 @pytest.fixture

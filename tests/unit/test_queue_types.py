@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from orgsync.pipelines.aws_errors import MAX_BACKOFF_SECONDS
-from orgsync.services.adapters import queue_types
+from orgsync.services.adapters import nodes, queue_types
 from orgsync.services.adapters.nodes import describe, parameters, urls, vhost
 from orgsync.services.adapters.queue_migration import plan
 from orgsync.services.processes.actors import RETRY
@@ -44,6 +46,19 @@ def test_each_connection_tries_every_node_with_short_timeouts_unless_the_url_set
     assert sorted(p.port for p in nodes) == [5672, 5673]
     timeouts = {p.port: (p.socket_timeout, p.stack_timeout) for p in nodes}
     assert timeouts == {5672: (2, 10.0), 5673: (5.0, 10.0)}
+
+
+def test_a_node_set_aside_is_tried_last_for_a_minute_the_latest_set_aside_at_the_end(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(nodes, "_set_aside", {})
+    three = parameters(NODES + ",amqp://u:secret@10.0.0.3:5674/prod")
+    nodes.set_aside("10.0.0.2", 5673)
+    nodes.set_aside("10.0.0.1", 5672)
+    assert {tuple(p.port for p in nodes.in_order(three)) for _ in range(20)} == {(5674, 5673, 5672)}
+    long_ago = time.monotonic() - nodes.SET_ASIDE_S - 1
+    nodes._set_aside.update({node: long_ago for node in nodes._set_aside})
+    assert {nodes.in_order(three)[0].port for _ in range(50)} == {5672, 5673, 5674}
 
 
 def test_quorum_queues_get_a_delivery_limit_that_dead_letters_into_xq() -> None:
