@@ -32,9 +32,9 @@ from dramatiq.common import q_name
 from dramatiq.middleware import CurrentMessage
 
 from orgsync.pipelines.events import REGISTRATION_QUEUE
-from orgsync.services.adapters import connection_advice
+from orgsync.services.adapters import connection_advice, nodes
 from orgsync.services.adapters.confirms import watchdog
-from orgsync.services.adapters.nodes import in_order, parameters, urls
+from orgsync.services.adapters.nodes import parameters, urls
 from orgsync.services.adapters.queue_types import TypedQueues
 from orgsync.services.adapters.screening import problem, stand_in
 from orgsync.services.errors import ServiceUnavailable
@@ -125,17 +125,19 @@ PIKA_LOGGERS = (
     "pika.adapters.base_connection",
     "pika.adapters.blocking_connection",
     "pika.connection",
+    "dramatiq.broker.Broker",  # ours, as dramatiq names its logger: "...closing Channel."
 )
 
 
 class _ClosingStale(logging.Filter):
     """Drops pika's records on the thread that is closing a connection RabbitMQ may have closed
-    already, and only while it does."""
+    already, and only while it does, and on a thread whose publish the confirm watchdog cut
+    (adapters/confirms.py logs that once, as `broker_confirm_overdue`)."""
 
     active = threading.local()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not getattr(self.active, "on", False)
+        return not getattr(self.active, "on", False) and record.thread not in watchdog.cut_threads
 
 
 _CLOSING_STALE = _ClosingStale()
@@ -180,7 +182,11 @@ class Broker(TypedQueues, RabbitmqBroker):
 
     @property
     def connection(self) -> pika.BlockingConnection:
-        connection = RabbitmqBroker.connection.fget(self)  # type: ignore[attr-defined]
+        """dramatiq's connection of this thread, to the first node that answers (nodes.py)."""
+        connection = getattr(self.state, "connection", None)
+        if connection is None:
+            connection = self.state.connection = nodes.connect(self.node_parameters)
+            self.connections.add(connection)
         self.last_used.setdefault(id(connection), self.clock())
         watch = getattr(self.state, "watch", None)
         if watch is not None and watch.connection is not connection:  # a retry's new one
@@ -229,7 +235,7 @@ class Broker(TypedQueues, RabbitmqBroker):
     @property
     def parameters(self) -> list[pika.URLParameters]:
         """Every node, in a new order for each connection (adapters/nodes.py)."""
-        return in_order(self.node_parameters)
+        return nodes.in_order(self.node_parameters)
 
     @parameters.setter
     def parameters(self, value: Any) -> None:  # dramatiq's __init__ sets them
@@ -258,7 +264,7 @@ def unavailable(url: str, error: Exception) -> ServiceUnavailable:
 def connect(url: str) -> pika.BlockingConnection:
     """A plain AMQP connection, or one line saying why there is none and what to do."""
     try:
-        return pika.BlockingConnection(parameters(url))
+        return nodes.connect(parameters(url))
     except (pika.exceptions.AMQPError, OSError) as error:
         raise unavailable(url, error) from error
 

@@ -1,6 +1,5 @@
 """A bound on waiting for RabbitMQ's confirm: a publish not confirmed within CONFIRM_WITHIN_S has
-its connection cut, and its node is set aside (adapters/nodes.py) so that the retry goes to
-another one.
+its connection cut, and is tried again on a new connection.
 
 A node that stops answering (paused, or cut off) keeps its TCP connections open, so a publish to
 it waits for its confirm until pika's heartbeat check gives up, which is the heartbeat timeout
@@ -12,6 +11,10 @@ which makes the waiting publish raise StreamLostError at once, with no closing h
 wait for; dramatiq's enqueue then retries on a new connection, and the relay leaves what it
 could not send in the outbox for the sweeper. A publish sent twice is harmless: every consumer
 is idempotent on the message id.
+
+The node is not set aside for this (a new connection's handshake tells whether it answers:
+adapters/nodes.py). Until the other nodes call a silent one down, RabbitMQ 3's metadata still
+names the queue leaders it held, so publishes through the live nodes go unconfirmed as well.
 """
 
 from __future__ import annotations
@@ -23,10 +26,9 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from orgsync.services.adapters import nodes
 from orgsync.services.logs import get_logger
 
 log = get_logger(__name__)
@@ -41,6 +43,7 @@ class Watch:
 
     connection: Any = None
     deadline: float = math.inf
+    thread: int = field(default_factory=threading.get_ident)
 
 
 class Watchdog:
@@ -56,6 +59,9 @@ class Watchdog:
         self.watches: set[Watch] = set()
         self.lock = threading.Lock()
         self.running = False
+        # threads whose publish was cut and has not returned yet: what pika logs on them about
+        # the lost connection is expected (services/adapters/broker.py drops it)
+        self.cut_threads: set[int] = set()
 
     @contextlib.contextmanager
     def watching(self, connection: Any = None) -> Iterator[Watch]:
@@ -71,6 +77,7 @@ class Watchdog:
         finally:
             with self.lock:  # once out, never cut: the connection may serve the next publish
                 self.watches.discard(watch)
+                self.cut_threads.discard(watch.thread)
 
     def arm(self, watch: Watch, connection: Any) -> None:
         """The publish waits on `connection` now, for at most `within` seconds from now."""
@@ -89,12 +96,11 @@ class Watchdog:
                 for watch in self.watches:
                     if now > watch.deadline:
                         watch.deadline = math.inf
+                        self.cut_threads.add(watch.thread)
                         self._cut(watch.connection)
 
     def _cut(self, connection: Any) -> None:
         params = getattr(getattr(connection, "_impl", None), "params", None)
-        if params is not None:
-            nodes.set_aside(params.host, params.port)
         sock = _socket(connection)
         if sock is not None:
             with contextlib.suppress(OSError):

@@ -1,8 +1,8 @@
 """The nodes of ORGSYNC_BROKER_URL: one AMQP URL, or one per node of a cluster separated by
 commas, all on one vhost. Every connection orgsync opens tries them in a random order and takes
 the first that answers, so clients spread over the cluster and move on when a node dies. A node
-that just failed to confirm a publish in time (adapters/confirms.py) is tried last for a while:
-connecting to a node that stopped answering costs the whole handshake timeout."""
+that just failed to answer a connection is tried last for a while: connecting to a node that
+stopped answering costs the whole handshake timeout."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ import time
 from urllib.parse import unquote, urlsplit
 
 import pika
+import pika.exceptions
+from pika.adapters.utils.connection_workflow import AMQPConnectorException
 
 
 def urls(url: str) -> list[str]:
@@ -35,7 +37,7 @@ def describe(url: str) -> str:
 # next node is tried, unless the URL says otherwise (?socket_timeout=...&stack_timeout=...)
 SOCKET_TIMEOUT_S = 5.0
 STACK_TIMEOUT_S = 10.0
-SET_ASIDE_S = 60.0  # how long a node that failed to confirm is tried last
+SET_ASIDE_S = 60.0  # how long a node that did not answer a connection is tried last
 
 _set_aside: dict[tuple[str, int], float] = {}  # (host, port) -> when
 _set_aside_lock = threading.Lock()
@@ -69,3 +71,19 @@ def parameters(url: str) -> list[pika.URLParameters]:
             params.stack_timeout = STACK_TIMEOUT_S
         nodes.append(params)
     return in_order(nodes)
+
+
+def connect(nodes: list[pika.URLParameters]) -> pika.BlockingConnection:
+    """A connection to the first node that answers, tried in `in_order`'s order; each node
+    that does not is set aside. Raises AMQPConnectionError, from the last node's error (pika
+    raises a handshake's timeout as it is, which is no AMQPError)."""
+    failed: Exception = pika.exceptions.AMQPConnectionError("no RabbitMQ node given")
+    for node in in_order(nodes):
+        try:
+            return pika.BlockingConnection(node)
+        except (pika.exceptions.AMQPConnectionError, AMQPConnectorException) as error:
+            set_aside(node.host, node.port)
+            failed = error
+    if isinstance(failed, pika.exceptions.AMQPConnectionError):
+        raise failed
+    raise pika.exceptions.AMQPConnectionError(str(failed)) from failed
