@@ -33,6 +33,7 @@ CTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"
 SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 DEFAULT_DIR = Path("/tmp/orgsync-cluster")
 DEFAULT_PORT = 5681
+DIST_OFFSET = 20000  # a node's distribution port, from its AMQP port
 # a client leaves a node that stopped answering after one or two heartbeats
 URL_OPTIONS = "heartbeat=10"
 
@@ -47,7 +48,7 @@ class Node:
             HOME=str(base),  # the shared Erlang cookie
             RABBITMQ_NODENAME=self.name,
             RABBITMQ_NODE_PORT=str(port),
-            RABBITMQ_DIST_PORT=str(port + 20000),
+            RABBITMQ_DIST_PORT=str(port + DIST_OFFSET),
             RABBITMQ_MNESIA_BASE=str(self.dir / "data"),
             RABBITMQ_LOG_BASE=str(self.dir / "log"),
             RABBITMQ_CONFIG_FILE=str(self.dir / "rabbitmq.conf"),

@@ -14,7 +14,6 @@ from __future__ import annotations
 import itertools
 import json
 import random
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -24,9 +23,9 @@ from pathlib import Path
 from orgsync.services.adapters import queues
 from orgsync.services.read_models import inventory
 from orgsync.services.use_cases import syncs
-from tests.faults.cluster import Cluster, Node
+from tests.faults.cluster import DIST_OFFSET, Cluster, Node
 from tests.faults.harness import SETTLE_TIMEOUT, STEPS, Harness, Run, wait_reconciled
-from tests.faults.servers import PrivatePostgres
+from tests.faults.servers import SERVER_PORTS, PrivatePostgres, is_free
 from tests.faults.workers import Supervisor
 from tests.support.waiting import wait_until
 
@@ -41,23 +40,15 @@ class ClusterUnavailable(RuntimeError):
 
 
 def free_block() -> int:
-    """A first AMQP port such that it, the next two and their distribution ports are free."""
+    """A first AMQP port such that it, the next two and their distribution ports (20000 up)
+    are free, all below the ephemeral ports (servers.SERVER_PORTS)."""
     rng = random.SystemRandom()
     for _ in range(100):
-        first = rng.randrange(30000, 40000)
-        ports = [p for n in range(3) for p in (first + n, first + n + 20000)]
-        if all(_free(port) for port in ports):
+        first = rng.randrange(SERVER_PORTS.start, SERVER_PORTS.stop - DIST_OFFSET - 3)
+        ports = [p for n in range(3) for p in (first + n, first + n + DIST_OFFSET)]
+        if all(is_free(port) for port in ports):
             return first
     raise ClusterUnavailable("no free block of loopback ports")
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 @dataclass

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import random
 import shutil
 import signal
 import socket
@@ -26,11 +27,29 @@ import psycopg
 
 from tests.support.waiting import wait_until
 
+# The private servers listen below the kernel's ephemeral ports (32768-60999 here): a server
+# restarted on a port in that range can find it taken by a client's own end of a connection
+# made while the server was down, and then cannot listen (a RabbitMQ node exits with
+# could_not_start_listener; seen in a rolling restart).
+SERVER_PORTS = range(5000, 32000)
 
-def free_port() -> int:
+
+def free_port(ports: range = SERVER_PORTS) -> int:
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.choice(ports)
+        if is_free(port):
+            return port
+    raise RuntimeError(f"no free port in {ports.start}-{ports.stop - 1}")
+
+
+def is_free(port: int) -> bool:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 class PrivatePostgres:
